@@ -1,0 +1,202 @@
+/*
+ * api: the REST program's handlers and the route table that maps
+ * (method, path) to them.
+ *
+ * A handler is a plain function of a request (http.h): the accept loop
+ * (main.c) has already matched the route, checked the body size and
+ * Content-Type, and authenticated the caller (rq->org, rq->user, rq->key
+ * hold the caller's 32-hex uuids), so a handler only validates its own
+ * input, runs its queries scoped by rq->org, and answers with one res_*
+ * call. Handlers never keep anything between requests.
+ */
+#ifndef EVR_API_H
+#define EVR_API_H
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "apierr.h"
+#include "buf.h"
+#include "db.h"
+#include "http.h"
+
+typedef void (*handler_fn)(struct req *rq);
+
+enum route_flags {
+	ROUTE_NOAUTH = 1 << 0,   /* /health, the OpenAPI document */
+	ROUTE_JSON_BODY = 1 << 1, /* a JSON object body; empty = {} */
+	ROUTE_ANY_BODY = 1 << 2,  /* raw bytes of any Content-Type */
+};
+
+struct route {
+	const char *method;
+	/* "/api/v1/sessions/{}/cancel": "{}" captures one segment, a final
+	 * "{*}" captures the rest of the path (may be empty) */
+	const char *pattern;
+	handler_fn fn;
+	unsigned flags;
+	size_t max_body; /* 0 = the default 1 MiB */
+	const char *summary; /* for the OpenAPI document */
+};
+
+#define API_MAX_BODY (1024 * 1024)
+
+/* The route table, in match order. */
+const struct route *router_table(size_t *n);
+/* Match and fill rq->cap. NULL if nothing matches; then, if the path
+ * matches under other methods, `allow` gets them ("GET, POST") and the
+ * answer is a 405, else a 404. A capture that is not valid percent-encoding
+ * also yields NULL with *bad_path set (a 400). */
+const struct route *router_match(struct req *rq, struct buf *allow,
+				 int *bad_path);
+
+/* --- common.c: helpers shared by the handlers ----------------------------*/
+
+/* The request body as a JSON object (owned by the caller), or NULL with
+ * the error already sent. An empty body is an empty object. */
+struct json_object *api_body(struct req *rq);
+/* Run a query whose single column of row 0 is a JSON document and send
+ * it with `status`; no row is a 404 with `what` ("Session not found"). */
+void api_send_json_row(struct req *rq, int status, const char *what,
+		       const char *sql, int n, const char *const *params);
+/* Parse a path or query id with prefix; on failure sends 400 naming
+ * `name` and returns -1. */
+int api_id(struct req *rq, const char *value, const char *prefix,
+	   const char *name, char hex[33]);
+/* Send a failed query as a 500 (or 503 when the database is down). */
+void api_db_error(struct req *rq);
+/* Build a PostgreSQL text[] literal from a JSON array of strings
+ * (validated by the caller) into b. */
+void api_pg_text_array(struct buf *b, struct json_object *arr);
+/* Validate `tags`: at most 32 strings of at most 64 bytes. */
+int api_check_tags(struct json_object *tags, struct apierr *e);
+/* Validate a `[{ref, config}]` capability list against the catalogue and
+ * each capability's config schema; writes the normalized list (config
+ * defaults to {}) as JSON into out. */
+int api_check_capabilities(struct json_object *caps, const char *field,
+			   struct buf *out, struct apierr *e);
+/* Resolve a body id field (e.g. "model_id" with prefix "mod") to a row of
+ * the caller's organization in `table`; any miss, malformed or not, is a
+ * 404 naming the field. Returns 0 with hex filled, or -1 (sent). */
+int api_ref(struct req *rq, const char *value, const char *prefix,
+	    const char *field, const char *table, char hex[33]);
+
+/* The server key that seals provider API keys (loaded once from the
+ * `server_key_file` setting). NULL if it cannot be loaded (logged). */
+const unsigned char *api_server_key(void);
+
+/* --- idempotency.c: Idempotency-Key (DESIGN 4.1) ------------------------*/
+
+/* 400 (sent) and -1 if the header is present but malformed. */
+int idem_check_header(struct req *rq);
+/* In the effect's transaction, before the effect: 0 = go on (no key, or
+ * the key is ours now; hash is filled), 1 = answered already (replay or
+ * 422; roll back), -1 = database error (sent; roll back). */
+int idem_begin(struct req *rq, char hash[65]);
+/* After a 2xx response was built in rq, store it with the key (same
+ * transaction). 0, or -1 on a database error. */
+int idem_finish(struct req *rq);
+
+/* --- profile.c: what harnesses and agents share -------------------------*/
+
+/* The shared fields of a harness or agent body, validated. Strings borrow
+ * from the body (NULL = not given); caps and tags own their text (a JSON
+ * array and a text[] literal; length 0 = not given) until
+ * api_profile_release(). has_model says default_model_id was given;
+ * model_hex is then "" for an explicit null (clear it). */
+struct profile {
+	const char *name, *display_name, *description, *system_prompt;
+	int has_model;
+	char model_hex[33];
+	struct buf caps, tags;
+};
+
+void api_profile_init(struct profile *p);
+void api_profile_release(struct profile *p);
+/* The 400 checks (name is required when `create`); 0 or -1 with e set. */
+int api_profile_check(struct json_object *body, int create,
+		      struct profile *p, struct apierr *e);
+/* Resolve default_model_id to a model of the org: 0, or -1 (404 sent). */
+int api_profile_refs(struct req *rq, struct json_object *body,
+		     struct profile *p);
+/* Split the {id_or_name} capture: an id with `prefix` fills hex (name
+ * NULL; malformed: 400 sent, -1), anything else is a name (hex ""). */
+int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
+		   const char **name);
+/* ?search= (at most 256 bytes; NULL if absent), ?include_archived= and
+ * the page; 0, or -1 with the 400 sent. */
+int api_list_params(struct req *rq, const char **search, int *archived,
+		    long *offset, long *limit);
+/* Is key present in body with the value null? */
+int api_is_null(struct json_object *body, const char *key);
+/* Answer a failed write of a named resource: a duplicate name is a 409
+ * `conflict`, a reference deleted meanwhile a 404, else api_db_error. */
+void api_write_error(struct req *rq, const char *what);
+
+/* --- models.c: the editable fields of a model ----------------------------*/
+
+/* Borrowed strings (NULL = not given); caps a text[] literal (length 0 =
+ * not given); context_tokens decimal ("" = not given); enabled "true" /
+ * "false" or NULL. */
+struct model_input {
+	const char *model_id, *display_name, *enabled;
+	struct buf caps;
+	char context_tokens[24];
+};
+
+void api_model_input_init(struct model_input *m);
+void api_model_input_release(struct model_input *m);
+/* The 400 checks (model_id is required when `create`). 0 or -1, e set. */
+int api_model_check(struct json_object *body, int create,
+		    struct model_input *m, struct apierr *e);
+/* Send a page of the org's models ({data,total,offset,limit}, ?offset=
+ * &limit=), all or one provider's (provider_hex, NULL = all). With
+ * provider_required a provider that is not the org's is a 404, else an
+ * empty page. */
+void api_models_page(struct req *rq, const char *provider_hex,
+		     int provider_required);
+
+/* --- handlers, one file per resource -------------------------------------*/
+void h_health(struct req *rq);
+
+void h_me(struct req *rq);
+void h_keys_list(struct req *rq);
+void h_keys_create(struct req *rq);
+void h_keys_delete(struct req *rq);
+
+void h_harnesses_list(struct req *rq);
+void h_harnesses_create(struct req *rq);
+void h_harnesses_get(struct req *rq);
+void h_harnesses_update(struct req *rq);
+void h_harnesses_delete(struct req *rq);
+
+void h_agents_list(struct req *rq);
+void h_agents_create(struct req *rq);
+void h_agents_get(struct req *rq);
+void h_agents_update(struct req *rq);
+void h_agents_delete(struct req *rq);
+
+void h_providers_list(struct req *rq);
+void h_providers_create(struct req *rq);
+void h_providers_get(struct req *rq);
+void h_providers_update(struct req *rq);
+void h_providers_delete(struct req *rq);
+void h_provider_models_list(struct req *rq);
+void h_provider_models_create(struct req *rq);
+
+void h_models_list(struct req *rq);
+void h_models_get(struct req *rq);
+void h_models_update(struct req *rq);
+void h_models_delete(struct req *rq);
+
+void h_capabilities_list(struct req *rq);
+void h_capabilities_get(struct req *rq);
+
+void h_sessions_list(struct req *rq);
+void h_sessions_create(struct req *rq);
+void h_sessions_get(struct req *rq);
+void h_sessions_update(struct req *rq);
+void h_sessions_delete(struct req *rq);
+void h_sessions_chat(struct req *rq);
+
+#endif

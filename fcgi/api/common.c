@@ -1,0 +1,247 @@
+/*
+ * common: helpers the resource handlers share (body parsing, JSON rows,
+ * id parsing, tag and capability validation, references to other rows).
+ */
+#include "api.h"
+#include "catalog.h"
+#include "config.h"
+#include "crypto.h"
+#include "ids.h"
+#include "json.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct json_object *api_body(struct req *rq)
+{
+	struct apierr e;
+	struct json_object *o;
+
+	if (rq->body_len == 0)
+		return json_object_new_object();
+	o = jx_parse(rq->body, rq->body_len, &e);
+	if (!o) {
+		res_apierr(rq, &e);
+		return NULL;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		res_error(rq, 400, "invalid_json",
+			  "Request body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+void api_db_error(struct req *rq)
+{
+	if (rq->db->sqlstate[0] == '\0' || !strncmp(rq->db->sqlstate, "08", 2))
+		res_error(rq, 503, "database_unavailable",
+			  "The database is unavailable; try again shortly");
+	else
+		res_internal(rq);
+}
+
+void api_send_json_row(struct req *rq, int status, const char *what,
+		       const char *sql, int n, const char *const *params)
+{
+	PGresult *res = db_exec(rq->db, sql, n, params);
+	const char *v;
+	if (!res) {
+		api_db_error(rq);
+		return;
+	}
+	v = db_val(res, 0, 0);
+	if (v)
+		res_json(rq, status, v, strlen(v));
+	else
+		res_error(rq, 404, "not_found", "%s", what);
+	PQclear(res);
+}
+
+int api_id(struct req *rq, const char *value, const char *prefix,
+	   const char *name, char hex[33])
+{
+	if (value && ids_parse(value, prefix, hex))
+		return 0;
+	res_error(rq, 400, "invalid_id",
+		  "%s: malformed id (expected %s_ followed by 32 lowercase "
+		  "hex digits)",
+		  name, prefix);
+	return -1;
+}
+
+void api_pg_text_array(struct buf *b, struct json_object *arr)
+{
+	size_t i, n = json_object_array_length(arr);
+	buf_addch(b, '{');
+	for (i = 0; i < n; i++) {
+		const char *s =
+			json_object_get_string(json_object_array_get_idx(arr, i));
+		if (i)
+			buf_addch(b, ',');
+		buf_addch(b, '"');
+		for (; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				buf_addch(b, '\\');
+			buf_addch(b, *s);
+		}
+		buf_addch(b, '"');
+	}
+	buf_addch(b, '}');
+}
+
+int api_check_tags(struct json_object *tags, struct apierr *e)
+{
+	size_t i, n;
+	char name[32];
+	if (!json_object_is_type(tags, json_type_array))
+		return apierr_field(e, "tags", "must be an array of strings");
+	n = json_object_array_length(tags);
+	if (n > 32)
+		return apierr_field(e, "tags", "at most 32 tags");
+	for (i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(tags, i);
+		snprintf(name, sizeof(name), "tags[%zu]", i);
+		if (jx_check_str(t, name, 64, e))
+			return -1;
+		if (json_object_get_string_len(t) == 0)
+			return apierr_field(e, name, "must not be empty");
+	}
+	return 0;
+}
+
+int api_check_capabilities(struct json_object *caps, const char *field,
+			   struct buf *out, struct apierr *e)
+{
+	size_t i, j, n;
+	char name[64];
+
+	if (!json_object_is_type(caps, json_type_array))
+		return apierr_field(e, field, "must be an array of {ref, config}");
+	n = json_object_array_length(caps);
+	if (n > 64)
+		return apierr_field(e, field, "at most 64 capabilities");
+	buf_addch(out, '[');
+	for (i = 0; i < n; i++) {
+		struct json_object *c = json_object_array_get_idx(caps, i);
+		struct json_object *ref = NULL, *cfg = NULL;
+		const struct catalog_cap *cap;
+
+		snprintf(name, sizeof(name), "%s[%zu]", field, i);
+		/* the older form: a plain string ref */
+		if (json_object_is_type(c, json_type_string)) {
+			ref = c;
+		} else if (json_object_is_type(c, json_type_object)) {
+			json_object_object_get_ex(c, "ref", &ref);
+			json_object_object_get_ex(c, "config", &cfg);
+		} else {
+			return apierr_field(e, name, "must be an object {ref, config}");
+		}
+		if (!ref || !json_object_is_type(ref, json_type_string))
+			return apierr_set(e, 400, "validation_error",
+					  "%s.ref: must be a string", name);
+		cap = catalog_find(json_object_get_string(ref));
+		if (!cap)
+			return apierr_set(e, 400, "validation_error",
+					  "%s.ref: unknown capability '%.64s'",
+					  name, json_object_get_string(ref));
+		for (j = 0; j < i; j++) {
+			struct json_object *p = json_object_array_get_idx(caps, j);
+			struct json_object *pr = p;
+			if (json_object_is_type(p, json_type_object))
+				json_object_object_get_ex(p, "ref", &pr);
+			if (pr && json_object_is_type(pr, json_type_string) &&
+			    !strcmp(json_object_get_string(pr), cap->id))
+				return apierr_set(e, 400, "validation_error",
+						  "%s.ref: duplicate capability '%s'",
+						  name, cap->id);
+		}
+		if (cfg && !json_object_is_type(cfg, json_type_object))
+			return apierr_set(e, 400, "validation_error",
+					  "%s.config: must be an object", name);
+		if (cfg && catalog_check_config(cap, cfg, name, e) != 0)
+			return -1;
+		if (i)
+			buf_addch(out, ',');
+		buf_adds(out, "{\"ref\":");
+		buf_add_json_str(out, cap->id, strlen(cap->id));
+		buf_adds(out, ",\"config\":");
+		if (cfg)
+			jx_append(out, cfg);
+		else
+			buf_adds(out, "{}");
+		buf_addch(out, '}');
+	}
+	buf_addch(out, ']');
+	return 0;
+}
+
+int api_ref(struct req *rq, const char *value, const char *prefix,
+	    const char *field, const char *table, char hex[33])
+{
+	/* table names come from handlers (literals), never from input */
+	static const char q_models[] =
+		"SELECT 1 FROM llm_models WHERE id = $1 AND org_id = $2";
+	static const char q_agents[] =
+		"SELECT 1 FROM agents WHERE id = $1 AND org_id = $2 "
+		"AND status = 'active'";
+	static const char q_harnesses[] =
+		"SELECT 1 FROM harnesses WHERE id = $1 AND org_id = $2 "
+		"AND status = 'active'";
+	static const char q_providers[] =
+		"SELECT 1 FROM llm_providers WHERE id = $1 AND org_id = $2";
+	const char *sql = !strcmp(table, "llm_models")	  ? q_models
+			  : !strcmp(table, "agents")	  ? q_agents
+			  : !strcmp(table, "harnesses")	  ? q_harnesses
+			  : !strcmp(table, "llm_providers") ? q_providers
+							    : NULL;
+	const char *p[2];
+	PGresult *res;
+	int found;
+
+	if (!sql)
+		abort();
+	if (!value || !ids_parse(value, prefix, hex)) {
+		res_error(rq, 404, "not_found", "%s: not found", field);
+		return -1;
+	}
+	p[0] = hex;
+	p[1] = rq->org;
+	res = db_exec(rq->db, sql, 2, p);
+	if (!res) {
+		api_db_error(rq);
+		return -1;
+	}
+	found = PQntuples(res) > 0;
+	PQclear(res);
+	if (!found) {
+		res_error(rq, 404, "not_found", "%s: not found", field);
+		return -1;
+	}
+	return 0;
+}
+
+static unsigned char server_key[CRYPTO_KEY_LEN];
+static int server_key_ok;
+static pthread_once_t server_key_once = PTHREAD_ONCE_INIT;
+
+static void load_server_key(void)
+{
+	char def[4096];
+	const char *home = config_get("home", NULL);
+	if (!home)
+		home = getenv("EVERRUNS_HOME");
+	snprintf(def, sizeof(def), "%s/server.key", home ? home : "./var");
+	server_key_ok = crypto_load_key(config_get("server_key_file", def),
+					server_key) == 0;
+}
+
+const unsigned char *api_server_key(void)
+{
+	pthread_once(&server_key_once, load_server_key);
+	return server_key_ok ? server_key : NULL;
+}

@@ -1,0 +1,320 @@
+/*
+ * providers: GET/POST /llm-providers, GET/PATCH/DELETE /llm-providers/{id},
+ * GET/POST /llm-providers/{id}/models.
+ *
+ * The api_key is write-only: it is sealed with the server key
+ * (crypto_seal, AES-256-GCM) before it reaches SQL, and the JSON only
+ * says whether one is set. DELETE removes the provider and, by the
+ * foreign key's cascade, its models.
+ */
+#include "api.h"
+#include "crypto.h"
+#include "json.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define NOT_FOUND "LLM provider not found"
+#define NAME_MAX_LEN 64
+#define URL_MAX_LEN 2048
+#define API_KEY_MAX_LEN 4096
+
+/* A provider body, validated. Strings borrow from the body (NULL = not
+ * given); has_url / has_key with a NULL value is an explicit null
+ * (clear it). key_enc holds the sealed key once seal_key() ran. */
+struct provider_input {
+	const char *name, *type, *base_url, *api_key, *status;
+	int has_url, has_key;
+	struct buf key_enc;
+};
+
+static int check_enum(const char *v, const char *field,
+		      const char *const *allowed, const char *list,
+		      struct apierr *e)
+{
+	for (; *allowed; allowed++)
+		if (!strcmp(v, *allowed))
+			return 0;
+	return apierr_set(e, 400, "validation_error", "%s: must be one of %s",
+			  field, list);
+}
+
+/* Only absolute http(s) URLs: the runner connects to this address, and
+ * other schemes (file:, gopher:) have no business there. */
+static int check_url(const char *u, struct apierr *e)
+{
+	const char *host;
+	size_t i;
+
+	if (!strncasecmp(u, "http://", 7))
+		host = u + 7;
+	else if (!strncasecmp(u, "https://", 8))
+		host = u + 8;
+	else
+		return apierr_field(e, "base_url",
+				    "must start with http:// or https://");
+	if (!*host || *host == '/')
+		return apierr_field(e, "base_url", "must name a host");
+	for (i = 0; u[i]; i++)
+		if ((unsigned char)u[i] <= ' ' || u[i] == 0x7f)
+			return apierr_field(e, "base_url",
+					    "must not contain spaces or "
+					    "control characters");
+	return 0;
+}
+
+static int check_body(struct json_object *body, int create,
+		      struct provider_input *in, struct apierr *e)
+{
+	static const char *const types[] = {"openai_completions", "anthropic",
+					    "llmsim", NULL};
+	static const char *const statuses[] = {"active", "disabled", NULL};
+
+	if (jx_get_str(body, "name", NAME_MAX_LEN, &in->name, e) < 0)
+		return -1;
+	if (in->name && !*in->name)
+		return apierr_field(e, "name", "must not be empty");
+	if (!in->name && create)
+		return apierr_field(e, "name", "is required");
+	if (jx_get_str(body, "provider_type", 0, &in->type, e) < 0)
+		return -1;
+	if (!in->type && create)
+		return apierr_field(e, "provider_type", "is required");
+	if (in->type &&
+	    check_enum(in->type, "provider_type", types,
+		       "openai_completions, anthropic, llmsim", e))
+		return -1;
+	if (jx_get_str(body, "base_url", URL_MAX_LEN, &in->base_url, e) < 0)
+		return -1;
+	if (in->base_url && check_url(in->base_url, e))
+		return -1;
+	in->has_url = in->base_url || api_is_null(body, "base_url");
+	if (jx_get_str(body, "api_key", API_KEY_MAX_LEN, &in->api_key, e) < 0)
+		return -1;
+	if (in->api_key && !*in->api_key)
+		return apierr_field(e, "api_key",
+				    "must not be empty (null removes the key)");
+	in->has_key = in->api_key || api_is_null(body, "api_key");
+	if (create)
+		return 0;
+	if (jx_get_str(body, "status", 0, &in->status, e) < 0)
+		return -1;
+	if (in->status &&
+	    check_enum(in->status, "status", statuses, "active, disabled", e))
+		return -1;
+	return 0;
+}
+
+/* Seal the given api_key into in->key_enc. 0, or -1 with a 500 sent. */
+static int seal_key(struct req *rq, struct provider_input *in)
+{
+	const unsigned char *key;
+
+	if (!in->api_key)
+		return 0;
+	key = api_server_key();
+	if (!key || crypto_seal(key, in->api_key, strlen(in->api_key),
+				&in->key_enc)) {
+		res_internal(rq);
+		return -1;
+	}
+	return 0;
+}
+
+/* Body parsing shared by create and update. 0, or -1 with the answer sent. */
+static int parse_input(struct req *rq, struct json_object *body, int create,
+		       struct provider_input *in)
+{
+	struct apierr e;
+
+	if (check_body(body, create, in, &e)) {
+		res_apierr(rq, &e);
+		return -1;
+	}
+	return seal_key(rq, in);
+}
+
+void h_providers_list(struct req *rq)
+{
+	static const char q[] =
+		"WITH f AS (SELECT p FROM llm_providers p WHERE p.org_id = $1), "
+		"g AS (SELECT p FROM f ORDER BY (p).created_at, (p).id "
+		"  OFFSET $2 LIMIT $3) "
+		"SELECT json_build_object('data', coalesce((SELECT json_agg("
+		"  api_provider(p) ORDER BY (p).created_at, (p).id) FROM g), "
+		"  '[]'), 'total', (SELECT count(*) FROM f), "
+		"  'offset', $2::bigint, 'limit', $3::bigint)";
+	struct apierr e;
+	const char *p[3];
+	char off[24], lim[24];
+	long offset, limit;
+
+	if (req_page(rq, &offset, &limit, &e)) {
+		res_apierr(rq, &e);
+		return;
+	}
+	snprintf(off, sizeof(off), "%ld", offset);
+	snprintf(lim, sizeof(lim), "%ld", limit);
+	p[0] = rq->org;
+	p[1] = off;
+	p[2] = lim;
+	api_send_json_row(rq, 200, NOT_FOUND, q, 3, p);
+}
+
+void h_providers_create(struct req *rq)
+{
+	static const char q[] =
+		"INSERT INTO llm_providers AS p (org_id, name, provider_type, "
+		"  base_url, api_key_enc) VALUES ($1, $2, $3, $4, $5) "
+		"RETURNING api_provider(p)";
+	struct json_object *body = api_body(rq);
+	struct provider_input in;
+	const char *p[5];
+
+	memset(&in, 0, sizeof(in));
+	buf_init(&in.key_enc, 0);
+	if (!body || parse_input(rq, body, 1, &in))
+		goto out;
+	p[0] = rq->org;
+	p[1] = in.name;
+	p[2] = in.type;
+	p[3] = in.base_url;
+	p[4] = in.api_key ? in.key_enc.data : NULL;
+	api_send_json_row(rq, 201, NOT_FOUND, q, 5, p);
+out:
+	buf_release(&in.key_enc);
+	json_object_put(body);
+}
+
+void h_providers_get(struct req *rq)
+{
+	static const char q[] = "SELECT api_provider(p) FROM llm_providers p "
+				"WHERE p.id = $1 AND p.org_id = $2";
+	char hex[33];
+	const char *p[2];
+
+	if (api_id(rq, rq->cap[0], "prv", "id", hex))
+		return;
+	p[0] = hex;
+	p[1] = rq->org;
+	api_send_json_row(rq, 200, NOT_FOUND, q, 2, p);
+}
+
+void h_providers_update(struct req *rq)
+{
+	static const char q[] =
+		"UPDATE llm_providers p SET "
+		"  name = coalesce($3::text, p.name), "
+		"  provider_type = coalesce($4::text, p.provider_type), "
+		"  base_url = CASE WHEN $5::bool THEN $6::text "
+		"    ELSE p.base_url END, "
+		"  api_key_enc = CASE WHEN $7::bool THEN $8::text "
+		"    ELSE p.api_key_enc END, "
+		"  status = coalesce($9::text, p.status), updated_at = now() "
+		"WHERE p.id = $1 AND p.org_id = $2 RETURNING api_provider(p)";
+	struct json_object *body = NULL;
+	struct provider_input in;
+	char hex[33];
+	const char *p[9];
+
+	memset(&in, 0, sizeof(in));
+	buf_init(&in.key_enc, 0);
+	if (api_id(rq, rq->cap[0], "prv", "id", hex))
+		goto out;
+	body = api_body(rq);
+	if (!body || parse_input(rq, body, 0, &in))
+		goto out;
+	p[0] = hex;
+	p[1] = rq->org;
+	p[2] = in.name;
+	p[3] = in.type;
+	p[4] = in.has_url ? "true" : "false";
+	p[5] = in.base_url;
+	p[6] = in.has_key ? "true" : "false";
+	p[7] = in.api_key ? in.key_enc.data : NULL;
+	p[8] = in.status;
+	api_send_json_row(rq, 200, NOT_FOUND, q, 9, p);
+out:
+	buf_release(&in.key_enc);
+	json_object_put(body);
+}
+
+void h_providers_delete(struct req *rq)
+{
+	static const char q[] =
+		"DELETE FROM llm_providers WHERE id = $1 AND org_id = $2";
+	char hex[33];
+	const char *p[2];
+	PGresult *res;
+
+	if (api_id(rq, rq->cap[0], "prv", "id", hex))
+		return;
+	p[0] = hex;
+	p[1] = rq->org;
+	res = db_exec(rq->db, q, 2, p);
+	if (!res) {
+		/* a model of it still referenced without ON DELETE */
+		if (db_is(rq->db, DB_FK_VIOLATION))
+			res_error(rq, 409, "conflict",
+				  "A model of this provider is still in use");
+		else
+			api_db_error(rq);
+		return;
+	}
+	if (strcmp(PQcmdTuples(res), "0"))
+		res_empty(rq, 204);
+	else
+		res_error(rq, 404, "not_found", NOT_FOUND);
+	PQclear(res);
+}
+
+void h_provider_models_list(struct req *rq)
+{
+	char hex[33];
+
+	if (api_id(rq, rq->cap[0], "prv", "id", hex))
+		return;
+	api_models_page(rq, hex, 1);
+}
+
+void h_provider_models_create(struct req *rq)
+{
+	/* the defaults repeat the column defaults: a NULL parameter would
+	 * not fall back to them */
+	static const char q[] =
+		"INSERT INTO llm_models AS m (org_id, provider_id, model_id, "
+		"  display_name, capabilities, context_tokens, enabled) "
+		"SELECT p.org_id, p.id, $3::text, coalesce($4::text, $3::text), "
+		"  coalesce($5::text[], '{chat,tools}'), "
+		"  coalesce($6::int, 128000), coalesce($7::bool, true) "
+		"FROM llm_providers p WHERE p.id = $1 AND p.org_id = $2 "
+		"RETURNING api_model(m)";
+	struct json_object *body = NULL;
+	struct model_input m;
+	struct apierr e;
+	char hex[33];
+	const char *p[7];
+
+	api_model_input_init(&m);
+	if (api_id(rq, rq->cap[0], "prv", "id", hex))
+		goto out;
+	body = api_body(rq);
+	if (!body)
+		goto out;
+	if (api_model_check(body, 1, &m, &e)) {
+		res_apierr(rq, &e);
+		goto out;
+	}
+	p[0] = hex;
+	p[1] = rq->org;
+	p[2] = m.model_id;
+	p[3] = m.display_name;
+	p[4] = m.caps.len ? m.caps.data : NULL;
+	p[5] = m.context_tokens[0] ? m.context_tokens : NULL;
+	p[6] = m.enabled;
+	api_send_json_row(rq, 201, NOT_FOUND, q, 7, p);
+out:
+	api_model_input_release(&m);
+	json_object_put(body);
+}

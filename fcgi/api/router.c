@@ -1,0 +1,159 @@
+/*
+ * router: the route table and the matcher. Patterns are literal segments,
+ * "{}" (one segment) and a trailing "{*}" (the rest). Matching is on the
+ * raw path (REQUEST_URI without the query), so an encoded "/" inside a
+ * segment stays inside it; captures are percent-decoded afterwards.
+ */
+#include "api.h"
+
+#include <string.h>
+
+#define V1 "/api/v1"
+
+static const struct route routes[] = {
+	{"GET", "/health", h_health, ROUTE_NOAUTH, 0, "Liveness and readiness"},
+
+	{"GET", V1 "/auth/me", h_me, 0, 0, "The caller"},
+	{"GET", V1 "/auth/api-keys", h_keys_list, 0, 0, "List API keys"},
+	{"POST", V1 "/auth/api-keys", h_keys_create, ROUTE_JSON_BODY, 0,
+	 "Create an API key (shown once)"},
+	{"DELETE", V1 "/auth/api-keys/{}", h_keys_delete, 0, 0,
+	 "Revoke an API key"},
+
+	{"GET", V1 "/harnesses", h_harnesses_list, 0, 0, "List harnesses"},
+	{"POST", V1 "/harnesses", h_harnesses_create, ROUTE_JSON_BODY, 0,
+	 "Create a harness"},
+	{"GET", V1 "/harnesses/{}", h_harnesses_get, 0, 0,
+	 "Get a harness by id or name"},
+	{"PATCH", V1 "/harnesses/{}", h_harnesses_update, ROUTE_JSON_BODY, 0,
+	 "Update a harness"},
+	{"DELETE", V1 "/harnesses/{}", h_harnesses_delete, 0, 0,
+	 "Archive a harness"},
+
+	{"GET", V1 "/agents", h_agents_list, 0, 0, "List agents"},
+	{"POST", V1 "/agents", h_agents_create, ROUTE_JSON_BODY, 0,
+	 "Create an agent"},
+	{"GET", V1 "/agents/{}", h_agents_get, 0, 0,
+	 "Get an agent by id or name"},
+	{"PATCH", V1 "/agents/{}", h_agents_update, ROUTE_JSON_BODY, 0,
+	 "Update an agent"},
+	{"DELETE", V1 "/agents/{}", h_agents_delete, 0, 0,
+	 "Archive an agent"},
+
+	{"GET", V1 "/llm-providers", h_providers_list, 0, 0,
+	 "List LLM providers"},
+	{"POST", V1 "/llm-providers", h_providers_create, ROUTE_JSON_BODY, 0,
+	 "Create an LLM provider"},
+	{"GET", V1 "/llm-providers/{}", h_providers_get, 0, 0,
+	 "Get an LLM provider"},
+	{"PATCH", V1 "/llm-providers/{}", h_providers_update, ROUTE_JSON_BODY,
+	 0, "Update an LLM provider"},
+	{"DELETE", V1 "/llm-providers/{}", h_providers_delete, 0, 0,
+	 "Delete an LLM provider and its models"},
+	{"GET", V1 "/llm-providers/{}/models", h_provider_models_list, 0, 0,
+	 "List a provider's models"},
+	{"POST", V1 "/llm-providers/{}/models", h_provider_models_create,
+	 ROUTE_JSON_BODY, 0, "Add a model to a provider"},
+
+	{"GET", V1 "/llm-models", h_models_list, 0, 0, "List models"},
+	{"GET", V1 "/llm-models/{}", h_models_get, 0, 0, "Get a model"},
+	{"PATCH", V1 "/llm-models/{}", h_models_update, ROUTE_JSON_BODY, 0,
+	 "Update a model"},
+	{"DELETE", V1 "/llm-models/{}", h_models_delete, 0, 0,
+	 "Delete a model"},
+
+	{"GET", V1 "/capabilities", h_capabilities_list, 0, 0,
+	 "List built-in capabilities"},
+	{"GET", V1 "/capabilities/{}", h_capabilities_get, 0, 0,
+	 "Get a capability"},
+
+	{"GET", V1 "/sessions", h_sessions_list, 0, 0, "List sessions"},
+	{"POST", V1 "/sessions", h_sessions_create, ROUTE_JSON_BODY, 0,
+	 "Create a session"},
+	{"POST", V1 "/sessions/chat", h_sessions_chat, ROUTE_JSON_BODY, 0,
+	 "The caller's global chat session"},
+	{"GET", V1 "/sessions/{}", h_sessions_get, 0, 0, "Get a session"},
+	{"PATCH", V1 "/sessions/{}", h_sessions_update, ROUTE_JSON_BODY, 0,
+	 "Update a session's title and tags"},
+	{"DELETE", V1 "/sessions/{}", h_sessions_delete, 0, 0,
+	 "Delete a session"},
+};
+
+const struct route *router_table(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}
+
+/* Match path against pattern; capture raw segment spans. Returns 1 on a
+ * match. */
+static int match(const char *pat, const char *path, const char **cs,
+		 size_t *cl, size_t *nc)
+{
+	*nc = 0;
+	while (*pat) {
+		if (pat[0] == '{' && pat[1] == '*' && pat[2] == '}') {
+			cs[*nc] = path;
+			cl[(*nc)++] = strlen(path);
+			return 1;
+		}
+		if (pat[0] == '{' && pat[1] == '}') {
+			const char *slash = strchr(path, '/');
+			size_t len = slash ? (size_t)(slash - path)
+					   : strlen(path);
+			if (len == 0 || *nc == REQ_MAX_CAPS)
+				return 0;
+			cs[*nc] = path;
+			cl[(*nc)++] = len;
+			path += len;
+			pat += 2;
+			continue;
+		}
+		if (*pat != *path)
+			return 0;
+		pat++;
+		path++;
+	}
+	return *path == '\0';
+}
+
+const struct route *router_match(struct req *rq, struct buf *allow,
+				 int *bad_path)
+{
+	const char *cs[REQ_MAX_CAPS];
+	size_t cl[REQ_MAX_CAPS], nc, i, j;
+	const struct route *hit = NULL;
+	/* HEAD is answered like GET (nginx drops the body) */
+	const char *method = strcmp(rq->method, "HEAD") ? rq->method : "GET";
+
+	*bad_path = 0;
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!match(routes[i].pattern, rq->path, cs, cl, &nc))
+			continue;
+		if (!strcmp(routes[i].method, method)) {
+			if (!hit) {
+				hit = &routes[i];
+				for (j = 0; j < nc; j++) {
+					size_t dl;
+					char *d = http_decode(rq->arena, cs[j],
+							      cl[j], 0, &dl);
+					/* a bad escape or an encoded NUL */
+					if (!d || strlen(d) != dl) {
+						*bad_path = 1;
+						return NULL;
+					}
+					rq->cap[j] = d;
+				}
+				rq->ncap = nc;
+			}
+		} else if (allow && !strstr(allow->data ? allow->data : "",
+					     routes[i].method)) {
+			if (allow->len)
+				buf_adds(allow, ", ");
+			buf_adds(allow, routes[i].method);
+		}
+	}
+	if (hit && allow)
+		buf_reset(allow);
+	return hit;
+}

@@ -1,0 +1,23 @@
+/*
+ * auth: API keys. A key is "evr_" + 64 lowercase hex (32 random bytes);
+ * only its SHA-256 is stored. Accepted header forms: "Bearer evr_...",
+ * "ApiKey evr_...", and a bare "evr_..." (what the upstream SDKs send).
+ */
+#ifndef EVR_AUTH_H
+#define EVR_AUTH_H
+
+#include "db.h"
+
+#define AUTH_KEY_LEN 68 /* "evr_" + 64 hex */
+
+/* Extract the key from an Authorization header value; NULL if the form
+ * is not one we accept. Returns a pointer into header. */
+const char *auth_key_from_header(const char *header);
+/* Generate a new key (NUL-terminated, AUTH_KEY_LEN chars) and its hash. */
+void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65]);
+/* Look the key up. 1 = valid (org, user, key ids filled as 32 hex),
+ * 0 = missing/unknown/revoked/expired, -1 = database error. */
+int auth_check(struct db *db, const char *header, char org[33],
+	       char user[33], char keyid[33]);
+
+#endif

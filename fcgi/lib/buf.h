@@ -1,0 +1,47 @@
+/*
+ * buf: a growable byte buffer, modelled on git's strbuf.
+ *
+ * Invariants: after buf_init() `b->data` is never NULL and is always
+ * NUL-terminated at b->len (so it can be used as a C string when the
+ * content has no NUL). `b->cap` counts the bytes allocated, including the
+ * terminator. The buffer owns its memory; buf_detach() hands it to the
+ * caller and leaves the buffer empty and re-usable. Allocation failure
+ * aborts the process.
+ */
+#ifndef EVR_BUF_H
+#define EVR_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+#define BUF_INIT {NULL, 0, 0}
+
+void buf_init(struct buf *b, size_t hint);
+void buf_release(struct buf *b);
+/* Return the content (NUL-terminated, caller frees); the buffer is reset. */
+char *buf_detach(struct buf *b, size_t *len);
+void buf_reset(struct buf *b);
+void buf_grow(struct buf *b, size_t extra);
+void buf_add(struct buf *b, const void *data, size_t len);
+void buf_adds(struct buf *b, const char *s);
+void buf_addch(struct buf *b, char c);
+void buf_addf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void buf_vaddf(struct buf *b, const char *fmt, va_list ap);
+/* Append s as a JSON string literal, quotes included. */
+void buf_add_json_str(struct buf *b, const char *s, size_t len);
+
+/* Allocation helpers that abort on failure. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif

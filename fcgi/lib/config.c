@@ -1,0 +1,166 @@
+#include "config.h"
+#include "buf.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kv {
+	char *key, *value;
+};
+
+static struct kv *cfg;
+static size_t ncfg;
+
+void config_set(const char *key, const char *value)
+{
+	size_t i;
+	for (i = 0; i < ncfg; i++) {
+		if (!strcmp(cfg[i].key, key)) {
+			free(cfg[i].value);
+			cfg[i].value = xstrdup(value);
+			return;
+		}
+	}
+	cfg = xrealloc(cfg, (ncfg + 1) * sizeof(*cfg));
+	cfg[ncfg].key = xstrdup(key);
+	cfg[ncfg].value = xstrdup(value);
+	ncfg++;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int config_parse(const char *text)
+{
+	char *copy = xstrdup(text), *line, *save = NULL;
+	int lineno = 0, ret = 0;
+	for (line = strtok_r(copy, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq, *k;
+		lineno++;
+		line = trim(line);
+		if (!*line || *line == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq) {
+			log_error("config line %d: expected key = value",
+				  lineno);
+			ret = -1;
+			continue;
+		}
+		*eq = '\0';
+		k = trim(line);
+		config_set(k, trim(eq + 1));
+	}
+	free(copy);
+	return ret;
+}
+
+int config_load(const char *path)
+{
+	char pathbuf[4096];
+	struct buf b = BUF_INIT;
+	FILE *f;
+	char chunk[4096];
+	size_t n;
+	int ret = 0;
+
+	if (!path) {
+		path = getenv("EVERRUNS_CONF");
+		if (!path) {
+			const char *home = getenv("EVERRUNS_HOME");
+			snprintf(pathbuf, sizeof(pathbuf), "%s/everruns.conf",
+				 home ? home : "./var");
+			path = pathbuf;
+		}
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		log_error("config %s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf_init(&b, 0);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_add(&b, chunk, n);
+	fclose(f);
+	ret = config_parse(b.data);
+	buf_release(&b);
+	return ret;
+}
+
+const char *config_get(const char *key, const char *def)
+{
+	char env[128];
+	size_t i;
+	const char *v;
+
+	snprintf(env, sizeof(env), "EVERRUNS_%s", key);
+	for (i = 9; env[i]; i++)
+		env[i] = (char)toupper((unsigned char)env[i]);
+	v = getenv(env);
+	if (v)
+		return v;
+	for (i = 0; i < ncfg; i++)
+		if (!strcmp(cfg[i].key, key))
+			return cfg[i].value;
+	return def;
+}
+
+long config_long(const char *key, long def)
+{
+	const char *v = config_get(key, NULL);
+	char *end;
+	long n;
+	if (!v || !*v)
+		return def;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno || *end || end == v) {
+		log_warn("config %s: not a number, using %ld", key, def);
+		return def;
+	}
+	return n;
+}
+
+double config_double(const char *key, double def)
+{
+	const char *v = config_get(key, NULL);
+	char *end;
+	double d;
+	if (!v || !*v)
+		return def;
+	d = strtod(v, &end);
+	if (end == v) {
+		log_warn("config %s: not a number, using %g", key, def);
+		return def;
+	}
+	return d;
+}
+
+void config_free(void)
+{
+	size_t i;
+	for (i = 0; i < ncfg; i++) {
+		free(cfg[i].key);
+		free(cfg[i].value);
+	}
+	free(cfg);
+	cfg = NULL;
+	ncfg = 0;
+}

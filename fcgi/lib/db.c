@@ -1,0 +1,200 @@
+#include "db.h"
+#include "buf.h"
+#include "log.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* NOTICEs ("relation already exists, skipping") are not errors. */
+static void on_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("sql notice: %s", msg);
+}
+
+int db_connect(struct db *db, const char *conninfo, int prepared_mode)
+{
+	memset(db, 0, sizeof(*db));
+	db->conninfo = xstrdup(conninfo);
+	db->prepared_mode = prepared_mode;
+	db->conn = PQconnectdb(conninfo);
+	PQsetNoticeProcessor(db->conn, on_notice, NULL);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		log_error("database connection failed: %s",
+			  PQerrorMessage(db->conn));
+		return -1;
+	}
+	return 0;
+}
+
+void db_close(struct db *db)
+{
+	if (db->conn)
+		PQfinish(db->conn);
+	free(db->conninfo);
+	memset(db, 0, sizeof(*db));
+}
+
+static void forget_statements(struct db *db)
+{
+	memset(db->stmt_sql, 0, sizeof(db->stmt_sql));
+	db->nstmts = 0;
+}
+
+int db_ensure(struct db *db)
+{
+	if (!db->conn) {
+		db->conn = PQconnectdb(db->conninfo);
+		PQsetNoticeProcessor(db->conn, on_notice, NULL);
+	}
+	if (PQstatus(db->conn) == CONNECTION_OK)
+		return 0;
+	PQreset(db->conn);
+	forget_statements(db);
+	db->in_tx = 0;
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		log_error("database reconnect failed: %s",
+			  PQerrorMessage(db->conn));
+		return -1;
+	}
+	log_info("database connection re-established");
+	return 0;
+}
+
+static void note_error(struct db *db, const PGresult *res)
+{
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", st ? st : "");
+	/* constraint violations are expected outcomes the caller maps to
+	 * 404/409; log them at debug level only */
+	if (st && (!strcmp(st, DB_UNIQUE_VIOLATION) ||
+		   !strcmp(st, DB_FK_VIOLATION) ||
+		   !strcmp(st, DB_CHECK_VIOLATION)))
+		log_debug("sql: %s", PQresultErrorMessage(res));
+	else
+		log_error("sql error %s: %s", db->sqlstate,
+			  res ? PQresultErrorMessage(res)
+			      : PQerrorMessage(db->conn));
+}
+
+/* Slot of sql in the statement table (open addressing on the pointer). */
+static unsigned stmt_slot(struct db *db, const char *sql, int *found)
+{
+	uintptr_t h = (uintptr_t)sql;
+	unsigned i;
+	h ^= h >> 17;
+	h *= 0x9E3779B97F4A7C15ull;
+	i = (unsigned)(h >> 7) % DB_STMT_SLOTS;
+	while (db->stmt_sql[i] && db->stmt_sql[i] != sql)
+		i = (i + 1) % DB_STMT_SLOTS;
+	*found = db->stmt_sql[i] == sql;
+	return i;
+}
+
+static PGresult *exec_once(struct db *db, const char *sql, int n,
+			   const char *const *params, const int *lengths,
+			   const int *formats)
+{
+	char name[16];
+	int found;
+	unsigned slot;
+
+	if (!db->prepared_mode || db->nstmts >= DB_STMT_SLOTS / 2)
+		return PQexecParams(db->conn, sql, n, NULL, params, lengths,
+				    formats, 0);
+	slot = stmt_slot(db, sql, &found);
+	snprintf(name, sizeof(name), "s%u", slot);
+	if (!found) {
+		PGresult *p = PQprepare(db->conn, name, sql, n, NULL);
+		if (PQresultStatus(p) != PGRES_COMMAND_OK)
+			return p;
+		PQclear(p);
+		db->stmt_sql[slot] = sql;
+		db->nstmts++;
+	}
+	return PQexecPrepared(db->conn, name, n, params, lengths, formats, 0);
+}
+
+PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
+		      const char *const *params, const int *lengths,
+		      const int *formats)
+{
+	PGresult *res;
+	ExecStatusType st;
+	int attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (!db->in_tx && db_ensure(db) != 0) {
+			db->sqlstate[0] = '\0';
+			return NULL;
+		}
+		res = exec_once(db, sql, nparams, params, lengths, formats);
+		st = PQresultStatus(res);
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+			return res;
+		if (PQstatus(db->conn) != CONNECTION_OK && !db->in_tx &&
+		    attempt == 0) {
+			PQclear(res);
+			continue; /* reset and retry once */
+		}
+		note_error(db, res);
+		PQclear(res);
+		return NULL;
+	}
+	return NULL;
+}
+
+PGresult *db_exec(struct db *db, const char *sql, int nparams,
+		  const char *const *params)
+{
+	return db_exec_bin(db, sql, nparams, params, NULL, NULL);
+}
+
+static int simple(struct db *db, const char *sql)
+{
+	PGresult *res = PQexec(db->conn, sql);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		note_error(db, res);
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+int db_begin(struct db *db)
+{
+	if (db_ensure(db) != 0)
+		return -1;
+	if (simple(db, "BEGIN") != 0)
+		return -1;
+	db->in_tx = 1;
+	return 0;
+}
+
+int db_commit(struct db *db)
+{
+	int r = simple(db, "COMMIT");
+	db->in_tx = 0;
+	return r;
+}
+
+void db_rollback(struct db *db)
+{
+	if (db->in_tx && PQstatus(db->conn) == CONNECTION_OK)
+		simple(db, "ROLLBACK");
+	db->in_tx = 0;
+}
+
+int db_is(const struct db *db, const char *sqlstate)
+{
+	return strcmp(db->sqlstate, sqlstate) == 0;
+}
+
+const char *db_val(const PGresult *res, int row, int col)
+{
+	if (!res || row >= PQntuples(res) || col >= PQnfields(res) ||
+	    PQgetisnull(res, row, col))
+		return NULL;
+	return PQgetvalue(res, row, col);
+}

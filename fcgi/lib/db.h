@@ -1,0 +1,63 @@
+/*
+ * db: one PostgreSQL connection (libpq) per thread, with statements
+ * prepared on first use.
+ *
+ * Statements are identified by the address of their SQL text, which must
+ * be a string literal (static storage): the first db_exec() of a given
+ * literal on a connection PQprepare()s it under a generated name, later
+ * calls only PQexecPrepared(). With `db_pool = transaction` (PgBouncer in
+ * transaction mode) nothing is prepared and every call is PQexecParams.
+ *
+ * db_exec() returns a PGresult the caller must PQclear(), or NULL on
+ * failure; then db->sqlstate holds the SQLSTATE ("" for a lost
+ * connection) and the error is logged (without parameters, which may
+ * carry user data). A lost connection is reset once and the statement
+ * retried when no transaction is open.
+ */
+#ifndef EVR_DB_H
+#define EVR_DB_H
+
+#include <libpq-fe.h>
+
+#define DB_STMT_SLOTS 512
+
+struct db {
+	PGconn *conn;
+	char *conninfo;
+	int prepared_mode;
+	int in_tx;
+	char sqlstate[6];
+	const char *stmt_sql[DB_STMT_SLOTS];
+	unsigned nstmts;
+};
+
+/* Connect; returns 0, or -1 (logged). db->conn stays set either way so a
+ * later call can retry. */
+int db_connect(struct db *db, const char *conninfo, int prepared_mode);
+void db_close(struct db *db);
+/* Make sure the connection is usable (reset it if not). 0 or -1. */
+int db_ensure(struct db *db);
+
+PGresult *db_exec(struct db *db, const char *sql, int nparams,
+		  const char *const *params);
+/* Same, but with explicit lengths for binary-safe text (e.g. bytea as
+ * text format needs none; use this for file content with format 1). */
+PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
+		      const char *const *params, const int *lengths,
+		      const int *formats);
+
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+/* True if db->sqlstate equals the given SQLSTATE. */
+int db_is(const struct db *db, const char *sqlstate);
+#define DB_UNIQUE_VIOLATION "23505"
+#define DB_FK_VIOLATION "23503"
+#define DB_CHECK_VIOLATION "23514"
+
+/* The first column of row 0 as a string, or NULL if there is no row or
+ * the value is SQL NULL. Borrowed from res. */
+const char *db_val(const PGresult *res, int row, int col);
+
+#endif

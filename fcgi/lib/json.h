@@ -1,0 +1,50 @@
+/*
+ * json: request-body parsing and typed field access on top of json-c.
+ *
+ * jx_parse() is the only way request JSON enters the program: strict mode,
+ * UTF-8 validated, at most JX_MAX_DEPTH levels of nesting (32 accepted, 33
+ * refused). The returned object is owned by the caller (json_object_put).
+ *
+ * The jx_get_* accessors borrow: strings they return point into the json-c
+ * object and live as long as it does. Each returns 0 when the field is
+ * absent (output untouched) or valid, 1 when present and valid, and -1
+ * with a 400 naming the field in `e` when the type or a limit is wrong.
+ * JSON null counts as absent for optional fields.
+ */
+#ifndef EVR_JSON_H
+#define EVR_JSON_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apierr.h"
+#include "buf.h"
+
+#define JX_MAX_DEPTH 32
+
+struct json_object *jx_parse(const char *s, size_t len, struct apierr *e);
+
+/* A string of at most `max` bytes (0 = no limit). */
+int jx_get_str(struct json_object *o, const char *key, size_t max,
+	       const char **out, struct apierr *e);
+int jx_get_int(struct json_object *o, const char *key, int64_t min,
+	       int64_t max, int64_t *out, struct apierr *e);
+int jx_get_double(struct json_object *o, const char *key, double min,
+		  double max, double *out, struct apierr *e);
+int jx_get_bool(struct json_object *o, const char *key, int *out,
+		struct apierr *e);
+int jx_get_obj(struct json_object *o, const char *key,
+	       struct json_object **out, struct apierr *e);
+int jx_get_array(struct json_object *o, const char *key, size_t max_items,
+		 struct json_object **out, struct apierr *e);
+/* The same checks for a value already in hand; `name` is the field name
+ * used in the error message (e.g. "tags[3]"). */
+int jx_check_str(struct json_object *v, const char *name, size_t max,
+		 struct apierr *e);
+
+/* Serialize compactly into b (appends). */
+void jx_append(struct buf *b, struct json_object *o);
+const char *jx_str(struct json_object *o); /* compact, owned by o */
+
+#endif

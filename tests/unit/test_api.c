@@ -1,0 +1,171 @@
+/* Unit tests of the api program's router: matching, captures, 404 vs 405
+ * with Allow, malformed escapes; and the route table against the OpenAPI
+ * document in static/openapi.json (both directions). */
+#include <check.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+static struct arena arena;
+static struct req rq;
+static struct buf allow;
+
+static const struct route *route(const char *method, const char *path,
+				 int *bad)
+{
+	req_release(&rq);
+	arena_reset(&arena);
+	req_init(&rq, &arena);
+	rq.method = method;
+	rq.path = path;
+	buf_reset(&allow);
+	return router_match(&rq, &allow, bad);
+}
+
+START_TEST(matches_and_captures)
+{
+	int bad;
+	const struct route *r;
+
+	r = route("GET", "/api/v1/sessions", &bad);
+	ck_assert_ptr_nonnull(r);
+	ck_assert(r->fn == h_sessions_list);
+	r = route("POST", "/api/v1/sessions/chat", &bad);
+	ck_assert(r && r->fn == h_sessions_chat);
+	r = route("GET", "/api/v1/sessions/ses_abc", &bad);
+	ck_assert(r && r->fn == h_sessions_get);
+	ck_assert_uint_eq(rq.ncap, 1);
+	ck_assert_str_eq(rq.cap[0], "ses_abc");
+	r = route("GET", "/api/v1/llm-providers/prv_1/models", &bad);
+	ck_assert(r && r->fn == h_provider_models_list);
+	ck_assert_str_eq(rq.cap[0], "prv_1");
+	r = route("GET", "/api/v1/agents/my%20agent", &bad);
+	ck_assert(r && r->fn == h_agents_get);
+	ck_assert_str_eq(rq.cap[0], "my agent");
+	r = route("HEAD", "/health", &bad);
+	ck_assert(r && r->fn == h_health);
+}
+END_TEST
+
+START_TEST(not_found_and_method_not_allowed)
+{
+	int bad;
+	ck_assert_ptr_null(route("GET", "/api/v1/nope", &bad));
+	ck_assert_uint_eq(allow.len, 0);
+	ck_assert_ptr_null(route("GET", "/api/v1/sessions/", &bad));
+	ck_assert_ptr_null(route("GET", "/api/v1/sessions/x/y/z", &bad));
+	ck_assert_ptr_null(route("PUT", "/api/v1/sessions", &bad));
+	ck_assert_str_eq(allow.data, "GET, POST");
+	ck_assert_ptr_null(route("POST", "/api/v1/sessions/ses_x", &bad));
+	ck_assert_str_eq(allow.data, "GET, PATCH, DELETE");
+	ck_assert_ptr_null(route("GET", "/api/v1/agents/%zz", &bad));
+	ck_assert_int_eq(bad, 1);
+	ck_assert_ptr_null(route("GET", "/api/v1/agents/a%00b", &bad));
+	ck_assert_int_eq(bad, 1);
+}
+END_TEST
+
+/* "/api/v1/sessions/{}" -> "/api/v1/sessions/{}" with OpenAPI parameter
+ * names replaced by {} for comparison. */
+static void normalize(const char *in, char *out, size_t n)
+{
+	size_t j = 0;
+	for (; *in && j + 4 < n; in++) {
+		if (*in == '{') {
+			const char *close = strchr(in, '}');
+			int rest = close && close[1] == '\0' &&
+				   !strncmp(in, "{path", 5);
+			memcpy(out + j, rest ? "{*}" : "{}", rest ? 3 : 2);
+			j += rest ? 3 : 2;
+			in = close ? close : in;
+		} else {
+			out[j++] = *in;
+		}
+	}
+	out[j] = '\0';
+}
+
+START_TEST(openapi_lists_every_route)
+{
+	char path[4096], norm[512], m[16];
+	const char *src = getenv("EVR_SRCDIR");
+	struct json_object *doc, *paths;
+	size_t n, i, j, found;
+	const struct route *t = router_table(&n);
+
+	snprintf(path, sizeof(path), "%s/static/openapi.json", src ? src : ".");
+	doc = json_object_from_file(path);
+	ck_assert_msg(doc != NULL, "cannot read %s", path);
+	ck_assert(json_object_object_get_ex(doc, "paths", &paths));
+
+	/* every route is documented */
+	for (i = 0; i < n; i++) {
+		found = 0;
+		json_object_object_foreach(paths, p, ops)
+		{
+			normalize(p, norm, sizeof(norm));
+			if (strcmp(norm, t[i].pattern))
+				continue;
+			for (j = 0; t[i].method[j] && j < sizeof(m) - 1; j++)
+				m[j] = (char)(t[i].method[j] | 0x20);
+			m[j] = '\0';
+			found = json_object_object_get_ex(ops, m, NULL);
+		}
+		ck_assert_msg(found, "route %s %s missing from openapi.json",
+			      t[i].method, t[i].pattern);
+	}
+	/* every documented operation is a route (the static document may
+	 * also list routes nginx answers itself: marked x-served-by) */
+	json_object_object_foreach(paths, p, ops)
+	{
+		normalize(p, norm, sizeof(norm));
+		json_object_object_foreach(ops, op, def)
+		{
+			struct json_object *by;
+			if (!strcmp(op, "parameters"))
+				continue;
+			if (json_object_object_get_ex(def, "x-served-by", &by))
+				continue;
+			found = 0;
+			for (i = 0; i < n; i++) {
+				if (strcmp(norm, t[i].pattern))
+					continue;
+				for (j = 0; t[i].method[j] && j < sizeof(m) - 1; j++)
+					m[j] = (char)(t[i].method[j] | 0x20);
+				m[j] = '\0';
+				if (!strcmp(m, op))
+					found = 1;
+			}
+			ck_assert_msg(found, "openapi.json lists %s %s, the router does not",
+				      op, p);
+		}
+	}
+	json_object_put(doc);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("api");
+	TCase *tc = tcase_create("router");
+	SRunner *sr;
+	int failed;
+
+	req_init(&rq, &arena);
+	buf_init(&allow, 0);
+	tcase_add_test(tc, matches_and_captures);
+	tcase_add_test(tc, not_found_and_method_not_allowed);
+	tcase_add_test(tc, openapi_lists_every_route);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	req_release(&rq);
+	buf_release(&allow);
+	arena_release(&arena);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

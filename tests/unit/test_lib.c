@@ -1,0 +1,321 @@
+/* Unit tests of fcgi/lib: buffers, arena, JSON parsing and field access,
+ * ids, crypto, config, query strings, auth header forms. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "auth.h"
+#include "buf.h"
+#include "config.h"
+#include "crypto.h"
+#include "http.h"
+#include "ids.h"
+#include "json.h"
+
+START_TEST(buf_grows_and_formats)
+{
+	struct buf b = BUF_INIT;
+	int i;
+	buf_init(&b, 0);
+	ck_assert_str_eq(b.data, "");
+	for (i = 0; i < 1000; i++)
+		buf_addf(&b, "%d,", i);
+	ck_assert_uint_eq(b.len, strlen(b.data));
+	ck_assert(strncmp(b.data, "0,1,2,", 6) == 0);
+	ck_assert(strstr(b.data, "999,") != NULL);
+	buf_reset(&b);
+	ck_assert_uint_eq(b.len, 0);
+	buf_add_json_str(&b, "a\"b\\c\n\x01", 7);
+	ck_assert_str_eq(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+	size_t len;
+	char *s = buf_detach(&b, &len);
+	ck_assert_uint_eq(len, strlen(s));
+	free(s);
+	ck_assert_uint_eq(b.len, 0);
+	buf_release(&b);
+}
+END_TEST
+
+START_TEST(arena_allocates_and_resets)
+{
+	struct arena a = ARENA_INIT;
+	char *big, *s;
+	int i;
+	for (i = 0; i < 2000; i++) {
+		s = arena_printf(&a, "item-%d", i);
+		ck_assert_str_eq(s, arena_printf(&a, "item-%d", i));
+	}
+	big = arena_alloc(&a, 100000);
+	memset(big, 'x', 100000);
+	s = arena_strndup(&a, "hello world", 5);
+	ck_assert_str_eq(s, "hello");
+	arena_reset(&a);
+	s = arena_strdup(&a, "again");
+	ck_assert_str_eq(s, "again");
+	arena_release(&a);
+}
+END_TEST
+
+static char *nested(int depth)
+{
+	char *s = malloc((size_t)depth * 2 + 1);
+	int i;
+	for (i = 0; i < depth; i++) {
+		s[i] = '[';
+		s[2 * depth - 1 - i] = ']';
+	}
+	s[2 * depth] = '\0';
+	return s;
+}
+
+START_TEST(json_depth_limit_is_32)
+{
+	struct apierr e;
+	char *ok = nested(32), *bad = nested(33);
+	struct json_object *o = jx_parse(ok, strlen(ok), &e);
+	ck_assert_ptr_nonnull(o);
+	json_object_put(o);
+	o = jx_parse(bad, strlen(bad), &e);
+	ck_assert_ptr_null(o);
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_str_eq(e.code, "invalid_json");
+	ck_assert_ptr_nonnull(strstr(e.msg, "nesting"));
+	free(ok);
+	free(bad);
+}
+END_TEST
+
+START_TEST(json_rejects_bad_input)
+{
+	static const char *bad[] = {
+		"{\"a\":1", "{\"a\":1}x", "{'a':1}", "[1,]", "{\"a\":01}",
+		"\"\xff\xfe\"", "{\"a\":\"\xc3\x28\"}", "", "   ", "nul",
+	};
+	struct apierr e;
+	size_t i;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct json_object *o = jx_parse(bad[i], strlen(bad[i]), &e);
+		ck_assert_msg(o == NULL, "accepted: %s", bad[i]);
+		ck_assert_int_eq(e.status, 400);
+	}
+	struct json_object *o = jx_parse("{\"a\":\"\xc3\xa9\"}  \n", 13, &e);
+	ck_assert_ptr_nonnull(o);
+	json_object_put(o);
+}
+END_TEST
+
+START_TEST(json_typed_getters)
+{
+	struct apierr e;
+	const char *body = "{\"s\":\"abc\",\"n\":5,\"f\":1.5,\"b\":true,"
+			   "\"o\":{},\"a\":[1,2,3],\"z\":null,\"i\":2.0}";
+	struct json_object *o = jx_parse(body, strlen(body), &e), *v = NULL;
+	const char *s = NULL;
+	int64_t n = 0;
+	double d = 0;
+	int b = 0;
+
+	ck_assert_int_eq(jx_get_str(o, "s", 3, &s, &e), 1);
+	ck_assert_str_eq(s, "abc");
+	ck_assert_int_eq(jx_get_str(o, "s", 2, &s, &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "s: longer than 2 bytes"));
+	ck_assert_int_eq(jx_get_str(o, "n", 0, &s, &e), -1);
+	ck_assert_str_eq(e.msg, "n: must be a string");
+	ck_assert_int_eq(jx_get_str(o, "missing", 0, &s, &e), 0);
+	ck_assert_int_eq(jx_get_str(o, "z", 0, &s, &e), 0);
+	ck_assert_int_eq(jx_get_int(o, "n", 1, 10, &n, &e), 1);
+	ck_assert_int_eq(n, 5);
+	ck_assert_int_eq(jx_get_int(o, "i", 1, 10, &n, &e), 1);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(jx_get_int(o, "n", 6, 10, &n, &e), -1);
+	ck_assert_int_eq(jx_get_int(o, "f", 0, 10, &n, &e), -1);
+	ck_assert_str_eq(e.msg, "f: must be an integer");
+	ck_assert_int_eq(jx_get_double(o, "f", 0, 2, &d, &e), 1);
+	ck_assert(d == 1.5);
+	ck_assert_int_eq(jx_get_bool(o, "b", &b, &e), 1);
+	ck_assert_int_eq(b, 1);
+	ck_assert_int_eq(jx_get_bool(o, "s", &b, &e), -1);
+	ck_assert_int_eq(jx_get_obj(o, "o", &v, &e), 1);
+	ck_assert_int_eq(jx_get_obj(o, "a", &v, &e), -1);
+	ck_assert_int_eq(jx_get_array(o, "a", 3, &v, &e), 1);
+	ck_assert_int_eq(jx_get_array(o, "a", 2, &v, &e), -1);
+	ck_assert_str_eq(e.msg, "a: at most 2 items");
+	json_object_put(o);
+}
+END_TEST
+
+START_TEST(ids_parse_and_new)
+{
+	char hex[33], id[IDS_MAX_LEN], id2[IDS_MAX_LEN];
+	ck_assert(ids_parse("ses_0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert_str_eq(hex, "0193b5a00007000800000000000000ab");
+	ck_assert(!ids_parse("ses_0193B5A00007000800000000000000ab", "ses", hex));
+	ck_assert(!ids_parse("ses_0193b5a0000700080000000000000ab", "ses", hex));
+	ck_assert(!ids_parse("ses_0193b5a00007000800000000000000abc", "ses", hex));
+	ck_assert(!ids_parse("agt_0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert(!ids_parse("ses-0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert(!ids_parse("session_0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert(!ids_parse("", "ses", hex));
+	ck_assert(ids_has_prefix("agt_x", "agt"));
+	ck_assert(!ids_has_prefix("agtx", "agt"));
+	ids_new("evt", id, sizeof(id));
+	ids_new("evt", id2, sizeof(id2));
+	ck_assert(ids_parse(id, "evt", hex));
+	ck_assert_str_ne(id, id2);
+	ck_assert_int_eq(hex[12], '7'); /* version nibble */
+	ck_assert(strchr("89ab", hex[16]) != NULL); /* variant */
+	ck_assert(strcmp(id, id2) <= 0 ||
+		  strncmp(id, id2, 4 + 12) == 0); /* time-ordered */
+}
+END_TEST
+
+START_TEST(crypto_hash_and_seal)
+{
+	unsigned char key[CRYPTO_KEY_LEN], other[CRYPTO_KEY_LEN];
+	struct buf sealed = BUF_INIT, plain = BUF_INIT;
+	char h[65];
+
+	crypto_sha256_hex("abc", 3, h);
+	ck_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	crypto_random(key, sizeof(key));
+	crypto_random(other, sizeof(other));
+	buf_init(&sealed, 0);
+	buf_init(&plain, 0);
+	ck_assert_int_eq(crypto_seal(key, "sk-secret", 9, &sealed), 0);
+	ck_assert(strncmp(sealed.data, "v1:", 3) == 0);
+	ck_assert_ptr_null(strstr(sealed.data, "sk-secret"));
+	ck_assert_int_eq(crypto_open(key, sealed.data, &plain), 0);
+	ck_assert_str_eq(plain.data, "sk-secret");
+	buf_reset(&plain);
+	ck_assert_int_eq(crypto_open(other, sealed.data, &plain), -1);
+	sealed.data[10] = sealed.data[10] == 'A' ? 'B' : 'A';
+	ck_assert_int_eq(crypto_open(key, sealed.data, &plain), -1);
+	ck_assert_int_eq(crypto_open(key, "v1:", &plain), -1);
+	ck_assert_int_eq(crypto_open(key, "garbage", &plain), -1);
+	buf_release(&sealed);
+	buf_release(&plain);
+}
+END_TEST
+
+START_TEST(config_file_and_env)
+{
+	ck_assert_int_eq(config_parse("# comment\n a = 1 \nname=x y\n\n"), 0);
+	ck_assert_str_eq(config_get("a", "d"), "1");
+	ck_assert_str_eq(config_get("name", "d"), "x y");
+	ck_assert_str_eq(config_get("nope", "d"), "d");
+	ck_assert_int_eq(config_long("a", 7), 1);
+	ck_assert_int_eq(config_long("name", 7), 7);
+	setenv("EVERRUNS_A", "42", 1);
+	ck_assert_int_eq(config_long("a", 7), 42);
+	unsetenv("EVERRUNS_A");
+	ck_assert_int_eq(config_parse("just words\n"), -1);
+	config_free();
+}
+END_TEST
+
+START_TEST(query_strings)
+{
+	struct arena a = ARENA_INIT;
+	struct req rq;
+	struct apierr e;
+	const char *vals[4];
+	long off, lim;
+
+	req_init(&rq, &a);
+	rq.query = "tags=a&tags=b%20c&search=x+y&limit=5&offset=10&bad=%zz&flag";
+	req_parse_query(&rq);
+	ck_assert_uint_eq(req_query_all(&rq, "tags", vals, 4), 2);
+	ck_assert_str_eq(vals[1], "b c");
+	ck_assert_str_eq(req_query(&rq, "search"), "x y");
+	ck_assert_str_eq(req_query(&rq, "flag"), "");
+	ck_assert_str_eq(req_query(&rq, "bad"), "%zz");
+	ck_assert_int_eq(req_page(&rq, &off, &lim, &e), 0);
+	ck_assert_int_eq(off, 10);
+	ck_assert_int_eq(lim, 5);
+
+	static const char *badq[] = {"limit=0", "limit=101", "limit=abc",
+				     "offset=-1", "limit=", "limit=5x"};
+	for (size_t i = 0; i < sizeof(badq) / sizeof(badq[0]); i++) {
+		req_release(&rq);
+		req_init(&rq, &a);
+		rq.query = badq[i];
+		req_parse_query(&rq);
+		ck_assert_msg(req_page(&rq, &off, &lim, &e) == -1, "%s", badq[i]);
+		ck_assert_int_eq(e.status, 400);
+	}
+	size_t n;
+	ck_assert_ptr_null(http_decode(&a, "%4", 2, 0, NULL));
+	ck_assert_str_eq(http_decode(&a, "a%2Fb+c", 7, 0, &n), "a/b+c");
+	ck_assert_uint_eq(n, 5);
+	req_release(&rq);
+	arena_release(&a);
+}
+END_TEST
+
+START_TEST(auth_header_forms)
+{
+	char key[AUTH_KEY_LEN + 1], hash[65], h[128];
+	auth_new_key(key, hash);
+	ck_assert_uint_eq(strlen(key), AUTH_KEY_LEN);
+	snprintf(h, sizeof(h), "Bearer %s", key);
+	ck_assert_str_eq(auth_key_from_header(h), key);
+	snprintf(h, sizeof(h), "ApiKey %s", key);
+	ck_assert_str_eq(auth_key_from_header(h), key);
+	ck_assert_str_eq(auth_key_from_header(key), key);
+	snprintf(h, sizeof(h), "Basic %s", key);
+	ck_assert_ptr_null(auth_key_from_header(h));
+	ck_assert_ptr_null(auth_key_from_header("Bearer evr_123"));
+	ck_assert_ptr_null(auth_key_from_header(NULL));
+	snprintf(h, sizeof(h), "Bearer %sx", key);
+	ck_assert_ptr_null(auth_key_from_header(h));
+	char again[65];
+	crypto_sha256_hex(key, AUTH_KEY_LEN, again);
+	ck_assert_str_eq(again, hash);
+}
+END_TEST
+
+START_TEST(error_bodies)
+{
+	struct arena a = ARENA_INIT;
+	struct req rq;
+	struct buf head = BUF_INIT;
+	req_init(&rq, &a);
+	res_error(&rq, 404, "not_found", "Session \"x\" not found");
+	ck_assert_str_eq(rq.res_body.data,
+			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\"}");
+	buf_init(&head, 0);
+	res_head(&rq, &head);
+	ck_assert_ptr_nonnull(strstr(head.data, "Status: 404 Not Found\r\n"));
+	ck_assert_ptr_nonnull(strstr(head.data, "Content-Type: application/json\r\n"));
+	buf_release(&head);
+	req_release(&rq);
+	arena_release(&a);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("lib");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, buf_grows_and_formats);
+	tcase_add_test(tc, arena_allocates_and_resets);
+	tcase_add_test(tc, json_depth_limit_is_32);
+	tcase_add_test(tc, json_rejects_bad_input);
+	tcase_add_test(tc, json_typed_getters);
+	tcase_add_test(tc, ids_parse_and_new);
+	tcase_add_test(tc, crypto_hash_and_seal);
+	tcase_add_test(tc, config_file_and_env);
+	tcase_add_test(tc, query_strings);
+	tcase_add_test(tc, auth_header_forms);
+	tcase_add_test(tc, error_bodies);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
