@@ -85,6 +85,12 @@ static int tag_filter(struct req *rq, struct buf *lit)
 
 	for (i = 0; i < n; i++) {
 		const char *s = vals[i];
+		if (!api_utf8_ok(s)) {
+			res_error(rq, 400, "validation_error",
+				  "tags: not valid UTF-8");
+			ret = -1;
+			goto out;
+		}
 		while (*s) {
 			size_t len = strcspn(s, ",");
 			if (len)
@@ -102,6 +108,7 @@ static int tag_filter(struct req *rq, struct buf *lit)
 	} else if (json_object_array_length(arr)) {
 		api_pg_text_array(lit, arr);
 	}
+out:
 	json_object_put(arr);
 	return ret;
 }

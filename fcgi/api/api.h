@@ -127,6 +127,9 @@ int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
  * the page; 0, or -1 with the 400 sent. */
 int api_list_params(struct req *rq, const char **search, int *archived,
 		    long *offset, long *limit);
+/* Is s (NUL-terminated) well-formed UTF-8? Query and path text is not
+ * checked upstream, and PostgreSQL rejects invalid text with an error. */
+int api_utf8_ok(const char *s);
 /* Is key present in body with the value null? */
 int api_is_null(struct json_object *body, const char *key);
 /* Answer a failed write of a named resource: a duplicate name is a 409
@@ -198,5 +201,10 @@ void h_sessions_get(struct req *rq);
 void h_sessions_update(struct req *rq);
 void h_sessions_delete(struct req *rq);
 void h_sessions_chat(struct req *rq);
+void h_sessions_cancel(struct req *rq);
+
+void h_messages_create(struct req *rq);
+void h_messages_list(struct req *rq);
+void h_events_list(struct req *rq);
 
 #endif

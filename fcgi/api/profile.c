@@ -36,12 +36,12 @@ int api_is_null(struct json_object *body, const char *key)
 
 /* Names appear in URLs ({id_or_name}) and are matched exactly, so they
  * are restricted to a slug; having no '_' they never look like an id. */
-static int check_slug(const char *s, struct apierr *e)
+static int check_slug(const char *s, size_t n, struct apierr *e)
 {
-	size_t n = strlen(s);
 	if (n == 0 || n > NAME_MAX_LEN)
 		return apierr_set(e, 400, "validation_error",
 				  "name: must be 1 to %d bytes", NAME_MAX_LEN);
+	/* strspn also stops at an embedded NUL ("a\u0000b") */
 	if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
 		return apierr_field(e, "name",
 				    "only lowercase letters, digits and "
@@ -52,11 +52,12 @@ static int check_slug(const char *s, struct apierr *e)
 int api_profile_check(struct json_object *body, int create,
 		      struct profile *p, struct apierr *e)
 {
-	struct json_object *caps = NULL, *tags = NULL, *model = NULL;
+	struct json_object *caps = NULL, *tags = NULL, *model = NULL, *nm;
 
 	if (jx_get_str(body, "name", 0, &p->name, e) < 0)
 		return -1;
-	if (p->name && check_slug(p->name, e))
+	if (p->name && json_object_object_get_ex(body, "name", &nm) &&
+	    check_slug(p->name, (size_t)json_object_get_string_len(nm), e))
 		return -1;
 	if (!p->name && create)
 		return apierr_field(e, "name", "is required");
@@ -100,6 +101,38 @@ int api_profile_refs(struct req *rq, struct json_object *body,
 		       "default_model_id", "llm_models", p->model_hex);
 }
 
+int api_utf8_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p, n, i, cp;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return 0;
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		/* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
 int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
 		   const char **name)
 {
@@ -109,6 +142,12 @@ int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
 	*name = NULL;
 	if (ids_has_prefix(v, prefix))
 		return api_id(rq, v, prefix, "id_or_name", hex);
+	/* PostgreSQL refuses such text outright; it can name nothing */
+	if (!api_utf8_ok(v)) {
+		res_error(rq, 400, "validation_error",
+			  "id_or_name: not valid UTF-8");
+		return -1;
+	}
 	*name = v;
 	return 0;
 }
@@ -123,6 +162,10 @@ int api_list_params(struct req *rq, const char **search, int *archived,
 	if (*search && strlen(*search) > SEARCH_MAX_LEN) {
 		apierr_set(&e, 400, "validation_error",
 			   "search: longer than %d bytes", SEARCH_MAX_LEN);
+		goto fail;
+	}
+	if (*search && !api_utf8_ok(*search)) {
+		apierr_field(&e, "search", "not valid UTF-8");
 		goto fail;
 	}
 	if (*search && !**search)

@@ -77,6 +77,14 @@ static const struct route routes[] = {
 	 "Update a session's title and tags"},
 	{"DELETE", V1 "/sessions/{}", h_sessions_delete, 0, 0,
 	 "Delete a session"},
+	{"POST", V1 "/sessions/{}/cancel", h_sessions_cancel, ROUTE_JSON_BODY,
+	 0, "Cancel the running turn"},
+	{"POST", V1 "/sessions/{}/messages", h_messages_create,
+	 ROUTE_JSON_BODY, 0, "Send a message (starts a turn)"},
+	{"GET", V1 "/sessions/{}/messages", h_messages_list, 0, 0,
+	 "List the conversation"},
+	{"GET", V1 "/sessions/{}/events", h_events_list, 0, 0,
+	 "Read the event log"},
 };
 
 const struct route *router_table(size_t *n)

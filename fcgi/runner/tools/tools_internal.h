@@ -1,0 +1,70 @@
+/*
+ * tools_internal: what the per-capability files of fcgi/runner/tools share
+ * with the dispatcher (tools.c) and the unit tests; not for the rest of
+ * the runner, which uses tools.h only.
+ *
+ * Every tool function has the signature of tools_fn. It is called only by
+ * tools_run(), after `args` was validated against the tool's `parameters`
+ * in the catalog, so it may rely on the types, enums and length bounds
+ * stated there (not on anything stricter). `args` is borrowed and only
+ * read. The function appends the result JSON to `result` (TOOL_OK) or one
+ * sentence for the model to `error` (TOOL_ERROR); tools_run() clears
+ * whichever buffer does not apply, so a tool may fail after writing part
+ * of a result.
+ */
+#ifndef EVR_TOOLS_INTERNAL_H
+#define EVR_TOOLS_INTERNAL_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+#include "tools.h"
+
+typedef enum tool_status tools_fn(const struct tool_ctx *c,
+				  struct json_object *args,
+				  struct buf *result, struct buf *error);
+
+/* current_time.c */
+tools_fn tools_current_time;
+/* The same at time t instead of now, for tests. `zone` NULL means UTC. */
+enum tool_status tools_current_time_at(const char *zone, time_t t,
+				       struct buf *result, struct buf *error);
+
+/* stateless_todo_list.c */
+tools_fn tools_write_todos;
+
+/* session.c */
+tools_fn tools_session_info;
+tools_fn tools_session_title;
+
+/* session_storage.c */
+tools_fn tools_kv_store;
+
+/* test_math.c, test_weather.c */
+tools_fn tools_calculate;
+tools_fn tools_weather;
+
+/* Limits enforced by the tools beyond the catalog schemas (bytes). */
+#define TOOLS_TITLE_MAX 512
+#define TOOLS_KV_KEY_MAX 256
+#define TOOLS_KV_VALUE_MAX 65536
+#define TOOLS_KV_MAX_KEYS 1000
+#define TOOLS_TODO_TEXT_MAX 1024
+
+/* Append a formatted sentence to `error` and return TOOL_ERROR, so a tool
+ * can `return tools_fail(error, ...)`. */
+enum tool_status tools_fail(struct buf *error, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* 1 if s[0..len) is well-formed UTF-8 without NUL (json-c strings may
+ * hold "\u0000" and unpaired surrogates, which PostgreSQL text refuses),
+ * and, when `no_controls`, without C0 controls or DEL either. */
+int tools_text_ok(const char *s, size_t len, int no_controls);
+
+/* Append a finite double as the shortest JSON number that reads back as
+ * the same double ("0.1", "5", "1e+300"). */
+void tools_add_number(struct buf *b, double d);
+
+#endif
