@@ -26,14 +26,16 @@ def uniq(stem="t"):
 
 
 def hexid(pub):
-    """The uuid hex of a public id, safe to inline in SQL (checked)."""
+    """The uuid hex of a public id (for psql args)."""
     h = pub.split("_", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{32}", h), pub
     return h
 
 
-def count(table, where="true"):
-    return int(psql("SELECT count(*) FROM %s WHERE %s" % (table, where))[0][0])
+def count(table, where="true", *args):
+    # table and where are literals of this file; values go in args
+    return int(psql("SELECT count(*) FROM %s WHERE %s" % (table, where),
+                    *args)[0][0])
 
 
 class Base(unittest.TestCase):
@@ -267,7 +269,7 @@ class TestHarnesses(Base):
         self.assertEqual(api("DELETE", V1 + "/harnesses/" + h["id"]).status,
                          204)
         row = psql("SELECT status, archived_at IS NOT NULL FROM harnesses "
-                   "WHERE id = '%s'" % hexid(h["id"]))
+                   "WHERE id = $1::uuid", hexid(h["id"]))
         self.assertEqual(row, [("archived", "t")])
         self.err(api("GET", V1 + "/harnesses/" + h["id"]), 404)
         self.err(api("GET", V1 + "/harnesses/" + h["name"]), 404)
@@ -465,7 +467,7 @@ class TestAgents(Base):
         self.assertEqual(api("DELETE", V1 + "/agents/" + a["name"]).status,
                          204)
         row = psql("SELECT status, archived_at IS NOT NULL FROM agents "
-                   "WHERE id = '%s'" % hexid(a["id"]))
+                   "WHERE id = $1::uuid", hexid(a["id"]))
         self.assertEqual(row, [("archived", "t")])
         for m, body in (("GET", None), ("PATCH", {}), ("DELETE", None)):
             self.err(api(m, V1 + "/agents/" + a["id"], body), 404)
@@ -575,8 +577,8 @@ class TestProviders(Base):
             self.assertEqual(r.status, 200)
             self.assertNotIn(secret, r.text)
             self.assertNotIn("api_key_enc", r.text)
-        enc = psql("SELECT api_key_enc FROM llm_providers WHERE id = '%s'"
-                   % hexid(p["id"]))[0][0]
+        enc = psql("SELECT api_key_enc FROM llm_providers WHERE id = $1::uuid",
+                   hexid(p["id"]))[0][0]
         self.assertTrue(enc.startswith("v1:"), enc)
         self.assertNotIn(secret, enc)
         self.assertNotIn(secret[3:], enc)
@@ -585,8 +587,8 @@ class TestProviders(Base):
         q = self.ok(api("PATCH", V1 + "/llm-providers/" + p["id"],
                         {"api_key": secret2}))
         self.assertTrue(q["api_key_set"])
-        enc2 = psql("SELECT api_key_enc FROM llm_providers WHERE id = '%s'"
-                    % hexid(p["id"]))[0][0]
+        enc2 = psql("SELECT api_key_enc FROM llm_providers "
+                    "WHERE id = $1::uuid", hexid(p["id"]))[0][0]
         self.assertTrue(enc2.startswith("v1:"))
         self.assertNotEqual(enc, enc2)
         self.assertNotIn(secret2, enc2)
@@ -594,7 +596,8 @@ class TestProviders(Base):
                         {"api_key": None}))
         self.assertIs(q["api_key_set"], False)
         self.assertEqual(psql("SELECT api_key_enc IS NULL FROM llm_providers "
-                              "WHERE id = '%s'" % hexid(p["id"])), [("t",)])
+                              "WHERE id = $1::uuid", hexid(p["id"])),
+                         [("t",)])
         n = self.create(provider_type="anthropic")
         self.assertIs(n["api_key_set"], False)
         self.assertIsNone(n["base_url"])
@@ -664,7 +667,7 @@ class TestProviders(Base):
                              p["id"]).status, 204)
         self.err(api("GET", V1 + "/llm-providers/" + p["id"]), 404)
         self.err(api("GET", V1 + "/llm-models/" + m["id"]), 404)
-        self.assertEqual(count("llm_models", "provider_id = '%s'" %
+        self.assertEqual(count("llm_models", "provider_id = $1::uuid",
                                hexid(p["id"])), 0)
         a = self.ok(api("GET", V1 + "/agents/" + a["id"]))
         self.assertIsNone(a["default_model_id"])

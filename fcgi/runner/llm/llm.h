@@ -12,10 +12,12 @@
  *   [{"role":"system","content":"..."},
  *    {"role":"user","content":"..." | [parts]},
  *    {"role":"assistant","content":"...","tool_calls":[{"id","name","arguments"}],
- *     "thinking":"..."},
- *    {"role":"tool","tool_call_id":"...","content":"..."}]
+ *     "thinking":"...","thinking_signature":"..."},
+ *    {"role":"tool","tool_call_id":"...","content":"...","is_error":bool}]
  * where user parts are {"type":"text","text"} and
- * {"type":"image","media_type","data" (base64)}; "arguments" is a JSON text.
+ * {"type":"image","media_type","data" (base64)} (or {"type":"image","url"});
+ * "arguments" is a JSON text. "thinking_signature" and "is_error" are
+ * optional; only the Anthropic driver uses them.
  * Tools are [{"name","description","parameters"}].
  *
  * Ownership: llm_build() borrows the request; the parser borrows the sink
@@ -88,6 +90,13 @@ int llm_parser_finish(struct llm_parser *p);
  * "max_tokens" ...), or NULL if not known yet. */
 const char *llm_parser_stop_reason(const struct llm_parser *p);
 const char *llm_parser_error(const struct llm_parser *p);
+/* The signature of the response's thinking (Anthropic), or NULL. Store
+ * it as the assistant message's "thinking_signature": Anthropic only
+ * accepts a thinking block back with it, and with thinking on it needs
+ * that block in an unfinished tool loop (without it, the driver sends
+ * that step without thinking). NULL when there were several thinking
+ * blocks, since one signature cannot cover their joined text. */
+const char *llm_parser_thinking_signature(const struct llm_parser *p);
 void llm_parser_free(struct llm_parser *p);
 
 /* A readable one-line explanation of a non-2xx provider answer from its

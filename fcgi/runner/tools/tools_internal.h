@@ -27,24 +27,38 @@ typedef enum tool_status tools_fn(const struct tool_ctx *c,
 				  struct buf *result, struct buf *error);
 
 /* current_time.c */
-tools_fn tools_current_time;
+enum tool_status tools_current_time(const struct tool_ctx *c,
+		struct json_object *args, struct buf *result,
+		struct buf *error);
 /* The same at time t instead of now, for tests. `zone` NULL means UTC. */
 enum tool_status tools_current_time_at(const char *zone, time_t t,
 				       struct buf *result, struct buf *error);
 
 /* stateless_todo_list.c */
-tools_fn tools_write_todos;
+enum tool_status tools_write_todos(const struct tool_ctx *c,
+		struct json_object *args, struct buf *result,
+		struct buf *error);
 
 /* session.c */
-tools_fn tools_session_info;
-tools_fn tools_session_title;
+enum tool_status tools_session_info(const struct tool_ctx *c,
+		struct json_object *args, struct buf *result,
+		struct buf *error);
+enum tool_status tools_session_title(const struct tool_ctx *c,
+		struct json_object *args, struct buf *result,
+		struct buf *error);
 
 /* session_storage.c */
-tools_fn tools_kv_store;
+enum tool_status tools_kv_store(const struct tool_ctx *c,
+		struct json_object *args, struct buf *result,
+		struct buf *error);
 
 /* test_math.c, test_weather.c */
-tools_fn tools_calculate;
-tools_fn tools_weather;
+enum tool_status tools_calculate(const struct tool_ctx *c,
+		struct json_object *args, struct buf *result,
+		struct buf *error);
+enum tool_status tools_weather(const struct tool_ctx *c,
+		struct json_object *args, struct buf *result,
+		struct buf *error);
 
 /* Limits enforced by the tools beyond the catalog schemas (bytes). */
 #define TOOLS_TITLE_MAX 512
@@ -57,6 +71,16 @@ tools_fn tools_weather;
  * can `return tools_fail(error, ...)`. */
 enum tool_status tools_fail(struct buf *error, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* For the tools that use the database: 0 when c has a connection, an
+ * organization and a session, else -1 with the sentence in `error`. */
+int tools_need_db(const struct tool_ctx *c, struct buf *error);
+
+/* The sentences for the two failures every database tool shares. */
+#define TOOLS_MSG_GONE "This session no longer exists."
+#define TOOLS_MSG_DB                                                        \
+	"The session's data could not be reached (a database error); try "  \
+	"again later."
 
 /* 1 if s[0..len) is well-formed UTF-8 without NUL (json-c strings may
  * hold "\u0000" and unpaired surrogates, which PostgreSQL text refuses),

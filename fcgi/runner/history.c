@@ -1,0 +1,231 @@
+/*
+ * history: the conversation sent to a provider, built from the session's
+ * event log (DESIGN 4.4). Always well formed: every tool call of an
+ * assistant message is followed, right after it and in call order, by its
+ * result, whatever the results' own sequences; a call without a result (a
+ * cancel, a lost runner, max_iterations) gets {"error":"cancelled"};
+ * results whose call is unknown are dropped. Old whole exchanges (a user
+ * message and what followed it) are dropped to fit the context window.
+ */
+#include "runner.h"
+
+#include <string.h>
+
+static struct json_object *get(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+	json_object_object_get_ex(o, k, &v);
+	return v;
+}
+
+static const char *gets(struct json_object *o, const char *k)
+{
+	struct json_object *v = get(o, k);
+	return v && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
+}
+
+/* A user message from input.message parts. Plain text stays a string;
+ * images become {"type":"image","media_type","data"} parts (image_file
+ * parts were resolved to base64 by the caller into "base64"). */
+static struct json_object *user_message(struct json_object *msg)
+{
+	struct json_object *parts = get(msg, "content"), *out, *arr;
+	size_t i, n = parts ? json_object_array_length(parts) : 0;
+	int images = 0;
+	struct buf text = BUF_INIT;
+
+	buf_init(&text, 0);
+	for (i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(parts, i);
+		const char *type = gets(p, "type");
+		if (type && !strcmp(type, "text")) {
+			if (text.len)
+				buf_addch(&text, '\n');
+			buf_adds(&text, gets(p, "text") ? gets(p, "text") : "");
+		} else {
+			images++;
+		}
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "role", json_object_new_string("user"));
+	if (!images) {
+		json_object_object_add(out, "content",
+				       json_object_new_string_len(text.data, (int)text.len));
+		buf_release(&text);
+		return out;
+	}
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(parts, i), *np;
+		const char *type = gets(p, "type");
+		np = json_object_new_object();
+		if (type && !strcmp(type, "text")) {
+			json_object_object_add(np, "type", json_object_new_string("text"));
+			json_object_object_add(np, "text", json_object_get(get(p, "text")));
+		} else if (gets(p, "base64")) {
+			json_object_object_add(np, "type", json_object_new_string("image"));
+			json_object_object_add(np, "media_type",
+					       json_object_get(get(p, "media_type")));
+			json_object_object_add(np, "data", json_object_get(get(p, "base64")));
+		} else {
+			/* an image we could not resolve (e.g. a url part) is
+			 * described, not silently dropped */
+			json_object_object_add(np, "type", json_object_new_string("text"));
+			json_object_object_add(np, "text",
+					       json_object_new_string("[image not available]"));
+		}
+		json_object_array_add(arr, np);
+	}
+	json_object_object_add(out, "content", arr);
+	buf_release(&text);
+	return out;
+}
+
+static struct json_object *assistant_message(struct json_object *msg)
+{
+	struct json_object *parts = get(msg, "content"), *out, *calls;
+	size_t i, n = parts ? json_object_array_length(parts) : 0;
+	struct buf text = BUF_INIT;
+
+	buf_init(&text, 0);
+	calls = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(parts, i);
+		const char *type = gets(p, "type");
+		if (type && !strcmp(type, "text")) {
+			buf_adds(&text, gets(p, "text") ? gets(p, "text") : "");
+		} else if (type && !strcmp(type, "tool_call")) {
+			struct json_object *c = json_object_new_object();
+			struct json_object *args = get(p, "arguments");
+			json_object_object_add(c, "id", json_object_get(get(p, "id")));
+			json_object_object_add(c, "name", json_object_get(get(p, "name")));
+			json_object_object_add(
+				c, "arguments",
+				json_object_new_string(args ? json_object_to_json_string_ext(
+								      args, JSON_C_TO_STRING_PLAIN)
+							    : "{}"));
+			json_object_array_add(calls, c);
+		}
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "role", json_object_new_string("assistant"));
+	json_object_object_add(out, "content",
+			       json_object_new_string_len(text.data, (int)text.len));
+	if (json_object_array_length(calls))
+		json_object_object_add(out, "tool_calls", calls);
+	else
+		json_object_put(calls);
+	buf_release(&text);
+	return out;
+}
+
+static struct json_object *tool_message(const char *id, struct json_object *done)
+{
+	struct json_object *m = json_object_new_object();
+	const char *content = "{\"error\":\"cancelled\"}";
+	struct buf b = BUF_INIT;
+
+	buf_init(&b, 0);
+	if (done) {
+		struct json_object *err = get(done, "error"), *res = get(done, "result");
+		if (err) {
+			buf_adds(&b, "{\"error\":");
+			buf_adds(&b, json_object_to_json_string_ext(err, JSON_C_TO_STRING_PLAIN));
+			buf_addch(&b, '}');
+		} else if (res && json_object_is_type(res, json_type_string)) {
+			buf_adds(&b, json_object_get_string(res));
+		} else {
+			buf_adds(&b, res ? json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN)
+					 : "null");
+		}
+		content = b.data;
+	}
+	json_object_object_add(m, "role", json_object_new_string("tool"));
+	json_object_object_add(m, "tool_call_id", json_object_new_string(id));
+	json_object_object_add(m, "content", json_object_new_string(content));
+	buf_release(&b);
+	return m;
+}
+
+static size_t est_tokens(struct json_object *o)
+{
+	return strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) / 4 + 4;
+}
+
+struct json_object *history_build(struct json_object *events,
+				  const char *system_prompt,
+				  long context_tokens, long reserve_tokens,
+				  int *too_long)
+{
+	struct json_object *results = json_object_new_object();
+	struct json_object *msgs = json_object_new_array(), *out, *sys;
+	size_t i, n = json_object_array_length(events), start, total;
+
+	*too_long = 0;
+	/* pass 1: tool results by call id (the last one wins: a takeover
+	 * may have run a tool twice) */
+	for (i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		const char *type = gets(e, "type");
+		struct json_object *d = get(e, "data");
+		if (type && !strcmp(type, "tool.completed") && gets(d, "tool_call_id"))
+			json_object_object_add(results, gets(d, "tool_call_id"),
+					       json_object_get(d));
+	}
+	/* pass 2: messages in order, results right after their call */
+	for (i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		const char *type = gets(e, "type");
+		struct json_object *m = get(get(e, "data"), "message");
+		if (!type || !m)
+			continue;
+		if (!strcmp(type, "input.message")) {
+			json_object_array_add(msgs, user_message(m));
+		} else if (!strcmp(type, "output.message.completed")) {
+			struct json_object *am = assistant_message(m);
+			struct json_object *calls = get(am, "tool_calls");
+			size_t j, nc = calls ? json_object_array_length(calls) : 0;
+			json_object_array_add(msgs, am);
+			for (j = 0; j < nc; j++) {
+				const char *id = gets(json_object_array_get_idx(calls, j), "id");
+				if (id)
+					json_object_array_add(msgs, tool_message(id, get(results, id)));
+			}
+		}
+	}
+	json_object_put(results);
+
+	/* fit the window: drop the oldest exchanges, keep the newest */
+	total = 0;
+	for (i = 0; i < json_object_array_length(msgs); i++)
+		total += est_tokens(json_object_array_get_idx(msgs, i));
+	sys = json_object_new_object();
+	json_object_object_add(sys, "role", json_object_new_string("system"));
+	json_object_object_add(sys, "content", json_object_new_string(system_prompt));
+	total += est_tokens(sys);
+	start = 0;
+	n = json_object_array_length(msgs);
+	while (context_tokens > 0 && total + (size_t)reserve_tokens > (size_t)context_tokens) {
+		/* the next exchange starts at the next user message */
+		size_t j = start + 1;
+		while (j < n && strcmp(gets(json_object_array_get_idx(msgs, j), "role"), "user"))
+			j++;
+		if (j >= n) {
+			*too_long = 1;
+			break;
+		}
+		for (; start < j; start++)
+			total -= est_tokens(json_object_array_get_idx(msgs, start));
+	}
+	out = json_object_new_array();
+	if (*system_prompt)
+		json_object_array_add(out, sys);
+	else
+		json_object_put(sys);
+	for (i = start; i < n; i++)
+		json_object_array_add(out, json_object_get(json_object_array_get_idx(msgs, i)));
+	json_object_put(msgs);
+	return out;
+}

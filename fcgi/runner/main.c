@@ -1,0 +1,209 @@
+/*
+ * everruns-runner: executes turns (DESIGN 2, 4.4). No HTTP server; one
+ * thread; see runner.h for the shape of the loop.
+ *
+ * Signals: SIGTERM/SIGINT stop claiming; turns in flight get drain_s to
+ * finish, then the rest are released (lease ended now, attempt not
+ * counted) so another runner resumes them at once.
+ */
+#include "runner.h"
+#include "config.h"
+#include "crypto.h"
+#include "ids.h"
+#include "log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_requested;
+static CURLM *wake_multi;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+	if (wake_multi)
+		curl_multi_wakeup(wake_multi); /* async-signal-safe in 7.88 */
+}
+
+static void setup(struct runner *r)
+{
+	char id[IDS_MAX_LEN], def[4096];
+	const char *conninfo = config_get("database_url", "dbname=everruns");
+	const char *home = getenv("EVERRUNS_HOME");
+
+	ids_new("run", id, sizeof(id));
+	memcpy(r->id, id + 4, 32);
+	r->id[32] = '\0';
+	r->max_inflight = (int)config_long("max_inflight_turns", 500);
+	r->lease_s = config_double("lease_s", 30);
+	r->renew_s = config_double("lease_renew_s", 10);
+	r->poll_s = config_double("runner_poll_s", 2);
+	r->llm_connect_s = config_long("llm_connect_timeout_s", 10);
+	r->llm_first_byte_s = config_long("llm_first_byte_timeout_s", 60);
+	r->llm_idle_s = config_long("llm_idle_timeout_s", 120);
+	r->llm_total_s = config_long("llm_call_timeout_s", 600);
+	r->turn_wall_s = config_long("turn_wall_time_s", 1800);
+	r->tool_result_max = config_long("tool_result_max_bytes", 65536);
+	r->default_max_iterations = config_long("default_max_iterations", 50);
+	snprintf(def, sizeof(def), "%s/server.key", home ? home : "./var");
+	r->have_server_key =
+		crypto_load_key(config_get("server_key_file", def), r->server_key) == 0;
+	db_connect(&r->listen, conninfo, 1);
+	db_connect(&r->write, conninfo, 1);
+	db_connect(&r->tools, conninfo, 1);
+	r->multi = curl_multi_init();
+	wake_multi = r->multi;
+}
+
+static int poll_timeout(struct runner *r)
+{
+	long long now = now_ms(), next = now + 1000;
+	struct turn *t;
+	if (r->next_poll_ms < next)
+		next = r->next_poll_ms;
+	if (r->next_renew_ms < next)
+		next = r->next_renew_ms;
+	for (t = r->turns; t; t = t->next) {
+		if (t->phase == PH_RETRY && t->retry_at_ms < next)
+			next = t->retry_at_ms;
+		if (t->phase == PH_REASON && t->sim_active && t->next_step_ms < next)
+			next = t->next_step_ms;
+		if (t->phase == PH_ACT || t->phase == PH_DONE || t->dropped)
+			next = now;
+		if (t->phase == PH_REASON && (t->text.len > t->text_sent ||
+					      t->thinking.len > t->think_sent) &&
+		    r->next_delta_ms < next)
+			next = r->next_delta_ms;
+	}
+	if (writer_pending())
+		next = now;
+	return next <= now ? 0 : (int)(next - now);
+}
+
+static void reap_transfers(struct runner *r)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(r->multi, &left))) {
+		struct turn *t = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		if (t)
+			turn_transfer_done(r, t, m->data.result);
+	}
+}
+
+static void loop(struct runner *r)
+{
+	long long drain_deadline = 0;
+	long long drain_ms = config_long("drain_s", 20) * 1000;
+	int want_claim = 1, running;
+
+	while (!(r->draining && (r->inflight == 0 || now_ms() >= drain_deadline))) {
+		struct curl_waitfd wfd;
+		struct turn *t, *next;
+		long long now;
+
+		if (stop_requested && !r->draining) {
+			r->draining = 1;
+			drain_deadline = now_ms() + drain_ms;
+			log_info("stopping: %d turn(s) in flight, draining up "
+				 "to %lld ms", r->inflight, drain_ms);
+		}
+		wfd.fd = PQsocket(r->listen.conn);
+		wfd.events = CURL_WAIT_POLLIN;
+		wfd.revents = 0;
+		curl_multi_poll(r->multi, wfd.fd >= 0 ? &wfd : NULL,
+				wfd.fd >= 0 ? 1 : 0, poll_timeout(r), NULL);
+		curl_multi_perform(r->multi, &running);
+		reap_transfers(r);
+		queue_drain_notifies(r, &want_claim);
+
+		for (t = r->turns; t; t = t->next)
+			turn_step(r, t);
+
+		now = now_ms();
+		if (now >= r->next_delta_ms) {
+			writer_deltas(r, NULL);
+			r->next_delta_ms = now + 50;
+		}
+		if (writer_pending())
+			writer_flush(r);
+		for (t = r->turns; t; t = next) {
+			next = t->next;
+			if (t->phase == PH_DONE || t->dropped) {
+				turn_free(r, t);
+				want_claim = 1; /* capacity freed */
+			}
+		}
+		now = now_ms();
+		if (now >= r->next_renew_ms) {
+			queue_renew(r);
+			queue_heartbeat(r);
+			r->next_renew_ms = now + (long long)(r->renew_s * 1000);
+		}
+		if (now >= r->next_poll_ms) {
+			want_claim = 1;
+			r->next_poll_ms = now + (long long)(r->poll_s * 1000);
+		}
+		if (want_claim && !r->draining) {
+			want_claim = 0;
+			if (queue_claim(r) < 0)
+				want_claim = 1;
+		}
+		if (now >= r->next_housekeeping_ms) {
+			housekeeping_run(r);
+			r->next_housekeeping_ms =
+				now + config_long("housekeeping_s", 60) * 1000;
+		}
+	}
+	if (r->inflight) {
+		queue_release_all(r);
+		while (r->turns)
+			turn_free(r, r->turns);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct runner r;
+	struct sigaction sa;
+
+	if (argc > 1) {
+		fprintf(stderr, "usage: everruns-runner (configured by "
+				"$EVERRUNS_HOME/everruns.conf and EVERRUNS_*)\n");
+		return 2;
+	}
+	log_init("runner", LOG_INFO);
+	if (config_load(NULL) != 0)
+		return 1;
+	if (!strcmp(config_get("log_level", "info"), "debug"))
+		log_init("runner", LOG_DEBUG);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	setup(&r);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	writer_init();
+	if (queue_listen(&r) != 0)
+		log_warn("LISTEN failed; relying on polling until the "
+			 "database is back");
+	queue_heartbeat(&r);
+	log_info("started: runner %s, max_inflight_turns=%d, lease %gs",
+		 r.id, r.max_inflight, r.lease_s);
+	loop(&r);
+	curl_multi_cleanup(r.multi);
+	db_close(&r.listen);
+	db_close(&r.write);
+	db_close(&r.tools);
+	curl_global_cleanup();
+	config_free();
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,145 @@
+/*
+ * runner: the everruns-runner daemon's shared state.
+ *
+ * One thread runs everything on one curl multi handle (DESIGN 2): LLM
+ * transfers stream into per-turn parsers, llmsim plays its scripts on
+ * timers, PostgreSQL wake-ups (LISTEN turns/cancels) arrive on an extra
+ * fd of curl_multi_poll(), and events are written in batches across all
+ * turns (writer.c). Nothing holds a transaction across an LLM call or a
+ * tool: a turn only *queues* events; the loop flushes them.
+ *
+ * Connections: `listen` (LISTEN only, plus claims/renewals, which are
+ * short), `write` (event batches and deltas), `tools` (tool queries).
+ * Ownership: struct runner owns every struct turn on its list; a turn owns
+ * its curl handle, parser, buffers and JSON.
+ */
+#ifndef EVR_RUNNER_H
+#define EVR_RUNNER_H
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "buf.h"
+#include "db.h"
+#include "llm/llm.h"
+#include "llm/llmsim.h"
+
+enum turn_phase {
+	PH_REASON,  /* an LLM call is (about to be) in flight */
+	PH_RETRY,   /* waiting for the backoff before another try */
+	PH_ACT,     /* tools to run */
+	PH_DONE,    /* terminal events queued; freed after the flush */
+};
+
+struct turn {
+	struct turn *next;
+	char id[33], session[33], org[33], input_msg[33];
+	int attempt;
+	enum turn_phase phase;
+	int dropped;   /* fenced or deleted: write nothing more */
+	int cancelling; /* a cancel arrived: finish with the cancel pair */
+	int announced;  /* turn.started written (or found in the log) */
+
+	/* configuration (from evr_turn_config) */
+	struct json_object *cfg;      /* owned */
+	struct json_object *history;  /* owned: provider-neutral messages */
+	struct json_object *tools;    /* owned: tool definitions */
+	struct json_object *capcfg;   /* owned: ref -> config */
+	enum llm_kind kind;
+	char *model, *model_id, *provider_id, *base_url, *api_key;
+	long context_tokens, max_tokens;
+	double temperature;
+	int has_temperature;
+	char effort[8];
+	int iterations, max_iterations;
+	long long started_ms;
+
+	/* the current LLM call */
+	CURL *easy;
+	struct curl_slist *headers;
+	struct buf req_body, err_body;
+	struct llm_parser *parser;
+	struct llm_sink sink;
+	long http_status;
+	int tries;
+	long long call_start_ms, last_byte_ms, retry_at_ms;
+	struct llmsim_plan plan;
+	size_t plan_pos;
+	int sim_active;
+	long long next_step_ms;
+
+	/* the assistant message being built */
+	char msg_id[48];
+	struct buf text, thinking;
+	struct json_object *calls; /* owned: [{id,name,arguments}] */
+	int msg_started, think_started, think_done;
+	long long m_seq, t_seq;	/* sequences of the *.started events */
+	size_t text_sent, think_sent; /* bytes already sent as deltas */
+	long call_in, call_out, turn_in, turn_out;
+	char stream_error[256];
+	int stream_error_retryable;
+
+	/* tools of the current act phase */
+	size_t act_next;
+	int act_ok, act_err;
+	long long act_start_ms;
+};
+
+struct runner {
+	char id[33]; /* this runner's uuid (runners table, lease owner) */
+	struct db listen, write, tools;
+	CURLM *multi;
+	struct turn *turns;
+	int inflight, max_inflight;
+	int draining;
+	double lease_s, renew_s, poll_s;
+	long llm_connect_s, llm_first_byte_s, llm_idle_s, llm_total_s;
+	long turn_wall_s, tool_result_max, default_max_iterations;
+	long long next_renew_ms, next_poll_ms, next_housekeeping_ms,
+		next_delta_ms;
+	unsigned char server_key[32];
+	int have_server_key;
+};
+
+long long now_ms(void);
+
+/* queue.c */
+int queue_listen(struct runner *r);
+void queue_drain_notifies(struct runner *r, int *want_claim);
+int queue_claim(struct runner *r);
+void queue_renew(struct runner *r);
+void queue_release_all(struct runner *r);
+void queue_heartbeat(struct runner *r);
+
+/* turn.c */
+struct turn *turn_start(struct runner *r, const char *id, const char *session,
+			const char *org, const char *state, int attempt);
+void turn_step(struct runner *r, struct turn *t); /* advance timers/phases */
+void turn_cancel(struct runner *r, struct turn *t);
+void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc);
+void turn_free(struct runner *r, struct turn *t);
+struct turn *turn_find(struct runner *r, const char *id);
+
+/* history.c: messages for the provider from the session's events */
+struct json_object *history_build(struct json_object *events,
+				  const char *system_prompt,
+				  long context_tokens, long reserve_tokens,
+				  int *too_long);
+
+/* writer.c */
+enum ev_kind { EV_NORMAL, EV_CANCEL };
+void writer_init(void);
+/* Queue one event of t (data: owned JSON text). final: the turn state it
+ * ends in, or NULL. */
+void writer_event(struct turn *t, const char *type, char *data, long uin,
+		  long uout, enum ev_kind kind, const char *final);
+/* Write everything queued in one transaction. 0 or -1. */
+int writer_flush(struct runner *r);
+int writer_pending(void);
+/* Send the new text of every turn as deltas (one transaction). */
+int writer_deltas(struct runner *r, struct turn *only);
+
+/* housekeeping.c */
+void housekeeping_run(struct runner *r);
+
+#endif

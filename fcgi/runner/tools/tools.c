@@ -1,0 +1,244 @@
+/*
+ * tools: the dispatch table of the built-in tools, argument validation
+ * against the catalog, and the result/error convention of tools.h.
+ *
+ * The catalog (fcgi/lib/catalog.c) is the single source of the tool
+ * definitions the model sees; the arguments of every call are validated
+ * here against the same `parameters` schema before the tool runs, so a
+ * tool never sees a shape its definition does not allow. The catalog's
+ * tool lists are JSON text: they are parsed per call (a few KiB, a few
+ * microseconds, negligible next to an LLM round trip) rather than cached,
+ * which keeps this module free of global state and safe from any thread.
+ */
+#include "tools.h"
+#include "tools_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apierr.h"
+#include "catalog.h"
+
+struct tool_entry {
+	const char *name;
+	const char *capability;
+	tools_fn *fn;
+};
+
+/* Tools of the catalog that are not here (session_file_system, web_fetch)
+ * are run elsewhere in the runner; tools_run() answers TOOL_UNKNOWN. */
+static const struct tool_entry tool_table[] = {
+	{"get_current_time", "current_time", tools_current_time},
+	{"write_todos", "stateless_todo_list", tools_write_todos},
+	{"get_session_info", "session", tools_session_info},
+	{"write_session_title", "session", tools_session_title},
+	{"kv_store", "session_storage", tools_kv_store},
+	{"calculate", "test_math", tools_calculate},
+	{"get_weather", "test_weather", tools_weather},
+};
+
+#define NTOOLS (sizeof(tool_table) / sizeof(tool_table[0]))
+
+static const struct tool_entry *entry_find(const char *name)
+{
+	size_t i;
+	for (i = 0; i < NTOOLS; i++)
+		if (!strcmp(tool_table[i].name, name))
+			return &tool_table[i];
+	return NULL;
+}
+
+/* The definition of tool `name` in cap's tool list: a new reference to the
+ * parsed list in *list (caller puts it) and the borrowed definition, or
+ * NULL when cap does not define that tool. */
+static struct json_object *definition_find(const struct catalog_cap *cap,
+					   const char *name,
+					   struct json_object **list)
+{
+	struct json_object *def = NULL;
+	size_t i, n;
+
+	*list = json_tokener_parse(cap->tools_json);
+	/* the literals are compiled in and parsed by test_catalog: a bad
+	 * one is a build defect */
+	if (!*list || !json_object_is_type(*list, json_type_array))
+		abort();
+	n = json_object_array_length(*list);
+	for (i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(*list, i);
+		struct json_object *tn = NULL;
+		if (json_object_object_get_ex(t, "name", &tn) &&
+		    json_object_is_type(tn, json_type_string) &&
+		    !strcmp(json_object_get_string(tn), name)) {
+			def = t;
+			break;
+		}
+	}
+	return def;
+}
+
+const char *tools_capability_of(const char *name)
+{
+	const struct tool_entry *t;
+	const struct catalog_cap *all;
+	size_t i, n;
+
+	if (!name)
+		return NULL;
+	if ((t = entry_find(name)))
+		return t->capability;
+	/* tools run outside this table (files, fetch) still belong to a
+	 * capability whose config the runner needs */
+	all = catalog_all(&n);
+	for (i = 0; i < n; i++) {
+		struct json_object *list;
+		int found = definition_find(&all[i], name, &list) != NULL;
+		json_object_put(list);
+		if (found)
+			return all[i].id;
+	}
+	return NULL;
+}
+
+/* Validate args against the tool's `parameters`. 0, or -1 with the
+ * sentence for the model in `error`. */
+static int args_check(const struct tool_entry *t, struct json_object *args,
+		      struct buf *error)
+{
+	const struct catalog_cap *cap = catalog_find(t->capability);
+	struct json_object *list = NULL, *def, *params = NULL;
+	struct apierr e;
+	int rc = -1;
+
+	/* the table names catalog entries: test_tools checks every row */
+	if (!cap)
+		abort();
+	def = definition_find(cap, t->name, &list);
+	if (!def || !json_object_object_get_ex(def, "parameters", &params))
+		abort();
+	if (catalog_check_value(params, args, "arguments", &e)) {
+		tools_fail(error, "Invalid arguments for %s: %s.", t->name,
+			   e.msg);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(list);
+	return rc;
+}
+
+enum tool_status tools_run(const struct tool_ctx *c, const char *name,
+			   struct json_object *args, struct buf *result,
+			   struct buf *error)
+{
+	const struct tool_entry *t = name ? entry_find(name) : NULL;
+	struct json_object *empty = NULL;
+	enum tool_status st;
+
+	buf_reset(result);
+	buf_reset(error);
+	if (!t)
+		return TOOL_UNKNOWN;
+	/* models send "" or nothing for a tool without parameters; the
+	 * runner may hand that over as NULL */
+	if (!args) {
+		args = empty = json_object_new_object();
+		if (!args)
+			abort();
+	}
+	if (args_check(t, args, error)) {
+		st = TOOL_ERROR;
+		goto out;
+	}
+	st = t->fn(c, args, result, error);
+	if (st == TOOL_OK) {
+		buf_reset(error);
+	} else {
+		st = TOOL_ERROR;
+		buf_reset(result);
+		if (!error->len)
+			tools_fail(error, "The tool %s failed.", t->name);
+	}
+out:
+	json_object_put(empty);
+	return st;
+}
+
+enum tool_status tools_fail(struct buf *error, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vaddf(error, fmt, ap);
+	va_end(ap);
+	return TOOL_ERROR;
+}
+
+int tools_need_db(const struct tool_ctx *c, struct buf *error)
+{
+	if (c && c->db && c->org && c->session)
+		return 0;
+	tools_fail(error, "This tool is not available here (no session).");
+	return -1;
+}
+
+int tools_text_ok(const char *s, size_t len, int no_controls)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = p[i], n, k, cp;
+		if (c < 0x80) {
+			if (c == 0 || (no_controls && (c < 0x20 || c == 0x7f)))
+				return 0;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return 0;
+		if (len - i <= n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		/* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+void tools_add_number(struct buf *b, double d)
+{
+	char s[40];
+	int prec;
+
+	/* callers refuse non-finite values; this keeps the output JSON
+	 * whatever happens */
+	if (!isfinite(d)) {
+		buf_adds(b, "null");
+		return;
+	}
+	for (prec = 1; prec < 17; prec++) {
+		snprintf(s, sizeof(s), "%.*g", prec, d);
+		if (strtod(s, NULL) == d)
+			break;
+	}
+	if (prec == 17)
+		snprintf(s, sizeof(s), "%.17g", d);
+	buf_adds(b, s);
+}
