@@ -72,47 +72,6 @@ static int parse_body(struct req *rq, struct json_object *body, int create,
 	return 0;
 }
 
-/* ?tags=a,b&tags=c: every given tag must be on the agent. The values are
- * gathered into a JSON array so they get the same limits as body tags.
- * Fills lit with a text[] literal (left empty when no tag is given). */
-static int tag_filter(struct req *rq, struct buf *lit)
-{
-	const char *vals[MAX_TAG_FILTER];
-	struct json_object *arr = json_object_new_array();
-	struct apierr e;
-	size_t i, n = req_query_all(rq, "tags", vals, MAX_TAG_FILTER);
-	int ret = 0;
-
-	for (i = 0; i < n; i++) {
-		const char *s = vals[i];
-		if (!api_utf8_ok(s)) {
-			res_error(rq, 400, "validation_error",
-				  "tags: not valid UTF-8");
-			ret = -1;
-			goto out;
-		}
-		while (*s) {
-			size_t len = strcspn(s, ",");
-			if (len)
-				json_object_array_add(
-					arr, json_object_new_string_len(
-						     s, (int)len));
-			s += len;
-			if (*s == ',')
-				s++;
-		}
-	}
-	if (api_check_tags(arr, &e)) {
-		res_apierr(rq, &e);
-		ret = -1;
-	} else if (json_object_array_length(arr)) {
-		api_pg_text_array(lit, arr);
-	}
-out:
-	json_object_put(arr);
-	return ret;
-}
-
 void h_agents_list(struct req *rq)
 {
 	static const char q[] =
@@ -137,7 +96,7 @@ void h_agents_list(struct req *rq)
 
 	buf_init(&tags, 0);
 	if (api_list_params(rq, &search, &archived, &offset, &limit) ||
-	    tag_filter(rq, &tags))
+	    api_tag_filter(rq, &tags) < 0)
 		goto out;
 	snprintf(off, sizeof(off), "%ld", offset);
 	snprintf(lim, sizeof(lim), "%ld", limit);

@@ -70,6 +70,10 @@ void api_db_error(struct req *rq);
 void api_pg_text_array(struct buf *b, struct json_object *arr);
 /* Validate `tags`: at most 32 strings of at most 64 bytes. */
 int api_check_tags(struct json_object *tags, struct apierr *e);
+/* ?tags=a,b&tags=c (repeated and/or comma-separated) as a text[] literal
+ * in lit, with the limits of body tags: 1 = tags given, 0 = none, -1 =
+ * 400 sent. Lists filter on rows that carry all of them. */
+int api_tag_filter(struct req *rq, struct buf *lit);
 /* Validate a `[{ref, config}]` capability list against the catalogue and
  * each capability's config schema; writes the normalized list (config
  * defaults to {}) as JSON into out. */
@@ -127,9 +131,6 @@ int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
  * the page; 0, or -1 with the 400 sent. */
 int api_list_params(struct req *rq, const char **search, int *archived,
 		    long *offset, long *limit);
-/* Is s (NUL-terminated) well-formed UTF-8? Query and path text is not
- * checked upstream, and PostgreSQL rejects invalid text with an error. */
-int api_utf8_ok(const char *s);
 /* Is key present in body with the value null? */
 int api_is_null(struct json_object *body, const char *key);
 /* Answer a failed write of a named resource: a duplicate name is a 409

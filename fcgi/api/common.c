@@ -114,6 +114,37 @@ int api_check_tags(struct json_object *tags, struct apierr *e)
 	return 0;
 }
 
+int api_tag_filter(struct req *rq, struct buf *lit)
+{
+	const char *vals[REQ_MAX_QP];
+	struct json_object *arr = json_object_new_array();
+	struct apierr e;
+	size_t i, n = req_query_all(rq, "tags", vals, REQ_MAX_QP);
+	int ret = 0;
+
+	for (i = 0; i < n; i++) {
+		const char *s = vals[i];
+		while (*s) {
+			size_t len = strcspn(s, ",");
+			if (len)
+				json_object_array_add(
+					arr, json_object_new_string_len(s, (int)len));
+			s += len;
+			if (*s == ',')
+				s++;
+		}
+	}
+	if (api_check_tags(arr, &e)) {
+		res_apierr(rq, &e);
+		ret = -1;
+	} else if (json_object_array_length(arr)) {
+		api_pg_text_array(lit, arr);
+		ret = 1;
+	}
+	json_object_put(arr);
+	return ret;
+}
+
 int api_check_capabilities(struct json_object *caps, const char *field,
 			   struct buf *out, struct apierr *e)
 {

@@ -85,7 +85,8 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	if (!rt) {
 		if (bad_path) {
 			res_error(rq, 400, "invalid_path",
-				  "Malformed percent-encoding in the path");
+				  "The path has malformed percent-encoding, an "
+				  "encoded NUL, or bytes that are not UTF-8");
 		} else if (allow.len) {
 			res_header(rq, "Allow", allow.data);
 			res_error(rq, 405, "method_not_allowed",
@@ -97,6 +98,16 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 		goto out;
 	}
 	req_parse_query(rq);
+	if (rq->qp_bad) {
+		res_error(rq, 400, "validation_error",
+			  "%s: not valid UTF-8", rq->qp_bad);
+		goto out;
+	}
+	if (rq->qp_overflow) {
+		res_error(rq, 400, "validation_error",
+			  "Too many query parameters (at most %d)", REQ_MAX_QP);
+		goto out;
+	}
 
 	cl = param(r, "CONTENT_LENGTH");
 	rq->content_length = cl && *cl ? strtol(cl, NULL, 10) : 0;

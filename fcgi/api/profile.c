@@ -101,37 +101,6 @@ int api_profile_refs(struct req *rq, struct json_object *body,
 		       "default_model_id", "llm_models", p->model_hex);
 }
 
-int api_utf8_ok(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		unsigned c = *p, n, i, cp;
-		if (c < 0x80) {
-			p++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3, cp = c & 0x07;
-		else
-			return 0;
-		for (i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		/* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return 0;
-		p += n + 1;
-	}
-	return 1;
-}
 
 int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
 		   const char **name)
@@ -142,12 +111,6 @@ int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
 	*name = NULL;
 	if (ids_has_prefix(v, prefix))
 		return api_id(rq, v, prefix, "id_or_name", hex);
-	/* PostgreSQL refuses such text outright; it can name nothing */
-	if (!api_utf8_ok(v)) {
-		res_error(rq, 400, "validation_error",
-			  "id_or_name: not valid UTF-8");
-		return -1;
-	}
 	*name = v;
 	return 0;
 }
@@ -162,10 +125,6 @@ int api_list_params(struct req *rq, const char **search, int *archived,
 	if (*search && strlen(*search) > SEARCH_MAX_LEN) {
 		apierr_set(&e, 400, "validation_error",
 			   "search: longer than %d bytes", SEARCH_MAX_LEN);
-		goto fail;
-	}
-	if (*search && !api_utf8_ok(*search)) {
-		apierr_field(&e, "search", "not valid UTF-8");
 		goto fail;
 	}
 	if (*search && !**search)

@@ -145,8 +145,10 @@ const struct route *router_match(struct req *rq, struct buf *allow,
 					size_t dl;
 					char *d = http_decode(rq->arena, cs[j],
 							      cl[j], 0, &dl);
-					/* a bad escape or an encoded NUL */
-					if (!d || strlen(d) != dl) {
+					/* a bad escape, an encoded NUL, or
+					 * bytes that are not UTF-8 */
+					if (!d || strlen(d) != dl ||
+					    !http_utf8_ok(d)) {
 						*bad_path = 1;
 						return NULL;
 					}

@@ -13,7 +13,6 @@
 
 #define MAX_TITLE 512
 #define MAX_SYSTEM_PROMPT 100000
-#define MAX_FILTER_TAGS 32
 
 /* Create-request fields after validation; strings borrow from the body. */
 struct session_input {
@@ -155,43 +154,6 @@ out:
 	json_object_put(body);
 }
 
-/* ?tags=a,b&tags=c: the session must carry all of them. */
-static int filter_tags(struct req *rq, struct buf *out)
-{
-	const char *vals[MAX_FILTER_TAGS];
-	size_t n = req_query_all(rq, "tags", vals, MAX_FILTER_TAGS), i, count = 0;
-	buf_addch(out, '{');
-	for (i = 0; i < n; i++) {
-		const char *s = vals[i];
-		while (*s) {
-			size_t len = strcspn(s, ",");
-			if (len) {
-				if (len > 64 || ++count > MAX_FILTER_TAGS) {
-					res_error(rq, 400, "validation_error",
-						  "tags: at most %d tags of at "
-						  "most 64 bytes",
-						  MAX_FILTER_TAGS);
-					return -1;
-				}
-				if (out->len > 1)
-					buf_addch(out, ',');
-				buf_addch(out, '"');
-				for (size_t j = 0; j < len; j++) {
-					if (s[j] == '"' || s[j] == '\\')
-						buf_addch(out, '\\');
-					buf_addch(out, s[j]);
-				}
-				buf_addch(out, '"');
-			}
-			s += len;
-			if (*s == ',')
-				s++;
-		}
-	}
-	buf_addch(out, '}');
-	return count ? 1 : 0;
-}
-
 void h_sessions_list(struct req *rq)
 {
 	static const char q[] =
@@ -221,7 +183,7 @@ void h_sessions_list(struct req *rq)
 	}
 	if (a && api_id(rq, a, "agt", "agent_id", agent) != 0)
 		goto out;
-	if ((has_tags = filter_tags(rq, &tags)) < 0)
+	if ((has_tags = api_tag_filter(rq, &tags)) < 0)
 		goto out;
 	search = req_query(rq, "search");
 	if (search && strlen(search) > MAX_TITLE) {

@@ -1,4 +1,5 @@
 #include "http.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -62,6 +63,11 @@ char *http_decode(struct arena *a, const char *s, size_t len, int plus_space,
 	return out;
 }
 
+int http_utf8_ok(const char *s)
+{
+	return utf8_valid(s, strlen(s), 0);
+}
+
 void req_parse_query(struct req *rq)
 {
 	const char *s = rq->query;
@@ -76,6 +82,8 @@ void req_parse_query(struct req *rq)
 			char *v = eq ? http_decode(rq->arena, eq + 1,
 						   len - klen - 1, 1, NULL)
 				     : arena_strdup(rq->arena, "");
+			if ((k && !http_utf8_ok(k)) || (v && !http_utf8_ok(v)))
+				rq->qp_bad = k && http_utf8_ok(k) ? k : "query";
 			if (rq->nqp == REQ_MAX_QP) {
 				rq->qp_overflow = 1;
 			} else if (k) {

@@ -38,6 +38,7 @@ struct req {
 	struct qparam qp[REQ_MAX_QP];
 	size_t nqp;
 	int qp_overflow;
+	const char *qp_bad; /* a parameter that is not valid UTF-8 */
 
 	const char *content_type;   /* NULL if absent */
 	const char *authorization;  /* NULL if absent */
@@ -65,7 +66,13 @@ struct req {
 void req_init(struct req *rq, struct arena *a);
 void req_release(struct req *rq);
 
-/* Parse rq->query into rq->qp (decoded into the arena). */
+/* Is s (NUL-terminated) valid UTF-8, without overlong forms or
+ * surrogates? PostgreSQL refuses anything else, so the edge checks every
+ * path segment and query value once. */
+int http_utf8_ok(const char *s);
+
+/* Parse rq->query into rq->qp (decoded into the arena); a value that is
+ * not valid UTF-8 sets rq->qp_bad to its parameter name. */
 void req_parse_query(struct req *rq);
 /* First value of a query parameter, or NULL. */
 const char *req_query(const struct req *rq, const char *key);

@@ -97,6 +97,10 @@ int jx_check_str(struct json_object *v, const char *name, size_t max,
 	if (max && (size_t)json_object_get_string_len(v) > max)
 		return apierr_set(e, 400, "validation_error",
 				  "%s: longer than %zu bytes", name, max);
+	/* a \u0000 would silently cut the text short in C and SQL */
+	if (strlen(json_object_get_string(v)) !=
+	    (size_t)json_object_get_string_len(v))
+		return apierr_field(e, name, "must not contain NUL characters");
 	return 0;
 }
 

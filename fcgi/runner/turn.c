@@ -693,7 +693,8 @@ static void act_step(struct runner *r, struct turn *t)
 	tc = obj();
 	put_s(tc, "id", id);
 	put_s(tc, "name", name);
-	args = jx_parse(a, strlen(a), &e);
+	/* models often send "" for a tool without parameters */
+	args = *a ? jx_parse(a, strlen(a), &e) : json_object_new_object();
 	json_object_object_add(tc, "arguments",
 			       args ? json_object_get(args) : json_object_new_string(a));
 	json_object_object_add(d, "tool_call", tc);

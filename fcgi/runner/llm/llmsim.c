@@ -167,10 +167,14 @@ static void parse_user(struct sim_req *q, const char *s)
 {
 	while (*s) {
 		const char *nl = strchr(s, '\n');
-		size_t n = nl ? (size_t)(nl - s) : strlen(s);
-		char *line = xstrndup(s, n);
+		size_t n = nl ? (size_t)(nl - s) : strlen(s), len = n;
+		char *line;
+		/* the \r of a CRLF, and trailing blanks, are not arguments */
+		while (len && (s[len - 1] == '\r' || s[len - 1] == ' '))
+			len--;
+		line = xstrndup(s, len);
 		/* a line such as "#hashtag" is not a directive: keep it */
-		if (line[0] != '#' || directive(q, line, n)) {
+		if (line[0] != '#' || directive(q, line, len)) {
 			if (q->plain.len)
 				buf_addch(&q->plain, '\n');
 			buf_add(&q->plain, s, n);

@@ -35,7 +35,7 @@
 
 #define ZONE_MAX 64
 
-static const char *const weekdays[] = {"Sunday",   "Monday", "Tuesday",
+static const char *const weekdays[] = {"Sunday",    "Monday",	"Tuesday",
 				       "Wednesday", "Thursday", "Friday",
 				       "Saturday"};
 static const char *const months[] = {
@@ -101,8 +101,8 @@ static int is_utc(const char *zone)
 
 /* Broken-down local time of t in zone (checked), with the abbreviation
  * copied out before TZ is restored. 0, or -1 if libc cannot convert. */
-static int zone_localtime(const char *zone, time_t t, struct tm *tm,
-			  char *abbr, size_t abbrlen)
+static int zone_localtime(const char *zone, time_t t, struct tm *tm, char *abbr,
+			  size_t abbrlen)
 {
 	char *saved = NULL, *tz = NULL;
 	const char *old;

@@ -208,13 +208,12 @@ enum tool_status tools_kv_store(const struct tool_ctx *c,
 	if (!strcmp(op, "list"))
 		return kv_list(c, result, error);
 	if (!key)
-		return tools_fail(error, "key is required for operation "
-					 "\"%s\".",
-				  op);
+		return tools_fail(error,
+				  "key is required for operation \"%s\".", op);
 	if (keylen == 0 || keylen > TOOLS_KV_KEY_MAX)
 		return tools_fail(error, "key must be 1 to %d bytes long.",
 				  TOOLS_KV_KEY_MAX);
-	if (!tools_text_ok(key, keylen, 1))
+	if (!utf8_valid(key, keylen, 1))
 		return tools_fail(error, "key must be UTF-8 text without "
 					 "control characters.");
 	if (!strcmp(op, "get"))
@@ -229,7 +228,7 @@ enum tool_status tools_kv_store(const struct tool_ctx *c,
 				  "value is longer than %d bytes; store less, "
 				  "or split it over several keys.",
 				  TOOLS_KV_VALUE_MAX);
-	if (!tools_text_ok(value, valuelen, 0))
+	if (!utf8_valid(value, valuelen, 0))
 		return tools_fail(error, "value must be UTF-8 text without NUL "
 					 "characters.");
 	return kv_set(c, key, keylen, value, result, error);

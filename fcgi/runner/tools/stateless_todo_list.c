@@ -55,7 +55,7 @@ static enum tool_status text_check(struct json_object *item, size_t i,
 				  "todos[%zu].%s is longer than %d bytes; keep "
 				  "items short.",
 				  i, key, TOOLS_TODO_TEXT_MAX);
-	if (!tools_text_ok(s, len, 0))
+	if (!utf8_valid(s, len, 0))
 		return tools_fail(error,
 				  "todos[%zu].%s is not valid UTF-8 text.", i,
 				  key);
@@ -75,8 +75,8 @@ static int status_of(struct json_object *item)
 }
 
 enum tool_status tools_write_todos(const struct tool_ctx *c,
-				   struct json_object *args,
-				   struct buf *result, struct buf *error)
+				   struct json_object *args, struct buf *result,
+				   struct buf *error)
 {
 	struct json_object *todos = NULL;
 	size_t i, n, counts[ST_COUNT] = {0};

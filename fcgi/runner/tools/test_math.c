@@ -52,9 +52,8 @@ enum tool_status tools_calculate(const struct tool_ctx *c,
 		r = a / b;
 	}
 	if (!isfinite(r))
-		return tools_fail(error,
-				  "The result is too large for a double "
-				  "(it overflows to infinity).");
+		return tools_fail(error, "The result is too large for a double "
+					 "(it overflows to infinity).");
 	buf_addf(result, "{\"operation\":\"%s\",\"a\":", op);
 	tools_add_number(result, a);
 	buf_adds(result, ",\"b\":");

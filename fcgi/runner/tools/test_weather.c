@@ -64,7 +64,7 @@ enum tool_status tools_weather(const struct tool_ctx *c,
 		len--;
 	if (!len)
 		return tools_fail(error, "city must not be blank.");
-	if (!tools_text_ok(city, len, 1))
+	if (!utf8_valid(city, len, 1))
 		return tools_fail(error, "city must be UTF-8 text without "
 					 "control characters.");
 
@@ -90,8 +90,8 @@ enum tool_status tools_weather(const struct tool_ctx *c,
 		struct buf s = BUF_INIT;
 		buf_init(&s, 0);
 		buf_add(&s, city, len);
-		buf_addf(&s, ": %d C, %s, humidity %u%%, wind %u km/h %s",
-			 temp, conditions[cond], humidity, wind,
+		buf_addf(&s, ": %d C, %s, humidity %u%%, wind %u km/h %s", temp,
+			 conditions[cond], humidity, wind,
 			 directions[(h >> 24) % 8]);
 		buf_add_json_str(result, s.data, s.len);
 		buf_release(&s);

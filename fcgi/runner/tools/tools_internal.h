@@ -21,50 +21,51 @@
 
 #include "buf.h"
 #include "tools.h"
+#include "utf8.h"
 
 typedef enum tool_status tools_fn(const struct tool_ctx *c,
-				  struct json_object *args,
-				  struct buf *result, struct buf *error);
+				  struct json_object *args, struct buf *result,
+				  struct buf *error);
 
 /* current_time.c */
 enum tool_status tools_current_time(const struct tool_ctx *c,
-		struct json_object *args, struct buf *result,
-		struct buf *error);
+				    struct json_object *args,
+				    struct buf *result, struct buf *error);
 /* The same at time t instead of now, for tests. `zone` NULL means UTC. */
 enum tool_status tools_current_time_at(const char *zone, time_t t,
 				       struct buf *result, struct buf *error);
 
 /* stateless_todo_list.c */
 enum tool_status tools_write_todos(const struct tool_ctx *c,
-		struct json_object *args, struct buf *result,
-		struct buf *error);
+				   struct json_object *args, struct buf *result,
+				   struct buf *error);
 
 /* session.c */
 enum tool_status tools_session_info(const struct tool_ctx *c,
-		struct json_object *args, struct buf *result,
-		struct buf *error);
+				    struct json_object *args,
+				    struct buf *result, struct buf *error);
 enum tool_status tools_session_title(const struct tool_ctx *c,
-		struct json_object *args, struct buf *result,
-		struct buf *error);
+				     struct json_object *args,
+				     struct buf *result, struct buf *error);
 
 /* session_storage.c */
 enum tool_status tools_kv_store(const struct tool_ctx *c,
-		struct json_object *args, struct buf *result,
-		struct buf *error);
+				struct json_object *args, struct buf *result,
+				struct buf *error);
 
 /* test_math.c, test_weather.c */
 enum tool_status tools_calculate(const struct tool_ctx *c,
-		struct json_object *args, struct buf *result,
-		struct buf *error);
+				 struct json_object *args, struct buf *result,
+				 struct buf *error);
 enum tool_status tools_weather(const struct tool_ctx *c,
-		struct json_object *args, struct buf *result,
-		struct buf *error);
+			       struct json_object *args, struct buf *result,
+			       struct buf *error);
 
 /* Limits enforced by the tools beyond the catalog schemas (bytes). */
-#define TOOLS_TITLE_MAX 512
-#define TOOLS_KV_KEY_MAX 256
-#define TOOLS_KV_VALUE_MAX 65536
-#define TOOLS_KV_MAX_KEYS 1000
+#define TOOLS_TITLE_MAX	    512
+#define TOOLS_KV_KEY_MAX    256
+#define TOOLS_KV_VALUE_MAX  65536
+#define TOOLS_KV_MAX_KEYS   1000
 #define TOOLS_TODO_TEXT_MAX 1024
 
 /* Append a formatted sentence to `error` and return TOOL_ERROR, so a tool
@@ -78,14 +79,10 @@ int tools_need_db(const struct tool_ctx *c, struct buf *error);
 
 /* The sentences for the two failures every database tool shares. */
 #define TOOLS_MSG_GONE "This session no longer exists."
-#define TOOLS_MSG_DB                                                        \
-	"The session's data could not be reached (a database error); try "  \
+#define TOOLS_MSG_DB                                                           \
+	"The session's data could not be reached (a database error); try "     \
 	"again later."
 
-/* 1 if s[0..len) is well-formed UTF-8 without NUL (json-c strings may
- * hold "\u0000" and unpaired surrogates, which PostgreSQL text refuses),
- * and, when `no_controls`, without C0 controls or DEL either. */
-int tools_text_ok(const char *s, size_t len, int no_controls);
 
 /* Append a finite double as the shortest JSON number that reads back as
  * the same double ("0.1", "5", "1e+300"). */
