@@ -176,8 +176,12 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE i integer;
 BEGIN
   FOR i IN 1..coalesce(array_length(p_session, 1), 0) LOOP
+    -- unfenced, so a late chunk for a deleted or idle session is dropped
+    -- here rather than left behind
     INSERT INTO live_text (session_id, m, off, text)
-      VALUES (p_session[i], p_m[i], p_off[i], p_text[i])
+      SELECT p_session[i], p_m[i], p_off[i], p_text[i]
+      WHERE EXISTS (SELECT 1 FROM sessions
+                    WHERE id = p_session[i] AND status = 'active')
       ON CONFLICT DO NOTHING;
     PERFORM pg_notify('evd', json_build_object(
       's', replace(p_session[i]::text, '-', ''), 'm', p_m[i],

@@ -30,8 +30,8 @@ enum route_flags {
 
 struct route {
 	const char *method;
-	/* "/api/v1/sessions/{}/cancel": "{}" captures one segment, a final
-	 * "{*}" captures the rest of the path (may be empty) */
+	/* "/api/v1/sessions/{session_id}/cancel": "{name}" captures one
+	 * segment, a final "{name*}" the rest of the path (may be empty) */
 	const char *pattern;
 	handler_fn fn;
 	unsigned flags;
@@ -45,10 +45,13 @@ struct route {
 const struct route *router_table(size_t *n);
 /* Match and fill rq->cap. NULL if nothing matches; then, if the path
  * matches under other methods, `allow` gets them ("GET, POST") and the
- * answer is a 405, else a 404. A capture that is not valid percent-encoding
- * also yields NULL with *bad_path set (a 400). */
+ * answer is a 405, else a 404. A capture that is not valid
+ * percent-encoded UTF-8 also yields NULL, with *bad_path = its number + 1
+ * and rq->cap[0] = the pattern (for router_cap_name), a 400. */
 const struct route *router_match(struct req *rq, struct buf *allow,
 				 int *bad_path);
+
+void router_cap_name(const char *pat, size_t k, char *out, size_t n);
 
 /* --- common.c: helpers shared by the handlers ----------------------------*/
 

@@ -7,7 +7,11 @@
  * Per request: match the route (404/405/400), enforce the body limit
  * before reading (413), check the Content-Type of a JSON body (415),
  * authenticate (401), then call the handler and write its response.
- * SIGTERM/SIGINT stop accepting; requests in flight finish first.
+ * SIGTERM/SIGINT stop this process only: the main thread takes the
+ * signal (sigwait), then interrupts the worker blocked in accept() with
+ * SIGUSR2 (FCGI_FAIL_ACCEPT_ON_INTR); requests in flight finish first.
+ * The listening socket is shared with the other processes spawn-fcgi
+ * started, so it is never shut down here.
  */
 #include "api.h"
 #include "auth.h"
@@ -22,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +34,7 @@ static pthread_mutex_t accept_mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *conninfo;
 static int prepared_mode;
 static volatile sig_atomic_t stopping;
+static int alive; /* workers still running (atomic builtins) */
 
 static const char *param(FCGX_Request *r, const char *name)
 {
@@ -84,9 +88,13 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	rt = router_match(rq, &allow, &bad_path);
 	if (!rt) {
 		if (bad_path) {
+			char name[64];
+			router_cap_name(rq->cap[0], (size_t)bad_path - 1, name,
+					sizeof(name));
 			res_error(rq, 400, "invalid_path",
-				  "The path has malformed percent-encoding, an "
-				  "encoded NUL, or bytes that are not UTF-8");
+				  "%s: malformed percent-encoding, an encoded "
+				  "NUL, or bytes that are not UTF-8",
+				  name);
 		} else if (allow.len) {
 			res_header(rq, "Allow", allow.data);
 			res_error(rq, 405, "method_not_allowed",
@@ -200,8 +208,12 @@ static void *worker(void *arg)
 	struct arena arena = ARENA_INIT;
 	(void)arg;
 
+	sigset_t usr2;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
 	db_connect(&db, conninfo, prepared_mode); /* retried per request */
-	FCGX_InitRequest(&r, listen_fd, 0);
+	FCGX_InitRequest(&r, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
 	for (;;) {
 		int rc;
 		pthread_mutex_lock(&accept_mu);
@@ -216,15 +228,13 @@ static void *worker(void *arg)
 	FCGX_Free(&r, 0);
 	arena_release(&arena);
 	db_close(&db);
+	__atomic_sub_fetch(&alive, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
-static void on_signal(int sig)
+static void on_wake(int sig)
 {
-	(void)sig;
-	stopping = 1;
-	/* wakes the thread blocked in accept() */
-	shutdown(listen_fd, SHUT_RDWR);
+	(void)sig; /* only interrupts accept() */
 }
 
 int main(int argc, char **argv)
@@ -233,6 +243,8 @@ int main(int argc, char **argv)
 	long nthreads;
 	pthread_t *th;
 	struct sigaction sa;
+	sigset_t mask;
+	int sig;
 	long i;
 
 	for (i = 1; i < argc; i++) {
@@ -273,17 +285,35 @@ int main(int argc, char **argv)
 		listen_fd = 0;
 	}
 
+	/* workers inherit this mask: only the main thread takes SIGTERM and
+	 * SIGINT; workers unblock SIGUSR2, which has no SA_RESTART */
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_wake;
+	sigaction(SIGUSR2, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
 	log_info("started: %ld threads, db_pool=%s", nthreads,
 		 prepared_mode ? "session" : "transaction");
 	th = xcalloc((size_t)nthreads, sizeof(*th));
+	alive = (int)nthreads;
 	for (i = 0; i < nthreads; i++)
 		pthread_create(&th[i], NULL, worker, NULL);
+	sigdelset(&mask, SIGUSR2);
+	sigwait(&mask, &sig);
+	log_info("signal %d: stopping", sig);
+	stopping = 1;
+	FCGX_ShutdownPending();
+	/* a SIGUSR2 that lands just before accept() is lost: repeat */
+	while (__atomic_load_n(&alive, __ATOMIC_SEQ_CST) > 0) {
+		for (i = 0; i < nthreads; i++)
+			pthread_kill(th[i], SIGUSR2);
+		usleep(50000);
+	}
 	for (i = 0; i < nthreads; i++)
 		pthread_join(th[i], NULL);
 	free(th);

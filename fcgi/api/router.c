@@ -1,11 +1,13 @@
 /*
  * router: the route table and the matcher. Patterns are literal segments,
- * "{}" (one segment) and a trailing "{*}" (the rest). Matching is on the
+ * "{name}" (one segment) and a trailing "{name*}" (the rest of the path);
+ * the names are those of the OpenAPI document and of error messages. Matching is on the
  * raw path (REQUEST_URI without the query), so an encoded "/" inside a
  * segment stays inside it; captures are percent-decoded afterwards.
  */
 #include "api.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define V1 "/api/v1"
@@ -17,54 +19,54 @@ static const struct route routes[] = {
 	{"GET", V1 "/auth/api-keys", h_keys_list, 0, 0, "List API keys"},
 	{"POST", V1 "/auth/api-keys", h_keys_create, ROUTE_JSON_BODY, 0,
 	 "Create an API key (shown once)"},
-	{"DELETE", V1 "/auth/api-keys/{}", h_keys_delete, 0, 0,
+	{"DELETE", V1 "/auth/api-keys/{key_id}", h_keys_delete, 0, 0,
 	 "Revoke an API key"},
 
 	{"GET", V1 "/harnesses", h_harnesses_list, 0, 0, "List harnesses"},
 	{"POST", V1 "/harnesses", h_harnesses_create, ROUTE_JSON_BODY, 0,
 	 "Create a harness"},
-	{"GET", V1 "/harnesses/{}", h_harnesses_get, 0, 0,
+	{"GET", V1 "/harnesses/{harness_id_or_name}", h_harnesses_get, 0, 0,
 	 "Get a harness by id or name"},
-	{"PATCH", V1 "/harnesses/{}", h_harnesses_update, ROUTE_JSON_BODY, 0,
+	{"PATCH", V1 "/harnesses/{harness_id_or_name}", h_harnesses_update, ROUTE_JSON_BODY, 0,
 	 "Update a harness"},
-	{"DELETE", V1 "/harnesses/{}", h_harnesses_delete, 0, 0,
+	{"DELETE", V1 "/harnesses/{harness_id_or_name}", h_harnesses_delete, 0, 0,
 	 "Archive a harness"},
 
 	{"GET", V1 "/agents", h_agents_list, 0, 0, "List agents"},
 	{"POST", V1 "/agents", h_agents_create, ROUTE_JSON_BODY, 0,
 	 "Create an agent"},
-	{"GET", V1 "/agents/{}", h_agents_get, 0, 0,
+	{"GET", V1 "/agents/{agent_id_or_name}", h_agents_get, 0, 0,
 	 "Get an agent by id or name"},
-	{"PATCH", V1 "/agents/{}", h_agents_update, ROUTE_JSON_BODY, 0,
+	{"PATCH", V1 "/agents/{agent_id_or_name}", h_agents_update, ROUTE_JSON_BODY, 0,
 	 "Update an agent"},
-	{"DELETE", V1 "/agents/{}", h_agents_delete, 0, 0,
+	{"DELETE", V1 "/agents/{agent_id_or_name}", h_agents_delete, 0, 0,
 	 "Archive an agent"},
 
 	{"GET", V1 "/llm-providers", h_providers_list, 0, 0,
 	 "List LLM providers"},
 	{"POST", V1 "/llm-providers", h_providers_create, ROUTE_JSON_BODY, 0,
 	 "Create an LLM provider"},
-	{"GET", V1 "/llm-providers/{}", h_providers_get, 0, 0,
+	{"GET", V1 "/llm-providers/{provider_id}", h_providers_get, 0, 0,
 	 "Get an LLM provider"},
-	{"PATCH", V1 "/llm-providers/{}", h_providers_update, ROUTE_JSON_BODY,
+	{"PATCH", V1 "/llm-providers/{provider_id}", h_providers_update, ROUTE_JSON_BODY,
 	 0, "Update an LLM provider"},
-	{"DELETE", V1 "/llm-providers/{}", h_providers_delete, 0, 0,
+	{"DELETE", V1 "/llm-providers/{provider_id}", h_providers_delete, 0, 0,
 	 "Delete an LLM provider and its models"},
-	{"GET", V1 "/llm-providers/{}/models", h_provider_models_list, 0, 0,
+	{"GET", V1 "/llm-providers/{provider_id}/models", h_provider_models_list, 0, 0,
 	 "List a provider's models"},
-	{"POST", V1 "/llm-providers/{}/models", h_provider_models_create,
+	{"POST", V1 "/llm-providers/{provider_id}/models", h_provider_models_create,
 	 ROUTE_JSON_BODY, 0, "Add a model to a provider"},
 
 	{"GET", V1 "/llm-models", h_models_list, 0, 0, "List models"},
-	{"GET", V1 "/llm-models/{}", h_models_get, 0, 0, "Get a model"},
-	{"PATCH", V1 "/llm-models/{}", h_models_update, ROUTE_JSON_BODY, 0,
+	{"GET", V1 "/llm-models/{model_id}", h_models_get, 0, 0, "Get a model"},
+	{"PATCH", V1 "/llm-models/{model_id}", h_models_update, ROUTE_JSON_BODY, 0,
 	 "Update a model"},
-	{"DELETE", V1 "/llm-models/{}", h_models_delete, 0, 0,
+	{"DELETE", V1 "/llm-models/{model_id}", h_models_delete, 0, 0,
 	 "Delete a model"},
 
 	{"GET", V1 "/capabilities", h_capabilities_list, 0, 0,
 	 "List built-in capabilities"},
-	{"GET", V1 "/capabilities/{}", h_capabilities_get, 0, 0,
+	{"GET", V1 "/capabilities/{capability_id}", h_capabilities_get, 0, 0,
 	 "Get a capability"},
 
 	{"GET", V1 "/sessions", h_sessions_list, 0, 0, "List sessions"},
@@ -72,18 +74,18 @@ static const struct route routes[] = {
 	 "Create a session"},
 	{"POST", V1 "/sessions/chat", h_sessions_chat, ROUTE_JSON_BODY, 0,
 	 "The caller's global chat session"},
-	{"GET", V1 "/sessions/{}", h_sessions_get, 0, 0, "Get a session"},
-	{"PATCH", V1 "/sessions/{}", h_sessions_update, ROUTE_JSON_BODY, 0,
+	{"GET", V1 "/sessions/{session_id}", h_sessions_get, 0, 0, "Get a session"},
+	{"PATCH", V1 "/sessions/{session_id}", h_sessions_update, ROUTE_JSON_BODY, 0,
 	 "Update a session's title and tags"},
-	{"DELETE", V1 "/sessions/{}", h_sessions_delete, 0, 0,
+	{"DELETE", V1 "/sessions/{session_id}", h_sessions_delete, 0, 0,
 	 "Delete a session"},
-	{"POST", V1 "/sessions/{}/cancel", h_sessions_cancel, ROUTE_JSON_BODY,
+	{"POST", V1 "/sessions/{session_id}/cancel", h_sessions_cancel, ROUTE_JSON_BODY,
 	 0, "Cancel the running turn"},
-	{"POST", V1 "/sessions/{}/messages", h_messages_create,
+	{"POST", V1 "/sessions/{session_id}/messages", h_messages_create,
 	 ROUTE_JSON_BODY, 0, "Send a message (starts a turn)"},
-	{"GET", V1 "/sessions/{}/messages", h_messages_list, 0, 0,
+	{"GET", V1 "/sessions/{session_id}/messages", h_messages_list, 0, 0,
 	 "List the conversation"},
-	{"GET", V1 "/sessions/{}/events", h_events_list, 0, 0,
+	{"GET", V1 "/sessions/{session_id}/events", h_events_list, 0, 0,
 	 "Read the event log"},
 };
 
@@ -100,21 +102,24 @@ static int match(const char *pat, const char *path, const char **cs,
 {
 	*nc = 0;
 	while (*pat) {
-		if (pat[0] == '{' && pat[1] == '*' && pat[2] == '}') {
-			cs[*nc] = path;
-			cl[(*nc)++] = strlen(path);
-			return 1;
-		}
-		if (pat[0] == '{' && pat[1] == '}') {
+		if (pat[0] == '{') {
+			const char *close = strchr(pat, '}');
 			const char *slash = strchr(path, '/');
 			size_t len = slash ? (size_t)(slash - path)
 					   : strlen(path);
-			if (len == 0 || *nc == REQ_MAX_CAPS)
+			if (!close || *nc == REQ_MAX_CAPS)
+				return 0;
+			if (close[-1] == '*') {
+				cs[*nc] = path;
+				cl[(*nc)++] = strlen(path);
+				return close[1] == '\0';
+			}
+			if (len == 0)
 				return 0;
 			cs[*nc] = path;
 			cl[(*nc)++] = len;
 			path += len;
-			pat += 2;
+			pat = close + 1;
 			continue;
 		}
 		if (*pat != *path)
@@ -123,6 +128,26 @@ static int match(const char *pat, const char *path, const char **cs,
 		path++;
 	}
 	return *path == '\0';
+}
+
+/* The name of capture number k of pattern pat, into out. */
+void router_cap_name(const char *pat, size_t k, char *out, size_t n)
+{
+	const char *p = pat;
+	out[0] = '\0';
+	while ((p = strchr(p, '{'))) {
+		const char *close = strchr(p, '}');
+		if (!close)
+			return;
+		if (k-- == 0) {
+			size_t len = (size_t)(close - p - 1);
+			if (len && p[len] == '*')
+				len--;
+			snprintf(out, n, "%.*s", (int)len, p + 1);
+			return;
+		}
+		p = close;
+	}
 }
 
 const struct route *router_match(struct req *rq, struct buf *allow,
@@ -149,7 +174,8 @@ const struct route *router_match(struct req *rq, struct buf *allow,
 					 * bytes that are not UTF-8 */
 					if (!d || strlen(d) != dl ||
 					    !http_utf8_ok(d)) {
-						*bad_path = 1;
+						*bad_path = (int)j + 1;
+						rq->cap[0] = routes[i].pattern;
 						return NULL;
 					}
 					rq->cap[j] = d;

@@ -141,7 +141,8 @@ def api(method, path, body=None, key=_DEFAULT, headers=None, raw=None,
     unless content_type says otherwise); raw: bytes (or str) sent as they
     are, with content_type if given. key: the API key (default ADMIN_KEY;
     None sends no Authorization); auth_scheme "Bearer", "ApiKey" or ""
-    (the bare key). headers: extra headers (they win).
+    (the bare key). headers: extra headers; they replace ours whatever
+    their case, and a value None removes one of ours.
     """
     if body is not None and raw is not None:
         raise ValueError("api(): give body or raw, not both")
@@ -164,10 +165,15 @@ def api(method, path, body=None, key=_DEFAULT, headers=None, raw=None,
         hdrs["Content-Type"] = content_type
     if key is not None:
         hdrs["Authorization"] = (auth_scheme + " " + key) if auth_scheme else key
-    if headers:
-        hdrs.update(headers)
-    if data is not None or method.upper() in ("POST", "PUT", "PATCH"):
-        hdrs.setdefault("Content-Length", str(len(data or b"")))
+    for k, v in (headers or {}).items():
+        # case-insensitive override; None removes a header
+        for old in [h for h in hdrs if h.lower() == k.lower()]:
+            del hdrs[old]
+        if v is not None:
+            hdrs[k] = v
+    if (data is not None or method.upper() in ("POST", "PUT", "PATCH")) and \
+            not any(h.lower() == "content-length" for h in hdrs):
+        hdrs["Content-Length"] = str(len(data or b""))
 
     t = TIMEOUT if timeout is None else timeout
     if u.scheme == "https":

@@ -93,7 +93,10 @@ class Result(unittest.TestResult):
         Counts.failed += 1
         name = self._name(test)
         Counts.failures.append("%s: %s" % (self.current_file, name))
-        say("  %-5s %s (%s)" % (kind, name, self._took()))
+        if isinstance(test, unittest.TestCase):
+            say("  %-5s %s (%s)" % (kind, name, self._took()))
+        else:
+            say("  %-5s %s" % (kind, name))
         say(indent(self._exc_info_to_string(err, test)))
 
     def addFailure(self, test, err):
