@@ -8,7 +8,7 @@
 -- mid-message gets everything so far. Unlogged: losing it in a crash
 -- loses only an in-progress preview.
 CREATE UNLOGGED TABLE live_text (
-  session_id uuid NOT NULL,
+  session_id uuid NOT NULL REFERENCES sessions ON DELETE CASCADE,
   m bigint NOT NULL,         -- sequence of the *.started event it continues
   off integer NOT NULL,      -- byte offset of this chunk in the message
   text text NOT NULL,
