@@ -433,8 +433,10 @@ static int cmd_create_key(int argc, char **argv)
 
 static int cmd_revoke_key(const char *id)
 {
-	static const char q[] = "UPDATE api_keys SET revoked_at = now() "
-				"WHERE id = $1 AND revoked_at IS NULL";
+	static const char q[] =
+		"WITH r AS (UPDATE api_keys SET revoked_at = now() "
+		"WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
+		"SELECT pg_notify('" AUTH_REVOKE_CHANNEL "', '') FROM r";
 	char hex[33];
 	const char *p[1] = {hex};
 	PGresult *res;
@@ -443,7 +445,7 @@ static int cmd_revoke_key(const char *id)
 	if (parse_id(id, "key", hex) != 0)
 		return 1;
 	res = must(db_exec(&db, q, 1, p));
-	n = atoi(PQcmdTuples(res));
+	n = PQntuples(res);
 	PQclear(res);
 	if (!n) {
 		fprintf(stderr, "everruns-admin: no active key %s\n", id);

@@ -95,9 +95,11 @@ out:
 
 void h_keys_delete(struct req *rq)
 {
+	/* the notification makes every api thread drop its key cache */
 	static const char q[] =
-		"UPDATE api_keys SET revoked_at = now() WHERE id = $1 "
-		"AND org_id = $2 AND revoked_at IS NULL";
+		"WITH r AS (UPDATE api_keys SET revoked_at = now() WHERE id = $1 "
+		"AND org_id = $2 AND revoked_at IS NULL RETURNING id) "
+		"SELECT pg_notify('" AUTH_REVOKE_CHANNEL "', '') FROM r";
 	char id[33];
 	const char *p[2] = {id, rq->org};
 	PGresult *res;
@@ -109,7 +111,7 @@ void h_keys_delete(struct req *rq)
 		api_db_error(rq);
 		return;
 	}
-	if (!strcmp(PQcmdTuples(res), "1"))
+	if (PQntuples(res) == 1)
 		res_empty(rq, 204);
 	else
 		res_error(rq, 404, "not_found", "API key not found");

@@ -266,6 +266,8 @@ int main(int argc, char **argv)
 	prepared_mode = strcmp(config_get("db_pool", "session"),
 			       "transaction") != 0;
 	nthreads = config_long("api_threads", 4);
+	/* LISTEN is not available through PgBouncer's transaction mode */
+	auth_cache_init(prepared_mode ? config_double("auth_cache_s", 30) : 0);
 	if (nthreads < 1 || nthreads > 256)
 		nthreads = 4;
 

@@ -1,6 +1,10 @@
 #include "auth.h"
 #include "crypto.h"
+#include "log.h"
 
+#include <time.h>
+
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -40,13 +44,68 @@ void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65])
 	crypto_sha256_hex(key, AUTH_KEY_LEN, hash);
 }
 
+#define CACHE_SLOTS 64
+
+struct cached_key {
+	char hash[65];
+	char org[33], user[33], key[33];
+	long long until_ms;
+};
+
+static const char hexdigits[] = "0123456789abcdef";
+static double cache_ttl_s;
+static __thread struct cached_key cache[CACHE_SLOTS];
+static __thread unsigned cache_gen; /* db generation we LISTEN on */
+
+void auth_cache_init(double ttl_s)
+{
+	cache_ttl_s = ttl_s;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Make sure this connection listens for revocations and drop the cache
+ * if any arrived (or the connection is new). 0 = the cache may be used. */
+static int cache_sync(struct db *db)
+{
+	PGnotify *n;
+	int dirty = 0;
+
+	if (cache_ttl_s <= 0 || db_ensure(db) != 0)
+		return -1;
+	if (cache_gen != db->generation) {
+		PGresult *r = PQexec(db->conn, "LISTEN " AUTH_REVOKE_CHANNEL);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		if (!ok)
+			return -1;
+		cache_gen = db->generation;
+		dirty = 1;
+	}
+	if (PQconsumeInput(db->conn) != 1)
+		return -1;
+	while ((n = PQnotifies(db->conn))) {
+		dirty = 1;
+		PQfreemem(n);
+	}
+	if (dirty)
+		memset(cache, 0, sizeof(cache));
+	return 0;
+}
+
 int auth_check(struct db *db, const char *header, char org[33],
 	       char user[33], char keyid[33])
 {
 	static const char q[] =
 		"SELECT replace(org_id::text,'-',''), "
 		"replace(user_id::text,'-',''), replace(id::text,'-',''), "
-		"last_used_at IS NULL OR last_used_at < now() - interval '60 s' "
+		"last_used_at IS NULL OR last_used_at < now() - interval '60 s', "
+		"extract(epoch FROM expires_at - now()) "
 		"FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL "
 		"AND (expires_at IS NULL OR expires_at > now())";
 	static const char touch[] =
@@ -54,12 +113,24 @@ int auth_check(struct db *db, const char *header, char org[33],
 	const char *key = auth_key_from_header(header);
 	char hash[65];
 	const char *p[1] = {hash};
+	struct cached_key *c;
 	PGresult *res;
-	int ok;
+	int ok, use_cache;
 
 	if (!key)
 		return 0;
 	crypto_sha256_hex(key, AUTH_KEY_LEN, hash);
+	use_cache = cache_sync(db) == 0;
+	/* the digest is uniform: two hex digits pick the slot */
+	c = &cache[((unsigned)(strchr(hexdigits, hash[0]) - hexdigits) * 16 +
+		    (unsigned)(strchr(hexdigits, hash[1]) - hexdigits)) %
+		   CACHE_SLOTS];
+	if (use_cache && !strcmp(c->hash, hash) && mono_ms() < c->until_ms) {
+		memcpy(org, c->org, 33);
+		memcpy(user, c->user, 33);
+		memcpy(keyid, c->key, 33);
+		return 1;
+	}
 	res = db_exec(db, q, 1, p);
 	if (!res)
 		return -1;
@@ -72,6 +143,17 @@ int auth_check(struct db *db, const char *header, char org[33],
 			const char *k[1] = {keyid};
 			PGresult *u = db_exec(db, touch, 1, k);
 			PQclear(u);
+		}
+		if (use_cache) {
+			double ttl = cache_ttl_s;
+			if (!PQgetisnull(res, 0, 4) &&
+			    atof(PQgetvalue(res, 0, 4)) < ttl)
+				ttl = atof(PQgetvalue(res, 0, 4));
+			memcpy(c->hash, hash, 65);
+			memcpy(c->org, org, 33);
+			memcpy(c->user, user, 33);
+			memcpy(c->key, keyid, 33);
+			c->until_ms = mono_ms() + (long long)(ttl * 1000);
 		}
 	}
 	PQclear(res);

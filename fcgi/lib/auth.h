@@ -16,8 +16,19 @@ const char *auth_key_from_header(const char *header);
 /* Generate a new key (NUL-terminated, AUTH_KEY_LEN chars) and its hash. */
 void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65]);
 /* Look the key up. 1 = valid (org, user, key ids filled as 32 hex),
- * 0 = missing/unknown/revoked/expired, -1 = database error. */
+ * 0 = missing/unknown/revoked/expired, -1 = database error.
+ *
+ * With auth_cache_init(ttl_s > 0), valid keys are remembered per thread
+ * for up to ttl_s seconds (never past the key's expiry), which saves a
+ * round trip per request. Every revocation NOTIFYs channel `keys` in its
+ * transaction; each cached thread's connection LISTENs on it and drops
+ * its whole cache when a notification arrives, which it checks before
+ * every lookup. With PgBouncer in transaction mode (no LISTEN) the cache
+ * must stay off. */
+void auth_cache_init(double ttl_s);
 int auth_check(struct db *db, const char *header, char org[33],
 	       char user[33], char keyid[33]);
+/* SQL that revokes keys must notify, e.g. pg_notify('keys', ''). */
+#define AUTH_REVOKE_CHANNEL "keys"
 
 #endif

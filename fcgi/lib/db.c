@@ -20,6 +20,7 @@ int db_connect(struct db *db, const char *conninfo, int prepared_mode)
 	db->conninfo = xstrdup(conninfo);
 	db->prepared_mode = prepared_mode;
 	db->conn = PQconnectdb(conninfo);
+	db->generation = 1;
 	PQsetNoticeProcessor(db->conn, on_notice, NULL);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		log_error("database connection failed: %s",
@@ -54,6 +55,7 @@ int db_ensure(struct db *db)
 	PQreset(db->conn);
 	forget_statements(db);
 	db->in_tx = 0;
+	db->generation++;
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		log_error("database reconnect failed: %s",
 			  PQerrorMessage(db->conn));

@@ -26,6 +26,7 @@ struct db {
 	char *conninfo;
 	int prepared_mode;
 	int in_tx;
+	unsigned generation; /* bumped by every (re)connect: session state is gone */
 	char sqlstate[6];
 	const char *stmt_sql[DB_STMT_SLOTS];
 	unsigned nstmts;

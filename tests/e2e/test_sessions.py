@@ -6,7 +6,7 @@ import re
 import threading
 import unittest
 
-from evr import api, psql, new_org, ADMIN_KEY
+from evr import api, admin, psql, new_org, ADMIN_KEY
 
 ID = {p: re.compile(r"^%s_[0-9a-f]{32}$" % p) for p in
       ("ses", "agt", "hns", "mod", "org", "usr", "key")}
@@ -333,6 +333,38 @@ class Edge(unittest.TestCase):
         k2 = api("POST", "/api/v1/auth/api-keys", {"name": "x"}, key=key).json
         self.assertEqual(api("DELETE", "/api/v1/auth/api-keys/" + k2["id"]).status, 404)
         self.assertEqual(api("GET", "/api/v1/auth/me", key=k2["key"]).status, 200)
+
+    def test_revocation_reaches_every_worker(self):
+        # the api caches valid keys per thread; a revocation must still
+        # take effect at once on every process and thread
+        org = new_org("revoke")
+        k = api("POST", "/api/v1/auth/api-keys", {"name": "hot"}, key=org["api_key"]).json
+        results = []
+
+        def hammer(n):
+            for _ in range(n):
+                results.append(api("GET", "/api/v1/auth/me", key=k["key"]).status)
+        threads = [threading.Thread(target=hammer, args=(25,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(set(results), {200})
+        self.assertEqual(api("DELETE", "/api/v1/auth/api-keys/" + k["id"], key=org["api_key"]).status, 204)
+        results.clear()
+        threads = [threading.Thread(target=hammer, args=(25,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(set(results), {401})
+        # and an admin revocation too
+        k2 = api("POST", "/api/v1/auth/api-keys", {"name": "hot2"}, key=org["api_key"]).json
+        for _ in range(40):
+            self.assertEqual(api("GET", "/api/v1/auth/me", key=k2["key"]).status, 200)
+        admin("revoke-key", k2["id"])
+        for _ in range(40):
+            self.assertEqual(api("GET", "/api/v1/auth/me", key=k2["key"]).status, 401)
 
     def test_method_not_allowed(self):
         r = api("PUT", "/api/v1/sessions", {})
