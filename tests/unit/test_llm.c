@@ -194,17 +194,18 @@ static char *run(enum llm_kind kind, const char *s, size_t n, size_t split,
 	struct llm_sink sink = {&log, rec_text, rec_thinking, rec_tool,
 				rec_usage, rec_error};
 	struct llm_parser *p;
-	size_t off = 0;
-	int rc = 0;
+	size_t off = 0, len;
+	int rc = 0, first = 1;
 
 	buf_init(&log, 0);
 	p = llm_parser_new(kind, &sink);
-	while (off < n && !rc) {
-		size_t len = step ? step : (off ? n - off : split);
+	while ((off < n || first) && !rc) {
+		len = step ? step : first ? split : n - off;
 		if (len > n - off)
 			len = n - off;
 		rc = llm_parser_feed(p, s + off, len);
 		off += len;
+		first = 0;
 	}
 	if (rc) {
 		buf_adds(&log, "feed:-1\n");
@@ -294,14 +295,19 @@ START_TEST(anthropic_error_event)
 }
 END_TEST
 
-/* A stream cut anywhere before its end marker fails at finish, and a
- * tool call whose arguments may be incomplete is never emitted. */
-static void check_cuts(enum llm_kind kind, const char *s, const char *marker)
+/* A stream cut anywhere before its end marker fails at finish, after
+ * sink calls that are a prefix of the whole stream's: in particular a
+ * tool call is never emitted with arguments that may be incomplete. */
+static void check_cuts(enum llm_kind kind, const char *s, const char *full,
+		       const char *marker)
 {
 	size_t i, end = (size_t)(strstr(s, marker) - s);
 	for (i = 0; i < end; i++) {
 		char *got = run(kind, s, i, i, 0);
-		if (!strstr(got, "finish:-1") || strstr(got, "tool:"))
+		char *fin = strstr(got, "finish:");
+		if (!fin || strncmp(fin, "finish:-1", 9) ||
+		    strncmp(got, full, (size_t)(fin - got)) ||
+		    (kind == LLM_OPENAI && strstr(got, "tool:")))
 			ck_abort_msg("cut at %zu:\n%s", i, got);
 		free(got);
 	}
@@ -309,9 +315,11 @@ static void check_cuts(enum llm_kind kind, const char *s, const char *marker)
 
 START_TEST(cut_streams_fail)
 {
-	check_cuts(LLM_OPENAI, oa_tools, "{\"index\":0,\"delta\":{},\"finish");
-	check_cuts(LLM_OPENAI, oa_text, "{\"index\":0,\"delta\":{},\"logprobs");
-	check_cuts(LLM_ANTHROPIC, an_full, "event: message_delta");
+	check_cuts(LLM_OPENAI, oa_tools, oa_tools_log,
+		   "{\"index\":0,\"delta\":{},\"finish");
+	check_cuts(LLM_OPENAI, oa_text, oa_text_log,
+		   "{\"index\":0,\"delta\":{},\"logprobs");
+	check_cuts(LLM_ANTHROPIC, an_full, an_full_log, "event: message_delta");
 }
 END_TEST
 

@@ -134,11 +134,9 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 	json_object_object_add(o, "tool_calls", wire);
 	for (k = 0; k < n; k++) {
 		struct json_object *c = json_object_array_get_idx(calls, k);
-		struct json_object *w = json_object_new_object();
-		struct json_object *fn = json_object_new_object();
+		struct json_object *w, *fn;
 		const char *id = llm_jstr(c, "id");
 		const char *name = llm_jstr(c, "name");
-		json_object_array_add(wire, w);
 		if (!id || !name) {
 			buf_addf(err, "messages[%zu].tool_calls[%zu]: id and "
 				      "name are required",
@@ -146,6 +144,9 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 			json_object_put(o);
 			return NULL;
 		}
+		w = json_object_new_object();
+		fn = json_object_new_object();
+		json_object_array_add(wire, w);
 		buf_init(&t, 0);
 		value_text(llm_jget(c, "arguments"), &t);
 		json_object_object_add(w, "id", new_str(id));
