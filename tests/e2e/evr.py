@@ -37,7 +37,7 @@ import urllib.parse
 __all__ = [
     "BASE", "HTTPS_BASE", "ADMIN_KEY", "HOME", "Resp", "api", "psql",
     "admin", "admin_run", "new_org", "ctl", "stack_env", "wait_until",
-    "AdminError",
+    "AdminError", "start_runner", "stack_pid",
 ]
 
 
@@ -362,3 +362,30 @@ def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
             raise AssertionError("timed out after %.1f s waiting for %s"
                                  % (timeout, what))
         time.sleep(interval)
+
+
+def stack_pid(name):
+    """The pid of one of the stack's programs ("runner", "sse") from its
+    pid file, or None."""
+    try:
+        with open(os.path.join(HOME, "run", name + ".pid")) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def start_runner(log_name="runner-extra", **env):
+    """Another everruns-runner on the test stack's database (as the stack's
+    user, with its configuration); EVERRUNS_* overrides as keyword
+    arguments. Returns the Popen; the caller stops it."""
+    binary = stack_env("EVR_RUNNER_BIN") or os.path.join(
+        BUILDDIR, "fcgi", "runner", "everruns-runner")
+    e = _stack_environ()
+    e.update({k: str(v) for k, v in env.items()})
+    log = open(os.path.join(HOME, "log", log_name + ".log"), "ab")
+    try:
+        return subprocess.Popen(_as_run_user([binary]), env=e, cwd="/",
+                                stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log)
+    finally:
+        log.close()

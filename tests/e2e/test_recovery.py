@@ -1,0 +1,124 @@
+"""Durability of turns across runners (DESIGN 4.4): a runner killed with
+SIGKILL mid-turn, one stopped past its lease (SIGSTOP) and resumed, and a
+SIGTERM drain that releases the turn to another runner. The test stack
+uses a 2 s lease renewed every 0.5 s."""
+
+import os
+import signal
+import time
+import unittest
+
+from evr import api, psql, new_org, wait_until, start_runner, stack_pid, ctl
+from test_turns import events, send, wait_idle
+
+
+def holder_pid(turn):
+    """The pid of the runner that holds the turn's lease, or None."""
+    rows = psql("SELECT r.pid FROM turns t JOIN runners r ON r.id = t.lease_owner "
+                "WHERE t.id = $1::uuid AND t.state = 'running'", turn[4:])
+    return int(rows[0][0]) if rows else None
+
+
+def turn_row(turn):
+    return psql("SELECT state, attempt FROM turns WHERE id = $1::uuid", turn[4:])[0]
+
+
+class Recovery(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.key = new_org("recovery")["api_key"]
+        cls.agent = api("GET", "/api/v1/agents/assistant", key=cls.key).json["id"]
+
+    def setUp(self):
+        self.extra = start_runner()
+        self.addCleanup(self.stop_extra)
+        # both runners are up (heartbeats)
+        wait_until(lambda: int(psql("SELECT count(*) FROM runners WHERE seen_at > now() - interval '3 s'")[0][0]) >= 2,
+                   timeout=10, what="two runners")
+
+    def stop_extra(self):
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(self.extra.pid, sig)
+            except ProcessLookupError:
+                pass
+        self.extra.wait(timeout=10)
+        # bring the stack's own runner back if a test killed it
+        if not stack_pid("runner") or not os.path.exists("/proc/%d" % stack_pid("runner")):
+            ctl("start")
+
+    def long_turn(self, tokens=80, rate=20):
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent}, key=self.key)
+        sid = r.json["id"]
+        m = send(self.key, sid, "#tokens %d\n#rate %d" % (tokens, rate))
+        self.assertEqual(m.status, 201)
+        turn = m.json["turn_id"]
+        wait_until(lambda: events(self.key, sid, 1, types="output.message.started"),
+                   timeout=10, what="streaming")
+        pid = wait_until(lambda: holder_pid(turn), timeout=5, what="lease holder")
+        return sid, turn, pid
+
+    def check_finished_once(self, sid, turn):
+        evs = wait_idle(self.key, sid, 1, timeout=30)
+        types = [e["type"] for e in evs]
+        self.assertEqual(types.count("turn.completed"), 1, types)
+        self.assertEqual(types[-2:], ["turn.completed", "session.idled"])
+        self.assertEqual(types.count("turn.started"), 1)
+        seqs = [e["sequence"] for e in evs]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))
+        self.assertEqual(api("GET", "/api/v1/sessions/" + sid, key=self.key).json["status"], "idle")
+        return evs
+
+    def test_sigkill_mid_turn_is_taken_over(self):
+        sid, turn, pid = self.long_turn()
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        self.check_finished_once(sid, turn)
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertEqual(turn_row(turn), ("completed", "2"))
+
+    def test_sigstop_past_the_lease_then_sigcont_writes_nothing(self):
+        sid, turn, pid = self.long_turn(tokens=60, rate=20)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            evs = self.check_finished_once(sid, turn)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        last = evs[-1]["sequence"]
+        # the old attempt wakes up, finds its fence gone and writes nothing
+        time.sleep(2.5)
+        self.assertEqual(events(self.key, sid, last), [])
+        self.assertEqual(turn_row(turn), ("completed", "2"))
+
+    def test_sigterm_drains_then_releases_without_spending_an_attempt(self):
+        # longer than the test stack's drain (5 s): the turn is released
+        sid, turn, pid = self.long_turn(tokens=200, rate=20)
+        os.kill(pid, signal.SIGTERM)
+        self.check_finished_once(sid, turn)
+        state, attempt = turn_row(turn)
+        self.assertEqual((state, attempt), ("completed", "1"))
+
+    def test_worker_lost_after_three_attempts(self):
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent}, key=self.key)
+        sid = r.json["id"]
+        m = send(self.key, sid, "#tokens 400\n#rate 20")
+        turn = m.json["turn_id"]
+        for _ in range(3):
+            pid = wait_until(lambda: holder_pid(turn), timeout=15, what="lease holder")
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: holder_pid(turn) != pid, timeout=10, what="lease released")
+            if pid == stack_pid("runner"):
+                ctl("start")
+            else:
+                self.extra.wait(timeout=5)
+                self.extra = start_runner()
+        evs = wait_idle(self.key, sid, 1, timeout=30)
+        failed = [e for e in evs if e["type"] == "turn.failed"]
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(failed[0]["data"]["error_code"], "worker_lost")
+        self.assertEqual(evs[-1]["type"], "session.idled")
+        self.assertEqual(turn_row(turn)[0], "failed")
+
+
+if __name__ == "__main__":
+    unittest.main()
