@@ -1,12 +1,20 @@
 -- 004: the runner's side of turns: claiming with leases, the effective
 -- configuration of a turn, batched fenced event writes, delta writes.
+-- The functions the runner calls per turn are PL/pgSQL so that their
+-- plans are cached per connection (SQL functions are planned per call).
+
+-- Leased turns by expiry, for takeovers (queued ones: turns_queued).
+CREATE INDEX turns_leased ON turns (lease_until)
+  WHERE state IN ('running', 'cancelling');
 
 -- Claim up to p_max turns for runner p_owner: queued ones, and running or
 -- cancelling ones whose lease expired (a lost runner's). Oldest first,
 -- round-robin across organizations. Each claim counts an attempt.
 CREATE FUNCTION evr_claim(p_owner uuid, p_max integer, p_lease_s double precision)
 RETURNS TABLE (id uuid, session_id uuid, org_id uuid, state text, attempt integer)
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY
   WITH cand AS (
     SELECT t.id, t.created_at,
            row_number() OVER (PARTITION BY t.org_id ORDER BY t.created_at) AS rn
@@ -26,8 +34,8 @@ LANGUAGE sql AS $$
     lease_until = now() + p_lease_s * interval '1 second',
     started_at = coalesce(t.started_at, now())
   FROM c WHERE t.id = c.id
-  RETURNING t.id, t.session_id, t.org_id, t.state, t.attempt
-$$;
+  RETURNING t.id, t.session_id, t.org_id, t.state, t.attempt;
+END $$;
 
 -- Renew the leases a runner holds; returns the turns it no longer holds
 -- among those it thinks it holds (fenced: taken over or finished).
@@ -52,9 +60,13 @@ $$;
 
 -- Everything the runner needs to run a turn, as one JSON document: the
 -- layers of configuration (harness, agent, session, message controls),
--- the resolved model and its provider, and the session's history events.
-CREATE FUNCTION evr_turn_config(p_turn uuid) RETURNS json
-LANGUAGE sql STABLE AS $$
+-- the resolved model and its provider, the session's conversation events
+-- after sequence p_after (a runner caches older ones: events never change)
+-- and this turn's own progress events (for a takeover).
+CREATE FUNCTION evr_turn_config(p_turn uuid, p_after bigint) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (
   WITH t AS (SELECT * FROM turns WHERE id = p_turn),
   s AS (SELECT ss.* FROM sessions ss JOIN t ON ss.id = t.session_id),
   a AS (SELECT ag.* FROM agents ag JOIN s ON ag.id = s.agent_id),
@@ -90,11 +102,13 @@ LANGUAGE sql STABLE AS $$
     'events', (SELECT coalesce(json_agg(json_build_object(
        'seq', e.seq, 'type', e.type, 'turn_id', evr_id('trn', e.turn_id),
        'data', e.data) ORDER BY e.seq), '[]')
-       FROM events e WHERE e.session_id = s.id AND e.type IN
-       ('input.message', 'output.message.completed', 'tool.started',
-        'tool.completed', 'turn.started', 'reason.started', 'turn.cancelled')))
-  FROM t, s
-$$;
+       FROM events e WHERE e.session_id = s.id AND e.seq > p_after
+         AND (e.type IN ('input.message', 'output.message.completed',
+                         'tool.completed')
+              OR (e.turn_id = t.id AND e.type IN
+                  ('turn.started', 'reason.started', 'tool.started')))))
+  FROM t, s);
+END $$;
 
 -- Write a batch of events for several turns in one transaction (DESIGN
 -- 4.5). Arrays are parallel, one element per event, in order. p_kind:

@@ -198,6 +198,7 @@ int main(int argc, char **argv)
 	log_info("started: runner %s, max_inflight_turns=%d, lease %gs",
 		 r.id, r.max_inflight, r.lease_s);
 	loop(&r);
+	history_cache_free();
 	curl_multi_cleanup(r.multi);
 	db_close(&r.listen);
 	db_close(&r.write);

@@ -4,7 +4,8 @@
  * connection, whose socket is one of curl_multi_poll()'s extra fds, so a
  * turn posted to an idle runner starts within milliseconds; a slow poll
  * (poll_s) is only the safety net for lost wake-ups and expired leases.
- * Claims use FOR UPDATE SKIP LOCKED (evr_claim), leases are renewed every
+ * Claims use FOR UPDATE SKIP LOCKED (evr_claim) and bring each turn's
+ * configuration in the same round trip; leases are renewed every
  * renew_s, and the runner's heartbeat row is what /health counts.
  */
 #include "runner.h"
@@ -52,29 +53,66 @@ void queue_drain_notifies(struct runner *r, int *want_claim)
 	}
 }
 
+/* Append an element of an array literal: "{a" then ",b". */
+static void buf_addstr_sep(struct buf *b, const char *s, int i)
+{
+	buf_addch(b, i ? ',' : '{');
+	buf_adds(b, s);
+}
+
 int queue_claim(struct runner *r)
 {
-	static const char sql[] =
-		"SELECT replace(id::text, '-', ''), replace(session_id::text, '-', ''), "
-		"replace(org_id::text, '-', ''), state, attempt "
-		"FROM evr_claim($1, $2, $3)";
-	char max[16], lease[32];
+	static const char claim[] =
+		"SELECT replace(c.id::text, '-', ''), "
+		"replace(c.session_id::text, '-', ''), "
+		"replace(c.org_id::text, '-', ''), c.state, c.attempt "
+		"FROM evr_claim($1, $2, $3) c";
+	/* one round trip for the configurations of all claimed turns, each
+	 * with only the events this runner has not cached yet */
+	static const char config[] =
+		"SELECT evr_turn_config(u.t, u.a) FROM unnest($1::uuid[], "
+		"$2::bigint[]) WITH ORDINALITY u(t, a, i) ORDER BY u.i";
+	char max[16], lease[32], num[24];
 	const char *p[3] = {r->id, max, lease};
-	PGresult *res;
+	struct buf ids = BUF_INIT, after = BUF_INIT;
+	PGresult *res, *cfg = NULL;
+	long long t0 = now_ms();
 	int i, n;
 
 	if (r->draining || r->inflight >= r->max_inflight)
 		return 0;
 	snprintf(max, sizeof(max), "%d", r->max_inflight - r->inflight);
 	snprintf(lease, sizeof(lease), "%g", r->lease_s);
-	res = db_exec(&r->listen, sql, 3, p);
+	res = db_exec(&r->listen, claim, 3, p);
 	if (!res)
 		return -1;
 	n = PQntuples(res);
-	for (i = 0; i < n; i++)
-		turn_start(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-			   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-			   atoi(PQgetvalue(res, i, 4)));
+	if (n) {
+		buf_init(&ids, 0);
+		buf_init(&after, 0);
+		for (i = 0; i < n; i++) {
+			buf_addstr_sep(&ids, PQgetvalue(res, i, 0), i);
+			snprintf(num, sizeof(num), "%lld",
+				 history_cache_after(PQgetvalue(res, i, 1)));
+			buf_addstr_sep(&after, num, i);
+		}
+		buf_addch(&ids, '}');
+		buf_addch(&after, '}');
+		p[0] = ids.data;
+		p[1] = after.data;
+		cfg = db_exec(&r->listen, config, 2, p);
+		/* without its configuration a claimed turn is dropped: its
+		 * lease runs out and a retry picks it up */
+		for (i = 0; i < n; i++)
+			turn_start(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+				   atoi(PQgetvalue(res, i, 4)),
+				   cfg ? db_val(cfg, i, 0) : NULL);
+		log_debug("claimed %d turn(s) in %lld ms", n, now_ms() - t0);
+		PQclear(cfg);
+		buf_release(&ids);
+		buf_release(&after);
+	}
 	PQclear(res);
 	return n;
 }

@@ -33,6 +33,7 @@ enum turn_phase {
 
 struct turn {
 	struct turn *next;
+	struct runner *r; /* the owner (for writes from sink callbacks) */
 	char id[33], session[33], org[33], input_msg[33];
 	int attempt;
 	enum turn_phase phase;
@@ -112,8 +113,10 @@ void queue_release_all(struct runner *r);
 void queue_heartbeat(struct runner *r);
 
 /* turn.c */
+/* cfg: the JSON of evr_turn_config() (NULL: the turn is gone). */
 struct turn *turn_start(struct runner *r, const char *id, const char *session,
-			const char *org, const char *state, int attempt);
+			const char *org, const char *state, int attempt,
+			const char *cfg);
 void turn_step(struct runner *r, struct turn *t); /* advance timers/phases */
 void turn_cancel(struct runner *r, struct turn *t);
 void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc);
@@ -125,6 +128,14 @@ struct json_object *history_build(struct json_object *events,
 				  const char *system_prompt,
 				  long context_tokens, long reserve_tokens,
 				  int *too_long);
+
+/* history_cache.c: a session's earlier conversation events */
+long long history_cache_after(const char *session);
+/* Cached events + fresh (events after history_cache_after), as a new
+ * array; remembers those of turns before `turn`. */
+struct json_object *history_cache_merge(const char *session, const char *turn,
+					struct json_object *fresh);
+void history_cache_free(void);
 
 /* writer.c */
 enum ev_kind { EV_NORMAL, EV_CANCEL };

@@ -250,6 +250,11 @@ static void end_thinking(struct turn *t)
 	struct json_object *d;
 	if (!t->think_started || t->think_done)
 		return;
+	/* as for text: the last thinking delta precedes the completion */
+	if (t->t_seq < 0)
+		t->think_sent = t->thinking.len;
+	else if (t->think_sent < t->thinking.len)
+		writer_deltas(t->r, t);
 	d = turn_ref(t);
 	put_s(d, "thinking", t->thinking.data);
 	emit(t, "reason.thinking.completed", d, 0, 0, EV_NORMAL, NULL);
@@ -476,12 +481,13 @@ static void reason_complete(struct runner *r, struct turn *t)
 
 	end_thinking(t);
 	start_message(t);
-	/* the message's last delta goes out before its completion */
-	if (t->text_sent < t->text.len) {
-		if (t->m_seq < 0)
-			writer_flush(r);
+	/* The message's last delta goes out before its completion. If even
+	 * its output.message.started is still queued, no client can be in the
+	 * middle of it: the completed event alone carries the text. */
+	if (t->m_seq < 0)
+		t->text_sent = t->text.len;
+	else if (t->text_sent < t->text.len)
 		writer_deltas(r, t);
-	}
 	content = json_object_new_array();
 	if (t->text.len) {
 		struct json_object *p = obj();
@@ -884,28 +890,24 @@ static int resolve_images(struct runner *r, struct turn *t, int *any)
 	return 0;
 }
 
-static int load(struct runner *r, struct turn *t)
+static int load(struct runner *r, struct turn *t, const char *cfg)
 {
-	static const char q[] = "SELECT evr_turn_config($1)";
-	const char *p[1] = {t->id};
 	struct json_object *model, *ctl, *caps, *sess, *agent;
 	struct buf prompt = BUF_INIT, key = BUF_INIT;
 	struct apierr e;
-	PGresult *res = db_exec(&r->tools, q, 1, p);
 	const char *v, *layers[] = {"harness", "agent", "session"};
 	int i, any_image = 0, vision = 0, ret = -1;
 	int64_t n64;
 	double dv;
 
-	if (!res)
-		return -1;
-	v = db_val(res, 0, 0);
-	t->cfg = v ? jx_parse(v, strlen(v), &e) : NULL;
-	PQclear(res);
+	t->cfg = cfg ? jx_parse(cfg, strlen(cfg), &e) : NULL;
 	if (!t->cfg) {
 		t->dropped = 1; /* the turn or its session is gone */
 		return -1;
 	}
+	json_object_object_add(t->cfg, "events",
+			       history_cache_merge(t->session, t->id,
+						   get(t->cfg, "events")));
 	if (gets(t->cfg, "input_message_id"))
 		ids_parse(gets(t->cfg, "input_message_id"), "msg", t->input_msg);
 	{
@@ -1047,7 +1049,8 @@ static int resume_point(struct turn *t)
 }
 
 struct turn *turn_start(struct runner *r, const char *id, const char *session,
-			const char *org, const char *state, int attempt)
+			const char *org, const char *state, int attempt,
+			const char *cfg)
 {
 	struct turn *t = xcalloc(1, sizeof(*t));
 
@@ -1055,6 +1058,7 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 	snprintf(t->session, sizeof(t->session), "%s", session);
 	snprintf(t->org, sizeof(t->org), "%s", org);
 	t->attempt = attempt;
+	t->r = r;
 	t->started_ms = now_ms();
 	t->m_seq = t->t_seq = -1;
 	buf_init(&t->text, 0);
@@ -1066,7 +1070,7 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 	r->turns = t;
 	r->inflight++;
 
-	if (load(r, t) != 0 || t->phase == PH_DONE) {
+	if (load(r, t, cfg) != 0 || t->phase == PH_DONE) {
 		if (t->phase != PH_DONE)
 			t->dropped = 1;
 		return t;

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apierr.h"
 #include "buf.h"
 #include "json.h"
 
@@ -125,31 +126,13 @@ static void clear_pieces(struct conn *c)
 	c->npieces = c->next = 0;
 }
 
-static const char *reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 404: return "Not Found";
-	case 411: return "Length Required";
-	case 413: return "Payload Too Large";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 529: return "Overloaded";
-	}
-	return "Error";
-}
-
 /* A complete non-streamed answer. */
 static void reply(struct conn *c, int status, const char *type,
 		  const char *body, size_t len)
 {
 	buf_addf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 			  "Content-Length: %zu\r\n%s\r\n",
-		 status, reason(status), type, len,
+		 status, http_reason(status), type, len,
 		 c->close_after ? "Connection: close\r\n" : "");
 	buf_add(&c->out, body, len);
 	c->streaming = 1;
@@ -236,113 +219,114 @@ static void an_event(struct out *o, const char *name, const char *fmt, ...)
 	add_piece(o->c, &o->b, o->delay);
 }
 
-/* Stream s in n deltas: OpenAI delta field `field`, or an Anthropic
- * content block of type `block` (index idx) with `dtype` deltas. */
-static void deltas(struct out *o, const char *s, long n, const char *field,
-		   const char *block, const char *dtype, int idx)
+/* Send s in n parts, each as pre + JSON string + post: an OpenAI delta
+ * object or the data of an Anthropic content_block_delta. */
+static void parts(struct out *o, const char *s, long n, const char *pre,
+		  const char *post)
 {
 	size_t len = strlen(s), i, a, z;
-	struct buf j = BUF_INIT;
+	struct buf d = BUF_INIT;
 
-	buf_init(&j, 0);
-	if (n < 1)
-		n = 1;
-	if (o->w == W_ANTHROPIC)
-		an_event(o, "content_block_start",
-			 "{\"type\":\"content_block_start\",\"index\":%d,"
-			 "\"content_block\":{\"type\":\"%s\",\"%s\":\"\"}}",
-			 idx, block, block);
-	for (i = 0; i < (size_t)n; i++) {
+	buf_init(&d, 0);
+	for (i = 0, n = n < 1 ? 1 : n; i < (size_t)n; i++) {
 		a = cut_at(s, len, i, (size_t)n);
 		z = cut_at(s, len, i + 1, (size_t)n);
 		if (z == a)
 			continue;
-		buf_reset(&j);
-		buf_add_json_str(&j, s + a, z - a);
-		if (o->w == W_OPENAI) {
-			struct buf d = BUF_INIT;
-			buf_init(&d, 0);
-			buf_addf(&d, "{\"%s\":%s}", field, j.data);
+		buf_reset(&d);
+		buf_adds(&d, pre);
+		buf_add_json_str(&d, s + a, z - a);
+		buf_adds(&d, post);
+		if (o->w == W_OPENAI)
 			oa_delta(o, d.data, "null");
-			buf_release(&d);
-		} else {
-			an_event(o, "content_block_delta",
-				 "{\"type\":\"content_block_delta\",\"index\":%d,"
-				 "\"delta\":{\"type\":\"%s\",\"%s\":%s}}",
-				 idx, dtype, block, j.data);
-		}
+		else
+			an_event(o, "content_block_delta", "%s", d.data);
 	}
-	if (o->w == W_ANTHROPIC) {
-		if (!strcmp(block, "thinking"))
-			an_event(o, "content_block_delta",
-				 "{\"type\":\"content_block_delta\",\"index\":%d,"
-				 "\"delta\":{\"type\":\"signature_delta\","
-				 "\"signature\":\"ZmFrZS1zaWduYXR1cmU=\"}}",
-				 idx);
-		an_event(o, "content_block_stop",
-			 "{\"type\":\"content_block_stop\",\"index\":%d}", idx);
-	}
-	buf_release(&j);
+	buf_release(&d);
 }
 
+static void an_block_stop(struct out *o, int idx)
+{
+	an_event(o, "content_block_stop",
+		 "{\"type\":\"content_block_stop\",\"index\":%d}", idx);
+}
+
+/* A text or thinking block: OpenAI delta field `field`, or an Anthropic
+ * block of type `block` at index idx. */
+static void block(struct out *o, const char *s, long n, const char *field,
+		  const char *block, int idx)
+{
+	struct buf pre = BUF_INIT;
+
+	buf_init(&pre, 0);
+	if (o->w == W_OPENAI) {
+		buf_addf(&pre, "{\"%s\":", field);
+		parts(o, s, n, pre.data, "}");
+		buf_release(&pre);
+		return;
+	}
+	an_event(o, "content_block_start",
+		 "{\"type\":\"content_block_start\",\"index\":%d,"
+		 "\"content_block\":{\"type\":\"%s\",\"%s\":\"\"}}",
+		 idx, block, block);
+	buf_addf(&pre, "{\"type\":\"content_block_delta\",\"index\":%d,"
+		       "\"delta\":{\"type\":\"%s_delta\",\"%s\":",
+		 idx, block, block);
+	parts(o, s, n, pre.data, "}}");
+	if (!strcmp(block, "thinking"))
+		an_event(o, "content_block_delta",
+			 "{\"type\":\"content_block_delta\",\"index\":%d,"
+			 "\"delta\":{\"type\":\"signature_delta\","
+			 "\"signature\":\"ZmFrZS1zaWduYXR1cmU=\"}}",
+			 idx);
+	an_block_stop(o, idx);
+	buf_release(&pre);
+}
+
+/* Tool call number idx (content block blk): its start, then its
+ * arguments in `split` fragments. */
 static void tool_call(struct out *o, struct json_object *tc, long split,
 		      int idx, int blk)
 {
 	const char *id = jstr(tc, "id"), *name = jstr(tc, "name");
 	const char *args = jstr(tc, "arguments");
-	size_t len, i, a, z;
-	struct buf j = BUF_INIT, d = BUF_INIT;
+	struct buf d = BUF_INIT;
 
-	buf_init(&j, 0);
 	buf_init(&d, 0);
 	id = id ? id : "call_fake";
 	name = name ? name : "tool";
-	args = args ? args : "{}";
-	len = strlen(args);
-	if (o->w == W_OPENAI) {
+	if (o->w == W_OPENAI)
 		buf_addf(&d, "{\"tool_calls\":[{\"index\":%d,\"id\":", idx);
-		buf_add_json_str(&d, id, strlen(id));
-		buf_adds(&d, ",\"type\":\"function\",\"function\":{\"name\":");
-		buf_add_json_str(&d, name, strlen(name));
+	else
+		buf_addf(&d, "{\"type\":\"content_block_start\",\"index\":%d,"
+			     "\"content_block\":{\"type\":\"tool_use\",\"id\":",
+			 blk);
+	buf_add_json_str(&d, id, strlen(id));
+	buf_adds(&d, o->w == W_OPENAI ? ",\"type\":\"function\",\"function\":"
+					"{\"name\":"
+				      : ",\"name\":");
+	buf_add_json_str(&d, name, strlen(name));
+	if (o->w == W_OPENAI) {
 		buf_adds(&d, ",\"arguments\":\"\"}}]}");
 		oa_delta(o, d.data, "null");
 	} else {
-		buf_add_json_str(&j, id, strlen(id));
-		buf_adds(&j, ",\"name\":");
-		buf_add_json_str(&j, name, strlen(name));
-		an_event(o, "content_block_start",
-			 "{\"type\":\"content_block_start\",\"index\":%d,"
-			 "\"content_block\":{\"type\":\"tool_use\",\"id\":%s,"
-			 "\"input\":{}}}",
-			 blk, j.data);
+		buf_adds(&d, ",\"input\":{}}}");
+		an_event(o, "content_block_start", "%s", d.data);
 	}
-	if (split < 1)
-		split = 1;
-	for (i = 0; i < (size_t)split; i++) {
-		a = cut_at(args, len, i, (size_t)split);
-		z = cut_at(args, len, i + 1, (size_t)split);
-		if (z == a)
-			continue;
-		buf_reset(&j);
-		buf_add_json_str(&j, args + a, z - a);
-		buf_reset(&d);
-		if (o->w == W_OPENAI) {
-			buf_addf(&d, "{\"tool_calls\":[{\"index\":%d,\"function\":"
-				     "{\"arguments\":%s}}]}",
-				 idx, j.data);
-			oa_delta(o, d.data, "null");
-		} else {
-			an_event(o, "content_block_delta",
-				 "{\"type\":\"content_block_delta\",\"index\":%d,"
-				 "\"delta\":{\"type\":\"input_json_delta\","
-				 "\"partial_json\":%s}}",
-				 blk, j.data);
-		}
-	}
+	buf_reset(&d);
+	if (o->w == W_OPENAI)
+		buf_addf(&d, "{\"tool_calls\":[{\"index\":%d,\"function\":"
+			     "{\"arguments\":",
+			 idx);
+	else
+		buf_addf(&d, "{\"type\":\"content_block_delta\",\"index\":%d,"
+			     "\"delta\":{\"type\":\"input_json_delta\","
+			     "\"partial_json\":",
+			 blk);
+	parts(o, args ? args : "{}", split, d.data,
+	      o->w == W_OPENAI ? "}}]}" : "}}");
 	if (o->w == W_ANTHROPIC)
-		an_event(o, "content_block_stop",
-			 "{\"type\":\"content_block_stop\",\"index\":%d}", blk);
-	buf_release(&j);
+		an_block_stop(o, blk);
 	buf_release(&d);
 }
 
@@ -385,10 +369,9 @@ static void render_stream(struct conn *c, enum wire w, struct json_object *r,
 	if (jint(r, "malformed", 0))
 		an_event(&o, "message", "{\"this is\": not JSON");
 	if (thinking)
-		deltas(&o, thinking, chunks, "reasoning_content", "thinking",
-		       "thinking_delta", blk++);
+		block(&o, thinking, chunks, "reasoning_content", "thinking", blk++);
 	if (text)
-		deltas(&o, text, chunks, "content", "text", "text_delta", blk++);
+		block(&o, text, chunks, "content", "text", blk++);
 	for (i = 0; i < ntc; i++)
 		tool_call(&o, json_object_array_get_idx(tcs, i),
 			  jint(r, "split", 1), (int)i, blk++);
@@ -405,10 +388,7 @@ static void render_stream(struct conn *c, enum wire w, struct json_object *r,
 		an_event(&o, "error", "{\"type\":\"error\",\"error\":{\"type\":%s}}",
 			 j.data);
 		buf_release(&j);
-		buf_release(&o.b);
-		return;
-	}
-	if (w == W_OPENAI) {
+	} else if (w == W_OPENAI) {
 		oa_delta(&o, "{}", ntc ? "\"tool_calls\"" : "\"stop\"");
 		/* like OpenAI: the usage chunk only when asked for */
 		json_object_object_get_ex(req, "stream_options", &so);
@@ -635,17 +615,19 @@ static int take_request(struct conn *c)
 	c->close_after = !strcmp(version, "HTTP/1.0");
 	headers = json_object_new_object();
 	line = strstr(c->in.data, "\r\n") + 2;
+	/* the head is parsed in place and put back as it was, since a
+	 * request whose body is still on its way is parsed again */
 	for (; line < end; line = next + 2) {
-		char *p;
+		char *colon, *p;
 		next = strstr(line, "\r\n");
 		*next = '\0';
-		sp = strchr(line, ':');
-		if (sp) {
-			*sp = '\0';
+		colon = strchr(line, ':');
+		if (colon) {
+			*colon = '\0';
 			for (p = line; *p; p++)
 				if (*p >= 'A' && *p <= 'Z')
 					*p = (char)(*p - 'A' + 'a');
-			for (sp++; *sp == ' '; sp++)
+			for (sp = colon + 1; *sp == ' '; sp++)
 				;
 			json_object_object_add(headers, line,
 					       json_object_new_string(sp));
@@ -657,16 +639,15 @@ static int take_request(struct conn *c)
 				expect = !strcasecmp(sp, "100-continue");
 			else if (!strcmp(line, "transfer-encoding"))
 				clen = -1;
+			*colon = ':';
 		}
 		*next = '\r';
-		if (sp)
-			sp[-1] = ':';
 	}
 	if (clen < 0 || clen > MAX_BODY) {
 		json_object_put(headers);
 		c->close_after = 1;
 		reply(c, clen < 0 ? 411 : 413, "text/plain", "", 0);
-		c->in.len = 0;
+		buf_reset(&c->in);
 		return 1;
 	}
 	total = head + (size_t)clen;

@@ -1,0 +1,119 @@
+/*
+ * history_cache: each session's earlier conversation, kept by the runner
+ * between turns. Events never change, so a runner that has read a
+ * session's events up to sequence N only asks the database for what came
+ * after N (evr_turn_config's p_after); without it every turn would re-read
+ * and re-convert the whole conversation, which grows with every turn. Only
+ * events of turns that ended before the claimed one are kept, so a
+ * takeover always reads its own turn's progress afresh. Bounded by
+ * `history_cache_sessions` (least recently used goes first).
+ */
+#include "runner.h"
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hentry {
+	char session[33];
+	long long last_seq;
+	struct json_object *events; /* owned; conversation events, by seq */
+	unsigned long long used;
+};
+
+static struct hentry *tab;
+static size_t ntab, captab;
+static unsigned long long clock_;
+
+static struct hentry *find(const char *session)
+{
+	size_t i;
+	for (i = 0; i < ntab; i++)
+		if (!strcmp(tab[i].session, session))
+			return &tab[i];
+	return NULL;
+}
+
+long long history_cache_after(const char *session)
+{
+	struct hentry *h = find(session);
+	return h ? h->last_seq : 0;
+}
+
+static long long seq_of(struct json_object *e)
+{
+	struct json_object *v = NULL;
+	json_object_object_get_ex(e, "seq", &v);
+	return v ? json_object_get_int64(v) : 0;
+}
+
+static int is_current(struct json_object *e, const char *turn_ref)
+{
+	struct json_object *v = NULL;
+	json_object_object_get_ex(e, "turn_id", &v);
+	return v && json_object_is_type(v, json_type_string) &&
+	       !strcmp(json_object_get_string(v), turn_ref);
+}
+
+struct json_object *history_cache_merge(const char *session, const char *turn,
+					struct json_object *fresh)
+{
+	struct hentry *h = find(session);
+	struct json_object *out = json_object_new_array(), *keep;
+	size_t i, n = json_object_array_length(fresh);
+	char ref[40];
+
+	snprintf(ref, sizeof(ref), "trn_%s", turn);
+	if (h)
+		for (i = 0; i < json_object_array_length(h->events); i++)
+			json_object_array_add(out, json_object_get(
+				json_object_array_get_idx(h->events, i)));
+	for (i = 0; i < n; i++)
+		json_object_array_add(out, json_object_get(
+			json_object_array_get_idx(fresh, i)));
+
+	/* what to keep: the conversation before this turn */
+	if (!h) {
+		size_t cap = (size_t)config_long("history_cache_sessions", 1000);
+		if (cap == 0)
+			return out;
+		if (ntab < cap) {
+			if (ntab == captab) {
+				captab = captab ? captab * 2 : 64;
+				tab = xrealloc(tab, captab * sizeof(*tab));
+			}
+			h = &tab[ntab++];
+		} else {
+			size_t lru = 0;
+			for (i = 1; i < ntab; i++)
+				if (tab[i].used < tab[lru].used)
+					lru = i;
+			h = &tab[lru];
+			json_object_put(h->events);
+		}
+		memset(h, 0, sizeof(*h));
+		memcpy(h->session, session, 33);
+		h->events = json_object_new_array();
+	}
+	keep = h->events;
+	for (i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(fresh, i);
+		if (is_current(e, ref))
+			break; /* this turn and anything after it */
+		json_object_array_add(keep, json_object_get(e));
+		h->last_seq = seq_of(e);
+	}
+	h->used = ++clock_;
+	return out;
+}
+
+void history_cache_free(void)
+{
+	size_t i;
+	for (i = 0; i < ntab; i++)
+		json_object_put(tab[i].events);
+	free(tab);
+	tab = NULL;
+	ntab = captab = 0;
+}

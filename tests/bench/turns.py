@@ -1,0 +1,132 @@
+"""Benchmarks of turns (issue "Turns"), printed, never asserted.
+
+1. Turn overhead: 1,000 sequential turns on an instant llmsim model, from
+   the POST of the message to turn.completed (measured by the client, which
+   long-polls nothing: it polls the event log every millisecond, so the
+   figure includes up to ~1 ms of polling) and, from the server's own
+   event timestamps, input.message to turn.completed.
+2. Durable event writes: many concurrent turns, each a burst of tool calls,
+   so the runner writes events of many turns at once; events/s from the
+   event timestamps, next to pgbench inserting the same row shape one per
+   transaction and 64 per transaction, in the same run.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from evr import api, psql  # noqa: E402
+
+N_TURNS = int(os.environ.get("BENCH_TURNS", "1000"))
+N_SESSIONS = int(os.environ.get("BENCH_SESSIONS", "400"))
+TOOLS_PER_TURN = 20
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def setup():
+    prv = [p for p in api("GET", "/api/v1/llm-providers").json["data"] if p["provider_type"] == "llmsim"][0]
+    r = api("POST", "/api/v1/llm-providers/%s/models" % prv["id"],
+            {"model_id": "llmsim-instant", "display_name": "instant", "capabilities": ["chat", "tools"]})
+    assert r.status == 201, r.text
+    model = r.json["id"]
+    base = api("GET", "/api/v1/harnesses/base").json["id"]
+    return model, base
+
+
+def session(model, base, caps=None):
+    body = {"harness_id": base, "model_id": model}
+    if caps:
+        body["capabilities"] = caps
+    r = api("POST", "/api/v1/sessions", body)
+    assert r.status == 201, r.text
+    return r.json["id"]
+
+
+def overhead(model, base):
+    sid = session(model, base)
+    lat = []
+    since = 1
+    for i in range(N_TURNS):
+        t0 = time.monotonic()
+        r = api("POST", "/api/v1/sessions/%s/messages" % sid, {"message": {"content": "turn %d" % i}})
+        assert r.status == 201, r.text
+        while True:
+            ev = api("GET", "/api/v1/sessions/%s/events?since_sequence=%d&types=turn.completed" % (sid, since)).json["data"]
+            if ev:
+                break
+            time.sleep(0.001)
+        lat.append((time.monotonic() - t0) * 1000)
+        since = ev[-1]["sequence"] + 1  # session.idled follows
+    srv = [float(x[0]) for x in psql(
+        "SELECT extract(epoch FROM c.ts - i.ts) * 1000 FROM events i JOIN events c "
+        "ON c.session_id = i.session_id AND c.turn_id = i.turn_id AND c.type = 'turn.completed' "
+        "WHERE i.session_id = $1::uuid AND i.type = 'input.message'", sid[4:])]
+    print("  turn overhead, %d turns, llmsim-instant:" % N_TURNS)
+    print("    client POST -> turn.completed seen  p50 %.2f ms  p99 %.2f ms" % (pct(lat, 50), pct(lat, 99)))
+    print("    server input.message -> turn.completed  p50 %.2f ms  p99 %.2f ms  (targets p50 <= 5, p99 <= 20)"
+          % (pct(srv, 50), pct(srv, 99)))
+
+
+def event_writes(model, base):
+    caps = [{"ref": "test_math"}]
+    sids = [None] * N_SESSIONS
+
+    def make(i):
+        sids[i] = session(model, base, caps)
+    run_threads(make, N_SESSIONS)
+    calls = "\n".join('#tool calculate {"operation":"add","a":%d,"b":1}' % i for i in range(TOOLS_PER_TURN))
+    before = int(psql("SELECT count(*) FROM events")[0][0])
+
+    def post(i):
+        r = api("POST", "/api/v1/sessions/%s/messages" % sids[i], {"message": {"content": calls}})
+        assert r.status == 201, r.text
+    t0 = time.monotonic()
+    run_threads(post, N_SESSIONS)
+    deadline = time.monotonic() + 300
+    while int(psql("SELECT count(*) FROM sessions WHERE status = 'active'")[0][0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    wall = time.monotonic() - t0
+    n, span = psql("SELECT count(*), extract(epoch FROM max(ts) - min(ts)) FROM events "
+                   "WHERE type NOT IN ('session.started') AND session_id = ANY($1::uuid[])",
+                   "{" + ",".join(s[4:] for s in sids) + "}")[0]
+    n, span = int(n), float(span)
+    print("  durable event writes: %d turns x %d tool calls at once, %d events" % (N_SESSIONS, TOOLS_PER_TURN, n))
+    print("    runner: %.0f events/s over %.2f s of writes (wall %.1f s incl. posting)" % (n / span, span, wall))
+    assert int(psql("SELECT count(*) FROM events")[0][0]) - before == n
+    return n
+
+
+def run_threads(fn, n, width=32):
+    idx = list(range(n))
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not idx:
+                    return
+                i = idx.pop()
+            fn(i)
+    ts = [threading.Thread(target=worker) for _ in range(width)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def main():
+    model, base = setup()
+    overhead(model, base)
+    event_writes(model, base)
+
+
+if __name__ == "__main__":
+    main()
