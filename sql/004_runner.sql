@@ -123,63 +123,68 @@ CREATE FUNCTION evr_write_events(p_turn uuid[], p_attempt integer[],
     p_uin bigint[], p_uout bigint[], p_kind text[], p_final text[])
 RETURNS TABLE (idx integer, seq bigint, fenced boolean)
 LANGUAGE plpgsql AS $$
-DECLARE
-  i integer; n integer := coalesce(array_length(p_turn, 1), 0);
-  st text; ok boolean; sq bigint; uin bigint; uout bigint; d jsonb;
-  fenced_turns uuid[] := '{}'; state_of jsonb := '{}';
-  last_seq jsonb := '{}'; k text;
 BEGIN
-  PERFORM 1 FROM sessions WHERE id = ANY(p_session) ORDER BY id FOR UPDATE;
-  FOR i IN 1..n LOOP
-    k := p_turn[i]::text;
-    IF NOT state_of ? k AND NOT p_turn[i] = ANY(fenced_turns) THEN
-      SELECT t.state INTO st FROM turns t
-        WHERE t.id = p_turn[i] AND t.attempt = p_attempt[i]
-          AND t.state IN ('running', 'cancelling') FOR SHARE;
-      IF NOT FOUND THEN
-        fenced_turns := fenced_turns || p_turn[i];
-      ELSE
-        state_of := state_of || jsonb_build_object(k, st);
-      END IF;
-    END IF;
-    IF p_turn[i] = ANY(fenced_turns) THEN
-      idx := i; seq := NULL; fenced := true; RETURN NEXT; CONTINUE;
-    END IF;
-    st := state_of ->> k;
-    ok := (st = 'running') OR (st = 'cancelling' AND p_kind[i] = 'cancel');
-    IF NOT ok THEN
-      idx := i; seq := NULL; fenced := false; RETURN NEXT; CONTINUE;
-    END IF;
-    UPDATE sessions s SET last_seq = s.last_seq + 1,
-        usage_input = s.usage_input + coalesce(p_uin[i], 0),
-        usage_output = s.usage_output + coalesce(p_uout[i], 0)
-      WHERE s.id = p_session[i]
-      RETURNING s.last_seq, s.usage_input, s.usage_output INTO sq, uin, uout;
-    IF sq IS NULL THEN
-      idx := i; seq := NULL; fenced := true; RETURN NEXT; CONTINUE;
-    END IF;
-    d := coalesce(p_data[i], '{}');
-    IF p_type[i] = 'session.idled' THEN
-      d := d || jsonb_build_object('usage', jsonb_build_object(
-             'input_tokens', uin, 'output_tokens', uout));
-    END IF;
+  -- sessions in id order, then the turns' fences
+  PERFORM 1 FROM sessions s WHERE s.id = ANY(p_session) ORDER BY s.id FOR UPDATE;
+  PERFORM 1 FROM turns t WHERE t.id = ANY(p_turn) ORDER BY t.id FOR SHARE;
+  -- then everything else in one statement, whatever the batch's size
+  RETURN QUERY
+  WITH b AS (
+    SELECT u.* FROM unnest(p_turn, p_attempt, p_session, p_type, p_data,
+                           p_msg, p_uin, p_uout, p_kind, p_final)
+      WITH ORDINALITY AS u(turn, att, sess, typ, dat, msg, ui, uo, kind, fin, i)),
+  chk AS (
+    -- a turn no longer running under (id, attempt) is fenced; a
+    -- cancelling turn takes only the two events that close the cancel
+    SELECT b.*, t.id IS NULL AS fen,
+           t.id IS NOT NULL AND (t.state = 'running'
+             OR (t.state = 'cancelling' AND b.kind = 'cancel')) AS ok
+    FROM b LEFT JOIN turns t ON t.id = b.turn AND t.attempt = b.att
+      AND t.state IN ('running', 'cancelling')),
+  num AS (
+    SELECT chk.*, row_number() OVER (PARTITION BY chk.sess ORDER BY chk.i) AS k
+    FROM chk WHERE chk.ok),
+  cnt AS (
+    SELECT num.sess, count(*) AS n, sum(coalesce(num.ui, 0)) AS ui,
+           sum(coalesce(num.uo, 0)) AS uo, bool_or(num.fin IS NOT NULL) AS ends
+    FROM num GROUP BY num.sess),
+  up AS (
+    UPDATE sessions s SET last_seq = s.last_seq + cnt.n,
+        usage_input = s.usage_input + cnt.ui,
+        usage_output = s.usage_output + cnt.uo,
+        status = CASE WHEN cnt.ends THEN 'idle' ELSE s.status END,
+        active_turn_id = CASE WHEN cnt.ends THEN NULL ELSE s.active_turn_id END,
+        updated_at = CASE WHEN cnt.ends THEN now() ELSE s.updated_at END
+    FROM cnt WHERE s.id = cnt.sess
+    RETURNING s.id, s.last_seq - cnt.n AS base, s.usage_input, s.usage_output),
+  ins AS (
     INSERT INTO events (session_id, seq, type, turn_id, input_message_id, data)
-      VALUES (p_session[i], sq, p_type[i], p_turn[i], p_msg[i], d);
-    last_seq := last_seq || jsonb_build_object(p_session[i]::text, sq);
-    IF p_final[i] IS NOT NULL THEN
-      UPDATE turns SET state = p_final[i], finished_at = now(),
+    SELECT num.sess, up.base + num.k, num.typ, num.turn, num.msg,
+           CASE WHEN num.typ = 'session.idled' THEN
+             coalesce(num.dat, '{}') || jsonb_build_object('usage',
+               jsonb_build_object('input_tokens', up.usage_input,
+                                  'output_tokens', up.usage_output))
+           ELSE coalesce(num.dat, '{}') END
+    FROM num JOIN up ON up.id = num.sess
+    RETURNING events.session_id, events.seq),
+  fin AS (
+    UPDATE turns t SET state = num.fin, finished_at = now(),
                        lease_owner = NULL, lease_until = NULL
-        WHERE id = p_turn[i];
-      UPDATE sessions SET status = 'idle', active_turn_id = NULL, updated_at = now()
-        WHERE id = p_session[i];
-      DELETE FROM live_text WHERE session_id = p_session[i];
-      state_of := state_of || jsonb_build_object(k, p_final[i]);
-    END IF;
-    idx := i; seq := sq; fenced := false; RETURN NEXT;
-  END LOOP;
-  FOR k IN SELECT jsonb_object_keys(last_seq) LOOP
-    PERFORM pg_notify('ev', replace(k, '-', '') || ':' || (last_seq ->> k));
-  END LOOP;
+    FROM num WHERE num.fin IS NOT NULL AND t.id = num.turn
+    RETURNING t.id),
+  gone AS (
+    DELETE FROM live_text l USING num
+    WHERE num.fin IS NOT NULL AND l.session_id = num.sess
+    RETURNING 1),
+  wake AS (
+    -- one wake-up per session, with its last sequence
+    SELECT pg_notify('ev', replace(x.sid::text, '-', '') || ':' || x.m)
+    FROM (SELECT ins.session_id AS sid, max(ins.seq) AS m FROM ins
+          GROUP BY ins.session_id) x)
+  SELECT chk.i::integer, up.base + num.k, chk.fen
+  FROM chk LEFT JOIN num ON num.i = chk.i LEFT JOIN up ON up.id = num.sess
+  WHERE (SELECT count(*) FROM wake) >= 0
+  ORDER BY chk.i;
 END $$;
 
 -- Deltas: live text chunks and their ephemeral notifications (`evd`,

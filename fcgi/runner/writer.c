@@ -157,6 +157,7 @@ int writer_flush(struct runner *r)
 {
 	size_t i, from = 0;
 	int ret = 0;
+	long long t0 = now_ms();
 
 	while (from < nq && ret == 0) {
 		size_t to = from + MAX_BATCH < nq ? from + MAX_BATCH : nq;
@@ -175,6 +176,7 @@ int writer_flush(struct runner *r)
 			q[i].t->dropped = 1;
 		}
 	}
+	log_debug("flushed %zu event(s) in %lld ms", nq, now_ms() - t0);
 	for (i = 0; i < nq; i++)
 		free(q[i].data);
 	nq = 0;

@@ -33,7 +33,8 @@ static struct json_object *text_block(const char *s, size_t n)
 {
 	struct json_object *b = json_object_new_object();
 	json_object_object_add(b, "type", new_str("text"));
-	json_object_object_add(b, "text", json_object_new_string_len(s, (int)n));
+	json_object_object_add(b, "text",
+			       json_object_new_string_len(s, (int)n));
 	return b;
 }
 
@@ -67,10 +68,10 @@ static int user_blocks(struct an_msgs *ms, struct json_object *m, size_t i,
 	size_t k, n;
 
 	if (json_object_is_type(c, json_type_string)) {
-		if (json_object_get_string_len(c))
+		n = (size_t)json_object_get_string_len(c);
+		if (n)
 			add_block(ms, 1,
-				  text_block(json_object_get_string(c),
-					     (size_t)json_object_get_string_len(c)));
+				  text_block(json_object_get_string(c), n));
 		return 0;
 	}
 	n = json_object_is_type(c, json_type_array)
@@ -214,10 +215,12 @@ static int tool_result(struct an_msgs *ms, struct json_object *m, size_t i,
 		jx_append(&t, c);
 	if (t.len)
 		json_object_object_add(
-			b, "content", json_object_new_string_len(t.data, (int)t.len));
+			b, "content",
+			json_object_new_string_len(t.data, (int)t.len));
 	buf_release(&t);
 	if (json_object_get_boolean(is_err))
-		json_object_object_add(b, "is_error", json_object_new_boolean(1));
+		json_object_object_add(b, "is_error",
+				       json_object_new_boolean(1));
 	add_block(ms, 1, b);
 	return 0;
 }
@@ -298,9 +301,12 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 	if (budget && !thinking_possible(r->messages))
 		budget = 0;
 	for (i = 0; i < n; i++) {
-		struct json_object *m = json_object_array_get_idx(r->messages, i);
-		const char *role = llm_jstr(m, "role");
+		struct json_object *m;
+		const char *role;
 		int bad = 0;
+
+		m = json_object_array_get_idx(r->messages, i);
+		role = llm_jstr(m, "role");
 
 		if (!role) {
 			buf_addf(err, "messages[%zu]: no role", i);
@@ -317,7 +323,8 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 		} else if (!strcmp(role, "tool")) {
 			bad = tool_result(&ms, m, i, err);
 		} else {
-			buf_addf(err, "messages[%zu]: unknown role %s", i, role);
+			buf_addf(err, "messages[%zu]: unknown role %s", i,
+				 role);
 			bad = -1;
 		}
 		if (bad)
@@ -330,9 +337,9 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 		max += budget;
 	json_object_object_add(root, "max_tokens", json_object_new_int64(max));
 	if (sys.len)
-		json_object_object_add(root, "system",
-				       json_object_new_string_len(sys.data,
-								  (int)sys.len));
+		json_object_object_add(
+			root, "system",
+			json_object_new_string_len(sys.data, (int)sys.len));
 	json_object_object_add(root, "messages", json_object_get(ms.arr));
 	if (r->tools && json_object_is_type(r->tools, json_type_array) &&
 	    json_object_array_length(r->tools) > 0)
@@ -481,6 +488,11 @@ static int block_start(struct llm_parser *p, struct an_state *st,
 	return 0;
 }
 
+static size_t vlen(struct json_object *v)
+{
+	return (size_t)json_object_get_string_len(v);
+}
+
 static int block_delta(struct llm_parser *p, struct an_state *st,
 		       struct json_object *o)
 {
@@ -493,31 +505,28 @@ static int block_delta(struct llm_parser *p, struct an_state *st,
 	if (!strcmp(type, "text_delta")) {
 		v = llm_jget(d, "text");
 		if (json_object_is_type(v, json_type_string))
-			llm_emit_text(p, json_object_get_string(v),
-				      (size_t)json_object_get_string_len(v));
+			llm_emit_text(p, json_object_get_string(v), vlen(v));
 	} else if (!strcmp(type, "thinking_delta")) {
 		v = llm_jget(d, "thinking");
 		if (json_object_is_type(v, json_type_string))
 			llm_emit_thinking(p, json_object_get_string(v),
-					  (size_t)json_object_get_string_len(v));
+					  vlen(v));
 	} else if (!strcmp(type, "input_json_delta")) {
 		v = llm_jget(d, "partial_json");
 		if (!b || b->type != AN_TOOL)
 			return llm_parser_fail(p, "input_json_delta outside a "
 						  "tool_use block");
 		if (json_object_is_type(v, json_type_string)) {
-			if (b->json.len + (size_t)json_object_get_string_len(v) >
-			    SSE_MAX_LINE)
-				return llm_parser_fail(p, "tool input too long");
-			buf_add(&b->json, json_object_get_string(v),
-				(size_t)json_object_get_string_len(v));
+			if (b->json.len + vlen(v) > SSE_MAX_LINE)
+				return llm_parser_fail(p, "tool input too "
+							  "long");
+			buf_add(&b->json, json_object_get_string(v), vlen(v));
 		}
 	} else if (!strcmp(type, "signature_delta")) {
 		v = llm_jget(d, "signature");
 		if (b && b->type == AN_THINKING &&
 		    json_object_is_type(v, json_type_string))
-			buf_add(&b->json, json_object_get_string(v),
-				(size_t)json_object_get_string_len(v));
+			buf_add(&b->json, json_object_get_string(v), vlen(v));
 	}
 	/* unknown delta types (citations ...) are ignored, as the API's
 	 * versioning policy asks */

@@ -35,7 +35,7 @@ int llm_build(const struct llm_request *r, struct buf *url,
 		buf_adds(err, "no model name");
 		return -1;
 	}
-	if (!r->messages || !json_object_is_type(r->messages, json_type_array)) {
+	if (!json_object_is_type(r->messages, json_type_array)) {
 		buf_adds(err, "messages must be an array");
 		return -1;
 	}
@@ -429,7 +429,8 @@ void llm_http_error(enum llm_kind kind, long status, const char *body,
 		 * no more than its status. */
 		if (len && *body != '<') {
 			const char *nl = memchr(body, '\n', len);
-			add_line(out, body, nl ? (size_t)(nl - body) : len, 200);
+			add_line(out, body, nl ? (size_t)(nl - body) : len,
+				 200);
 		}
 	}
 	json_object_put(o);

@@ -151,8 +151,8 @@ static int directive(struct sim_req *q, const char *l, size_t n)
 		if (!json_object_is_type(o, json_type_object) && !q->bad) {
 			struct buf b = BUF_INIT;
 			buf_init(&b, 0);
-			buf_addf(&b, "llmsim: #tool %s: the arguments are not a "
-				     "JSON object",
+			buf_addf(&b, "llmsim: #tool %s: the arguments are "
+				     "not a JSON object",
 				 t->name);
 			q->bad = buf_detach(&b, NULL);
 		}
@@ -194,8 +194,10 @@ static const char *call_name(struct json_object *msgs, size_t from,
 		for (k = 0; json_object_is_type(calls, json_type_array) &&
 			    k < json_object_array_length(calls);
 		     k++) {
-			struct json_object *c = json_object_array_get_idx(calls, k);
-			const char *cid = llm_jstr(c, "id");
+			struct json_object *c;
+			const char *cid;
+			c = json_object_array_get_idx(calls, k);
+			cid = llm_jstr(c, "id");
 			if (cid && !strcmp(cid, id) && llm_jstr(c, "name"))
 				return llm_jstr(c, "name");
 		}
@@ -227,7 +229,8 @@ static int summarize(struct json_object *msgs, size_t from, struct buf *out)
 		len = t.len;
 		if (len > SIM_RESULT_MAX) {
 			len = SIM_RESULT_MAX;
-			while (len && ((unsigned char)t.data[len] & 0xC0) == 0x80)
+			while (len &&
+			       ((unsigned char)t.data[len] & 0xC0) == 0x80)
 				len--;
 		}
 		buf_adds(out, count ? "; " : "Tool results: ");
@@ -244,8 +247,10 @@ static long count_input(struct json_object *msgs)
 {
 	size_t i, n = json_object_array_length(msgs);
 	long bytes = 0;
-	for (i = 0; i < n; i++)
-		bytes += (long)strlen(jx_str(json_object_array_get_idx(msgs, i)));
+	for (i = 0; i < n; i++) {
+		struct json_object *m = json_object_array_get_idx(msgs, i);
+		bytes += (long)strlen(jx_str(m));
+	}
 	return bytes / 4 + 1;
 }
 
@@ -295,15 +300,16 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 			 ? 0
 			 : 1000.0 / SIM_DEFAULT_DELAY_MS;
 	for (i = n; i-- > 0;) {
-		const char *role =
-			llm_jstr(json_object_array_get_idx(r->messages, i), "role");
+		struct json_object *m;
+		const char *role;
+		m = json_object_array_get_idx(r->messages, i);
+		role = llm_jstr(m, "role");
 		if (role && !strcmp(role, "user")) {
+			llm_user_text(m, &user);
 			last = i;
 			break;
 		}
 	}
-	if (last < n)
-		llm_user_text(json_object_array_get_idx(r->messages, last), &user);
 	parse_user(&q, user.data);
 
 	/* R tokens per second: one token per step up to 1000/s, beyond
@@ -323,8 +329,8 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 		goto out;
 	}
 	if (q.think)
-		out->output_tokens += stream_words(out, SIM_THINKING,
-						   SIM_THOUGHT, k, delay, -1, NULL);
+		out->output_tokens += stream_words(
+			out, SIM_THINKING, SIM_THOUGHT, k, delay, -1, NULL);
 	if (last < n)
 		results = summarize(r->messages, last + 1, &answer);
 	if (q.ntools && !results) {
@@ -347,7 +353,8 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 		} else if (q.tokens >= 0) {
 			long t;
 			for (t = 1; t <= q.tokens; t++)
-				buf_addf(&answer, "%stoken%ld", t > 1 ? " " : "", t);
+				buf_addf(&answer, "%stoken%ld",
+					 t > 1 ? " " : "", t);
 		} else {
 			const char *p = q.plain.data;
 			size_t len = q.plain.len;

@@ -60,8 +60,8 @@ static struct json_object *user_content(struct json_object *m, size_t i,
 			if (type && !strcmp(type, "image"))
 				has_image = 1;
 			else if (!type || strcmp(type, "text")) {
-				buf_addf(err, "messages[%zu]: unknown part type",
-					 i);
+				buf_addf(err,
+					 "messages[%zu]: unknown part type", i);
 				return NULL;
 			}
 		}
@@ -100,8 +100,9 @@ static struct json_object *user_content(struct json_object *m, size_t i,
 			if (!(data && mt) && !url) {
 				json_object_put(o);
 				json_object_put(parts);
-				buf_addf(err, "messages[%zu]: image part without "
-					      "media_type and data",
+				buf_addf(err,
+					 "messages[%zu]: image part without "
+					 "media_type and data",
 					 i);
 				return NULL;
 			}
@@ -221,9 +222,11 @@ static struct json_object *wire_tools(struct json_object *tools)
 		struct json_object *params = llm_jget(t, "parameters");
 		const char *desc = llm_jstr(t, "description");
 
-		json_object_object_add(fn, "name", new_str(llm_jstr(t, "name")));
+		json_object_object_add(fn, "name",
+				       new_str(llm_jstr(t, "name")));
 		if (desc)
-			json_object_object_add(fn, "description", new_str(desc));
+			json_object_object_add(fn, "description",
+					       new_str(desc));
 		/* borrowed from the request: take a reference, the body
 		 * tree is freed before the request is */
 		json_object_object_add(
@@ -430,27 +433,26 @@ static int tool_delta(struct llm_parser *p, struct oa_state *st,
 static int delta(struct llm_parser *p, struct oa_state *st,
 		 struct json_object *d)
 {
+	/* compatible servers name the reasoning text differently; a
+	 * refusal is what the user gets to read instead of an answer */
+	static const struct {
+		const char *key;
+		void (*emit)(struct llm_parser *, const char *, size_t);
+	} fields[] = {
+		{"reasoning_content", llm_emit_thinking},
+		{"reasoning", llm_emit_thinking},
+		{"content", llm_emit_text},
+		{"refusal", llm_emit_text},
+	};
 	struct json_object *v, *tcs = llm_jget(d, "tool_calls");
-	static const char *const thinking[] = {"reasoning_content",
-					       "reasoning", NULL};
 	size_t i;
 
-	/* compatible servers name the reasoning text differently */
-	for (i = 0; thinking[i]; i++) {
-		v = llm_jget(d, thinking[i]);
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		v = llm_jget(d, fields[i].key);
 		if (json_object_is_type(v, json_type_string))
-			llm_emit_thinking(p, json_object_get_string(v),
-					  (size_t)json_object_get_string_len(v));
+			fields[i].emit(p, json_object_get_string(v),
+				       (size_t)json_object_get_string_len(v));
 	}
-	v = llm_jget(d, "content");
-	if (json_object_is_type(v, json_type_string))
-		llm_emit_text(p, json_object_get_string(v),
-			      (size_t)json_object_get_string_len(v));
-	/* a refusal is what the user gets to read instead of an answer */
-	v = llm_jget(d, "refusal");
-	if (json_object_is_type(v, json_type_string))
-		llm_emit_text(p, json_object_get_string(v),
-			      (size_t)json_object_get_string_len(v));
 	if (!json_object_is_type(tcs, json_type_array))
 		return 0;
 	for (i = 0; i < json_object_array_length(tcs); i++)

@@ -1,0 +1,3 @@
+/* libFuzzer target: the Anthropic Messages stream parser. */
+#define FUZZ_KIND LLM_ANTHROPIC
+#include "fuzz_llm.h"
