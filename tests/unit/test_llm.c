@@ -352,6 +352,99 @@ START_TEST(openai_edge_cases)
 }
 END_TEST
 
+START_TEST(openai_compatible_servers)
+{
+	/* every call numbered 0 but with its own id; calls without an
+	 * index; all from servers that copy the API loosely */
+	static const char same_index[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":["
+		"{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\","
+		"\"arguments\":\"{\\\"x\\\":1}\"}}]}}]}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":["
+		"{\"index\":0,\"id\":\"b\",\"function\":{\"name\":\"g\","
+		"\"arguments\":\"{}\"}}]}}]}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{},"
+		"\"finish_reason\":\"tool_calls\"}]}\n\n";
+	static const char no_index[] =
+		"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"a\","
+		"\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\"\"}}]}}]}"
+		"\n\n"
+		"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":"
+		"{\"arguments\":\":2}\"}}]}}]}\n\n"
+		"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"b\","
+		"\"function\":{\"name\":\"g\"}}]}}]}\n\n"
+		"data: [DONE]\n\n";
+	char *got;
+
+	got = run(LLM_OPENAI, same_index, sizeof(same_index) - 1, 7, 0);
+	ck_assert_str_eq(got, "tool:a|f|{\"x\":1}\ntool:b|g|{}\n"
+			      "finish:0 stop:tool_calls\n");
+	free(got);
+	got = run(LLM_OPENAI, no_index, sizeof(no_index) - 1, 7, 0);
+	ck_assert_str_eq(got, "tool:a|f|{\"x\":2}\ntool:b|g|{}\n"
+			      "finish:0 stop:-\n");
+	free(got);
+}
+END_TEST
+
+START_TEST(anthropic_edge_cases)
+{
+	/* input given whole at the start; a block type and an event type
+	 * from a later API version; no message_stop after the stop */
+	static const char whole_input[] =
+		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
+		      "\"index\":0,\"content_block\":{\"type\":\"tool_use\","
+		      "\"id\":\"t1\",\"name\":\"f\",\"input\":{\"a\":[1,2]}}}")
+		AN_EV("content_block_stop", "{\"type\":\"content_block_stop\","
+		      "\"index\":0}")
+		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
+		      "\"index\":1,\"content_block\":{\"type\":\"hologram\"}}")
+		AN_EV("content_block_delta", "{\"type\":\"content_block_delta\","
+		      "\"index\":1,\"delta\":{\"type\":\"hologram_delta\"}}")
+		AN_EV("future_event", "{\"type\":\"future_event\"}")
+		AN_EV("message_delta", "{\"type\":\"message_delta\",\"delta\":"
+		      "{\"stop_reason\":\"tool_use\"},\"usage\":{\"input_tokens\":"
+		      "5,\"output_tokens\":9}}");
+	/* two thinking blocks: one signature cannot cover both */
+	static const char two_thoughts[] =
+		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
+		      "\"index\":0,\"content_block\":{\"type\":\"thinking\","
+		      "\"thinking\":\"a\",\"signature\":\"s1\"}}")
+		AN_EV("content_block_stop", "{\"type\":\"content_block_stop\","
+		      "\"index\":0}")
+		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
+		      "\"index\":1,\"content_block\":{\"type\":\"thinking\","
+		      "\"thinking\":\"b\",\"signature\":\"s2\"}}")
+		AN_EV("content_block_stop", "{\"type\":\"content_block_stop\","
+		      "\"index\":1}")
+		AN_EV("message_stop", "{\"type\":\"message_stop\"}");
+	struct llm_sink none = {0};
+	struct llm_parser *p;
+	char *got;
+
+	got = run(LLM_ANTHROPIC, whole_input, sizeof(whole_input) - 1, 9, 0);
+	ck_assert_str_eq(got, "tool:t1|f|{\"a\":[1,2]}\nusage:5,9\n"
+			      "finish:0 stop:tool_use\n");
+	free(got);
+	got = run(LLM_ANTHROPIC, two_thoughts, sizeof(two_thoughts) - 1, 9, 0);
+	ck_assert_str_eq(got, "think:a\nthink:b\nfinish:0 stop:-\n");
+	free(got);
+
+	/* a sink without callbacks; the error's words reach finish */
+	p = llm_parser_new(LLM_ANTHROPIC, &none);
+	ck_assert_int_eq(llm_parser_feed(p, an_full, sizeof(an_full) - 1), 0);
+	ck_assert_int_eq(llm_parser_finish(p), 0);
+	llm_parser_free(p);
+	p = llm_parser_new(LLM_ANTHROPIC, &none);
+	ck_assert_int_eq(llm_parser_feed(p, an_error, sizeof(an_error) - 1), 0);
+	ck_assert_ptr_null(llm_parser_error(p));
+	ck_assert_int_eq(llm_parser_finish(p), -1);
+	ck_assert_str_eq(llm_parser_error(p), "provider error in the stream: "
+					      "overloaded_error: Overloaded");
+	llm_parser_free(p);
+}
+END_TEST
+
 START_TEST(malformed_chunks_fail)
 {
 	static const char *const oa[] = {
@@ -887,6 +980,15 @@ START_TEST(llmsim_directives)
 	free(got);
 	llmsim_plan_free(&pl);
 
+	/* no messages at all */
+	{
+		struct llm_request r = {.kind = LLM_SIM, .model = "llmsim"};
+		ck_assert_int_eq(llmsim_plan(&r, &pl), 0);
+		ck_assert_uint_eq(pl.n, 3);
+		ck_assert_str_eq(pl.steps[2].text, "nothing.");
+		llmsim_plan_free(&pl);
+	}
+
 	/* with the results in the history: a summary */
 	check_plan("llmsim-instant", "#tool get_weather {}\n#tool now",
 		   ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
@@ -912,6 +1014,8 @@ int main(void)
 	tcase_add_test(tc, openai_parallel_tools_any_split);
 	tcase_add_test(tc, openai_stream_error);
 	tcase_add_test(tc, openai_edge_cases);
+	tcase_add_test(tc, openai_compatible_servers);
+	tcase_add_test(tc, anthropic_edge_cases);
 	tcase_add_test(tc, anthropic_full_any_split);
 	tcase_add_test(tc, anthropic_error_event);
 	tcase_add_test(tc, cut_streams_fail);

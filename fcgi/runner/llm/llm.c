@@ -112,9 +112,11 @@ int llm_parser_finish(struct llm_parser *p)
 		return llm_parser_fail(p, "event stream line too long");
 	if (p->failed)
 		return -1;
-	if (p->errored)
-		return llm_parser_fail(p, "the provider reported an error in "
-					  "the stream");
+	if (p->errored) {
+		/* err holds the provider's words, see llm_emit_error() */
+		p->failed = 1;
+		return -1;
+	}
 	if (!p->complete)
 		return llm_parser_fail(p, "response cut short: the stream "
 					  "ended before its end marker");
@@ -205,6 +207,8 @@ void llm_emit_error(struct llm_parser *p, const char *code, const char *msg,
 		    int retryable)
 {
 	p->errored = 1;
+	buf_reset(&p->err);
+	buf_addf(&p->err, "provider error in the stream: %s: %s", code, msg);
 	if (p->sink.error)
 		p->sink.error(p->sink.ctx, code, msg, retryable);
 }

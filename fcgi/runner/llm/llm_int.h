@@ -36,8 +36,9 @@ void llm_parser_set_stop(struct llm_parser *p, const char *reason);
 struct json_object *llm_parse_chunk(struct llm_parser *p, const char *data,
 				    size_t len);
 
-/* Sink calls that tolerate absent callbacks; errors also mark the parser
- * as errored so the rest of the stream is ignored. */
+/* Sink calls that tolerate absent callbacks. An error also marks the
+ * parser as errored, so the rest of the stream is ignored and finish
+ * fails with the provider's message. */
 void llm_emit_text(struct llm_parser *p, const char *s, size_t n);
 void llm_emit_thinking(struct llm_parser *p, const char *s, size_t n);
 void llm_emit_tool_call(struct llm_parser *p, const char *id,

@@ -283,11 +283,15 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 {
 	struct sim_req q;
 	struct buf user = BUF_INIT, answer = BUF_INIT;
-	size_t i, n = json_object_array_length(r->messages), last = n;
+	struct json_object *msgs = r->messages, *none = NULL;
+	size_t i, n, last;
 	long delay, k, sent;
 	int results = 0, cut = 0;
 	char idbuf[IDS_MAX_LEN];
 
+	if (!json_object_is_type(msgs, json_type_array))
+		msgs = none = json_object_new_array();
+	n = last = json_object_array_length(msgs);
 	memset(out, 0, sizeof(*out));
 	memset(&q, 0, sizeof(q));
 	buf_init(&q.plain, 0);
@@ -302,7 +306,7 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 	for (i = n; i-- > 0;) {
 		struct json_object *m;
 		const char *role;
-		m = json_object_array_get_idx(r->messages, i);
+		m = json_object_array_get_idx(msgs, i);
 		role = llm_jstr(m, "role");
 		if (role && !strcmp(role, "user")) {
 			llm_user_text(m, &user);
@@ -316,7 +320,7 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 	 * that several, since steps are timed in whole milliseconds */
 	k = q.rate > 0 ? (long)ceil(q.rate / 1000.0) : 0;
 	delay = k ? lround(1000.0 * (double)k / q.rate) : 0;
-	out->input_tokens = count_input(r->messages);
+	out->input_tokens = count_input(msgs);
 	out->stop_reason = "end_turn";
 	if (q.error || q.bad) {
 		if (q.bad) {
@@ -332,7 +336,7 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 		out->output_tokens += stream_words(
 			out, SIM_THINKING, SIM_THOUGHT, k, delay, -1, NULL);
 	if (last < n)
-		results = summarize(r->messages, last + 1, &answer);
+		results = summarize(msgs, last + 1, &answer);
 	if (q.ntools && !results) {
 		for (i = 0; i < q.ntools; i++) {
 			struct llmsim_step *s;
@@ -381,6 +385,7 @@ out:
 	sim_req_release(&q);
 	buf_release(&user);
 	buf_release(&answer);
+	json_object_put(none);
 	return 0;
 }
 
