@@ -11,6 +11,7 @@
  * assembled from its input_json_delta fragments and handed to the sink at
  * content_block_stop.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,7 +308,6 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 
 		m = json_object_array_get_idx(r->messages, i);
 		role = llm_jstr(m, "role");
-
 		if (!role) {
 			buf_addf(err, "messages[%zu]: no role", i);
 			goto out;
@@ -351,7 +351,7 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 		json_object_object_add(th, "budget_tokens",
 				       json_object_new_int64(budget));
 		json_object_object_add(root, "thinking", th);
-	} else if (r->has_temperature) {
+	} else if (r->has_temperature && isfinite(r->temperature)) {
 		/* the API refuses a temperature with thinking on */
 		char num[32];
 		snprintf(num, sizeof(num), "%g", r->temperature);

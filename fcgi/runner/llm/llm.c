@@ -97,8 +97,8 @@ int llm_parser_feed(struct llm_parser *p, const char *data, size_t n)
 	if (p->failed)
 		return -1;
 	if (sse_parser_feed(&p->sse, data, n))
-		return llm_parser_fail(p, "event stream line longer than %d "
-					  "bytes",
+		return llm_parser_fail(p, "event stream line or event longer "
+					  "than %d bytes",
 				       SSE_MAX_LINE);
 	return 0;
 }
@@ -109,7 +109,7 @@ int llm_parser_finish(struct llm_parser *p)
 		return -1;
 	/* a stream may end with its last event unterminated */
 	if (sse_parser_end(&p->sse))
-		return llm_parser_fail(p, "event stream line too long");
+		return llm_parser_fail(p, "event stream event too long");
 	if (p->failed)
 		return -1;
 	if (p->errored) {

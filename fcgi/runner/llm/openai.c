@@ -10,6 +10,7 @@
  * sink, in index order, once the finish reason (or [DONE]) says they are
  * complete.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,7 +276,7 @@ int llm_openai_build(const struct llm_request *r, struct buf *url,
 				       official ? "max_completion_tokens"
 						: "max_tokens",
 				       json_object_new_int64(r->max_tokens));
-	if (r->has_temperature) {
+	if (r->has_temperature && isfinite(r->temperature)) {
 		char num[32];
 		snprintf(num, sizeof(num), "%g", r->temperature);
 		json_object_object_add(
