@@ -367,6 +367,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Headers count as signs of life: a provider that answers with headers and
+ * then goes silent is judged by the idle timeout, not the first-byte one. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct turn *t = ud;
+	(void)data;
+	t->last_byte_ms = now_ms();
+	return size * nmemb;
+}
+
 static struct llm_request make_request(struct turn *t)
 {
 	struct llm_request q;
@@ -419,6 +429,8 @@ static void llm_begin(struct runner *r, struct turn *t)
 	curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, (long)t->req_body.len);
 	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT, r->llm_connect_s);

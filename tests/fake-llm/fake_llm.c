@@ -2,7 +2,9 @@
  * fake-llm: a scripted stand-in for the OpenAI Chat Completions and
  * Anthropic Messages streaming APIs, for tests and benchmarks.
  *
- *   fake-llm PORT        (0: pick a free port and print "PORT <n>")
+ *   fake-llm PORT        (0: any free port)
+ *
+ * prints "PORT <n>" on stdout once it listens, and nothing else there.
  *
  * One thread, non-blocking sockets and poll(), so a thousand slow streams
  * cost a thousand file descriptors and nothing more. HTTP/1.1 with
@@ -19,8 +21,11 @@
  * A response R combines: "text", "chunks" (deltas, default 1),
  * "thinking", "tool_calls" [{id,name,arguments}], "split" (fragments per
  * arguments string, default 1), "delay_ms" (between events), "usage"
- * {input,output}, "status"+"body" (an HTTP error instead),
- * "hang_after_headers", "cut_after_chunks" N (close after N events),
+ * {input,output} (default 10 and 5; OpenAI sends it only when asked
+ * with stream_options.include_usage), "status"+"body" (an HTTP error
+ * instead; without a body, the provider's usual error JSON),
+ * "hang_after_headers", "cut_after_chunks" N (close after N events,
+ * message_start/role chunk and ping included),
  * "malformed" (a non-JSON data line after the first event) and
  * "stream_error" {type,message} (an error event ending the stream).
  */

@@ -45,7 +45,8 @@ struct llmsim_plan {
 	struct llmsim_step *steps;
 	size_t n;
 	long input_tokens, output_tokens;
-	const char *stop_reason; /* "end_turn" or "tool_calls" */
+	const char *stop_reason; /* "end_turn", "tool_calls", "max_tokens"
+				  * (max_tokens reached) or "error" */
 };
 
 /* Plan the response to r (kind LLM_SIM). Returns 0. */
