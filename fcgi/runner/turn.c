@@ -576,6 +576,13 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 		buf_adds(why, "the model provider did not answer in time");
 		return 1;
 	}
+	if (rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR ||
+	    rc == CURLE_GOT_NOTHING) {
+		*code = "connection_error";
+		buf_addf(why, "the model provider's answer was cut short (%s)",
+			 curl_easy_strerror(rc));
+		return 1;
+	}
 	if (rc != CURLE_OK && rc != CURLE_WRITE_ERROR) {
 		*code = "connection_error";
 		buf_addf(why, "could not reach the model provider (%s)",
