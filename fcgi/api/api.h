@@ -92,6 +92,24 @@ int api_ref(struct req *rq, const char *value, const char *prefix,
  * `server_key_file` setting). NULL if it cannot be loaded (logged). */
 const unsigned char *api_server_key(void);
 
+/* --- message_input.c: the body of POST .../messages, no database -------*/
+
+struct message_input {
+	struct buf content;  /* normalized parts, a JSON array */
+	struct buf controls; /* normalized controls, a JSON object or "" */
+	struct buf images;   /* image_file ids, 32-hex, comma-separated */
+	size_t nimages;
+	char model[33];      /* controls.model_id, 32-hex, if has_model */
+	int has_model;
+	struct json_object *metadata; /* borrowed from the body */
+};
+
+void message_input_init(struct message_input *in);
+void message_input_release(struct message_input *in);
+/* 0, or -1 with a 400 (or a 404 for a malformed model id) in e. */
+int message_input_parse(struct json_object *body, struct message_input *in,
+			struct apierr *e);
+
 /* --- idempotency.c: Idempotency-Key (DESIGN 4.1) ------------------------*/
 
 /* 400 (sent) and -1 if the header is present but malformed. */
