@@ -122,3 +122,65 @@ class Recovery(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CancelStates(unittest.TestCase):
+    """Cancel of a queued turn and of a running turn whose runner is gone
+    (expired lease): the API finishes both itself, at once (DESIGN 4.4).
+    The running-with-a-live-lease case is in test_turns and test_drivers."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = new_org("cancel-states")["api_key"]
+        cls.agent = api("GET", "/api/v1/agents/assistant", key=cls.key).json["id"]
+
+    def setUp(self):
+        self.runner = stack_pid("runner")
+        self.assertTrue(self.runner)
+        self.addCleanup(self.resume)
+
+    def resume(self):
+        try:
+            os.kill(self.runner, signal.SIGCONT)
+        except ProcessLookupError:
+            ctl("start")
+
+    def cancel_and_check(self, sid, turn):
+        t0 = time.monotonic()
+        c = api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+        self.assertEqual((c.status, c.json["status"]), (200, "cancelled"))
+        s = api("GET", "/api/v1/sessions/" + sid, key=self.key).json
+        self.assertEqual(s["status"], "idle")
+        self.assertLess(time.monotonic() - t0, 0.2)
+        evs = events(self.key, sid, 1)
+        self.assertEqual([e["type"] for e in evs][-4:],
+                         ["turn.cancelled", "input.message", "output.message.completed", "session.idled"])
+        self.assertEqual(turn_row(turn)[0], "cancelled")
+        # the runner, back, writes nothing for it
+        os.kill(self.runner, signal.SIGCONT)
+        time.sleep(2.5)
+        self.assertEqual(events(self.key, sid, evs[-1]["sequence"]), [])
+        self.assertEqual(turn_row(turn)[0], "cancelled")
+        # and the session takes the next message
+        self.assertEqual(send(self.key, sid, "next").status, 201)
+        self.assertEqual(wait_idle(self.key, sid, evs[-1]["sequence"])[-2]["type"], "turn.completed")
+
+    def test_cancel_queued(self):
+        os.kill(self.runner, signal.SIGSTOP)
+        sid = api("POST", "/api/v1/sessions", {"agent_id": self.agent}, key=self.key).json["id"]
+        m = send(self.key, sid, "never started")
+        time.sleep(0.3)
+        self.assertEqual(turn_row(m.json["turn_id"])[0], "queued")
+        self.cancel_and_check(sid, m.json["turn_id"])
+
+    def test_cancel_running_with_an_expired_lease(self):
+        sid = api("POST", "/api/v1/sessions", {"agent_id": self.agent}, key=self.key).json["id"]
+        m = send(self.key, sid, "#tokens 200\n#rate 20")
+        turn = m.json["turn_id"]
+        wait_until(lambda: events(self.key, sid, 1, types="output.message.started"), timeout=10,
+                   what="streaming")
+        os.kill(self.runner, signal.SIGSTOP)
+        wait_until(lambda: psql("SELECT lease_until < now() FROM turns WHERE id = $1::uuid",
+                                turn[4:])[0][0] == "t", timeout=10, what="the lease to expire")
+        self.assertEqual(turn_row(turn)[0], "running")
+        self.cancel_and_check(sid, turn)
