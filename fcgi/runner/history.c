@@ -113,6 +113,11 @@ static struct json_object *assistant_message(struct json_object *msg)
 	json_object_object_add(out, "role", json_object_new_string("assistant"));
 	json_object_object_add(out, "content",
 			       json_object_new_string_len(text.data, (int)text.len));
+	if (gets(msg, "thinking"))
+		json_object_object_add(out, "thinking", json_object_get(get(msg, "thinking")));
+	if (gets(msg, "thinking_signature"))
+		json_object_object_add(out, "thinking_signature",
+				       json_object_get(get(msg, "thinking_signature")));
 	if (json_object_array_length(calls))
 		json_object_object_add(out, "tool_calls", calls);
 	else

@@ -72,6 +72,7 @@ struct turn {
 	/* the assistant message being built */
 	char msg_id[48];
 	struct buf text, thinking;
+	char *thinking_sig; /* owned; Anthropic's signature of the thinking */
 	struct json_object *calls; /* owned: [{id,name,arguments}] */
 	int msg_started, think_started, think_done;
 	long long m_seq, t_seq;	/* sequences of the *.started events */

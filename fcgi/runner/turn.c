@@ -343,6 +343,8 @@ static void reset_message(struct turn *t)
 	t->call_in = t->call_out = 0;
 	t->stream_error[0] = '\0';
 	t->stream_error_retryable = 0;
+	free(t->thinking_sig);
+	t->thinking_sig = NULL;
 	t->http_status = 0;
 	buf_reset(&t->err_body);
 }
@@ -523,6 +525,9 @@ static void reason_complete(struct runner *r, struct turn *t)
 	m = agent_message(t, t->msg_id, content);
 	if (t->thinking.len)
 		put_s(m, "thinking", t->thinking.data);
+	/* Anthropic wants its signed thinking block back in a tool loop */
+	if (t->thinking_sig)
+		put_s(m, "thinking_signature", t->thinking_sig);
 	d = obj();
 	json_object_object_add(d, "message", m);
 	md = obj();
@@ -633,6 +638,9 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 	     (t->kind == LLM_SIM ||
 	      (t->http_status >= 200 && t->http_status < 300 &&
 	       llm_parser_finish(t->parser) == 0));
+	if (ok && t->parser && llm_parser_thinking_signature(t->parser))
+		t->thinking_sig =
+			xstrdup(llm_parser_thinking_signature(t->parser));
 	stop_transfer(r, t);
 	if (t->dropped || t->phase == PH_DONE)
 		return;
@@ -1154,6 +1162,7 @@ void turn_free(struct runner *r, struct turn *t)
 	json_object_put(t->tools);
 	json_object_put(t->capcfg);
 	json_object_put(t->calls);
+	free(t->thinking_sig);
 	free(t->model);
 	free(t->model_id);
 	free(t->provider_id);

@@ -256,6 +256,33 @@ class Drivers(unittest.TestCase):
             self.assertEqual((tc["stop_reason"], tc["iterations"]), ("max_iterations", 2))
             self.assertEqual(len(self.fake.requests(name)), 2)
 
+    def test_thinking_streams_and_is_replayed_signed(self):
+        for kind in self.each_driver():
+            name, mid = self.model(kind, caps=("chat", "tools", "reasoning"))
+            self.fake.script(name,
+                             {"thinking": "Two plus two, carefully.", "tool_calls": [
+                                 {"id": "call_t", "name": "calculate",
+                                  "arguments": '{"operation":"add","a":2,"b":2}'}]},
+                             {"text": "It is 4."})
+            sid = self.session(mid)
+            r = api("POST", "/api/v1/sessions/%s/messages" % sid,
+                    {"message": {"content": "2+2?", "controls": {"reasoning": {"effort": "low"}}}}, key=self.key)
+            self.assertEqual(r.status, 201, r.text)
+            evs = wait_idle(self.key, sid, 1)
+            types = [e["type"] for e in evs]
+            self.assertEqual(types[3:7], ["reason.started", "reason.thinking.started",
+                                          "reason.thinking.completed", "output.message.started"], (kind, types))
+            self.assertEqual(evs[5]["data"]["thinking"], "Two plus two, carefully.")
+            self.assertEqual(types[-2], "turn.completed")
+            reqs = self.fake.requests(name)
+            if kind == "anthropic":
+                self.assertEqual(reqs[0]["body"]["thinking"]["type"], "enabled")
+                first = reqs[1]["body"]["messages"][1]["content"][0]
+                self.assertEqual(first["type"], "thinking")
+                self.assertEqual(first["signature"], "ZmFrZS1zaWduYXR1cmU=")
+            else:
+                self.assertEqual(reqs[0]["body"].get("reasoning_effort"), "low")
+
     def test_vision_is_checked(self):
         png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
         for kind in self.each_driver():
