@@ -53,6 +53,7 @@ static void setup(struct runner *r)
 		crypto_load_key(config_get("server_key_file", def), r->server_key) == 0;
 	db_connect(&r->listen, conninfo, 1);
 	db_connect(&r->write, conninfo, 1);
+	db_connect(&r->deltas, conninfo, 1);
 	db_connect(&r->tools, conninfo, 1);
 	r->multi = curl_multi_init();
 	wake_multi = r->multi;
@@ -71,7 +72,10 @@ static int poll_timeout(struct runner *r)
 			next = t->retry_at_ms;
 		if (t->phase == PH_REASON && t->sim_active && t->next_step_ms < next)
 			next = t->next_step_ms;
-		if (t->phase == PH_ACT || t->phase == PH_DONE || t->dropped)
+		/* tools to run, or a finished turn to free (once its events
+		 * have landed: the write socket wakes us for those) */
+		if (t->phase == PH_ACT ||
+		    ((t->phase == PH_DONE || t->dropped) && !t->pending))
 			next = now;
 		if (t->phase == PH_REASON && (t->text.len > t->text_sent ||
 					      t->thinking.len > t->think_sent) &&
@@ -104,7 +108,8 @@ static void loop(struct runner *r)
 	int want_claim = 1, running;
 
 	while (!(r->draining && (r->inflight == 0 || now_ms() >= drain_deadline))) {
-		struct curl_waitfd wfd;
+		struct curl_waitfd wfd[2];
+		unsigned nfd = 0;
 		struct turn *t, *next;
 		long long now;
 
@@ -114,11 +119,19 @@ static void loop(struct runner *r)
 			log_info("stopping: %d turn(s) in flight, draining up "
 				 "to %lld ms", r->inflight, drain_ms);
 		}
-		wfd.fd = PQsocket(r->listen.conn);
-		wfd.events = CURL_WAIT_POLLIN;
-		wfd.revents = 0;
-		curl_multi_poll(r->multi, wfd.fd >= 0 ? &wfd : NULL,
-				wfd.fd >= 0 ? 1 : 0, poll_timeout(r), NULL);
+		wfd[0].fd = PQsocket(r->listen.conn);
+		wfd[1].fd = writer_busy_fd(r);
+		for (unsigned k = 0; k < 2; k++) {
+			if (wfd[k].fd < 0)
+				continue;
+			wfd[nfd].fd = wfd[k].fd;
+			wfd[nfd].events = CURL_WAIT_POLLIN;
+			wfd[nfd].revents = 0;
+			nfd++;
+		}
+		curl_multi_poll(r->multi, nfd ? wfd : NULL, nfd,
+				poll_timeout(r), NULL);
+		writer_poll(r);
 		curl_multi_perform(r->multi, &running);
 		reap_transfers(r);
 		queue_drain_notifies(r, &want_claim);
@@ -131,11 +144,10 @@ static void loop(struct runner *r)
 			writer_deltas(r, NULL);
 			r->next_delta_ms = now + 50;
 		}
-		if (writer_pending())
-			writer_flush(r);
+		writer_flush(r);
 		for (t = r->turns; t; t = next) {
 			next = t->next;
-			if (t->phase == PH_DONE || t->dropped) {
+			if ((t->phase == PH_DONE || t->dropped) && !t->pending) {
 				turn_free(r, t);
 				want_claim = 1; /* capacity freed */
 			}
@@ -161,6 +173,7 @@ static void loop(struct runner *r)
 				now + config_long("housekeeping_s", 60) * 1000;
 		}
 	}
+	writer_wait(r);
 	if (r->inflight) {
 		queue_release_all(r);
 		while (r->turns)
@@ -202,6 +215,7 @@ int main(int argc, char **argv)
 	curl_multi_cleanup(r.multi);
 	db_close(&r.listen);
 	db_close(&r.write);
+	db_close(&r.deltas);
 	db_close(&r.tools);
 	curl_global_cleanup();
 	config_free();

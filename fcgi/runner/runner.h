@@ -8,8 +8,9 @@
  * turns (writer.c). Nothing holds a transaction across an LLM call or a
  * tool: a turn only *queues* events; the loop flushes them.
  *
- * Connections: `listen` (LISTEN only, plus claims/renewals, which are
- * short), `write` (event batches and deltas), `tools` (tool queries).
+ * Connections: `listen` (LISTEN, claims, renewals: short statements),
+ * `write` (event batches, asynchronous), `deltas` (delta transactions),
+ * `tools` (tool queries).
  * Ownership: struct runner owns every struct turn on its list; a turn owns
  * its curl handle, parser, buffers and JSON.
  */
@@ -40,6 +41,7 @@ struct turn {
 	int dropped;   /* fenced or deleted: write nothing more */
 	int cancelling; /* a cancel arrived: finish with the cancel pair */
 	int announced;  /* turn.started written (or found in the log) */
+	int pending;    /* its events queued or in flight: not freed before 0 */
 
 	/* configuration (from evr_turn_config) */
 	struct json_object *cfg;      /* owned */
@@ -89,7 +91,7 @@ struct turn {
 
 struct runner {
 	char id[33]; /* this runner's uuid (runners table, lease owner) */
-	struct db listen, write, tools;
+	struct db listen, write, deltas, tools;
 	CURLM *multi;
 	struct turn *turns;
 	int inflight, max_inflight;
@@ -145,9 +147,18 @@ void writer_init(void);
  * ends in, or NULL. */
 void writer_event(struct turn *t, const char *type, char *data, long uin,
 		  long uout, enum ev_kind kind, const char *final);
-/* Write everything queued in one transaction. 0 or -1. */
+/* Start writing queued events (one transaction, asynchronous) unless a
+ * flush is in flight. 0 or -1. */
 int writer_flush(struct runner *r);
+/* Collect the in-flight flush's result if it is there (call when the
+ * write connection is readable, or any time). 0 or -1. */
+int writer_poll(struct runner *r);
+/* Events wait and no flush is in flight: the loop should not sleep. */
 int writer_pending(void);
+/* The write connection's socket while a flush is in flight, else -1. */
+int writer_busy_fd(struct runner *r);
+/* Write everything queued and wait for it (shutdown). */
+void writer_wait(struct runner *r);
 /* Send the new text of every turn as deltas (one transaction). */
 int writer_deltas(struct runner *r, struct turn *only);
 

@@ -1,0 +1,122 @@
+/*
+ * sse: the everruns-sse program (DESIGN 2 and 4.5): one epoll thread that
+ * serves GET /sessions/{id}/sse (streams) and GET /sessions/{id}/events
+ * (pages and long-poll) over its own FastCGI record code.
+ *
+ * Modules: main.c (sockets, connections, the loop), hub.c (the LISTEN
+ * connection, session -> subscribers, catch-up and deltas), stream.c (the
+ * SSE route and its frames), poll.c (the events route).
+ *
+ * Ownership: main.c owns every struct sse_conn and frees it with
+ * sse_conn_free(); a conn owns its struct sse_sub (if any), which the hub
+ * only links into its session lists (hub_unsubscribe unlinks it before it
+ * is freed). The query connection sse_db is main.c's and is used,
+ * blocking, by every module; the hub's LISTEN connection is the hub's.
+ */
+#ifndef EVR_SSE_H
+#define EVR_SSE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "db.h"
+#include "evq.h"
+#include "fcgi_proto.h"
+#include "http.h"
+
+/* More than this unsent and a subscriber stops getting pushes. */
+#define SSE_LAG_BYTES (256 * 1024)
+
+enum sse_kind { SSE_STREAM, SSE_POLL };
+
+struct sse_sub;
+struct hub_session;
+
+struct sse_conn {
+	int fd;
+	struct fcgi_parser fp;
+	struct buf out;    /* FastCGI records not yet written */
+	size_t out_off;    /* bytes of out already written */
+	int want_out;      /* EPOLLOUT registered */
+	int closing;       /* END_REQUEST queued: close once written */
+	int dead;          /* write failed: free at the end of this round */
+	struct sse_sub *sub;
+	struct sse_conn *prev, *next; /* every connection */
+};
+
+struct sse_sub {
+	struct sse_conn *conn;
+	enum sse_kind kind;
+	char session[33], org[33], key[33];
+	struct evq q;           /* filters (and, for polls, the page) */
+	long long cursor;       /* every event <= cursor was seen */
+	int need;               /* catch up even without a newer event */
+	int lagging;            /* over SSE_LAG_BYTES: no pushes */
+	long long dm;           /* the message whose deltas it follows */
+	size_t doff;            /* bytes of it sent */
+	double next_ping, cycle_at, deadline;
+	struct hub_session *hs;
+	struct sse_sub *s_prev, *s_next; /* the session's subscribers */
+};
+
+extern struct db sse_db;
+
+/* main.c */
+double sse_now(void);
+/* Queue data as STDOUT and try to write; marks the conn dead on error. */
+void sse_conn_send(struct sse_conn *c, const void *data, size_t len);
+/* Queue END_REQUEST; the conn closes once everything is written. */
+void sse_conn_finish(struct sse_conn *c);
+size_t sse_conn_pending(const struct sse_conn *c);
+/* The epoll tag under which the hub registers its socket. */
+void *sse_hub_tag(void);
+
+/* stream.c */
+/* Serve a connection whose parameters are complete. */
+void sse_serve(struct sse_conn *c);
+/* Answer rq (an error or a page) and finish the connection. */
+void sse_respond(struct sse_conn *c, struct req *rq);
+void sse_stream_open(struct sse_conn *c, struct req *rq);
+/* A subscriber for the request's session (rq->cap[0], 32 hex) with the
+ * filters parsed and the cursor resolved (cursor: the Last-Event-ID
+ * header, or NULL); NULL with the error in rq. Caller owns it. */
+struct sse_sub *sse_sub_new(struct sse_conn *c, struct req *rq,
+			    enum sse_kind kind, const char *cursor,
+			    int max_wait);
+/* A durable event for the subscriber (already newer than its cursor). */
+void sse_stream_event(struct sse_sub *s, long long seq, const char *type,
+		      const char *id, const char *json, size_t len);
+void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
+		      const char *delta, size_t dlen, const char *acc,
+		      size_t alen);
+/* Send `disconnecting {reason}` and finish. */
+void sse_stream_close(struct sse_sub *s, const char *reason);
+/* Does the type pass the subscriber's types/exclude filters? */
+int sse_type_passes(const struct evq *q, const char *type);
+/* Heartbeats, cycling and long-poll deadlines. */
+void sse_sub_tick(struct sse_sub *s, double now);
+void sse_sub_free(struct sse_sub *s);
+
+/* poll.c */
+void sse_poll_open(struct sse_conn *c, struct req *rq);
+/* A matching event exists (or the session is gone): answer now. */
+void sse_poll_wake(struct sse_sub *s);
+
+/* hub.c */
+int hub_init(const char *conninfo, int epfd);
+void hub_free(void);
+int hub_fd(void);
+/* The LISTEN socket is readable. */
+void hub_readable(void);
+/* Run pending work: catch-up and deltas. Call once per loop round. */
+void hub_run(void);
+/* Reconnect when down. */
+void hub_tick(double now);
+/* Add s to its session. 0; -1 = over a limit (429); a stream that
+ * pushes out the same key's oldest does so here. */
+int hub_subscribe(struct sse_sub *s);
+void hub_unsubscribe(struct sse_sub *s);
+/* s wants a catch-up round (writable again after lagging). */
+void hub_kick(struct sse_sub *s);
+
+#endif

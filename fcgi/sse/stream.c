@@ -1,0 +1,335 @@
+/*
+ * stream: request dispatch for everruns-sse and GET /sessions/{id}/sse
+ * (DESIGN 4.5). The request is checked like the api program checks it
+ * (route, query, auth, tenant scope, the shared evq filters); errors use
+ * the same JSON body (res_error). A stream starts after its resume
+ * point, or after the session's current last event when it has none.
+ */
+#include "sse.h"
+#include "arena.h"
+#include "auth.h"
+#include "config.h"
+#include "ids.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char V1_SESSIONS[] = "/api/v1/sessions/";
+
+void sse_respond(struct sse_conn *c, struct req *rq)
+{
+	struct buf out = BUF_INIT;
+	buf_init(&out, 256);
+	res_head(rq, &out);
+	buf_add(&out, rq->res_body.data, rq->res_body.len);
+	sse_conn_send(c, out.data, out.len);
+	sse_conn_finish(c);
+	buf_release(&out);
+}
+
+/* "{a,b}" (evq's text[] literal) contains name? */
+static int in_list(const struct buf *l, const char *name)
+{
+	size_t n = strlen(name);
+	const char *s = l->data + 1;
+	while (s < l->data + l->len) {
+		size_t len = strcspn(s, ",}");
+		if (len == n && !memcmp(s, name, n))
+			return 1;
+		s += len + 1;
+	}
+	return 0;
+}
+
+int sse_type_passes(const struct evq *q, const char *type)
+{
+	if (q->exclude.len && in_list(&q->exclude, type))
+		return 0;
+	return !q->types.len || in_list(&q->types, type);
+}
+
+static void ts_now(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+void sse_stream_event(struct sse_sub *s, long long seq, const char *type,
+		      const char *id, const char *json, size_t len)
+{
+	struct buf f = BUF_INIT;
+	(void)seq;
+	buf_init(&f, len + 128);
+	buf_addf(&f, "event: %s\nid: %s\ndata: ", type, id);
+	buf_add(&f, json, len);
+	buf_adds(&f, "\n\n");
+	sse_conn_send(s->conn, f.data, f.len);
+	buf_release(&f);
+}
+
+void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
+		      const char *delta, size_t dlen, const char *acc,
+		      size_t alen)
+{
+	struct buf f = BUF_INIT;
+	char ts[32];
+
+	ts_now(ts);
+	buf_init(&f, dlen + alen + 256);
+	buf_addf(&f, "event: %s\ndata: {\"type\":\"%s\",\"session_id\":\"ses_%s\","
+		     "\"ts\":\"%s\",\"data\":{\"delta\":",
+		 type, type, s->session, ts);
+	buf_add_json_str(&f, delta, dlen);
+	buf_adds(&f, ",\"accumulated\":");
+	buf_add_json_str(&f, acc, alen);
+	buf_addf(&f, ",\"message_sequence\":%lld}}\n\n", m);
+	sse_conn_send(s->conn, f.data, f.len);
+	buf_release(&f);
+}
+
+void sse_stream_close(struct sse_sub *s, const char *reason)
+{
+	char f[160];
+	int n = snprintf(f, sizeof(f),
+			 "event: disconnecting\ndata: {\"reason\":\"%s\"%s}\n\n",
+			 reason,
+			 strcmp(reason, "session_deleted") ? ",\"retry_ms\":100" : "");
+	sse_conn_send(s->conn, f, (size_t)n);
+	hub_unsubscribe(s);
+	sse_conn_finish(s->conn);
+}
+
+void sse_sub_tick(struct sse_sub *s, double now)
+{
+	if (s->kind == SSE_POLL) {
+		if (now >= s->deadline)
+			sse_poll_wake(s);
+		return;
+	}
+	if (now >= s->cycle_at) {
+		sse_stream_close(s, "connection_cycle");
+	} else if (now >= s->next_ping) {
+		s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
+		sse_conn_send(s->conn, ": ping\n\n", 8);
+	}
+}
+
+void sse_sub_free(struct sse_sub *s)
+{
+	evq_release(&s->q);
+	free(s);
+}
+
+static long long last_seq(const char *session)
+{
+	static const char qs[] = "SELECT last_seq FROM sessions WHERE id = $1";
+	const char *p[1] = {session};
+	PGresult *res = db_exec(&sse_db, qs, 1, p);
+	const char *v = res ? db_val(res, 0, 0) : NULL;
+	long long n = v ? strtoll(v, NULL, 10) : -1;
+	PQclear(res);
+	return n;
+}
+
+/* evq_parse + evq_resolve with the api's answers; the session is in
+ * q->session. 0, or -1 with the error in rq. */
+static int open_query(struct req *rq, const char *cursor, int max_wait,
+		      struct evq *q)
+{
+	struct apierr e;
+
+	memcpy(q->org, rq->org, sizeof(q->org));
+	if (evq_parse(rq, cursor, max_wait, q, &e) != 0) {
+		res_apierr(rq, &e);
+		return -1;
+	}
+	switch (evq_resolve(&sse_db, q, &e)) {
+	case 0:
+		return 0;
+	case 1:
+		res_error(rq, 404, "not_found", "Session not found");
+		return -1;
+	case 2:
+		res_apierr(rq, &e);
+		return -1;
+	default:
+		res_internal(rq);
+		return -1;
+	}
+}
+
+struct sse_sub *sse_sub_new(struct sse_conn *c, struct req *rq,
+			    enum sse_kind kind, const char *cursor,
+			    int max_wait)
+{
+	struct sse_sub *s = xcalloc(1, sizeof(*s));
+
+	evq_init(&s->q);
+	memcpy(s->q.session, rq->cap[0], 33);
+	if (open_query(rq, cursor, max_wait, &s->q) != 0) {
+		sse_sub_free(s);
+		return NULL;
+	}
+	s->conn = c;
+	s->kind = kind;
+	memcpy(s->session, s->q.session, 33);
+	memcpy(s->org, rq->org, 33);
+	memcpy(s->key, rq->key, 33);
+	s->cursor = s->q.after;
+	return s;
+}
+
+void sse_stream_open(struct sse_conn *c, struct req *rq)
+{
+	static const char head[] =
+		"Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
+		"Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n\r\n"
+		"retry: 1000\nevent: connected\n";
+	struct sse_sub *s = sse_sub_new(c, rq, SSE_STREAM, rq->last_event_id, 0);
+	struct buf f = BUF_INIT;
+	double now = sse_now(), cycle;
+
+	if (!s) {
+		sse_respond(c, rq);
+		return;
+	}
+	if (s->q.has_cursor) {
+		s->need = 1;
+	} else if ((s->cursor = last_seq(s->session)) < 0) {
+		sse_sub_free(s);
+		res_internal(rq);
+		sse_respond(c, rq);
+		return;
+	}
+	if (hub_subscribe(s) != 0) {
+		sse_sub_free(s);
+		res_header(rq, "Retry-After", "5");
+		res_error(rq, 429, "too_many_streams",
+			  "Too many streams for this session or organization");
+		sse_respond(c, rq);
+		return;
+	}
+	c->sub = s;
+	cycle = (double)config_long("sse_cycle_s", 300);
+	s->cycle_at = now + cycle * (0.8 + 0.4 * drand48());
+	s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
+	buf_init(&f, 256);
+	buf_adds(&f, head);
+	buf_addf(&f, "data: {\"status\":\"connected\",\"session_id\":\"ses_%s\"}\n\n",
+		 s->session);
+	sse_conn_send(c, f.data, f.len);
+	buf_release(&f);
+}
+
+static const char *param_dup(struct sse_conn *c, struct arena *a,
+			     const char *name)
+{
+	const char *v = fcgi_param(&c->fp, name);
+	return v && *v ? arena_strdup(a, v) : NULL;
+}
+
+/* "/api/v1/sessions/{id}/sse" or ".../events": 1 or 2 with the id
+ * segment in *seg, 0 for anything else. */
+static int route(const char *path, const char **seg, size_t *seglen)
+{
+	const char *s, *slash;
+	if (strncmp(path, V1_SESSIONS, sizeof(V1_SESSIONS) - 1))
+		return 0;
+	s = path + sizeof(V1_SESSIONS) - 1;
+	slash = strchr(s, '/');
+	if (!slash || slash == s)
+		return 0;
+	*seg = s;
+	*seglen = (size_t)(slash - s);
+	if (!strcmp(slash, "/sse"))
+		return 1;
+	if (!strcmp(slash, "/events"))
+		return 2;
+	return 0;
+}
+
+void sse_serve(struct sse_conn *c)
+{
+	struct arena arena = ARENA_INIT;
+	struct req rq;
+	const char *uri, *q, *seg;
+	char *path, *id;
+	size_t seglen;
+	int r, a;
+
+	req_init(&rq, &arena);
+	rq.db = &sse_db;
+	rq.method = param_dup(c, &arena, "REQUEST_METHOD");
+	uri = fcgi_param(&c->fp, "REQUEST_URI");
+	if (!rq.method || !uri) {
+		res_error(&rq, 400, "bad_request", "Missing request line");
+		goto respond;
+	}
+	q = strchr(uri, '?');
+	path = q ? arena_strndup(&arena, uri, (size_t)(q - uri))
+		 : arena_strdup(&arena, uri);
+	rq.path = path;
+	rq.query = q ? arena_strdup(&arena, q + 1) : "";
+	rq.authorization = param_dup(c, &arena, "HTTP_AUTHORIZATION");
+	rq.last_event_id = param_dup(c, &arena, "HTTP_LAST_EVENT_ID");
+	rq.remote_addr = param_dup(c, &arena, "REMOTE_ADDR");
+	r = route(path, &seg, &seglen);
+	if (!r) {
+		res_error(&rq, 404, "not_found", "No such route");
+		goto respond;
+	}
+	if (strcmp(rq.method, "GET")) {
+		res_header(&rq, "Allow", "GET");
+		res_error(&rq, 405, "method_not_allowed",
+			  "Method %s not allowed here; allowed: GET", rq.method);
+		goto respond;
+	}
+	req_parse_query(&rq);
+	if (rq.qp_bad) {
+		res_error(&rq, 400, "validation_error", "%s: not valid UTF-8",
+			  rq.qp_bad);
+		goto respond;
+	}
+	if (rq.qp_overflow) {
+		res_error(&rq, 400, "validation_error",
+			  "Too many query parameters (at most %d)", REQ_MAX_QP);
+		goto respond;
+	}
+	a = auth_check(&sse_db, rq.authorization, rq.org, rq.user, rq.key);
+	if (a < 0) {
+		res_internal(&rq);
+		goto respond;
+	}
+	if (a == 0) {
+		res_header(&rq, "WWW-Authenticate", "Bearer");
+		res_error(&rq, 401, "unauthorized", "Unauthorized");
+		goto respond;
+	}
+	id = http_decode(&arena, seg, seglen, 0, NULL);
+	rq.cap[0] = arena_alloc(&arena, 33);
+	rq.ncap = 1;
+	if (!id || !ids_parse(id, "ses", (char *)rq.cap[0])) {
+		res_error(&rq, 400, "invalid_id",
+			  "session_id: malformed id (expected ses_ followed "
+			  "by 32 lowercase hex digits)");
+		goto respond;
+	}
+	if (r == 1)
+		sse_stream_open(c, &rq);
+	else
+		sse_poll_open(c, &rq);
+	goto out;
+respond:
+	sse_respond(c, &rq);
+out:
+	req_release(&rq);
+	arena_release(&arena);
+}
