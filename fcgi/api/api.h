@@ -88,6 +88,12 @@ int api_check_capabilities(struct json_object *caps, const char *field,
 int api_ref(struct req *rq, const char *value, const char *prefix,
 	    const char *field, const char *table, char hex[33]);
 
+/* DELETE of the row named by rq->cap[0] (an id with prefix, parameter
+ * `name`): sql takes $1 = id, $2 = organization. 204; 404 with not_found;
+ * 409 with in_use when a foreign key still points at it. */
+void api_delete(struct req *rq, const char *sql, const char *prefix,
+		const char *name, const char *in_use, const char *not_found);
+
 /* The server key that seals provider API keys (loaded once from the
  * `server_key_file` setting). NULL if it cannot be loaded (logged). */
 const unsigned char *api_server_key(void);

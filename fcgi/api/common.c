@@ -77,21 +77,10 @@ int api_id(struct req *rq, const char *value, const char *prefix,
 void api_pg_text_array(struct buf *b, struct json_object *arr)
 {
 	size_t i, n = json_object_array_length(arr);
-	buf_addch(b, '{');
-	for (i = 0; i < n; i++) {
-		const char *s =
-			json_object_get_string(json_object_array_get_idx(arr, i));
-		if (i)
-			buf_addch(b, ',');
-		buf_addch(b, '"');
-		for (; *s; s++) {
-			if (*s == '"' || *s == '\\')
-				buf_addch(b, '\\');
-			buf_addch(b, *s);
-		}
-		buf_addch(b, '"');
-	}
-	buf_addch(b, '}');
+	for (i = 0; i < n; i++)
+		db_array_add(b, json_object_get_string(
+					json_object_array_get_idx(arr, i)));
+	db_array_end(b);
 }
 
 int api_check_tags(struct json_object *tags, struct apierr *e)
@@ -275,4 +264,29 @@ const unsigned char *api_server_key(void)
 {
 	pthread_once(&server_key_once, load_server_key);
 	return server_key_ok ? server_key : NULL;
+}
+
+void api_delete(struct req *rq, const char *sql, const char *prefix,
+		const char *name, const char *in_use, const char *not_found)
+{
+	char hex[33];
+	const char *p[2] = {hex, rq->org};
+	PGresult *res;
+
+	if (api_id(rq, rq->cap[0], prefix, name, hex))
+		return;
+	res = db_exec(rq->db, sql, 2, p);
+	if (!res) {
+		/* still referenced by a row without ON DELETE */
+		if (db_is(rq->db, DB_FK_VIOLATION))
+			res_error(rq, 409, "conflict", "%s", in_use);
+		else
+			api_db_error(rq);
+		return;
+	}
+	if (strcmp(PQcmdTuples(res), "0"))
+		res_empty(rq, 204);
+	else
+		res_error(rq, 404, "not_found", "%s", not_found);
+	PQclear(res);
 }

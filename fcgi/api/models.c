@@ -195,27 +195,6 @@ void h_models_delete(struct req *rq)
 {
 	static const char q[] =
 		"DELETE FROM llm_models WHERE id = $1 AND org_id = $2";
-	char hex[33];
-	const char *p[2];
-	PGresult *res;
-
-	if (api_id(rq, rq->cap[0], "mod", "id", hex))
-		return;
-	p[0] = hex;
-	p[1] = rq->org;
-	res = db_exec(rq->db, q, 2, p);
-	if (!res) {
-		/* references without ON DELETE (a turn that used it) */
-		if (db_is(rq->db, DB_FK_VIOLATION))
-			res_error(rq, 409, "conflict",
-				  "The model is still in use");
-		else
-			api_db_error(rq);
-		return;
-	}
-	if (strcmp(PQcmdTuples(res), "0"))
-		res_empty(rq, 204);
-	else
-		res_error(rq, 404, "not_found", NOT_FOUND);
-	PQclear(res);
+	api_delete(rq, q, "mod", "model_id", "The model is still in use",
+		   NOT_FOUND);
 }

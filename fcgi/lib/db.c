@@ -200,3 +200,26 @@ const char *db_val(const PGresult *res, int row, int col)
 		return NULL;
 	return PQgetvalue(res, row, col);
 }
+
+void db_array_add(struct buf *b, const char *s)
+{
+	buf_addch(b, b->len ? ',' : '{');
+	if (!s) {
+		buf_adds(b, "NULL");
+		return;
+	}
+	buf_addch(b, '"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_addch(b, '\\');
+		buf_addch(b, *s);
+	}
+	buf_addch(b, '"');
+}
+
+void db_array_end(struct buf *b)
+{
+	if (!b->len)
+		buf_addch(b, '{');
+	buf_addch(b, '}');
+}

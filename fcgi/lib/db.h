@@ -19,6 +19,8 @@
 
 #include <libpq-fe.h>
 
+#include "buf.h"
+
 #define DB_STMT_SLOTS 512
 
 struct db {
@@ -50,6 +52,12 @@ PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+
+/* PostgreSQL array literals for array parameters ($1::text[]): add each
+ * element (NULL for SQL NULL; quoted and escaped), then end it; an empty
+ * buffer ends as "{}". */
+void db_array_add(struct buf *b, const char *s);
+void db_array_end(struct buf *b);
 
 /* True if db->sqlstate equals the given SQLSTATE. */
 int db_is(const struct db *db, const char *sqlstate);

@@ -1,4 +1,5 @@
 #include "http.h"
+#include "crypto.h"
 #include "utf8.h"
 
 #include <errno.h>
@@ -24,17 +25,6 @@ void req_release(struct req *rq)
 	buf_release(&rq->res_body);
 }
 
-static int hexv(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *http_decode(struct arena *a, const char *s, size_t len, int plus_space,
 		  size_t *outlen)
 {
@@ -42,14 +32,10 @@ char *http_decode(struct arena *a, const char *s, size_t len, int plus_space,
 	size_t i;
 	for (i = 0; i < len; i++) {
 		if (s[i] == '%') {
-			int h, l;
-			if (i + 2 >= len)
+			unsigned char byte;
+			if (i + 2 >= len || crypto_unhex(s + i + 1, &byte, 1))
 				return NULL;
-			h = hexv((unsigned char)s[i + 1]);
-			l = hexv((unsigned char)s[i + 2]);
-			if (h < 0 || l < 0)
-				return NULL;
-			*p++ = (char)(h << 4 | l);
+			*p++ = (char)byte;
 			i += 2;
 		} else if (plus_space && s[i] == '+') {
 			*p++ = ' ';

@@ -199,6 +199,19 @@ int jx_get_array(struct json_object *o, const char *key, size_t max_items,
 	return 1;
 }
 
+struct json_object *jx_get(struct json_object *o, const char *key)
+{
+	return field(o, key);
+}
+
+const char *jx_gets(struct json_object *o, const char *key)
+{
+	struct json_object *v = field(o, key);
+	return v && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
+}
+
 void jx_append(struct buf *b, struct json_object *o)
 {
 	size_t n;

@@ -43,6 +43,12 @@ int jx_get_array(struct json_object *o, const char *key, size_t max_items,
 int jx_check_str(struct json_object *v, const char *name, size_t max,
 		 struct apierr *e);
 
+/* Member `key` of object o (borrowed), or NULL when o is not an object,
+ * has no such member, or it is JSON null. */
+struct json_object *jx_get(struct json_object *o, const char *key);
+/* The same when it is a string (borrowed), else NULL. */
+const char *jx_gets(struct json_object *o, const char *key);
+
 /* Serialize compactly into b (appends). */
 void jx_append(struct buf *b, struct json_object *o);
 const char *jx_str(struct json_object *o); /* compact, owned by o */

@@ -8,30 +8,16 @@
  * message and what followed it) are dropped to fit the context window.
  */
 #include "runner.h"
+#include "json.h"
 
 #include <string.h>
-
-static struct json_object *get(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-	json_object_object_get_ex(o, k, &v);
-	return v;
-}
-
-static const char *gets(struct json_object *o, const char *k)
-{
-	struct json_object *v = get(o, k);
-	return v && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
-}
 
 /* A user message from input.message parts. Plain text stays a string;
  * images become {"type":"image","media_type","data"} parts (image_file
  * parts were resolved to base64 by the caller into "base64"). */
 static struct json_object *user_message(struct json_object *msg)
 {
-	struct json_object *parts = get(msg, "content"), *out, *arr;
+	struct json_object *parts = jx_get(msg, "content"), *out, *arr;
 	size_t i, n = parts ? json_object_array_length(parts) : 0;
 	int images = 0;
 	struct buf text = BUF_INIT;
@@ -39,11 +25,11 @@ static struct json_object *user_message(struct json_object *msg)
 	buf_init(&text, 0);
 	for (i = 0; i < n; i++) {
 		struct json_object *p = json_object_array_get_idx(parts, i);
-		const char *type = gets(p, "type");
+		const char *type = jx_gets(p, "type");
 		if (type && !strcmp(type, "text")) {
 			if (text.len)
 				buf_addch(&text, '\n');
-			buf_adds(&text, gets(p, "text") ? gets(p, "text") : "");
+			buf_adds(&text, jx_gets(p, "text") ? jx_gets(p, "text") : "");
 		} else {
 			images++;
 		}
@@ -59,16 +45,16 @@ static struct json_object *user_message(struct json_object *msg)
 	arr = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		struct json_object *p = json_object_array_get_idx(parts, i), *np;
-		const char *type = gets(p, "type");
+		const char *type = jx_gets(p, "type");
 		np = json_object_new_object();
 		if (type && !strcmp(type, "text")) {
 			json_object_object_add(np, "type", json_object_new_string("text"));
-			json_object_object_add(np, "text", json_object_get(get(p, "text")));
-		} else if (gets(p, "base64")) {
+			json_object_object_add(np, "text", json_object_get(jx_get(p, "text")));
+		} else if (jx_gets(p, "base64")) {
 			json_object_object_add(np, "type", json_object_new_string("image"));
 			json_object_object_add(np, "media_type",
-					       json_object_get(get(p, "media_type")));
-			json_object_object_add(np, "data", json_object_get(get(p, "base64")));
+					       json_object_get(jx_get(p, "media_type")));
+			json_object_object_add(np, "data", json_object_get(jx_get(p, "base64")));
 		} else {
 			/* an image we could not resolve (e.g. a url part) is
 			 * described, not silently dropped */
@@ -85,7 +71,7 @@ static struct json_object *user_message(struct json_object *msg)
 
 static struct json_object *assistant_message(struct json_object *msg)
 {
-	struct json_object *parts = get(msg, "content"), *out, *calls;
+	struct json_object *parts = jx_get(msg, "content"), *out, *calls;
 	size_t i, n = parts ? json_object_array_length(parts) : 0;
 	struct buf text = BUF_INIT;
 
@@ -93,14 +79,14 @@ static struct json_object *assistant_message(struct json_object *msg)
 	calls = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		struct json_object *p = json_object_array_get_idx(parts, i);
-		const char *type = gets(p, "type");
+		const char *type = jx_gets(p, "type");
 		if (type && !strcmp(type, "text")) {
-			buf_adds(&text, gets(p, "text") ? gets(p, "text") : "");
+			buf_adds(&text, jx_gets(p, "text") ? jx_gets(p, "text") : "");
 		} else if (type && !strcmp(type, "tool_call")) {
 			struct json_object *c = json_object_new_object();
-			struct json_object *args = get(p, "arguments");
-			json_object_object_add(c, "id", json_object_get(get(p, "id")));
-			json_object_object_add(c, "name", json_object_get(get(p, "name")));
+			struct json_object *args = jx_get(p, "arguments");
+			json_object_object_add(c, "id", json_object_get(jx_get(p, "id")));
+			json_object_object_add(c, "name", json_object_get(jx_get(p, "name")));
 			json_object_object_add(
 				c, "arguments",
 				json_object_new_string(args ? json_object_to_json_string_ext(
@@ -113,11 +99,11 @@ static struct json_object *assistant_message(struct json_object *msg)
 	json_object_object_add(out, "role", json_object_new_string("assistant"));
 	json_object_object_add(out, "content",
 			       json_object_new_string_len(text.data, (int)text.len));
-	if (gets(msg, "thinking"))
-		json_object_object_add(out, "thinking", json_object_get(get(msg, "thinking")));
-	if (gets(msg, "thinking_signature"))
+	if (jx_gets(msg, "thinking"))
+		json_object_object_add(out, "thinking", json_object_get(jx_get(msg, "thinking")));
+	if (jx_gets(msg, "thinking_signature"))
 		json_object_object_add(out, "thinking_signature",
-				       json_object_get(get(msg, "thinking_signature")));
+				       json_object_get(jx_get(msg, "thinking_signature")));
 	if (json_object_array_length(calls))
 		json_object_object_add(out, "tool_calls", calls);
 	else
@@ -134,7 +120,7 @@ static struct json_object *tool_message(const char *id, struct json_object *done
 
 	buf_init(&b, 0);
 	if (done) {
-		struct json_object *err = get(done, "error"), *res = get(done, "result");
+		struct json_object *err = jx_get(done, "error"), *res = jx_get(done, "result");
 		if (err) {
 			buf_adds(&b, "{\"error\":");
 			buf_adds(&b, json_object_to_json_string_ext(err, JSON_C_TO_STRING_PLAIN));
@@ -173,30 +159,30 @@ struct json_object *history_build(struct json_object *events,
 	 * may have run a tool twice) */
 	for (i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type = gets(e, "type");
-		struct json_object *d = get(e, "data");
-		if (type && !strcmp(type, "tool.completed") && gets(d, "tool_call_id"))
-			json_object_object_add(results, gets(d, "tool_call_id"),
+		const char *type = jx_gets(e, "type");
+		struct json_object *d = jx_get(e, "data");
+		if (type && !strcmp(type, "tool.completed") && jx_gets(d, "tool_call_id"))
+			json_object_object_add(results, jx_gets(d, "tool_call_id"),
 					       json_object_get(d));
 	}
 	/* pass 2: messages in order, results right after their call */
 	for (i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type = gets(e, "type");
-		struct json_object *m = get(get(e, "data"), "message");
+		const char *type = jx_gets(e, "type");
+		struct json_object *m = jx_get(jx_get(e, "data"), "message");
 		if (!type || !m)
 			continue;
 		if (!strcmp(type, "input.message")) {
 			json_object_array_add(msgs, user_message(m));
 		} else if (!strcmp(type, "output.message.completed")) {
 			struct json_object *am = assistant_message(m);
-			struct json_object *calls = get(am, "tool_calls");
+			struct json_object *calls = jx_get(am, "tool_calls");
 			size_t j, nc = calls ? json_object_array_length(calls) : 0;
 			json_object_array_add(msgs, am);
 			for (j = 0; j < nc; j++) {
-				const char *id = gets(json_object_array_get_idx(calls, j), "id");
+				const char *id = jx_gets(json_object_array_get_idx(calls, j), "id");
 				if (id)
-					json_object_array_add(msgs, tool_message(id, get(results, id)));
+					json_object_array_add(msgs, tool_message(id, jx_get(results, id)));
 			}
 		}
 	}
@@ -215,7 +201,7 @@ struct json_object *history_build(struct json_object *events,
 	while (context_tokens > 0 && total + (size_t)reserve_tokens > (size_t)context_tokens) {
 		/* the next exchange starts at the next user message */
 		size_t j = start + 1;
-		while (j < n && strcmp(gets(json_object_array_get_idx(msgs, j), "role"), "user"))
+		while (j < n && strcmp(jx_gets(json_object_array_get_idx(msgs, j), "role"), "user"))
 			j++;
 		if (j >= n) {
 			*too_long = 1;

@@ -53,13 +53,6 @@ void queue_drain_notifies(struct runner *r, int *want_claim)
 	}
 }
 
-/* Append an element of an array literal: "{a" then ",b". */
-static void buf_addstr_sep(struct buf *b, const char *s, int i)
-{
-	buf_addch(b, i ? ',' : '{');
-	buf_adds(b, s);
-}
-
 int queue_claim(struct runner *r)
 {
 	static const char claim[] =
@@ -91,13 +84,13 @@ int queue_claim(struct runner *r)
 		buf_init(&ids, 0);
 		buf_init(&after, 0);
 		for (i = 0; i < n; i++) {
-			buf_addstr_sep(&ids, PQgetvalue(res, i, 0), i);
+			db_array_add(&ids, PQgetvalue(res, i, 0));
 			snprintf(num, sizeof(num), "%lld",
 				 history_cache_after(PQgetvalue(res, i, 1)));
-			buf_addstr_sep(&after, num, i);
+			db_array_add(&after, num);
 		}
-		buf_addch(&ids, '}');
-		buf_addch(&after, '}');
+		db_array_end(&ids);
+		db_array_end(&after);
 		p[0] = ids.data;
 		p[1] = after.data;
 		cfg = db_exec(&r->listen, config, 2, p);
@@ -118,18 +111,18 @@ int queue_claim(struct runner *r)
 }
 
 /* uuid[] literal of the turns we hold */
-static void held(struct runner *r, struct buf *b)
+static int held(struct runner *r, struct buf *b)
 {
 	struct turn *t;
-	buf_addch(b, '{');
+	int n = 0;
 	for (t = r->turns; t; t = t->next) {
 		if (t->dropped || t->phase == PH_DONE)
 			continue;
-		if (b->len > 1)
-			buf_addch(b, ',');
-		buf_adds(b, t->id);
+		db_array_add(b, t->id);
+		n++;
 	}
-	buf_addch(b, '}');
+	db_array_end(b);
+	return n;
 }
 
 void queue_renew(struct runner *r)
@@ -143,8 +136,7 @@ void queue_renew(struct runner *r)
 	int i;
 
 	buf_init(&ids, 0);
-	held(r, &ids);
-	if (ids.len > 2) {
+	if (held(r, &ids)) {
 		snprintf(lease, sizeof(lease), "%g", r->lease_s);
 		p[1] = ids.data;
 		res = db_exec(&r->listen, sql, 3, p);
@@ -169,8 +161,7 @@ void queue_release_all(struct runner *r)
 	PGresult *res;
 
 	buf_init(&ids, 0);
-	held(r, &ids);
-	if (ids.len > 2) {
+	if (held(r, &ids)) {
 		p[1] = ids.data;
 		res = db_exec(&r->listen, sql, 2, p);
 		PQclear(res);

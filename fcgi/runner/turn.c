@@ -22,22 +22,6 @@
 
 #define MAX_TRIES 3
 
-static struct json_object *get(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-	if (o)
-		json_object_object_get_ex(o, k, &v);
-	return v;
-}
-
-static const char *gets(struct json_object *o, const char *k)
-{
-	struct json_object *v = get(o, k);
-	return v && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
-}
-
 long long now_ms(void)
 {
 	struct timespec ts;
@@ -132,7 +116,7 @@ static void note_event(struct turn *t, const char *type,
 	struct json_object *e = obj();
 	put_s(e, "type", type);
 	json_object_object_add(e, "data", json_object_get(data));
-	json_object_array_add(get(t->cfg, "events"), e);
+	json_object_array_add(jx_get(t->cfg, "events"), e);
 }
 
 /* turn.started, once per turn (a takeover finds it in the log). */
@@ -461,8 +445,8 @@ static void reason_begin(struct runner *r, struct turn *t)
 		return;
 	}
 	json_object_put(t->history);
-	t->history = history_build(get(t->cfg, "events"),
-				   gets(t->cfg, "_system_prompt"),
+	t->history = history_build(jx_get(t->cfg, "events"),
+				   jx_gets(t->cfg, "_system_prompt"),
 				   t->context_tokens,
 				   t->max_tokens ? t->max_tokens : 4096,
 				   &too_long);
@@ -474,9 +458,9 @@ static void reason_begin(struct runner *r, struct turn *t)
 	}
 	t->iterations++;
 	d = obj();
-	put_s(d, "harness_id", gets(get(t->cfg, "session"), "harness_id"));
-	if (gets(get(t->cfg, "session"), "agent_id"))
-		put_s(d, "agent_id", gets(get(t->cfg, "session"), "agent_id"));
+	put_s(d, "harness_id", jx_gets(jx_get(t->cfg, "session"), "harness_id"));
+	if (jx_gets(jx_get(t->cfg, "session"), "agent_id"))
+		put_s(d, "agent_id", jx_gets(jx_get(t->cfg, "session"), "agent_id"));
 	md = obj();
 	put_s(md, "model", t->model);
 	put_s(md, "model_id", t->model_id);
@@ -513,10 +497,10 @@ static void reason_complete(struct runner *r, struct turn *t)
 		struct json_object *c = json_object_array_get_idx(t->calls, i);
 		struct json_object *p = obj(), *args;
 		struct apierr e;
-		const char *a = gets(c, "arguments");
+		const char *a = jx_gets(c, "arguments");
 		put_s(p, "type", "tool_call");
-		put_s(p, "id", gets(c, "id"));
-		put_s(p, "name", gets(c, "name"));
+		put_s(p, "id", jx_gets(c, "id"));
+		put_s(p, "name", jx_gets(c, "name"));
 		args = jx_parse(a, strlen(a), &e);
 		json_object_object_add(p, "arguments",
 				       args ? args : json_object_new_string(a));
@@ -561,9 +545,9 @@ static void reason_complete(struct runner *r, struct turn *t)
 	for (i = 0; i < n; i++) {
 		struct json_object *c = json_object_array_get_idx(t->calls, i);
 		struct json_object *tc = obj();
-		put_s(tc, "id", gets(c, "id"));
-		put_s(tc, "name", gets(c, "name"));
-		json_object_array_add(get(d, "tool_calls"), tc);
+		put_s(tc, "id", jx_gets(c, "id"));
+		put_s(tc, "name", jx_gets(c, "name"));
+		json_object_array_add(jx_get(d, "tool_calls"), tc);
 	}
 	emit(t, "act.started", d, 0, 0, EV_NORMAL, NULL);
 	t->phase = PH_ACT;
@@ -704,7 +688,7 @@ static void sim_play(struct runner *r, struct turn *t)
 static struct json_object *tool_config(struct turn *t, const char *name)
 {
 	const char *cap = tools_capability_of(name);
-	return cap ? get(t->capcfg, cap) : NULL;
+	return cap ? jx_get(t->capcfg, cap) : NULL;
 }
 
 /* Run the next tool of the act phase (one per loop pass, so cancels are
@@ -712,8 +696,8 @@ static struct json_object *tool_config(struct turn *t, const char *name)
 static void act_step(struct runner *r, struct turn *t)
 {
 	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
-	const char *id = gets(c, "id"), *name = gets(c, "name");
-	const char *a = gets(c, "arguments");
+	const char *id = jx_gets(c, "id"), *name = jx_gets(c, "name");
+	const char *a = jx_gets(c, "arguments");
 	struct json_object *d, *tc, *args = NULL, *cfg;
 	struct buf result = BUF_INIT, error = BUF_INIT;
 	struct apierr e;
@@ -837,15 +821,15 @@ static void merge_capabilities(struct turn *t, struct buf *prompt)
 
 	t->capcfg = obj();
 	for (i = 0; i < 3; i++) {
-		struct json_object *caps = get(get(t->cfg, layers[i]), "capabilities");
+		struct json_object *caps = jx_get(jx_get(t->cfg, layers[i]), "capabilities");
 		size_t n = caps ? json_object_array_length(caps) : 0;
 		for (j = 0; j < n; j++) {
 			struct json_object *c = json_object_array_get_idx(caps, j);
-			const char *ref = gets(c, "ref");
-			struct json_object *cfg = get(c, "config");
+			const char *ref = jx_gets(c, "ref");
+			struct json_object *cfg = jx_get(c, "config");
 			if (!ref || !catalog_find(ref))
 				continue;
-			if (!get(t->capcfg, ref))
+			if (!jx_get(t->capcfg, ref))
 				json_object_array_add(order, json_object_new_string(ref));
 			json_object_object_add(t->capcfg, ref,
 					       cfg ? json_object_get(cfg) : obj());
@@ -875,19 +859,19 @@ static int resolve_images(struct runner *r, struct turn *t, int *any)
 	static const char q[] =
 		"SELECT media_type, encode(data, 'base64') FROM images "
 		"WHERE id = $1 AND org_id = $2";
-	struct json_object *events = get(t->cfg, "events");
+	struct json_object *events = jx_get(t->cfg, "events");
 	size_t i, j;
 
 	*any = 0;
 	for (i = 0; i < json_object_array_length(events); i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		struct json_object *parts = get(get(get(e, "data"), "message"), "content");
-		if (!gets(e, "type") || strcmp(gets(e, "type"), "input.message") ||
+		struct json_object *parts = jx_get(jx_get(jx_get(e, "data"), "message"), "content");
+		if (!jx_gets(e, "type") || strcmp(jx_gets(e, "type"), "input.message") ||
 		    !parts || !json_object_is_type(parts, json_type_array))
 			continue;
 		for (j = 0; j < json_object_array_length(parts); j++) {
 			struct json_object *p = json_object_array_get_idx(parts, j);
-			const char *type = gets(p, "type"), *img = gets(p, "image_id");
+			const char *type = jx_gets(p, "type"), *img = jx_gets(p, "image_id");
 			char hex[33];
 			const char *prm[2] = {hex, t->org};
 			PGresult *res;
@@ -934,18 +918,18 @@ static int load(struct runner *r, struct turn *t, const char *cfg)
 	}
 	json_object_object_add(t->cfg, "events",
 			       history_cache_merge(t->session, t->id,
-						   get(t->cfg, "events")));
-	if (gets(t->cfg, "input_message_id"))
-		ids_parse(gets(t->cfg, "input_message_id"), "msg", t->input_msg);
+						   jx_get(t->cfg, "events")));
+	if (jx_gets(t->cfg, "input_message_id"))
+		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
 	{
-		struct json_object *ev = get(t->cfg, "events");
+		struct json_object *ev = jx_get(t->cfg, "events");
 		char tid[40];
 		size_t k;
 		snprintf(tid, sizeof(tid), "trn_%s", t->id);
 		for (k = 0; k < json_object_array_length(ev); k++) {
 			struct json_object *x = json_object_array_get_idx(ev, k);
-			if (gets(x, "type") && !strcmp(gets(x, "type"), "turn.started") &&
-			    gets(x, "turn_id") && !strcmp(gets(x, "turn_id"), tid))
+			if (jx_gets(x, "type") && !strcmp(jx_gets(x, "type"), "turn.started") &&
+			    jx_gets(x, "turn_id") && !strcmp(jx_gets(x, "turn_id"), tid))
 				t->announced = 1;
 		}
 	}
@@ -953,7 +937,7 @@ static int load(struct runner *r, struct turn *t, const char *cfg)
 	buf_init(&prompt, 0);
 	buf_init(&key, 0);
 	for (i = 0; i < 3; i++) {
-		const char *sp = gets(get(t->cfg, layers[i]), "system_prompt");
+		const char *sp = jx_gets(jx_get(t->cfg, layers[i]), "system_prompt");
 		if (sp && *sp) {
 			if (prompt.len)
 				buf_adds(&prompt, "\n\n");
@@ -964,47 +948,47 @@ static int load(struct runner *r, struct turn *t, const char *cfg)
 	json_object_object_add(t->cfg, "_system_prompt",
 			       json_object_new_string(prompt.data));
 
-	ctl = get(t->cfg, "controls");
+	ctl = jx_get(t->cfg, "controls");
 	if (jx_get_int(ctl, "max_tokens", 1, 1000000, &n64, &e) > 0)
 		t->max_tokens = (long)n64;
 	if (jx_get_double(ctl, "temperature", 0, 2, &dv, &e) > 0) {
 		t->temperature = dv;
 		t->has_temperature = 1;
 	}
-	v = gets(get(ctl, "reasoning"), "effort");
+	v = jx_gets(jx_get(ctl, "reasoning"), "effort");
 	snprintf(t->effort, sizeof(t->effort), "%s", v ? v : "");
-	sess = get(t->cfg, "session");
-	agent = get(t->cfg, "agent");
+	sess = jx_get(t->cfg, "session");
+	agent = jx_get(t->cfg, "agent");
 	t->max_iterations = (int)r->default_max_iterations;
-	if (get(agent, "max_iterations"))
-		t->max_iterations = json_object_get_int(get(agent, "max_iterations"));
-	if (get(sess, "max_iterations"))
-		t->max_iterations = json_object_get_int(get(sess, "max_iterations"));
+	if (jx_get(agent, "max_iterations"))
+		t->max_iterations = json_object_get_int(jx_get(agent, "max_iterations"));
+	if (jx_get(sess, "max_iterations"))
+		t->max_iterations = json_object_get_int(jx_get(sess, "max_iterations"));
 
-	model = get(t->cfg, "model");
+	model = jx_get(t->cfg, "model");
 	if (!model) {
 		fail(t, "model_not_found",
 		     "no model is configured for this session");
 		goto done;
 	}
-	t->model = xstrdup(gets(model, "model_id"));
-	t->model_id = xstrdup(gets(model, "id"));
-	t->provider_id = xstrdup(gets(model, "provider_id"));
-	t->base_url = gets(model, "base_url") ? xstrdup(gets(model, "base_url")) : NULL;
-	t->context_tokens = json_object_get_int64(get(model, "context_tokens"));
-	t->kind = (enum llm_kind)llm_kind_from_type(gets(model, "provider_type"));
-	caps = get(model, "capabilities");
+	t->model = xstrdup(jx_gets(model, "model_id"));
+	t->model_id = xstrdup(jx_gets(model, "id"));
+	t->provider_id = xstrdup(jx_gets(model, "provider_id"));
+	t->base_url = jx_gets(model, "base_url") ? xstrdup(jx_gets(model, "base_url")) : NULL;
+	t->context_tokens = json_object_get_int64(jx_get(model, "context_tokens"));
+	t->kind = (enum llm_kind)llm_kind_from_type(jx_gets(model, "provider_type"));
+	caps = jx_get(model, "capabilities");
 	for (size_t k = 0; caps && k < json_object_array_length(caps); k++)
 		if (!strcmp(json_object_get_string(json_object_array_get_idx(caps, k)), "vision"))
 			vision = 1;
-	if (!json_object_get_boolean(get(model, "enabled")) ||
-	    strcmp(gets(model, "provider_status"), "active")) {
+	if (!json_object_get_boolean(jx_get(model, "enabled")) ||
+	    strcmp(jx_gets(model, "provider_status"), "active")) {
 		fail(t, "model_disabled", "the model %s is disabled", t->model);
 		goto done;
 	}
-	if (gets(model, "api_key_enc")) {
+	if (jx_gets(model, "api_key_enc")) {
 		if (!r->have_server_key ||
-		    crypto_open(r->server_key, gets(model, "api_key_enc"), &key) != 0) {
+		    crypto_open(r->server_key, jx_gets(model, "api_key_enc"), &key) != 0) {
 			fail(t, "provider_key_unreadable",
 			     "the provider's API key cannot be decrypted with "
 			     "this server's key");
@@ -1031,7 +1015,7 @@ out:
  * of its last message that have no result yet. */
 static int resume_point(struct turn *t)
 {
-	struct json_object *events = get(t->cfg, "events"), *last = NULL;
+	struct json_object *events = jx_get(t->cfg, "events"), *last = NULL;
 	struct json_object *done = obj();
 	char tid[40];
 	size_t i, n = json_object_array_length(events);
@@ -1040,31 +1024,31 @@ static int resume_point(struct turn *t)
 	snprintf(tid, sizeof(tid), "trn_%s", t->id);
 	for (i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type = gets(e, "type"), *et = gets(e, "turn_id");
+		const char *type = jx_gets(e, "type"), *et = jx_gets(e, "turn_id");
 		if (!type || !et || strcmp(et, tid))
 			continue;
 		if (!strcmp(type, "reason.started"))
 			t->iterations++;
 		else if (!strcmp(type, "output.message.completed"))
-			last = get(get(e, "data"), "message");
+			last = jx_get(jx_get(e, "data"), "message");
 		else if (!strcmp(type, "tool.completed"))
-			json_object_object_add(done, gets(get(e, "data"), "tool_call_id"),
+			json_object_object_add(done, jx_gets(jx_get(e, "data"), "tool_call_id"),
 					       json_object_new_boolean(1));
 	}
 	json_object_put(t->calls);
 	t->calls = json_object_new_array();
 	if (last) {
-		struct json_object *parts = get(last, "content");
+		struct json_object *parts = jx_get(last, "content");
 		for (i = 0; parts && i < json_object_array_length(parts); i++) {
 			struct json_object *p = json_object_array_get_idx(parts, i), *c;
-			if (!gets(p, "type") || strcmp(gets(p, "type"), "tool_call") ||
-			    get(done, gets(p, "id")))
+			if (!jx_gets(p, "type") || strcmp(jx_gets(p, "type"), "tool_call") ||
+			    jx_get(done, jx_gets(p, "id")))
 				continue;
 			c = obj();
-			put_s(c, "id", gets(p, "id"));
-			put_s(c, "name", gets(p, "name"));
-			put_s(c, "arguments", get(p, "arguments")
-				? json_object_to_json_string_ext(get(p, "arguments"),
+			put_s(c, "id", jx_gets(p, "id"));
+			put_s(c, "name", jx_gets(p, "name"));
+			put_s(c, "arguments", jx_get(p, "arguments")
+				? json_object_to_json_string_ext(jx_get(p, "arguments"),
 								 JSON_C_TO_STRING_PLAIN)
 				: "{}");
 			json_object_array_add(t->calls, c);
@@ -1121,8 +1105,8 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		for (i = 0; i < json_object_array_length(t->calls); i++) {
 			struct json_object *c = json_object_array_get_idx(t->calls, i);
 			struct json_object *tc = obj();
-			put_s(tc, "id", gets(c, "id"));
-			put_s(tc, "name", gets(c, "name"));
+			put_s(tc, "id", jx_gets(c, "id"));
+			put_s(tc, "name", jx_gets(c, "name"));
 			json_object_array_add(calls, tc);
 		}
 		json_object_object_add(d, "tool_calls", calls);

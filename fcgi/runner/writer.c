@@ -93,30 +93,6 @@ void writer_event(struct turn *t, const char *type, char *data, long uin,
 	t->pending++;
 }
 
-/* Append one element of a PostgreSQL array literal. */
-static void arr_add(struct buf *b, const char *s)
-{
-	buf_addch(b, b->len ? ',' : '{');
-	if (!s) {
-		buf_adds(b, "NULL");
-		return;
-	}
-	buf_addch(b, '"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			buf_addch(b, '\\');
-		buf_addch(b, *s);
-	}
-	buf_addch(b, '"');
-}
-
-static void arr_close(struct buf *b)
-{
-	if (!b->len)
-		buf_addch(b, '{');
-	buf_addch(b, '}');
-}
-
 /* The events of the flight are done with: release their turns. */
 static void land(int failed)
 {
@@ -236,22 +212,22 @@ int writer_flush(struct runner *r)
 		buf_init(&a[k], 0);
 	for (i = 0; i < flight.n; i++) {
 		struct pev *e = &flight.v[i];
-		arr_add(&a[0], e->t->id);
+		db_array_add(&a[0], e->t->id);
 		snprintf(num, sizeof(num), "%d", e->t->attempt);
-		arr_add(&a[1], num);
-		arr_add(&a[2], e->t->session);
-		arr_add(&a[3], e->type);
-		arr_add(&a[4], e->data);
-		arr_add(&a[5], e->t->input_msg[0] ? e->t->input_msg : NULL);
+		db_array_add(&a[1], num);
+		db_array_add(&a[2], e->t->session);
+		db_array_add(&a[3], e->type);
+		db_array_add(&a[4], e->data);
+		db_array_add(&a[5], e->t->input_msg[0] ? e->t->input_msg : NULL);
 		snprintf(num, sizeof(num), "%ld", e->uin);
-		arr_add(&a[6], num);
+		db_array_add(&a[6], num);
 		snprintf(num, sizeof(num), "%ld", e->uout);
-		arr_add(&a[7], num);
-		arr_add(&a[8], e->kind == EV_CANCEL ? "cancel" : NULL);
-		arr_add(&a[9], e->final);
+		db_array_add(&a[7], num);
+		db_array_add(&a[8], e->kind == EV_CANCEL ? "cancel" : NULL);
+		db_array_add(&a[9], e->final);
 	}
 	for (k = 0; k < 10; k++) {
-		arr_close(&a[k]);
+		db_array_end(&a[k]);
 		p[k] = a[k].data;
 	}
 	busy = 1;
@@ -314,13 +290,13 @@ static void add_chunks(struct turn *t, long long m, const struct buf *text,
 	while (*sent < text->len) {
 		size_t n = chunk_len(text->data + *sent, text->len - *sent,
 				     DELTA_MAX_ESCAPED);
-		arr_add(&a[0], t->session);
+		db_array_add(&a[0], t->session);
 		snprintf(num, sizeof(num), "%lld", m);
-		arr_add(&a[1], num);
+		db_array_add(&a[1], num);
 		snprintf(num, sizeof(num), "%zu", *sent);
-		arr_add(&a[2], num);
+		db_array_add(&a[2], num);
 		char *chunk = xstrndup(text->data + *sent, n);
-		arr_add(&a[3], chunk);
+		db_array_add(&a[3], chunk);
 		free(chunk);
 		*sent += n;
 	}
@@ -350,7 +326,7 @@ int writer_deltas(struct runner *r, struct turn *only)
 	if (!a[0].len)
 		goto out;
 	for (k = 0; k < 4; k++) {
-		arr_close(&a[k]);
+		db_array_end(&a[k]);
 		p[k] = a[k].data;
 	}
 	if (db_begin(&r->deltas) != 0) {

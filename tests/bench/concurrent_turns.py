@@ -12,7 +12,9 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evr import api, psql, stack_pid, BUILDDIR  # noqa: E402
+from benchlib import pool  # noqa: E402
 
 N = int(os.environ.get("BENCH_CONCURRENT", "1000"))
 HZ = os.sysconf("SC_CLK_TCK")
@@ -84,24 +86,6 @@ def main():
               % (fpeak / 1e6, (fcpu1 - fcpu0) / wall))
     finally:
         fake.kill()
-
-
-def pool(fn, n, width=32):
-    idx = list(range(n))
-    lock = threading.Lock()
-
-    def worker():
-        while True:
-            with lock:
-                if not idx:
-                    return
-                i = idx.pop()
-            fn(i)
-    ts = [threading.Thread(target=worker) for _ in range(width)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
 
 
 if __name__ == "__main__":

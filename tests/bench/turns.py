@@ -15,11 +15,12 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evr import api, psql  # noqa: E402
+from benchlib import pool as run_threads  # noqa: E402
 
 N_TURNS = int(os.environ.get("BENCH_TURNS", "1000"))
 N_SESSIONS = int(os.environ.get("BENCH_SESSIONS", "400"))
@@ -103,23 +104,6 @@ def event_writes(model, base):
     assert int(psql("SELECT count(*) FROM events")[0][0]) - before == n
     return n
 
-
-def run_threads(fn, n, width=32):
-    idx = list(range(n))
-    lock = threading.Lock()
-
-    def worker():
-        while True:
-            with lock:
-                if not idx:
-                    return
-                i = idx.pop()
-            fn(i)
-    ts = [threading.Thread(target=worker) for _ in range(width)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
 
 
 def main():
