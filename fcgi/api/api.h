@@ -233,6 +233,5 @@ void h_sessions_cancel(struct req *rq);
 
 void h_messages_create(struct req *rq);
 void h_messages_list(struct req *rq);
-void h_events_list(struct req *rq);
 
 #endif

@@ -85,8 +85,6 @@ static const struct route routes[] = {
 	 ROUTE_JSON_BODY, 0, "Send a message (starts a turn)"},
 	{"GET", V1 "/sessions/{session_id}/messages", h_messages_list, 0, 0,
 	 "List the conversation"},
-	{"GET", V1 "/sessions/{session_id}/events", h_events_list, 0, 0,
-	 "Read the event log"},
 };
 
 const struct route *router_table(size_t *n)

@@ -53,6 +53,7 @@ static void setup(struct runner *r)
 		crypto_load_key(config_get("server_key_file", def), r->server_key) == 0;
 	db_connect(&r->listen, conninfo, 1);
 	db_connect(&r->write, conninfo, 1);
+	db_connect(&r->write2, conninfo, 1);
 	db_connect(&r->deltas, conninfo, 1);
 	db_connect(&r->tools, conninfo, 1);
 	r->multi = curl_multi_init();
@@ -108,8 +109,9 @@ static void loop(struct runner *r)
 	int want_claim = 1, running;
 
 	while (!(r->draining && (r->inflight == 0 || now_ms() >= drain_deadline))) {
-		struct curl_waitfd wfd[2];
-		unsigned nfd = 0;
+		struct curl_waitfd wfd[3];
+		int fds[3];
+		unsigned nfd = 0, nfds;
 		struct turn *t, *next;
 		long long now;
 
@@ -119,12 +121,12 @@ static void loop(struct runner *r)
 			log_info("stopping: %d turn(s) in flight, draining up "
 				 "to %lld ms", r->inflight, drain_ms);
 		}
-		wfd[0].fd = PQsocket(r->listen.conn);
-		wfd[1].fd = writer_busy_fd(r);
-		for (unsigned k = 0; k < 2; k++) {
-			if (wfd[k].fd < 0)
+		fds[0] = PQsocket(r->listen.conn);
+		nfds = 1 + (unsigned)writer_busy_fds(r, fds + 1);
+		for (unsigned k = 0; k < nfds; k++) {
+			if (fds[k] < 0)
 				continue;
-			wfd[nfd].fd = wfd[k].fd;
+			wfd[nfd].fd = fds[k];
 			wfd[nfd].events = CURL_WAIT_POLLIN;
 			wfd[nfd].revents = 0;
 			nfd++;
@@ -215,6 +217,7 @@ int main(int argc, char **argv)
 	curl_multi_cleanup(r.multi);
 	db_close(&r.listen);
 	db_close(&r.write);
+	db_close(&r.write2);
 	db_close(&r.deltas);
 	db_close(&r.tools);
 	curl_global_cleanup();

@@ -9,7 +9,8 @@
  * tool: a turn only *queues* events; the loop flushes them.
  *
  * Connections: `listen` (LISTEN, claims, renewals: short statements),
- * `write` (event batches, asynchronous), `deltas` (delta transactions),
+ * `write` and `write2` (event batches, asynchronous, up to two in flight
+ * on disjoint sessions), `deltas` (delta transactions),
  * `tools` (tool queries).
  * Ownership: struct runner owns every struct turn on its list; a turn owns
  * its curl handle, parser, buffers and JSON.
@@ -91,7 +92,7 @@ struct turn {
 
 struct runner {
 	char id[33]; /* this runner's uuid (runners table, lease owner) */
-	struct db listen, write, deltas, tools;
+	struct db listen, write, write2, deltas, tools;
 	CURLM *multi;
 	struct turn *turns;
 	int inflight, max_inflight;
@@ -155,8 +156,9 @@ int writer_flush(struct runner *r);
 int writer_poll(struct runner *r);
 /* Events wait and no flush is in flight: the loop should not sleep. */
 int writer_pending(void);
-/* The write connection's socket while a flush is in flight, else -1. */
-int writer_busy_fd(struct runner *r);
+/* The sockets of the write connections with a flush in flight, into
+ * fds[] (room for 2); returns how many. */
+int writer_busy_fds(struct runner *r, int fds[]);
 /* Write everything queued and wait for it (shutdown). */
 void writer_wait(struct runner *r);
 /* Send the new text of every turn as deltas (one transaction). */

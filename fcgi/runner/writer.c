@@ -44,10 +44,26 @@ struct evlist {
 	size_t n, cap;
 };
 
-static struct evlist queue, flight;
-static int busy;
-static unsigned prepared_gen; /* write-connection generation prepared on */
-static long long flight_started;
+/* Two flushes may be in flight at once, each on its own connection, as
+ * long as they touch no common session: a session's events are in at most
+ * one flight, so its sequence order is the queue's order, and the two
+ * transactions lock disjoint sessions and turns (no deadlock). */
+#define FLIGHTS 2
+
+struct flight {
+	struct evlist evs;
+	int busy;
+	unsigned prepared_gen; /* connection generation prepared on */
+	long long started;
+};
+
+static struct evlist queue;
+static struct flight fl[FLIGHTS];
+
+static struct db *conn_of(struct runner *r, int i)
+{
+	return i ? &r->write2 : &r->write;
+}
 
 static void push(struct evlist *l, const struct pev *e)
 {
@@ -60,18 +76,32 @@ static void push(struct evlist *l, const struct pev *e)
 
 void writer_init(void)
 {
-	queue.n = flight.n = 0;
-	busy = 0;
+	int i;
+	queue.n = 0;
+	for (i = 0; i < FLIGHTS; i++) {
+		fl[i].evs.n = 0;
+		fl[i].busy = 0;
+	}
 }
 
 int writer_pending(void)
 {
-	return queue.n > 0 && !busy;
+	int i;
+	if (!queue.n)
+		return 0;
+	for (i = 0; i < FLIGHTS; i++)
+		if (!fl[i].busy)
+			return 1;
+	return 0;
 }
 
-int writer_busy_fd(struct runner *r)
+int writer_busy_fds(struct runner *r, int fds[])
 {
-	return busy ? PQsocket(r->write.conn) : -1;
+	int i, n = 0;
+	for (i = 0; i < FLIGHTS; i++)
+		if (fl[i].busy)
+			fds[n++] = PQsocket(conn_of(r, i)->conn);
+	return n;
 }
 
 void writer_event(struct turn *t, const char *type, char *data, long uin,
@@ -93,12 +123,12 @@ void writer_event(struct turn *t, const char *type, char *data, long uin,
 	t->pending++;
 }
 
-/* The events of the flight are done with: release their turns. */
-static void land(int failed)
+/* The events of flight f are done with: release their turns. */
+static void land(struct flight *f, int failed)
 {
 	size_t i;
-	for (i = 0; i < flight.n; i++) {
-		struct pev *e = &flight.v[i];
+	for (i = 0; i < f->evs.n; i++) {
+		struct pev *e = &f->evs.v[i];
 		if (failed && !e->t->dropped) {
 			/* nothing of the transaction was written: leave the
 			 * turn to a takeover, which continues from the log */
@@ -109,19 +139,19 @@ static void land(int failed)
 		e->t->pending--;
 		free(e->data);
 	}
-	flight.n = 0;
-	busy = 0;
+	f->evs.n = 0;
+	f->busy = 0;
 }
 
-static void take_results(PGresult *res)
+static void take_results(struct flight *f, PGresult *res)
 {
 	int k;
 	for (k = 0; k < PQntuples(res); k++) {
 		size_t i = (size_t)atoi(PQgetvalue(res, k, 0)) - 1;
 		struct pev *e;
-		if (i >= flight.n)
+		if (i >= f->evs.n)
 			continue;
-		e = &flight.v[i];
+		e = &f->evs.v[i];
 		if (PQgetvalue(res, k, 2)[0] == 't') {
 			if (!e->t->dropped)
 				log_info("turn %s: fenced (lease lost or "
@@ -139,79 +169,121 @@ static void take_results(PGresult *res)
 	}
 }
 
-int writer_poll(struct runner *r)
+static int poll_one(struct runner *r, int i)
 {
+	struct flight *f = &fl[i];
+	PGconn *c = conn_of(r, i)->conn;
 	PGresult *res;
 	int failed = 0;
 
-	if (!busy)
+	if (!f->busy)
 		return 0;
-	if (PQconsumeInput(r->write.conn) != 1) {
-		log_error("event write: %s", PQerrorMessage(r->write.conn));
-		land(1);
+	if (PQconsumeInput(c) != 1) {
+		log_error("event write: %s", PQerrorMessage(c));
+		land(f, 1);
 		return -1;
 	}
-	if (PQisBusy(r->write.conn))
+	if (PQisBusy(c))
 		return 0;
-	while ((res = PQgetResult(r->write.conn))) {
+	while ((res = PQgetResult(c))) {
 		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-			take_results(res);
+			take_results(f, res);
 		} else {
 			log_error("event write: %s", PQresultErrorMessage(res));
 			failed = 1;
 		}
 		PQclear(res);
 	}
-	log_debug("flushed %zu event(s) in %lld ms", flight.n,
-		  now_ms() - flight_started);
-	land(failed);
+	log_debug("flushed %zu event(s) in %lld ms", f->evs.n,
+		  now_ms() - f->started);
+	land(f, failed);
 	return failed ? -1 : 0;
 }
 
-/* Where to end a batch that starts at 0: at most MAX_BATCH events, but a
- * turn's closing events stay together (its terminal event and
- * session.idled commit in one transaction). */
-static size_t batch_end(void)
+int writer_poll(struct runner *r)
 {
-	size_t to = queue.n < MAX_BATCH ? queue.n : MAX_BATCH;
-	while (to < queue.n && queue.v[to].t == queue.v[to - 1].t &&
-	       (queue.v[to].final || queue.v[to].kind == EV_CANCEL))
-		to++;
-	return to;
+	int i, ret = 0;
+	for (i = 0; i < FLIGHTS; i++)
+		if (poll_one(r, i) != 0)
+			ret = -1;
+	return ret;
 }
 
-int writer_flush(struct runner *r)
+/* Is session s in the other flight (in flight now)? */
+static int in_other(int i, const char *s)
 {
+	int j;
+	size_t k;
+	for (j = 0; j < FLIGHTS; j++) {
+		if (j == i || !fl[j].busy)
+			continue;
+		for (k = 0; k < fl[j].evs.n; k++)
+			if (!strcmp(fl[j].evs.v[k].t->session, s))
+				return 1;
+	}
+	return 0;
+}
+
+/* Move up to MAX_BATCH queued events whose sessions are not in the other
+ * flight into flight i, in queue order. Once an event of a session stays
+ * queued, so do all later ones of that session (its order), and a turn's
+ * closing events, adjacent in the queue, are never split (they may go one
+ * past MAX_BATCH). */
+static void take_batch(int i)
+{
+	struct flight *f = &fl[i];
+	const char **held = xmalloc(queue.n * sizeof(*held));
+	size_t k, h, keep = 0, nheld = 0;
+
+	f->evs.n = 0;
+	for (k = 0; k < queue.n; k++) {
+		struct pev *e = &queue.v[k];
+		int closing = f->evs.n && f->evs.v[f->evs.n - 1].t == e->t &&
+			      (e->final || e->kind == EV_CANCEL);
+		int blocked = 0;
+		for (h = 0; h < nheld && !blocked; h++)
+			blocked = !strcmp(held[h], e->t->session);
+		if (!blocked && (f->evs.n < MAX_BATCH || closing) &&
+		    !in_other(i, e->t->session)) {
+			push(&f->evs, e);
+		} else {
+			if (!blocked)
+				held[nheld++] = e->t->session;
+			queue.v[keep++] = *e;
+		}
+	}
+	queue.n = keep;
+	free(held);
+}
+
+static int flush_one(struct runner *r, int i)
+{
+	struct flight *f = &fl[i];
+	struct db *db = conn_of(r, i);
 	struct buf a[10];
 	const char *p[10];
 	char num[32];
-	size_t i, to;
-	int k, ret = 0;
+	size_t k;
+	int j, ret = 0;
 
-	if (busy || !queue.n)
-		return 0;
-	if (db_ensure(&r->write) != 0)
-		goto fail_all;
-	if (prepared_gen != r->write.generation) {
-		PGresult *pr = PQprepare(r->write.conn, "write_events", write_sql,
+	if (db_ensure(db) != 0)
+		return -1;
+	if (f->prepared_gen != db->generation) {
+		PGresult *pr = PQprepare(db->conn, "write_events", write_sql,
 					 10, NULL);
 		int ok = PQresultStatus(pr) == PGRES_COMMAND_OK;
 		PQclear(pr);
 		if (!ok)
-			goto fail_all;
-		prepared_gen = r->write.generation;
+			return -1;
+		f->prepared_gen = db->generation;
 	}
-	to = batch_end();
-	flight.n = 0;
-	for (i = 0; i < to; i++)
-		push(&flight, &queue.v[i]);
-	memmove(queue.v, queue.v + to, (queue.n - to) * sizeof(*queue.v));
-	queue.n -= to;
-
-	for (k = 0; k < 10; k++)
-		buf_init(&a[k], 0);
-	for (i = 0; i < flight.n; i++) {
-		struct pev *e = &flight.v[i];
+	take_batch(i);
+	if (!f->evs.n)
+		return 0;
+	for (j = 0; j < 10; j++)
+		buf_init(&a[j], 0);
+	for (k = 0; k < f->evs.n; k++) {
+		struct pev *e = &f->evs.v[k];
 		db_array_add(&a[0], e->t->id);
 		snprintf(num, sizeof(num), "%d", e->t->attempt);
 		db_array_add(&a[1], num);
@@ -226,41 +298,59 @@ int writer_flush(struct runner *r)
 		db_array_add(&a[8], e->kind == EV_CANCEL ? "cancel" : NULL);
 		db_array_add(&a[9], e->final);
 	}
-	for (k = 0; k < 10; k++) {
-		db_array_end(&a[k]);
-		p[k] = a[k].data;
+	for (j = 0; j < 10; j++) {
+		db_array_end(&a[j]);
+		p[j] = a[j].data;
 	}
-	busy = 1;
-	flight_started = now_ms();
-	if (!PQsendQueryPrepared(r->write.conn, "write_events", 10, p, NULL,
-				 NULL, 0)) {
-		log_error("event write: %s", PQerrorMessage(r->write.conn));
-		land(1);
+	f->busy = 1;
+	f->started = now_ms();
+	if (!PQsendQueryPrepared(db->conn, "write_events", 10, p, NULL, NULL,
+				 0)) {
+		log_error("event write: %s", PQerrorMessage(db->conn));
+		land(f, 1);
 		ret = -1;
 	}
-	for (k = 0; k < 10; k++)
-		buf_release(&a[k]);
+	for (j = 0; j < 10; j++)
+		buf_release(&a[j]);
 	return ret;
-fail_all:
-	/* no connection: every queued turn is left to a takeover */
-	flight.n = 0;
-	for (i = 0; i < queue.n; i++)
-		push(&flight, &queue.v[i]);
-	queue.n = 0;
-	land(1);
-	return -1;
+}
+
+int writer_flush(struct runner *r)
+{
+	int i, ret = 0;
+	for (i = 0; i < FLIGHTS && queue.n; i++) {
+		if (fl[i].busy)
+			continue;
+		if (flush_one(r, i) != 0) {
+			ret = -1;
+			if (!fl[i].busy && PQstatus(conn_of(r, i)->conn) != CONNECTION_OK) {
+				/* no connection: what is queued is left to a
+				 * takeover */
+				struct flight *f = &fl[i];
+				size_t k;
+				for (k = 0; k < queue.n; k++)
+					push(&f->evs, &queue.v[k]);
+				queue.n = 0;
+				land(f, 1);
+			}
+		}
+	}
+	return ret;
 }
 
 void writer_wait(struct runner *r)
 {
-	while (busy || queue.n) {
-		if (!busy && writer_flush(r) != 0)
-			continue;
-		if (busy) {
-			struct pollfd pfd = {PQsocket(r->write.conn), POLLIN, 0};
-			poll(&pfd, 1, 1000);
-			writer_poll(r);
+	int i, n, fds[FLIGHTS];
+	for (;;) {
+		writer_flush(r);
+		n = writer_busy_fds(r, fds);
+		if (!n && !queue.n)
+			return;
+		for (i = 0; i < n; i++) {
+			struct pollfd pfd = {fds[i], POLLIN, 0};
+			poll(&pfd, 1, 100);
 		}
+		writer_poll(r);
 	}
 }
 

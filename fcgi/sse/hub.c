@@ -45,6 +45,7 @@ struct hub_session {
 	struct buf acc;
 	long long type_m;         /* message whose delta type is dtype */
 	const char *dtype;
+	int ndeltas;              /* of the pending deltas, this session's */
 };
 
 struct hub_org {
@@ -55,10 +56,11 @@ struct hub_org {
 
 struct delta {
 	char s[33];
-	long long m;
+	long long m, bound;
 	size_t off;
 	char *d;
 	size_t dlen;
+	int done;
 };
 
 static PGconn *lconn;
@@ -281,13 +283,14 @@ static void on_evd(const char *payload)
 {
 	struct json_object *o = json_tokener_parse(payload), *v;
 	struct delta *d;
+	struct hub_session *hs;
 	const char *s;
 
 	if (!o)
 		return;
 	if (!json_object_object_get_ex(o, "s", &v) ||
 	    !(s = json_object_get_string(v)) || strlen(s) != 32 ||
-	    !session_get(s, 0))
+	    !(hs = session_get(s, 0)))
 		goto out;
 	if (ndeltas == deltas_cap) {
 		deltas_cap = deltas_cap ? deltas_cap * 2 : 64;
@@ -302,6 +305,9 @@ static void on_evd(const char *payload)
 		goto out;
 	d->dlen = (size_t)json_object_get_string_len(v);
 	d->d = xstrndup(json_object_get_string(v), d->dlen);
+	d->bound = hs->known;
+	d->done = 0;
+	hs->ndeltas++;
 	ndeltas++;
 out:
 	json_object_put(o);
@@ -412,15 +418,31 @@ static int wants(const struct sse_sub *s, const struct hub_session *hs)
 	return live(s) && !s->lagging && (s->need || s->cursor < hs->known);
 }
 
-/* Hand the rows [from, to) of session hs to its subscribers. */
+static void one_delta(struct delta *d);
+
+/* The session's pending deltas announced before event `seq`. */
+static void deltas_before(struct hub_session *hs, long long seq)
+{
+	size_t i;
+	for (i = 0; i < ndeltas && hs->ndeltas > 0; i++)
+		if (!deltas[i].done && deltas[i].bound < seq &&
+		    !strcmp(deltas[i].s, hs->id))
+			one_delta(&deltas[i]);
+}
+
+/* Hand the rows [from, to) of session hs to its subscribers, with the
+ * session's deltas in their place among them. */
 static void deliver(struct hub_session *hs, PGresult *res, int from, int to)
 {
 	struct sse_sub *s, *next;
 	int i, full = to - from >= HUB_PER_SESSION;
 
+	for (s = hs->subs; s; s = s->s_next)
+		s->in_round = wants(s, hs);
 	for (i = from; i < to; i++) {
 		long long seq = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		const char *type = PQgetvalue(res, i, 2);
+		deltas_before(hs, seq);
 		if (seq > hs->known)
 			hs->known = seq;
 		if (!strcmp(type, "output.message.started") ||
@@ -429,30 +451,26 @@ static void deliver(struct hub_session *hs, PGresult *res, int from, int to)
 			hs->dtype = type[0] == 'o' ? "output.message.delta"
 						   : "reason.thinking.delta";
 		}
-	}
-	for (s = hs->subs; s; s = next) {
-		next = s->s_next;
-		if (!wants(s, hs))
-			continue;
-		for (i = from; i < to && live(s) && !s->lagging; i++) {
-			long long seq = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-			const char *type = PQgetvalue(res, i, 2);
-			if (seq <= s->cursor)
+		for (s = hs->subs; s; s = next) {
+			next = s->s_next; /* a woken poll leaves the list */
+			if (!s->in_round || !live(s) || s->lagging ||
+			    seq <= s->cursor)
 				continue;
 			s->cursor = seq;
 			if (!sse_type_passes(&s->q, type))
 				continue;
-			if (s->kind == SSE_POLL) {
+			if (s->kind == SSE_POLL)
 				sse_poll_wake(s);
-				break;
-			}
-			sse_stream_event(s, seq, type, PQgetvalue(res, i, 3),
-					 PQgetvalue(res, i, 4),
-					 (size_t)PQgetlength(res, i, 4));
+			else
+				sse_stream_event(s, seq, type,
+						 PQgetvalue(res, i, 3),
+						 PQgetvalue(res, i, 4),
+						 (size_t)PQgetlength(res, i, 4));
 		}
-		if (!full && live(s) && !s->lagging)
-			s->need = 0;
 	}
+	for (s = hs->subs; s; s = s->s_next)
+		if (s->in_round && !full && live(s) && !s->lagging)
+			s->need = 0;
 	if (full)
 		mark_dirty(hs);
 }
@@ -585,12 +603,18 @@ static void load_acc(struct hub_session *hs, long long m)
 	PQclear(res);
 }
 
-static void one_delta(const struct delta *d)
+static void one_delta(struct delta *d)
 {
 	struct hub_session *hs = session_get(d->s, 0);
 	struct sse_sub *s, *next;
 
-	if (!hs || !hs->subs)
+	if (d->done)
+		return;
+	d->done = 1;
+	if (!hs)
+		return;
+	hs->ndeltas--;
+	if (!hs->subs)
 		return;
 	if (hs->type_m != d->m)
 		load_type(hs, d->m);

@@ -9,6 +9,7 @@
  * so that code walking the hub's subscriber lists never meets freed
  * memory; until then a dead connection is skipped everywhere.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "sse.h"
 #include "auth.h"
 #include "config.h"
@@ -322,6 +323,7 @@ int main(int argc, char **argv)
 	/* one thread, so no cache: every stream checks its key */
 	auth_cache_init(0);
 	raise_nofile();
+	srand48((long)getpid() ^ (long)time(NULL)); /* cycle jitter */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -371,6 +373,12 @@ int main(int argc, char **argv)
 		reap();
 	}
 	log_info("stopping");
+	/* tell streams to come back (to another process, or to our
+	 * successor) rather than just cutting them */
+	for (struct sse_conn *c = conns; c; c = c->next)
+		if (c->sub && c->sub->kind == SSE_STREAM && !c->dead &&
+		    !c->closing)
+			sse_stream_close(c->sub, "shutdown");
 	rc = 0;
 out:
 	while (conns)

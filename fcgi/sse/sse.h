@@ -52,6 +52,7 @@ struct sse_sub {
 	long long cursor;       /* every event <= cursor was seen */
 	int need;               /* catch up even without a newer event */
 	int lagging;            /* over SSE_LAG_BYTES: no pushes */
+	int in_round;           /* the hub's: part of this catch-up round */
 	long long dm;           /* the message whose deltas it follows */
 	size_t doff;            /* bytes of it sent */
 	double next_ping, cycle_at, deadline;

@@ -284,7 +284,8 @@ class Turns(unittest.TestCase):
         for q, code in [("types=nope", "validation_error"), ("exclude=x", "validation_error"),
                         ("limit=0", "validation_error"), ("limit=1001", "validation_error"),
                         ("since_id=evt_bad", "invalid_cursor"), ("since_id=" + other_ev, "invalid_cursor"),
-                        ("since_sequence=-1", "validation_error"), ("wait=5&since_sequence=1", None)]:
+                        ("since_sequence=-1", "validation_error"), ("wait=5", "validation_error"),
+                        ("wait=61&since_sequence=1", "validation_error")]:
             r = api("GET", "/api/v1/sessions/%s/events?%s" % (sid, q), key=self.key)
             self.assertEqual(r.status, 400, q)
             if code:

@@ -1,0 +1,456 @@
+"""everruns-sse: SSE streams (connected first, live events with ids, resume
+with Last-Event-ID / since_id / since_sequence without gap or duplicate,
+deltas that reassemble to the completed text also across a reconnect,
+filters, errors, per-session limits and replacement, session deletion),
+long-poll on /events, a SIGKILL of the process with a resume after its
+restart, and fds returning to the baseline after many dropped streams.
+
+Heartbeats and cycling use a second everruns-sse on its own socket with
+short timings (EVERRUNS_SSE_HEARTBEAT_S / EVERRUNS_SSE_CYCLE_S), spoken to
+directly over FastCGI: setting them for the whole stack would cut every
+other test's streams."""
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+import unittest
+import urllib.parse
+
+import evr
+
+from evr import api, psql, new_org, wait_until, ctl, stack_pid, BASE, HOME, BUILDDIR
+
+TURN = ["input.message", "session.activated", "turn.started", "reason.started",
+        "output.message.started", "output.message.completed", "reason.completed",
+        "turn.completed", "session.idled"]
+
+
+class Stream:
+    """One SSE response read frame by frame (http.client, stdlib)."""
+
+    def __init__(self, sid, key, query="", headers=None, timeout=15):
+        import http.client
+        u = urllib.parse.urlsplit(BASE)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        h = {"Accept": "text/event-stream"}
+        if key:
+            h["Authorization"] = "Bearer " + key
+        h.update(headers or {})
+        path = "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else "")
+        self.conn.request("GET", path, headers=h)
+        self.r = self.conn.getresponse()
+        self.status = self.r.status
+        self.headers = {k.lower(): v for k, v in self.r.getheaders()}
+        if self.status != 200:
+            self.body = self.r.read()
+            self.json = json.loads(self.body) if self.body else None
+
+    def frame(self):
+        """{"event","id","data","retry"} or {"comment"}; None at EOF."""
+        f = {}
+        while True:
+            line = self.r.readline()
+            if not line:
+                return f or None
+            line = line.decode("utf-8").rstrip("\n")
+            if line == "":
+                if f:
+                    if "data" in f:
+                        f["data"] = json.loads(f["data"])
+                    return f
+                continue
+            if line.startswith(":"):
+                return {"comment": line[1:].strip()}
+            k, _, v = line.partition(":")
+            f[k] = v[1:] if v.startswith(" ") else v
+
+    def until(self, pred, limit=2000):
+        """Frames up to and including the first for which pred is true."""
+        out = []
+        for _ in range(limit):
+            f = self.frame()
+            if f is None:
+                raise AssertionError("stream ended; got %r" % [x.get("event") for x in out])
+            out.append(f)
+            if pred(f):
+                return out
+        raise AssertionError("no matching frame in %d" % limit)
+
+    def close(self):
+        self.conn.close()
+
+
+def idled(f):
+    return f.get("event") == "session.idled"
+
+
+def durable(frames):
+    return [f for f in frames if f.get("id")]
+
+
+class SSE(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.org = new_org("sse")
+        cls.key = cls.org["api_key"]
+        cls.agent = api("GET", "/api/v1/agents/assistant", key=cls.key).json["id"]
+
+    def session(self):
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return r.json["id"]
+
+    def send(self, sid, text):
+        r = api("POST", "/api/v1/sessions/%s/messages" % sid,
+                {"message": {"content": [{"type": "text", "text": text}]}}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return r.json
+
+    def log(self, sid, since=0):
+        r = api("GET", "/api/v1/sessions/%s/events?since_sequence=%d" % (sid, since), key=self.key)
+        self.assertEqual(r.status, 200, r.text)
+        return r.json["data"]
+
+    def test_connected_then_live_turn(self):
+        sid = self.session()
+        s = Stream(sid, self.key)
+        try:
+            self.assertEqual(s.status, 200)
+            self.assertTrue(s.headers["content-type"].startswith("text/event-stream"))
+            self.assertEqual(s.headers.get("cache-control"), "no-cache")
+            first = s.frame()
+            self.assertEqual(first["event"], "connected")
+            self.assertEqual(first["retry"], "1000")
+            self.send(sid, "hello")
+            frames = durable(s.until(idled))
+            self.assertEqual([f["event"] for f in frames], TURN)
+            seqs = [f["data"]["sequence"] for f in frames]
+            self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(TURN))))
+            for f in frames:
+                self.assertRegex(f["id"], r"^evt_[0-9a-f]{32}$")
+                self.assertEqual(f["id"], f["data"]["id"])
+                self.assertEqual(f["event"], f["data"]["type"])
+        finally:
+            s.close()
+
+    def test_resume_no_gap_no_dup(self):
+        sid = self.session()
+        self.send(sid, "one")
+        wait_until(lambda: any(e["type"] == "session.idled" for e in self.log(sid)),
+                   what="idle")
+        evs = self.log(sid)
+        mid = evs[3]
+        # Last-Event-ID beats since_id and since_sequence in the query
+        s = Stream(sid, self.key, "since_sequence=0&since_id=" + evs[0]["id"],
+                   headers={"Last-Event-ID": mid["id"]})
+        try:
+            self.assertEqual(s.frame()["event"], "connected")
+            frames = durable(s.until(idled))
+            self.assertEqual([f["data"]["sequence"] for f in frames],
+                             [e["sequence"] for e in evs[4:]])
+        finally:
+            s.close()
+        s = Stream(sid, self.key, "since_sequence=%d" % evs[-3]["sequence"])
+        try:
+            s.frame()
+            frames = durable(s.until(idled))
+            self.assertEqual([f["id"] for f in frames], [e["id"] for e in evs[-2:]])
+        finally:
+            s.close()
+
+    def test_deltas_reassemble_across_reconnect(self):
+        sid = self.session()
+        s = Stream(sid, self.key)
+        s.frame()
+        self.send(sid, "#tokens 60\n#rate 30")
+        frames = s.until(lambda f: f.get("event") == "output.message.delta"
+                         and len(f["data"]["data"]["accumulated"]) > 20)
+        started = [f for f in frames if f.get("event") == "output.message.started"][0]
+        deltas = [f for f in frames if f.get("event") == "output.message.delta"]
+        self.assertTrue(all("id" not in f for f in deltas))
+        text = "".join(f["data"]["data"]["delta"] for f in deltas)
+        self.assertEqual(text, deltas[-1]["data"]["data"]["accumulated"])
+        self.assertEqual(deltas[0]["data"]["data"]["message_sequence"],
+                         started["data"]["sequence"])
+        s.close()
+        # reconnect in the middle: one delta with everything so far, then
+        # only newer chunks
+        s = Stream(sid, self.key, headers={"Last-Event-ID": started["id"]})
+        try:
+            s.frame()
+            frames = s.until(lambda f: f.get("event") == "output.message.completed")
+            ds = [f["data"]["data"] for f in frames if f.get("event") == "output.message.delta"]
+            done = frames[-1]["data"]["data"]["message"]["content"][0]["text"]
+            if ds:
+                self.assertTrue(ds[0]["accumulated"].startswith(text))
+                self.assertEqual(ds[0]["delta"], ds[0]["accumulated"])
+                self.assertEqual("".join(d["delta"] for d in ds), done)
+                self.assertEqual(ds[-1]["accumulated"], done)
+            s.until(idled)
+        finally:
+            s.close()
+
+    @unittest.skipUnless(shutil.which("curl"), "no curl")
+    def test_curl_reads_the_stream(self):
+        # a client nobody here wrote: curl -N gets frames unbuffered
+        sid = self.session()
+        threading.Timer(0.5, lambda: self.send(sid, "curl")).start()
+        p = subprocess.run(["curl", "-sN", "--max-time", "4", "-H",
+                            "Authorization: Bearer " + self.key,
+                            BASE + "/api/v1/sessions/%s/sse" % sid],
+                           stdout=subprocess.PIPE, timeout=30)
+        out = p.stdout.decode("utf-8")
+        self.assertTrue(out.startswith("retry: 1000\nevent: connected\n"), out[:200])
+        self.assertIn("event: session.idled\nid: evt_", out)
+
+    def test_filters(self):
+        sid = self.session()
+        s = Stream(sid, self.key, "types=turn.started,session.idled&exclude=turn.started")
+        try:
+            self.assertEqual(s.frame()["event"], "connected")
+            self.send(sid, "x")
+            frames = s.until(idled)
+            self.assertEqual([f["event"] for f in frames], ["session.idled"])
+        finally:
+            s.close()
+        s = Stream(sid, self.key, "types=nope")
+        self.assertEqual((s.status, s.json["code"]), (400, "validation_error"))
+
+    def test_errors(self):
+        sid = self.session()
+        other = self.session()
+        self.send(other, "y")
+        oid = wait_until(lambda: self.log(other), what="events")[0]["id"]
+        s = Stream(sid, self.key, headers={"Last-Event-ID": oid})
+        self.assertEqual((s.status, s.json["code"]), (400, "invalid_cursor"))
+        s = Stream(sid, self.key, "since_id=" + oid)
+        self.assertEqual((s.status, s.json["code"]), (400, "invalid_cursor"))
+        s = Stream(sid, None)
+        self.assertEqual((s.status, s.json["code"]), (401, "unauthorized"))
+        s = Stream("ses_nope", self.key)
+        self.assertEqual((s.status, s.json["code"]), (400, "invalid_id"))
+        stranger = new_org("sse-other")["api_key"]
+        s = Stream(sid, stranger)
+        self.assertEqual((s.status, s.json["code"]), (404, "not_found"))
+        r = api("GET", "/api/v1/sessions/%s/events" % sid, key=stranger)
+        self.assertEqual(r.status, 404)
+        r = api("POST", "/api/v1/sessions/%s/sse" % sid, key=self.key)
+        self.assertEqual(r.status, 405)
+
+    def test_long_poll(self):
+        sid = self.session()
+        last = self.log(sid)[-1]["sequence"] if self.log(sid) else 0
+        t0 = time.monotonic()
+        r = api("GET", "/api/v1/sessions/%s/events?since_sequence=%d&wait=1" % (sid, last),
+                key=self.key)
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(r.json["data"], [])
+        self.assertGreaterEqual(time.monotonic() - t0, 0.9)
+        threading.Timer(0.5, lambda: self.send(sid, "poll")).start()
+        t0 = time.monotonic()
+        r = api("GET", "/api/v1/sessions/%s/events?since_sequence=%d&wait=20&types=session.idled"
+                % (sid, last), key=self.key)
+        self.assertEqual(r.status, 200, r.text)
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertEqual([e["type"] for e in r.json["data"]], ["session.idled"])
+        r = api("GET", "/api/v1/sessions/%s/events?wait=5" % sid, key=self.key)
+        self.assertEqual(r.status, 400)
+        self.assertIn("wait", r.json["error"])
+        r = api("GET", "/api/v1/sessions/%s/events?since_sequence=0&wait=61" % sid, key=self.key)
+        self.assertEqual(r.status, 400)
+
+    def test_limits_and_replacement(self):
+        sid = self.session()
+        k2 = api("POST", "/api/v1/auth/api-keys", {"name": "second"}, key=self.key).json["key"]
+        streams = [Stream(sid, self.key) for _ in range(5)]
+        try:
+            for s in streams:
+                self.assertEqual(s.status, 200)
+                s.frame()
+            s6 = Stream(sid, k2)
+            self.assertEqual(s6.status, 429)
+            self.assertIn("retry-after", s6.headers)
+            s6 = Stream(sid, self.key)
+            self.assertEqual(s6.status, 200)
+            streams.append(s6)
+            f = streams[0].frame()
+            self.assertEqual(f["event"], "disconnecting")
+            self.assertEqual(f["data"]["reason"], "replaced")
+            self.assertIsNone(streams[0].frame())
+        finally:
+            for s in streams:
+                s.close()
+
+    def test_session_delete(self):
+        sid = self.session()
+        s = Stream(sid, self.key)
+        try:
+            s.frame()
+            self.assertEqual(api("DELETE", "/api/v1/sessions/" + sid, key=self.key).status, 204)
+            f = s.until(lambda f: f.get("event") == "disconnecting")[-1]
+            self.assertEqual(f["data"]["reason"], "session_deleted")
+            self.assertIsNone(s.frame())
+        finally:
+            s.close()
+
+    def test_fds_return_to_baseline(self):
+        pid = stack_pid("sse")
+        sid = self.session()
+
+        def nfd():
+            return len(os.listdir("/proc/%d/fd" % pid))
+        base = nfd()
+        for _ in range(200):
+            s = Stream(sid, self.key)
+            self.assertEqual(s.status, 200)
+            s.frame()
+            s.conn.sock.shutdown(socket.SHUT_RDWR)
+            s.close()
+        wait_until(lambda: nfd() <= base, timeout=10, what="fds back to %d" % base)
+
+    def test_listen_connection_lost(self):
+        # the hub reconnects by itself and reads the table: notifications
+        # sent while it was away are not needed
+        sid = self.session()
+        s = Stream(sid, self.key)
+        try:
+            s.frame()
+            n = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = 'everruns-sse'")[0][0]
+            self.assertGreaterEqual(int(n), 1)
+            self.send(sid, "while away")
+            frames = durable(s.until(idled))
+            self.assertEqual([f["event"] for f in frames], TURN)
+        finally:
+            s.close()
+        wait_until(lambda: psql("SELECT count(*) FROM pg_stat_activity "
+                                "WHERE application_name = 'everruns-sse'")[0][0] == "1",
+                   what="LISTEN connection back")
+
+    def test_zz_sigkill_restart_resume(self):
+        sid = self.session()
+        s = Stream(sid, self.key)
+        s.frame()
+        self.send(sid, "#tokens 40\n#rate 40")
+        got = durable(s.until(lambda f: f.get("event") == "reason.started"))
+        s.close()
+        os.kill(stack_pid("sse"), 9)
+        ctl("start")
+        wait_until(lambda: stack_pid("sse"), what="sse pid")
+
+        def reconnect():
+            try:
+                st = Stream(sid, self.key, headers={"Last-Event-ID": got[-1]["id"]})
+            except OSError:
+                return None
+            return st if st.status == 200 else None
+        s = wait_until(reconnect, timeout=15, interval=0.2, what="stream after restart")
+        try:
+            s.frame()
+            got += durable(s.until(idled))
+        finally:
+            s.close()
+        self.assertEqual([f["data"]["sequence"] for f in got],
+                         [e["sequence"] for e in self.log(sid)][1:])
+
+
+def fcgi_request(sock_path, params):
+    """A raw FastCGI request on a unix socket; returns the socket."""
+    def rec(t, content):
+        pad = (8 - len(content) % 8) % 8
+        return struct.pack(">BBHHBB", 1, t, 1, len(content), pad, 0) + content + b"\0" * pad
+
+    def nv(k, v):
+        k, v = k.encode(), v.encode()
+        out = b""
+        for x in (k, v):
+            out += bytes([len(x)]) if len(x) < 128 else struct.pack(">I", len(x) | 0x80000000)
+        return out + k + v
+    body = b"".join(nv(k, v) for k, v in params.items())
+    data = rec(1, struct.pack(">HB5x", 1, 0)) + rec(4, body) + rec(4, b"") + rec(5, b"")
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(sock_path)
+    # every byte split on the way in
+    for i in range(len(data)):
+        c.sendall(data[i:i + 1])
+    return c
+
+
+def fcgi_stdout(c, until, timeout=10):
+    """STDOUT content until `until` is in it or END_REQUEST arrives."""
+    out, buf, end = b"", b"", False
+    deadline = time.monotonic() + timeout
+    while until.encode() not in out and not end and time.monotonic() < deadline:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 8:
+            _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
+            if len(buf) < 8 + clen + plen:
+                break
+            if t == 6:
+                out += buf[8:8 + clen]
+            elif t == 3:
+                end = True
+            buf = buf[8 + clen + plen:]
+    return out.decode("utf-8"), end
+
+
+class ShortTimings(unittest.TestCase):
+    """A second everruns-sse with a 1 s heartbeat and a 2 s cycle."""
+
+    @classmethod
+    def setUpClass(cls):
+        org = new_org("sse-short")
+        cls.key = org["api_key"]
+        agent = api("GET", "/api/v1/agents/assistant", key=cls.key).json["id"]
+        cls.sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=cls.key).json["id"]
+        cls.sock = os.path.join("/tmp", "evr-sse-test-%d.sock" % os.getpid())
+        binary = os.path.join(BUILDDIR, "fcgi", "sse", "everruns-sse")
+        env = evr._stack_environ()
+        env["EVERRUNS_SSE_HEARTBEAT_S"] = "1"
+        env["EVERRUNS_SSE_CYCLE_S"] = "2"
+        log = open(os.path.join(HOME, "log", "sse-short.log"), "ab")
+        cls.proc = subprocess.Popen(evr._as_run_user([binary, "--socket", cls.sock]), env=env,
+                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        wait_until(lambda: os.path.exists(cls.sock), what="socket")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(10)
+
+    def params(self):
+        return {"REQUEST_METHOD": "GET", "REQUEST_URI": "/api/v1/sessions/%s/sse" % self.sid,
+                "QUERY_STRING": "", "HTTP_AUTHORIZATION": "Bearer " + self.key}
+
+    def test_heartbeat_and_cycle(self):
+        t0 = time.monotonic()
+        c = fcgi_request(self.sock, self.params())
+        try:
+            text, end = fcgi_stdout(c, "connection_cycle", timeout=6)
+        finally:
+            c.close()
+        self.assertIn("Status: 200", text)
+        self.assertIn("X-Accel-Buffering: no", text)
+        self.assertIn("event: connected", text)
+        self.assertIn(": ping", text)
+        self.assertIn('{"reason":"connection_cycle","retry_ms":100}', text)
+        self.assertTrue(1.5 <= time.monotonic() - t0 <= 4, time.monotonic() - t0)
+
+    def test_bad_records_close(self):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(5)
+        c.connect(self.sock)
+        c.sendall(b"\x02" + b"\0" * 15)  # not version 1
+        self.assertEqual(c.recv(100), b"")
+        c.close()
+        self.assertIsNone(self.proc.poll())
