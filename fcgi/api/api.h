@@ -180,6 +180,13 @@ void api_model_input_release(struct model_input *m);
 /* The 400 checks (model_id is required when `create`). 0 or -1, e set. */
 int api_model_check(struct json_object *body, int create,
 		    struct model_input *m, struct apierr *e);
+/* PATCH of a model (prefix "mod", status 200) or a new model of a
+ * provider (prefix "prv", create, 201): sql takes $1 = the path id, $2 =
+ * organization, $3..$7 = model_id, display_name, capabilities,
+ * context_tokens, enabled (NULL = unchanged or default) and returns the
+ * model's JSON. */
+void api_model_write(struct req *rq, const char *sql, const char *prefix,
+		     int create, int status);
 /* Send a page of the org's models ({data,total,offset,limit}, ?offset=
  * &limit=), all or one provider's (provider_hex, NULL = all). With
  * provider_required a provider that is not the org's is a 404, else an

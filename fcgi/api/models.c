@@ -152,16 +152,9 @@ void h_models_get(struct req *rq)
 	api_send_json_row(rq, 200, NOT_FOUND, q, 2, p);
 }
 
-void h_models_update(struct req *rq)
+void api_model_write(struct req *rq, const char *sql, const char *prefix,
+		     int create, int status)
 {
-	static const char q[] =
-		"UPDATE llm_models m SET "
-		"  model_id = coalesce($3::text, m.model_id), "
-		"  display_name = coalesce($4::text, m.display_name), "
-		"  capabilities = coalesce($5::text[], m.capabilities), "
-		"  context_tokens = coalesce($6::int, m.context_tokens), "
-		"  enabled = coalesce($7::bool, m.enabled), updated_at = now() "
-		"WHERE m.id = $1 AND m.org_id = $2 RETURNING api_model(m)";
 	struct json_object *body = NULL;
 	struct model_input m;
 	struct apierr e;
@@ -169,12 +162,12 @@ void h_models_update(struct req *rq)
 	const char *p[7];
 
 	api_model_input_init(&m);
-	if (api_id(rq, rq->cap[0], "mod", "id", hex))
+	if (api_id(rq, rq->cap[0], prefix, "id", hex))
 		goto out;
 	body = api_body(rq);
 	if (!body)
 		goto out;
-	if (api_model_check(body, 0, &m, &e)) {
+	if (api_model_check(body, create, &m, &e)) {
 		res_apierr(rq, &e);
 		goto out;
 	}
@@ -185,10 +178,23 @@ void h_models_update(struct req *rq)
 	p[4] = m.caps.len ? m.caps.data : NULL;
 	p[5] = m.context_tokens[0] ? m.context_tokens : NULL;
 	p[6] = m.enabled;
-	api_send_json_row(rq, 200, NOT_FOUND, q, 7, p);
+	api_send_json_row(rq, status, NOT_FOUND, sql, 7, p);
 out:
 	api_model_input_release(&m);
 	json_object_put(body);
+}
+
+void h_models_update(struct req *rq)
+{
+	static const char q[] =
+		"UPDATE llm_models m SET "
+		"  model_id = coalesce($3::text, m.model_id), "
+		"  display_name = coalesce($4::text, m.display_name), "
+		"  capabilities = coalesce($5::text[], m.capabilities), "
+		"  context_tokens = coalesce($6::int, m.context_tokens), "
+		"  enabled = coalesce($7::bool, m.enabled), updated_at = now() "
+		"WHERE m.id = $1 AND m.org_id = $2 RETURNING api_model(m)";
+	api_model_write(rq, q, "mod", 0, 200);
 }
 
 void h_models_delete(struct req *rq)

@@ -269,31 +269,5 @@ void h_provider_models_create(struct req *rq)
 		"  coalesce($6::int, 128000), coalesce($7::bool, true) "
 		"FROM llm_providers p WHERE p.id = $1 AND p.org_id = $2 "
 		"RETURNING api_model(m)";
-	struct json_object *body = NULL;
-	struct model_input m;
-	struct apierr e;
-	char hex[33];
-	const char *p[7];
-
-	api_model_input_init(&m);
-	if (api_id(rq, rq->cap[0], "prv", "id", hex))
-		goto out;
-	body = api_body(rq);
-	if (!body)
-		goto out;
-	if (api_model_check(body, 1, &m, &e)) {
-		res_apierr(rq, &e);
-		goto out;
-	}
-	p[0] = hex;
-	p[1] = rq->org;
-	p[2] = m.model_id;
-	p[3] = m.display_name;
-	p[4] = m.caps.len ? m.caps.data : NULL;
-	p[5] = m.context_tokens[0] ? m.context_tokens : NULL;
-	p[6] = m.enabled;
-	api_send_json_row(rq, 201, NOT_FOUND, q, 7, p);
-out:
-	api_model_input_release(&m);
-	json_object_put(body);
+	api_model_write(rq, q, "prv", 1, 201);
 }
