@@ -1,6 +1,7 @@
 #include "json.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* json-c's strict mode still takes 'single-quoted' strings; JSON does
@@ -210,6 +211,24 @@ const char *jx_gets(struct json_object *o, const char *key)
 	return v && json_object_is_type(v, json_type_string)
 		       ? json_object_get_string(v)
 		       : NULL;
+}
+
+struct json_object *jx_obj(void)
+{
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		abort();
+	return o;
+}
+
+void jx_put_str(struct json_object *o, const char *key, const char *v)
+{
+	json_object_object_add(o, key, v ? json_object_new_string(v) : NULL);
+}
+
+void jx_put_int(struct json_object *o, const char *key, long long v)
+{
+	json_object_object_add(o, key, json_object_new_int64(v));
 }
 
 void jx_append(struct buf *b, struct json_object *o)

@@ -49,6 +49,12 @@ struct json_object *jx_get(struct json_object *o, const char *key);
 /* The same when it is a string (borrowed), else NULL. */
 const char *jx_gets(struct json_object *o, const char *key);
 
+/* Building objects: a new empty object; set a string member (NULL value =
+ * JSON null) or an integer member. */
+struct json_object *jx_obj(void);
+void jx_put_str(struct json_object *o, const char *key, const char *v);
+void jx_put_int(struct json_object *o, const char *key, long long v);
+
 /* Serialize compactly into b (appends). */
 void jx_append(struct buf *b, struct json_object *o);
 const char *jx_str(struct json_object *o); /* compact, owned by o */

@@ -1,0 +1,48 @@
+/*
+ * turn_int: what the parts of a turn share inside the runner. turn.c runs
+ * the loop (reason, act, the LLM transfer, llmsim playback), turn_events.c
+ * builds what a turn says (events, messages, the terminal paths), and
+ * turn_load.c reads a claimed turn's configuration and, for a takeover,
+ * where it stands. Every function takes the turn it speaks for; the JSON
+ * objects passed to turn_emit() are owned by it.
+ */
+#ifndef EVR_TURN_INT_H
+#define EVR_TURN_INT_H
+
+#include "runner.h"
+
+#define TURN_MAX_TRIES 3
+
+/* Queue an event (data: built with json-c; ownership taken). */
+void turn_emit(struct turn *t, const char *type, struct json_object *data,
+	       long uin, long uout, enum ev_kind kind, const char *final);
+/* {"turn_id": "trn_..."}, to build event data on. */
+struct json_object *turn_ref(struct turn *t);
+struct json_object *turn_usage(long in, long out);
+/* An agent message object; content (a parts array) is taken. */
+struct json_object *turn_agent_message(struct turn *t, const char *msg_id,
+				       struct json_object *content);
+struct json_object *turn_text_content(const char *text);
+/* Remember an event of this turn for the next history build. */
+void turn_note_event(struct turn *t, const char *type,
+		     struct json_object *data);
+/* turn.started, once per turn (a takeover finds it in the log). */
+void turn_announce(struct turn *t);
+void turn_finish_idle(struct turn *t, const char *final);
+void turn_complete(struct turn *t, const char *stop_reason);
+/* An agent message explaining it, turn.failed {error, error_code} and
+ * session.idled. */
+void turn_fail(struct turn *t, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The two events that close a cancelled turn. */
+void turn_finish_cancel(struct turn *t);
+
+/* Parse the turn's configuration (cfg: evr_turn_config's JSON) and set up
+ * model, prompt, tools and controls; a turn that cannot run is failed
+ * here (phase PH_DONE). 0, or -1 if the turn is to be dropped. */
+int turn_load(struct runner *r, struct turn *t, const char *cfg);
+/* For a takeover: iterations so far and, in t->calls, the tool calls of
+ * its last message still without a result; returns how many. */
+int turn_resume_point(struct turn *t);
+
+#endif

@@ -1,0 +1,266 @@
+/*
+ * turn_load: a claimed turn's configuration (DESIGN 4.3: harness, agent,
+ * session layers; the model by message controls > session > agent >
+ * harness > organization), its images, and for a takeover where it
+ * stands in the log. See turn_int.h.
+ */
+#include "turn_int.h"
+#include "catalog.h"
+#include "crypto.h"
+#include "ids.h"
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- loading a turn ------------------------------------------------------*/
+
+/* Merge capability lists by ref (first appearance keeps its place, a later
+ * layer's config wins) into t->capcfg, and collect the prompt additions
+ * and tool definitions of the catalogue. */
+static void merge_capabilities(struct turn *t, struct buf *prompt)
+{
+	static const char *layers[] = {"harness", "agent", "session"};
+	struct json_object *order = json_object_new_array();
+	size_t i, j;
+
+	t->capcfg = jx_obj();
+	for (i = 0; i < 3; i++) {
+		struct json_object *caps = jx_get(jx_get(t->cfg, layers[i]), "capabilities");
+		size_t n = caps ? json_object_array_length(caps) : 0;
+		for (j = 0; j < n; j++) {
+			struct json_object *c = json_object_array_get_idx(caps, j);
+			const char *ref = jx_gets(c, "ref");
+			struct json_object *cfg = jx_get(c, "config");
+			if (!ref || !catalog_find(ref))
+				continue;
+			if (!jx_get(t->capcfg, ref))
+				json_object_array_add(order, json_object_new_string(ref));
+			json_object_object_add(t->capcfg, ref,
+					       cfg ? json_object_get(cfg) : jx_obj());
+		}
+	}
+	t->tools = json_object_new_array();
+	for (i = 0; i < json_object_array_length(order); i++) {
+		const struct catalog_cap *cap = catalog_find(
+			json_object_get_string(json_object_array_get_idx(order, i)));
+		struct json_object *defs = json_tokener_parse(cap->tools_json);
+		for (j = 0; defs && j < json_object_array_length(defs); j++)
+			json_object_array_add(t->tools, json_object_get(
+				json_object_array_get_idx(defs, j)));
+		json_object_put(defs);
+		if (cap->system_prompt && *cap->system_prompt) {
+			if (prompt->len)
+				buf_adds(prompt, "\n\n");
+			buf_adds(prompt, cap->system_prompt);
+		}
+	}
+	json_object_put(order);
+}
+
+/* image_file parts get their bytes (base64) from the images table. */
+static int resolve_images(struct runner *r, struct turn *t, int *any)
+{
+	static const char q[] =
+		"SELECT media_type, encode(data, 'base64') FROM images "
+		"WHERE id = $1 AND org_id = $2";
+	struct json_object *events = jx_get(t->cfg, "events");
+	size_t i, j;
+
+	*any = 0;
+	for (i = 0; i < json_object_array_length(events); i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		struct json_object *parts = jx_get(jx_get(jx_get(e, "data"), "message"), "content");
+		if (!jx_gets(e, "type") || strcmp(jx_gets(e, "type"), "input.message") ||
+		    !parts || !json_object_is_type(parts, json_type_array))
+			continue;
+		for (j = 0; j < json_object_array_length(parts); j++) {
+			struct json_object *p = json_object_array_get_idx(parts, j);
+			const char *type = jx_gets(p, "type"), *img = jx_gets(p, "image_id");
+			char hex[33];
+			const char *prm[2] = {hex, t->org};
+			PGresult *res;
+			if (!type || strcmp(type, "text"))
+				*any = 1;
+			if (!type || strcmp(type, "image_file") || !img ||
+			    !ids_parse(img, "img", hex))
+				continue;
+			res = db_exec(&r->tools, q, 2, prm);
+			if (!res)
+				return -1;
+			if (PQntuples(res)) {
+				jx_put_str(p, "media_type", PQgetvalue(res, 0, 0));
+				/* encode() wraps lines; providers want none */
+				struct buf b = BUF_INIT;
+				const char *s = PQgetvalue(res, 0, 1);
+				buf_init(&b, (size_t)PQgetlength(res, 0, 1));
+				for (; *s; s++)
+					if (*s != '\n')
+						buf_addch(&b, *s);
+				jx_put_str(p, "base64", b.data);
+				buf_release(&b);
+			}
+			PQclear(res);
+		}
+	}
+	return 0;
+}
+
+int turn_load(struct runner *r, struct turn *t, const char *cfg)
+{
+	struct json_object *model, *ctl, *caps, *sess, *agent;
+	struct buf prompt = BUF_INIT, key = BUF_INIT;
+	struct apierr e;
+	const char *v, *layers[] = {"harness", "agent", "session"};
+	int i, any_image = 0, vision = 0, ret = -1;
+	int64_t n64;
+	double dv;
+
+	t->cfg = cfg ? jx_parse(cfg, strlen(cfg), &e) : NULL;
+	if (!t->cfg) {
+		t->dropped = 1; /* the turn or its session is gone */
+		return -1;
+	}
+	json_object_object_add(t->cfg, "events",
+			       history_cache_merge(t->session, t->id,
+						   jx_get(t->cfg, "events")));
+	if (jx_gets(t->cfg, "input_message_id"))
+		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
+	{
+		struct json_object *ev = jx_get(t->cfg, "events");
+		char tid[40];
+		size_t k;
+		snprintf(tid, sizeof(tid), "trn_%s", t->id);
+		for (k = 0; k < json_object_array_length(ev); k++) {
+			struct json_object *x = json_object_array_get_idx(ev, k);
+			if (jx_gets(x, "type") && !strcmp(jx_gets(x, "type"), "turn.started") &&
+			    jx_gets(x, "turn_id") && !strcmp(jx_gets(x, "turn_id"), tid))
+				t->announced = 1;
+		}
+	}
+
+	buf_init(&prompt, 0);
+	buf_init(&key, 0);
+	for (i = 0; i < 3; i++) {
+		const char *sp = jx_gets(jx_get(t->cfg, layers[i]), "system_prompt");
+		if (sp && *sp) {
+			if (prompt.len)
+				buf_adds(&prompt, "\n\n");
+			buf_adds(&prompt, sp);
+		}
+	}
+	merge_capabilities(t, &prompt);
+	json_object_object_add(t->cfg, "_system_prompt",
+			       json_object_new_string(prompt.data));
+
+	ctl = jx_get(t->cfg, "controls");
+	if (jx_get_int(ctl, "max_tokens", 1, 1000000, &n64, &e) > 0)
+		t->max_tokens = (long)n64;
+	if (jx_get_double(ctl, "temperature", 0, 2, &dv, &e) > 0) {
+		t->temperature = dv;
+		t->has_temperature = 1;
+	}
+	v = jx_gets(jx_get(ctl, "reasoning"), "effort");
+	snprintf(t->effort, sizeof(t->effort), "%s", v ? v : "");
+	sess = jx_get(t->cfg, "session");
+	agent = jx_get(t->cfg, "agent");
+	t->max_iterations = (int)r->default_max_iterations;
+	if (jx_get(agent, "max_iterations"))
+		t->max_iterations = json_object_get_int(jx_get(agent, "max_iterations"));
+	if (jx_get(sess, "max_iterations"))
+		t->max_iterations = json_object_get_int(jx_get(sess, "max_iterations"));
+
+	model = jx_get(t->cfg, "model");
+	if (!model) {
+		turn_fail(t, "model_not_found",
+		     "no model is configured for this session");
+		goto done;
+	}
+	t->model = xstrdup(jx_gets(model, "model_id"));
+	t->model_id = xstrdup(jx_gets(model, "id"));
+	t->provider_id = xstrdup(jx_gets(model, "provider_id"));
+	t->base_url = jx_gets(model, "base_url") ? xstrdup(jx_gets(model, "base_url")) : NULL;
+	t->context_tokens = json_object_get_int64(jx_get(model, "context_tokens"));
+	t->kind = (enum llm_kind)llm_kind_from_type(jx_gets(model, "provider_type"));
+	caps = jx_get(model, "capabilities");
+	for (size_t k = 0; caps && k < json_object_array_length(caps); k++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(caps, k)), "vision"))
+			vision = 1;
+	if (!json_object_get_boolean(jx_get(model, "enabled")) ||
+	    strcmp(jx_gets(model, "provider_status"), "active")) {
+		turn_fail(t, "model_disabled", "the model %s is disabled", t->model);
+		goto done;
+	}
+	if (jx_gets(model, "api_key_enc")) {
+		if (!r->have_server_key ||
+		    crypto_open(r->server_key, jx_gets(model, "api_key_enc"), &key) != 0) {
+			turn_fail(t, "provider_key_unreadable",
+			     "the provider's API key cannot be decrypted with "
+			     "this server's key");
+			goto done;
+		}
+		t->api_key = xstrdup(key.data);
+	}
+	if (resolve_images(r, t, &any_image) != 0)
+		goto out;
+	if (any_image && !vision) {
+		turn_fail(t, "unsupported_input",
+		     "the model %s does not accept images", t->model);
+		goto done;
+	}
+done:
+	ret = 0;
+out:
+	buf_release(&prompt);
+	buf_release(&key);
+	return ret;
+}
+
+/* Where a taken-over turn stands: iterations so far and the tool calls
+ * of its last message that have no result yet. */
+int turn_resume_point(struct turn *t)
+{
+	struct json_object *events = jx_get(t->cfg, "events"), *last = NULL;
+	struct json_object *done = jx_obj();
+	char tid[40];
+	size_t i, n = json_object_array_length(events);
+	int pending = 0;
+
+	snprintf(tid, sizeof(tid), "trn_%s", t->id);
+	for (i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		const char *type = jx_gets(e, "type"), *et = jx_gets(e, "turn_id");
+		if (!type || !et || strcmp(et, tid))
+			continue;
+		if (!strcmp(type, "reason.started"))
+			t->iterations++;
+		else if (!strcmp(type, "output.message.completed"))
+			last = jx_get(jx_get(e, "data"), "message");
+		else if (!strcmp(type, "tool.completed"))
+			json_object_object_add(done, jx_gets(jx_get(e, "data"), "tool_call_id"),
+					       json_object_new_boolean(1));
+	}
+	json_object_put(t->calls);
+	t->calls = json_object_new_array();
+	if (last) {
+		struct json_object *parts = jx_get(last, "content");
+		for (i = 0; parts && i < json_object_array_length(parts); i++) {
+			struct json_object *p = json_object_array_get_idx(parts, i), *c;
+			if (!jx_gets(p, "type") || strcmp(jx_gets(p, "type"), "tool_call") ||
+			    jx_get(done, jx_gets(p, "id")))
+				continue;
+			c = jx_obj();
+			jx_put_str(c, "id", jx_gets(p, "id"));
+			jx_put_str(c, "name", jx_gets(p, "name"));
+			jx_put_str(c, "arguments", jx_get(p, "arguments")
+				? json_object_to_json_string_ext(jx_get(p, "arguments"),
+								 JSON_C_TO_STRING_PLAIN)
+				: "{}");
+			json_object_array_add(t->calls, c);
+			pending++;
+		}
+	}
+	json_object_put(done);
+	return pending;
+}
