@@ -43,6 +43,8 @@ struct turn {
 	int cancelling; /* a cancel arrived: finish with the cancel pair */
 	int announced;  /* turn.started written (or found in the log) */
 	int pending;    /* its events queued or in flight: not freed before 0 */
+	int in_flight;  /* 1 + the flight its events are in, or 0 (writer.c) */
+	unsigned held_pass; /* writer.c: an event of it stayed queued */
 
 	/* configuration (from evr_turn_config) */
 	struct json_object *cfg;      /* owned */

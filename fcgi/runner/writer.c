@@ -137,6 +137,7 @@ static void land(struct flight *f, int failed)
 			e->t->dropped = 1;
 		}
 		e->t->pending--;
+		e->t->in_flight = 0;
 		free(e->data);
 	}
 	f->evs.n = 0;
@@ -209,51 +210,40 @@ int writer_poll(struct runner *r)
 	return ret;
 }
 
-/* Is session s in the other flight (in flight now)? */
-static int in_other(int i, const char *s)
-{
-	int j;
-	size_t k;
-	for (j = 0; j < FLIGHTS; j++) {
-		if (j == i || !fl[j].busy)
-			continue;
-		for (k = 0; k < fl[j].evs.n; k++)
-			if (!strcmp(fl[j].evs.v[k].t->session, s))
-				return 1;
-	}
-	return 0;
-}
-
 /* Move up to MAX_BATCH queued events whose sessions are not in the other
  * flight into flight i, in queue order. Once an event of a session stays
  * queued, so do all later ones of that session (its order), and a turn's
  * closing events, adjacent in the queue, are never split (they may go one
- * past MAX_BATCH). */
+ * past MAX_BATCH).
+ *
+ * Sessions are told apart by their turn: this runner holds at most one
+ * turn of a session at a time (the next message needs the session idle,
+ * which only the landing of the previous turn's last flush makes it), so
+ * marks on the turn (in_flight, held_pass) keep this linear in the queue. */
 static void take_batch(int i)
 {
+	static unsigned pass;
 	struct flight *f = &fl[i];
-	const char **held = xmalloc(queue.n * sizeof(*held));
-	size_t k, h, keep = 0, nheld = 0;
+	size_t k, keep = 0;
 
+	pass++;
 	f->evs.n = 0;
 	for (k = 0; k < queue.n; k++) {
 		struct pev *e = &queue.v[k];
-		int closing = f->evs.n && f->evs.v[f->evs.n - 1].t == e->t &&
+		struct turn *t = e->t;
+		int closing = f->evs.n && f->evs.v[f->evs.n - 1].t == t &&
 			      (e->final || e->kind == EV_CANCEL);
-		int blocked = 0;
-		for (h = 0; h < nheld && !blocked; h++)
-			blocked = !strcmp(held[h], e->t->session);
-		if (!blocked && (f->evs.n < MAX_BATCH || closing) &&
-		    !in_other(i, e->t->session)) {
+		int held = t->held_pass == pass;
+		int other = t->in_flight && t->in_flight != i + 1;
+		if (!held && !other && (f->evs.n < MAX_BATCH || closing)) {
 			push(&f->evs, e);
+			t->in_flight = i + 1;
 		} else {
-			if (!blocked)
-				held[nheld++] = e->t->session;
+			t->held_pass = pass;
 			queue.v[keep++] = *e;
 		}
 	}
 	queue.n = keep;
-	free(held);
 }
 
 static int flush_one(struct runner *r, int i)
