@@ -59,6 +59,25 @@ static void merge_capabilities(struct turn *t, struct buf *prompt)
 	json_object_put(order);
 }
 
+/* Where this turn's own events start in the session's events: they are
+ * the tail (everything of earlier turns comes before its input.message),
+ * so a backward walk finds them without reading the conversation. */
+static size_t own_events(struct turn *t, struct json_object *events)
+{
+	char tid[40];
+	size_t i = json_object_array_length(events);
+
+	snprintf(tid, sizeof(tid), "trn_%s", t->id);
+	while (i > 0) {
+		const char *et = jx_gets(json_object_array_get_idx(events, i - 1),
+					 "turn_id");
+		if (!et || strcmp(et, tid))
+			break;
+		i--;
+	}
+	return i;
+}
+
 /* image_file parts get their bytes (base64) from the images table. */
 static int resolve_images(struct runner *r, struct turn *t, int *any)
 {
@@ -129,13 +148,10 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
 	{
 		struct json_object *ev = jx_get(t->cfg, "events");
-		char tid[40];
-		size_t k;
-		snprintf(tid, sizeof(tid), "trn_%s", t->id);
-		for (k = 0; k < json_object_array_length(ev); k++) {
-			struct json_object *x = json_object_array_get_idx(ev, k);
-			if (jx_gets(x, "type") && !strcmp(jx_gets(x, "type"), "turn.started") &&
-			    jx_gets(x, "turn_id") && !strcmp(jx_gets(x, "turn_id"), tid))
+		size_t k, n = json_object_array_length(ev);
+		for (k = own_events(t, ev); k < n; k++) {
+			const char *type = jx_gets(json_object_array_get_idx(ev, k), "type");
+			if (type && !strcmp(type, "turn.started"))
 				t->announced = 1;
 		}
 	}
@@ -228,7 +244,7 @@ int turn_resume_point(struct turn *t)
 	int pending = 0;
 
 	snprintf(tid, sizeof(tid), "trn_%s", t->id);
-	for (i = 0; i < n; i++) {
+	for (i = own_events(t, events); i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
 		const char *type = jx_gets(e, "type"), *et = jx_gets(e, "turn_id");
 		if (!type || !et || strcmp(et, tid))
