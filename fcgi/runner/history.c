@@ -10,6 +10,7 @@
 #include "runner.h"
 #include "json.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* A user message from input.message parts. Plain text stays a string;
@@ -145,78 +146,142 @@ static size_t est_tokens(struct json_object *o)
 	return strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) / 4 + 4;
 }
 
+/* What one event contributes to the history: its messages (a user
+ * message; or an assistant message followed by its calls' results) and
+ * their estimated tokens. Kept on the event object itself (json-c
+ * userdata) once its turn is over, so a conversation's earlier turns are
+ * built once, not on every step of every later turn: events never change,
+ * and the results of a finished turn's calls are final. */
+struct memo {
+	struct json_object *msgs; /* owned: array */
+	size_t tokens;
+	int user; /* starts an exchange (a user message) */
+};
+
+static void memo_free(struct json_object *jso, void *ud)
+{
+	struct memo *m = ud;
+	(void)jso;
+	json_object_put(m->msgs);
+	free(m);
+}
+
+/* The messages of event e, or NULL for an event that adds none. */
+static struct memo *build_event(struct json_object *e, struct json_object *results)
+{
+	const char *type = jx_gets(e, "type");
+	struct json_object *m = jx_get(jx_get(e, "data"), "message");
+	struct memo *mo;
+	size_t i;
+
+	if (!type || !m || (strcmp(type, "input.message") &&
+			    strcmp(type, "output.message.completed")))
+		return NULL;
+	mo = xcalloc(1, sizeof(*mo));
+	mo->msgs = json_object_new_array();
+	if (!strcmp(type, "input.message")) {
+		json_object_array_add(mo->msgs, user_message(m));
+		mo->user = 1;
+	} else {
+		struct json_object *am = assistant_message(m);
+		struct json_object *calls = jx_get(am, "tool_calls");
+		size_t j, nc = calls ? json_object_array_length(calls) : 0;
+		json_object_array_add(mo->msgs, am);
+		for (j = 0; j < nc; j++) {
+			const char *id = jx_gets(json_object_array_get_idx(calls, j), "id");
+			if (id)
+				json_object_array_add(mo->msgs,
+						      tool_message(id, jx_get(results, id)));
+		}
+	}
+	for (i = 0; i < json_object_array_length(mo->msgs); i++)
+		mo->tokens += est_tokens(json_object_array_get_idx(mo->msgs, i));
+	return mo;
+}
+
 struct json_object *history_build(struct json_object *events,
+				  const char *current_turn,
 				  const char *system_prompt,
 				  long context_tokens, long reserve_tokens,
-				  int *too_long)
+				  long *tokens, int *too_long)
 {
-	struct json_object *results = json_object_new_object();
-	struct json_object *msgs = json_object_new_array(), *out, *sys;
-	size_t i, n = json_object_array_length(events), start, total;
+	struct json_object *results = json_object_new_object(), *out, *sys;
+	size_t i, n = json_object_array_length(events), start, total = 0;
+	struct memo **g = xcalloc(n ? n : 1, sizeof(*g));
+	char *fresh = xcalloc(n ? n : 1, 1);
+	size_t ng = 0;
 
 	*too_long = 0;
-	/* pass 1: tool results by call id (the last one wins: a takeover
-	 * may have run a tool twice) */
+	/* tool results by call id, from the events not built yet (the last
+	 * one wins: a takeover may have run a tool twice) */
 	for (i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type = jx_gets(e, "type");
-		struct json_object *d = jx_get(e, "data");
+		const char *type;
+		struct json_object *d;
+		if (json_object_get_userdata(e))
+			continue;
+		type = jx_gets(e, "type");
+		d = jx_get(e, "data");
 		if (type && !strcmp(type, "tool.completed") && jx_gets(d, "tool_call_id"))
 			json_object_object_add(results, jx_gets(d, "tool_call_id"),
 					       json_object_get(d));
 	}
-	/* pass 2: messages in order, results right after their call */
+	/* the messages in order, results right after their call */
 	for (i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type = jx_gets(e, "type");
-		struct json_object *m = jx_get(jx_get(e, "data"), "message");
-		if (!type || !m)
-			continue;
-		if (!strcmp(type, "input.message")) {
-			json_object_array_add(msgs, user_message(m));
-		} else if (!strcmp(type, "output.message.completed")) {
-			struct json_object *am = assistant_message(m);
-			struct json_object *calls = jx_get(am, "tool_calls");
-			size_t j, nc = calls ? json_object_array_length(calls) : 0;
-			json_object_array_add(msgs, am);
-			for (j = 0; j < nc; j++) {
-				const char *id = jx_gets(json_object_array_get_idx(calls, j), "id");
-				if (id)
-					json_object_array_add(msgs, tool_message(id, jx_get(results, id)));
+		struct memo *mo = json_object_get_userdata(e);
+		const char *et;
+		if (!mo) {
+			mo = build_event(e, results);
+			if (!mo)
+				continue;
+			et = jx_gets(e, "turn_id");
+			if (et && strcmp(et, current_turn)) {
+				json_object_set_userdata(e, mo, memo_free);
+			} else {
+				fresh[ng] = 1; /* this turn's: freed below */
 			}
 		}
+		g[ng++] = mo;
 	}
 	json_object_put(results);
 
 	/* fit the window: drop the oldest exchanges, keep the newest */
-	total = 0;
-	for (i = 0; i < json_object_array_length(msgs); i++)
-		total += est_tokens(json_object_array_get_idx(msgs, i));
+	for (i = 0; i < ng; i++)
+		total += g[i]->tokens;
 	sys = json_object_new_object();
 	json_object_object_add(sys, "role", json_object_new_string("system"));
 	json_object_object_add(sys, "content", json_object_new_string(system_prompt));
 	total += est_tokens(sys);
 	start = 0;
-	n = json_object_array_length(msgs);
 	while (context_tokens > 0 && total + (size_t)reserve_tokens > (size_t)context_tokens) {
 		/* the next exchange starts at the next user message */
 		size_t j = start + 1;
-		while (j < n && strcmp(jx_gets(json_object_array_get_idx(msgs, j), "role"), "user"))
+		while (j < ng && !g[j]->user)
 			j++;
-		if (j >= n) {
+		if (j >= ng) {
 			*too_long = 1;
 			break;
 		}
 		for (; start < j; start++)
-			total -= est_tokens(json_object_array_get_idx(msgs, start));
+			total -= g[start]->tokens;
 	}
 	out = json_object_new_array();
 	if (*system_prompt)
 		json_object_array_add(out, sys);
 	else
 		json_object_put(sys);
-	for (i = start; i < n; i++)
-		json_object_array_add(out, json_object_get(json_object_array_get_idx(msgs, i)));
-	json_object_put(msgs);
+	for (i = start; i < ng; i++) {
+		size_t j;
+		for (j = 0; j < json_object_array_length(g[i]->msgs); j++)
+			json_object_array_add(out, json_object_get(
+				json_object_array_get_idx(g[i]->msgs, j)));
+	}
+	for (i = 0; i < ng; i++)
+		if (fresh[i])
+			memo_free(NULL, g[i]);
+	free(g);
+	free(fresh);
+	*tokens = (long)total;
 	return out;
 }

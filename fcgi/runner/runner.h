@@ -49,6 +49,7 @@ struct turn {
 	/* configuration (from evr_turn_config) */
 	struct json_object *cfg;      /* owned */
 	struct json_object *history;  /* owned: provider-neutral messages */
+	long history_tokens;          /* its estimated size */
 	struct json_object *tools;    /* owned: tool definitions */
 	struct json_object *capcfg;   /* owned: ref -> config */
 	enum llm_kind kind;
@@ -129,11 +130,15 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc);
 void turn_free(struct runner *r, struct turn *t);
 struct turn *turn_find(struct runner *r, const char *id);
 
-/* history.c: messages for the provider from the session's events */
+/* history.c: messages for the provider from the session's events.
+ * current_turn ("trn_..."): events of other turns are finished and their
+ * messages are built once and kept on the event objects. *tokens: the
+ * estimate of what is sent. */
 struct json_object *history_build(struct json_object *events,
+				  const char *current_turn,
 				  const char *system_prompt,
 				  long context_tokens, long reserve_tokens,
-				  int *too_long);
+				  long *tokens, int *too_long);
 
 /* history_cache.c: a session's earlier conversation events */
 long long history_cache_after(const char *session);

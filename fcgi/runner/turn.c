@@ -195,6 +195,7 @@ static struct llm_request make_request(struct turn *t)
 	q.temperature = t->temperature;
 	q.has_temperature = t->has_temperature;
 	q.reasoning_effort = t->effort[0] ? t->effort : NULL;
+	q.input_tokens = t->history_tokens;
 	return q;
 }
 
@@ -251,6 +252,7 @@ out:
 static void reason_begin(struct runner *r, struct turn *t)
 {
 	struct json_object *d, *md;
+	char ref[40];
 	int too_long = 0;
 
 	if (t->iterations >= t->max_iterations) {
@@ -263,11 +265,12 @@ static void reason_begin(struct runner *r, struct turn *t)
 		return;
 	}
 	json_object_put(t->history);
-	t->history = history_build(jx_get(t->cfg, "events"),
+	snprintf(ref, sizeof(ref), "trn_%s", t->id);
+	t->history = history_build(jx_get(t->cfg, "events"), ref,
 				   jx_gets(t->cfg, "_system_prompt"),
 				   t->context_tokens,
 				   t->max_tokens ? t->max_tokens : 4096,
-				   &too_long);
+				   &t->history_tokens, &too_long);
 	if (too_long) {
 		turn_fail(t, "context_length_exceeded",
 		     "the conversation does not fit the model's context window "

@@ -716,7 +716,7 @@ START_TEST(openai_request)
 	struct json_object *msgs = json_tokener_parse(history);
 	struct json_object *tl = json_tokener_parse(tools);
 	struct llm_request r = {LLM_OPENAI, NULL, "sk-test", "gpt-4o", msgs, tl,
-				500, 0.5, 1, "low"};
+				500, 0.5, 1, "low", 0};
 	struct built b;
 
 	build(&r, &b);
@@ -734,7 +734,7 @@ START_TEST(openai_request)
 				  "\"text\",\"text\":\"a\"},{\"type\":\"text\","
 				  "\"text\":\"b\"}]}]");
 	r = (struct llm_request){LLM_OPENAI, "http://127.0.0.1:11434/v1/",
-				 NULL, "llama3", msgs, NULL, 64, 0, 0, "none"};
+				 NULL, "llama3", msgs, NULL, 64, 0, 0, "none", 0};
 	build(&r, &b);
 	ck_assert_int_eq(b.rc, 0);
 	ck_assert_str_eq(b.url.data, "http://127.0.0.1:11434/v1/chat/completions");
@@ -755,7 +755,7 @@ START_TEST(anthropic_request)
 	struct json_object *tl = json_tokener_parse(tools);
 	struct llm_request r = {LLM_ANTHROPIC, "https://api.anthropic.com",
 				"sk-ant", "claude-sonnet-4-5", msgs, tl,
-				0, 0.5, 1, NULL};
+				0, 0.5, 1, NULL, 0};
 	struct built b;
 
 	build(&r, &b);

@@ -49,6 +49,7 @@ struct llm_request {
 	double temperature;
 	int has_temperature;
 	const char *reasoning_effort; /* NULL, "low", "medium", "high" */
+	long input_tokens; /* the caller's estimate of the messages; 0 = none */
 };
 
 /* Build URL, headers and JSON body of a streaming request. Returns 0, or

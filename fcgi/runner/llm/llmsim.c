@@ -320,7 +320,8 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 	 * that several, since steps are timed in whole milliseconds */
 	k = q.rate > 0 ? (long)ceil(q.rate / 1000.0) : 0;
 	delay = k ? lround(1000.0 * (double)k / q.rate) : 0;
-	out->input_tokens = count_input(msgs);
+	/* the caller's estimate spares a second pass over a long history */
+	out->input_tokens = r->input_tokens > 0 ? r->input_tokens : count_input(msgs);
 	out->stop_reason = "end_turn";
 	if (q.error || q.bad) {
 		if (q.bad) {
