@@ -104,6 +104,7 @@ static int cmd_chat(struct cli *c, struct args *a)
 	rc = pick_session(c, a, &sid);
 	if (rc)
 		return rc;
+	cli_signals_init(); /* Ctrl-C: cancel a turn, or quit at the prompt */
 	buf_init(&msg, 256);
 	for (;;) {
 		struct resp r = {0};
@@ -153,8 +154,8 @@ const struct cmd chat_cmds[] = {
 	 "Ctrl-C, or Ctrl-C at the prompt, quits (exit status 130); end of input\n"
 	 "or /quit quits (0).\n"
 	 "Without SESSION: a new session with --agent (id or name), or else your\n"
-	 "own chat session (the same one each time). --model MODEL (an id) is\n"
-	 "used for each message.\n",
+	 "own chat session (the same one each time). --model MODEL (an id or a\n"
+	 "name) is used for each message.\n",
 	 0, 1, 0},
 	{NULL, NULL, NULL, NULL, NULL, 0, 0, 0},
 };

@@ -140,7 +140,9 @@ enum sse_end { SSE_STOPPED, SSE_DELETED, SSE_FAILED };
 enum sse_end sse_follow(struct cli *c, const char *sid, const char *filters,
 			long since_seq, struct sse_handler *h);
 
-/* SIGINT: counted, and a byte on a pipe so waits wake at once. */
+/* SIGINT: counted, and a byte on a pipe so waits wake at once. Only the
+ * streaming commands catch it (sse_follow() and chat call init); for
+ * the others Ctrl-C keeps its default, immediate effect. */
 extern volatile sig_atomic_t cli_sigints;
 void cli_signals_init(void);
 int cli_sigfd(void);	     /* the read end, to poll */

@@ -216,8 +216,9 @@ const struct cmd events_cmds[] = {
 	 "line of JSON). Starts after the current last event, or after sequence\n"
 	 "--since. Text deltas are left out unless --deltas or --type asks. A\n"
 	 "dropped stream is resumed where it stopped (Last-Event-ID), also across\n"
-	 "a server restart. Runs until Ctrl-C (exit 130), or with --until-idle\n"
-	 "until the next session.idled (exit 0).\n",
+	 "a server restart (it gives up, exit 1, after 2 minutes without a\n"
+	 "connection). Runs until Ctrl-C (exit 130), or with --until-idle until\n"
+	 "the next session.idled (exit 0).\n",
 	 1, 1, 0},
 	{NULL, NULL, NULL, NULL, NULL, 0, 0, 0},
 };

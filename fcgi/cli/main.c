@@ -10,6 +10,7 @@
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,7 +186,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = config_load(&cli, &a, !c->no_key);
 	if (!rc) {
-		cli_signals_init();
+		signal(SIGPIPE, SIG_IGN);
 		rc = c->run(&cli, &a);
 	}
 	fflush(stdout);

@@ -120,7 +120,7 @@ static const struct optdef list_opts[] = {
 
 const struct cmd messages_cmds[] = {
 	{"send", cmd_send, send_opts,
-	 "messages send SESSION TEXT|- [--wait] [--image IMAGE_ID]... [--model MODEL_ID]",
+	 "messages send SESSION TEXT|- [--wait] [--image IMAGE_ID]... [--model MODEL]",
 	 "Send a message, which starts a turn ('-': the text from standard input).\n"
 	 "--image attaches an uploaded image (everruns images upload). Without\n"
 	 "--wait it prints the message and returns at once. With --wait it streams\n"

@@ -46,8 +46,11 @@ static void on_sigint(int sig)
 
 void cli_signals_init(void)
 {
+	static int done;
 	struct sigaction sa;
 
+	if (done++)
+		return;
 	if (pipe(sig_pipe) == 0) {
 		fcntl(sig_pipe[0], F_SETFL, O_NONBLOCK);
 		fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
@@ -296,6 +299,7 @@ enum sse_end sse_follow(struct cli *c, const char *sid, const char *filters,
 	time_t failing_since = 0;
 	int warned = 0;
 
+	cli_signals_init();
 	for (;;) {
 		struct conn k;
 		struct buf path = BUF_INIT;

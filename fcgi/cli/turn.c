@@ -20,11 +20,17 @@
 int cli_send_message(struct cli *c, const char *sid, const char *text,
 		     const struct args *a, long *seq, struct resp *r)
 {
-	struct json_object *body = jx_obj(), *msg = jx_obj(), *parts;
+	struct json_object *body, *msg, *parts;
 	struct buf path = BUF_INIT;
 	const char *img, *model = a ? args_get(a, "model") : NULL;
+	char *model_id = NULL;
 	int i, rc;
 
+	memset(r, 0, sizeof(*r));
+	if (model && !(model_id = cli_resolve(c, "models", model)))
+		return CLI_API;
+	body = jx_obj();
+	msg = jx_obj();
 	parts = json_object_new_array();
 	if (text && *text) {
 		struct json_object *p = jx_obj();
@@ -40,9 +46,9 @@ int cli_send_message(struct cli *c, const char *sid, const char *text,
 	}
 	jx_put_str(msg, "role", "user");
 	json_object_object_add(msg, "content", parts);
-	if (model) {
+	if (model_id) {
 		struct json_object *ctl = jx_obj();
-		jx_put_str(ctl, "model_id", model);
+		jx_put_str(ctl, "model_id", model_id);
 		json_object_object_add(msg, "controls", ctl);
 	}
 	json_object_object_add(body, "message", msg);
@@ -54,6 +60,7 @@ int cli_send_message(struct cli *c, const char *sid, const char *text,
 	}
 	buf_release(&path);
 	json_object_put(body);
+	free(model_id);
 	return rc;
 }
 

@@ -391,9 +391,10 @@ class CliTest(unittest.TestCase):
         # text, from standard input
         p = self.ok("messages", "send", sid, "-", "--wait", input="from stdin")
         self.assertEqual(p.stdout, "You said: from stdin\n")
-        # without --wait: the message
-        m = self.js("messages", "send", sid, "later")
+        # without --wait: the message; --model by name becomes its controls
+        m = self.js("messages", "send", sid, "later", "--model", "llmsim-instant")
         self.assertTrue(m["id"].startswith("msg_"))
+        self.assertEqual(m["controls"]["model_id"], self.instant)
         wait_until(lambda: self.status(sid) == "idle", what="idle")
         lst = self.js("messages", "list", sid)["data"]
         self.assertEqual([x["role"] for x in lst],
