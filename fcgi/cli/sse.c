@@ -3,9 +3,8 @@
  *
  * One transfer runs on a curl multi handle so that the wait can also
  * watch the SIGINT pipe: Ctrl-C reaches the command at once, not after
- * the next byte. Frames are parsed as the bytes come (any split), per
- * the EventSource rules: "field: value" lines, a blank line ends a
- * frame, ':' lines are comments (heartbeats).
+ * the next byte. Frames are parsed as the bytes come (any split) by the
+ * drivers' incremental parser (sse_parse).
  *
  * Resume: the id of the last durable frame goes back as Last-Event-ID
  * (the server's first choice of cursor), so nothing is missed or
@@ -26,9 +25,11 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "sse_parse.h"
 
 #define SSE_GIVE_UP_S 120 /* reconnecting without success this long: fail */
 #define SSE_IDLE_S 45	  /* no byte (heartbeats are every 15 s): dropped */
+#define SSE_RETRY_MS 1000 /* between attempts, unless the server says */
 
 volatile sig_atomic_t cli_sigints;
 static int sig_pipe[2] = {-1, -1};
@@ -88,10 +89,7 @@ void cli_sleep_ms(long ms)
 /* One connection. */
 struct conn {
 	struct sse_handler *h;
-	struct buf line, data;
-	char event[64];
-	char id[128];
-	int has_id;
+	struct sse_parser parser;
 	long retry_ms;
 	long status;
 	struct buf errbody;
@@ -100,26 +98,25 @@ struct conn {
 	CURL *easy;
 };
 
-static void dispatch(struct conn *k)
+/* A complete frame from the parser; nonzero stops the stream. Durable
+ * events are recognised by the id in their envelope (deltas have none),
+ * which is the same value as the frame's `id:` line. */
+static int on_event(void *ud, const char *event, const char *data, size_t len)
 {
+	struct conn *k = ud;
 	struct sse_frame f;
-	struct json_object *j = NULL;
+	struct json_object *j = len ? json_tokener_parse(data) : NULL;
+	const char *id = j ? jx_gets(j, "id") : NULL;
 
-	if (!k->data.len && !*k->event)
-		return;
-	if (k->data.len && k->data.data[k->data.len - 1] == '\n')
-		k->data.data[--k->data.len] = '\0';
-	f.event = *k->event ? k->event : "message";
-	f.id = k->has_id && *k->id ? k->id : NULL;
-	f.data = k->data.data;
-	if (k->data.len)
-		j = json_tokener_parse(k->data.data);
+	f.event = *event ? event : "message";
+	f.id = id && !strncmp(id, "evt_", 4) ? id : NULL;
+	f.data = data;
 	f.json = j;
 	if (f.id)
 		snprintf(k->last_id, 128, "%s", f.id);
 	if (!strcmp(f.event, "disconnecting")) {
-		const char *why = j ? jx_gets(j, "reason") : NULL;
-		struct json_object *r = j ? jx_get(j, "retry_ms") : NULL;
+		const char *why = jx_gets(j, "reason");
+		struct json_object *r = jx_get(j, "retry_ms");
 		if (r)
 			k->retry_ms = json_object_get_int(r);
 		if (why && !strcmp(why, "session_deleted")) {
@@ -131,51 +128,13 @@ static void dispatch(struct conn *k)
 	}
 	if (j)
 		json_object_put(j);
-	buf_reset(&k->data);
-	*k->event = '\0';
-	k->has_id = 0;
-}
-
-static void field(struct conn *k, char *s, size_t n)
-{
-	char *v;
-	size_t vn;
-
-	if (!n) {
-		dispatch(k);
-		return;
-	}
-	if (s[0] == ':')
-		return;
-	v = memchr(s, ':', n);
-	if (v) {
-		*v++ = '\0';
-		if (*v == ' ')
-			v++;
-		vn = n - (size_t)(v - s);
-	} else {
-		v = s + n;
-		vn = 0;
-	}
-	if (!strcmp(s, "event"))
-		snprintf(k->event, sizeof(k->event), "%.*s", (int)vn, v);
-	else if (!strcmp(s, "id")) {
-		snprintf(k->id, sizeof(k->id), "%.*s", (int)vn, v);
-		k->has_id = 1;
-	} else if (!strcmp(s, "data")) {
-		buf_add(&k->data, v, vn);
-		buf_addch(&k->data, '\n');
-	} else if (!strcmp(s, "retry")) {
-		long r = atol(v);
-		if (r > 0)
-			k->retry_ms = r;
-	}
+	return k->stopped;
 }
 
 static size_t on_bytes(char *p, size_t sz, size_t n, void *ud)
 {
 	struct conn *k = ud;
-	size_t len = sz * n, i, start = 0;
+	size_t len = sz * n;
 
 	if (!k->status)
 		curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &k->status);
@@ -184,25 +143,8 @@ static size_t on_bytes(char *p, size_t sz, size_t n, void *ud)
 		return len;
 	}
 	k->got_bytes = 1;
-	buf_add(&k->line, p, len);
-	for (i = 0; i < k->line.len && !k->stopped; i++) {
-		if (k->line.data[i] != '\n')
-			continue;
-		{
-			size_t e = i;
-			if (e > start && k->line.data[e - 1] == '\r')
-				e--;
-			k->line.data[e] = '\0';
-			field(k, k->line.data + start, e - start);
-		}
-		start = i + 1;
-	}
-	if (k->stopped)
-		return 0; /* abort the transfer */
-	memmove(k->line.data, k->line.data + start, k->line.len - start);
-	k->line.len -= start;
-	k->line.data[k->line.len] = '\0';
-	return len;
+	/* a stop, or a line too long to be ours: end this transfer */
+	return sse_parser_feed(&k->parser, p, len) ? 0 : len;
 }
 
 enum conn_end { C_STOPPED, C_DROPPED, C_RETRY, C_FAILED };
@@ -295,67 +237,56 @@ enum sse_end sse_follow(struct cli *c, const char *sid, const char *filters,
 			long since_seq, struct sse_handler *h)
 {
 	char last_id[128] = "";
-	long retry_ms = 1000;
 	time_t failing_since = 0;
-	int warned = 0;
 
 	cli_signals_init();
 	for (;;) {
 		struct conn k;
-		struct buf path = BUF_INIT;
+		struct buf path;
 		char *url;
 		enum conn_end end;
-		char sep = '?';
+		sig_atomic_t seen;
 
 		memset(&k, 0, sizeof(k));
 		k.h = h;
 		k.last_id = last_id;
-		k.retry_ms = retry_ms;
-		buf_init(&k.line, 1024);
-		buf_init(&k.data, 1024);
+		k.retry_ms = SSE_RETRY_MS;
+		sse_parser_init(&k.parser, on_event, &k);
 		buf_init(&k.errbody, 0);
-		buf_init(&path, 128);
-		buf_adds(&path, "/sessions/");
-		http_path_add(&path, sid, 0);
-		buf_adds(&path, "/sse");
-		if (filters && *filters) {
+		cli_session_path(&path, sid, "/sse");
+		if (filters && *filters)
 			buf_addf(&path, "?%s", filters);
-			sep = '&';
-		}
 		if (!*last_id && since_seq >= 0)
-			buf_addf(&path, "%csince_sequence=%ld", sep, since_seq);
+			buf_addf(&path, "%csince_sequence=%ld",
+				 filters && *filters ? '&' : '?', since_seq);
 		url = http_url(c, path.data);
 		end = run_conn(c, &k, url);
 		free(url);
 		buf_release(&path);
-		buf_release(&k.line);
-		buf_release(&k.data);
+		sse_parser_release(&k.parser);
 		buf_release(&k.errbody);
 		if (end == C_STOPPED)
 			return k.deleted ? SSE_DELETED : SSE_STOPPED;
 		if (end == C_FAILED)
 			return SSE_FAILED;
+		/* a cycle or a drop after a working connection: back at once
+		 * (the server's retry_ms); an unreachable stream: every
+		 * second, for a while */
 		if (k.got_bytes) {
 			failing_since = 0;
-			retry_ms = k.retry_ms;
 		} else if (!failing_since) {
 			failing_since = time(NULL);
+			fprintf(stderr, "everruns: event stream lost, reconnecting...\n");
 		} else if (time(NULL) - failing_since > SSE_GIVE_UP_S) {
 			fprintf(stderr, "everruns: the event stream is unreachable; giving up\n");
 			return SSE_FAILED;
 		}
-		if (!warned && !c->json && !k.got_bytes) {
-			fprintf(stderr, "everruns: event stream lost, reconnecting...\n");
-			warned = 1;
-		}
-		{
-			sig_atomic_t seen = cli_sigints;
-			cli_sleep_ms(k.got_bytes ? k.retry_ms : retry_ms);
-			if (cli_sigints != seen) {
-				cli_sig_drain();
-				if (!h->interrupt || h->interrupt(h->ctx))
-					return SSE_STOPPED;
-			}
+		seen = cli_sigints;
+		cli_sleep_ms(k.got_bytes ? k.retry_ms : SSE_RETRY_MS);
+		if (cli_sigints != seen) {
+			cli_sig_drain();
+			if (!h->interrupt || h->interrupt(h->ctx))
+				return SSE_STOPPED;
 		}
 	}
 }
