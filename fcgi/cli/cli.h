@@ -169,6 +169,12 @@ void out_json(struct json_object *o);
 /* Standard output of a request: --json the body, else fields or table
  * (cols NULL: fields; else a table of .data). */
 void out_resp(struct cli *c, const struct resp *r, const struct col *cols);
+/* A one-line account of message content parts (text, [tool_call x]...). */
+void out_parts(struct buf *b, struct json_object *parts);
+/* A log page (messages, events): --json the body, else the table of
+ * .data with a "summary" member filled in by summarize for each entry. */
+void out_log(struct cli *c, const struct resp *r, const struct col *cols,
+	     void (*summarize)(struct buf *, struct json_object *));
 /* What a successful DELETE of id prints. */
 void out_deleted(struct cli *c, const char *id);
 
@@ -217,8 +223,14 @@ extern const struct cmd sessions_cmds[], chat_cmds[], messages_cmds[],
 char *cli_resolve(struct cli *c, const char *kind, const char *v);
 /* "/sessions/<sid>" + tail, encoded, in a new buffer the caller releases */
 void cli_session_path(struct buf *b, const char *sid, const char *tail);
-/* Parse "ref[:json]" into {ref, config}; NULL after printing on error. */
-struct json_object *cli_capability(const char *spec);
+/* Request body members from options: "capabilities" from --capability
+ * REF[:JSON] (CLI_USAGE, printed, on a bad config), "tags" from --tag,
+ * and field = the id of an agent/harness/model given by id or name
+ * (nothing when v is NULL; CLI_API, printed, when unknown). */
+int cli_put_caps(struct json_object *o, const struct args *a);
+void cli_put_tags(struct json_object *o, const struct args *a);
+int cli_put_ref(struct cli *c, struct json_object *o, const char *field,
+		const char *kind, const char *v);
 /* POST a message with the given text (and image ids); fills *seq with the
  * message's sequence. */
 int cli_send_message(struct cli *c, const char *sid, const char *text,

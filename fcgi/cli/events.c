@@ -30,21 +30,7 @@ static void summarize(struct buf *b, struct json_object *ev)
 	if (!t)
 		return;
 	if (msg) {
-		struct json_object *parts = jx_get(msg, "content");
-		size_t i, n = parts && json_object_is_type(parts, json_type_array)
-				      ? json_object_array_length(parts) : 0;
-		for (i = 0; i < n; i++) {
-			struct json_object *p = json_object_array_get_idx(parts, i);
-			const char *pt = jx_gets(p, "type");
-			if (b->len)
-				buf_addch(b, ' ');
-			if (pt && !strcmp(pt, "text") && jx_gets(p, "text"))
-				buf_adds(b, jx_gets(p, "text"));
-			else if (pt && !strcmp(pt, "tool_call"))
-				buf_addf(b, "[tool_call %s]", jx_gets(p, "name") ? jx_gets(p, "name") : "?");
-			else if (pt)
-				buf_addf(b, "[%s]", pt);
-		}
+		out_parts(b, jx_get(msg, "content"));
 	} else if (!strcmp(t, "tool.started")) {
 		struct json_object *tc = jx_get(d, "tool_call");
 		buf_addf(b, "%s ", jx_gets(tc, "name") ? jx_gets(tc, "name") : "?");
@@ -92,23 +78,8 @@ static int cmd_list(struct cli *c, struct args *a)
 	http_query_add(&path, "limit", args_get(a, "limit"));
 	add_filters(&path, a);
 	rc = http_json(c, "GET", path.data, NULL, &r);
-	if (!rc && c->json) {
-		out_json_body(&r);
-	} else if (!rc) {
-		struct json_object *data = jx_get(r.json, "data");
-		size_t i, n = data ? json_object_array_length(data) : 0;
-		struct buf b = BUF_INIT;
-
-		buf_init(&b, 128);
-		for (i = 0; i < n; i++) {
-			struct json_object *e = json_object_array_get_idx(data, i);
-			buf_reset(&b);
-			summarize(&b, e);
-			jx_put_str(e, "summary", b.data);
-		}
-		out_table(data, event_cols);
-		buf_release(&b);
-	}
+	if (!rc)
+		out_log(c, &r, event_cols, summarize);
 	resp_release(&r);
 	buf_release(&path);
 	return rc;

@@ -14,28 +14,9 @@ static const struct col message_cols[] = {
 	{"CONTENT", "summary", 70}, {NULL, NULL, 0},
 };
 
-/* A one-line account of a message's parts. */
-static void summarize(struct buf *b, struct json_object *parts)
+static void summarize(struct buf *b, struct json_object *m)
 {
-	size_t i, n = parts && json_object_is_type(parts, json_type_array)
-			      ? json_object_array_length(parts) : 0;
-
-	for (i = 0; i < n; i++) {
-		struct json_object *p = json_object_array_get_idx(parts, i);
-		const char *t = jx_gets(p, "type");
-		if (b->len)
-			buf_addch(b, ' ');
-		if (!t)
-			continue;
-		if (!strcmp(t, "text") && jx_gets(p, "text"))
-			buf_adds(b, jx_gets(p, "text"));
-		else if (!strcmp(t, "tool_call"))
-			buf_addf(b, "[tool_call %s]", jx_gets(p, "name") ? jx_gets(p, "name") : "?");
-		else if (!strcmp(t, "tool_result"))
-			buf_addf(b, "[tool_result %s]", jx_gets(p, "error") ? "error" : "ok");
-		else
-			buf_addf(b, "[%s]", t);
-	}
+	out_parts(b, jx_get(m, "content"));
 }
 
 static int cmd_list(struct cli *c, struct args *a)
@@ -49,26 +30,8 @@ static int cmd_list(struct cli *c, struct args *a)
 	http_query_add(&path, "before_sequence", args_get(a, "before"));
 	http_query_add(&path, "limit", args_get(a, "limit"));
 	rc = http_json(c, "GET", path.data, NULL, &r);
-	if (!rc && c->json) {
-		out_json_body(&r);
-	} else if (!rc) {
-		struct json_object *data = jx_get(r.json, "data");
-		size_t i, n = data ? json_object_array_length(data) : 0;
-		struct buf b = BUF_INIT;
-
-		buf_init(&b, 128);
-		for (i = 0; i < n; i++) {
-			struct json_object *m = json_object_array_get_idx(data, i);
-			buf_reset(&b);
-			summarize(&b, jx_get(m, "content"));
-			jx_put_str(m, "summary", b.data);
-		}
-		out_table(data, message_cols);
-		if (json_object_get_boolean(jx_get(r.json, "has_more")))
-			printf("(more: --since %s)\n",
-			       n ? json_object_to_json_string(jx_get(json_object_array_get_idx(data, n - 1), "sequence")) : "0");
-		buf_release(&b);
-	}
+	if (!rc)
+		out_log(c, &r, message_cols, summarize);
 	resp_release(&r);
 	buf_release(&path);
 	return rc;

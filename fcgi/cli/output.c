@@ -188,3 +188,53 @@ void out_deleted(struct cli *c, const char *id)
 		printf("deleted %s\n", id);
 	}
 }
+
+void out_parts(struct buf *b, struct json_object *parts)
+{
+	size_t i, n = parts && json_object_is_type(parts, json_type_array)
+			      ? json_object_array_length(parts) : 0;
+
+	if (parts && json_object_is_type(parts, json_type_string))
+		buf_adds(b, json_object_get_string(parts));
+	for (i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(parts, i);
+		const char *t = jx_gets(p, "type");
+		if (b->len)
+			buf_addch(b, ' ');
+		if (!t)
+			continue;
+		if (!strcmp(t, "text") && jx_gets(p, "text"))
+			buf_adds(b, jx_gets(p, "text"));
+		else if (!strcmp(t, "tool_call"))
+			buf_addf(b, "[tool_call %s]", jx_gets(p, "name") ? jx_gets(p, "name") : "?");
+		else if (!strcmp(t, "tool_result"))
+			buf_addf(b, "[tool_result %s]", jx_gets(p, "error") ? "error" : "ok");
+		else
+			buf_addf(b, "[%s]", t);
+	}
+}
+
+void out_log(struct cli *c, const struct resp *r, const struct col *cols,
+	     void (*summarize)(struct buf *, struct json_object *))
+{
+	struct json_object *data = jx_get(r->json, "data");
+	size_t i, n = data ? json_object_array_length(data) : 0;
+	struct buf b = BUF_INIT;
+
+	if (c->json) {
+		out_json_body(r);
+		return;
+	}
+	buf_init(&b, 128);
+	for (i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(data, i);
+		buf_reset(&b);
+		summarize(&b, e);
+		jx_put_str(e, "summary", b.data);
+	}
+	out_table(data, cols);
+	if (n && json_object_get_boolean(jx_get(r->json, "has_more")))
+		printf("(more after sequence %s)\n",
+		       json_object_get_string(jx_get(json_object_array_get_idx(data, n - 1), "sequence")));
+	buf_release(&b);
+}

@@ -132,55 +132,25 @@ static int agents_create(struct cli *c, struct args *a)
 	static const char *const plain[][2] = {
 		{"name", "name"}, {"display-name", "display_name"},
 		{"description", "description"}, {"system-prompt", "system_prompt"}};
-	struct json_object *body = jx_obj(), *caps = NULL, *tags = NULL;
+	struct json_object *body = jx_obj();
 	struct resp r = {0};
 	const char *s;
-	char *id;
 	size_t i;
-	int rc = CLI_OK;
+	int rc;
 
 	for (i = 0; i < 4; i++)
 		if ((s = args_get(a, plain[i][0])))
 			jx_put_str(body, plain[i][1], s);
-	for (i = 0; (s = args_nth(a, "capability", (int)i)); i++) {
-		struct json_object *cap = cli_capability(s);
-		if (!cap) {
-			rc = CLI_USAGE;
-			goto out;
-		}
-		if (!caps) {
-			caps = json_object_new_array();
-			json_object_object_add(body, "capabilities", caps);
-		}
-		json_object_array_add(caps, cap);
-	}
-	for (i = 0; (s = args_nth(a, "tag", (int)i)); i++) {
-		if (!tags) {
-			tags = json_object_new_array();
-			json_object_object_add(body, "tags", tags);
-		}
-		json_object_array_add(tags, json_object_new_string(s));
-	}
-	if ((s = args_get(a, "model"))) {
-		if (!(id = cli_resolve(c, "models", s))) {
-			rc = CLI_API;
-			goto out;
-		}
-		jx_put_str(body, "default_model_id", id);
-		free(id);
-	}
-	if ((s = args_get(a, "harness"))) {
-		if (!(id = cli_resolve(c, "harnesses", s))) {
-			rc = CLI_API;
-			goto out;
-		}
-		jx_put_str(body, "harness_id", id);
-		free(id);
-	}
-	rc = http_json(c, "POST", "/agents", body, &r);
+	cli_put_tags(body, a);
+	rc = cli_put_caps(body, a);
+	if (!rc)
+		rc = cli_put_ref(c, body, "default_model_id", "models", args_get(a, "model"));
+	if (!rc)
+		rc = cli_put_ref(c, body, "harness_id", "harnesses", args_get(a, "harness"));
+	if (!rc)
+		rc = http_json(c, "POST", "/agents", body, &r);
 	if (!rc)
 		out_resp(c, &r, NULL);
-out:
 	resp_release(&r);
 	json_object_put(body);
 	return rc;

@@ -66,7 +66,8 @@ char *cli_resolve(struct cli *c, const char *kind, const char *v)
 	return id;
 }
 
-struct json_object *cli_capability(const char *spec)
+/* "ref[:json]" as {ref, config}; NULL after printing on error. */
+static struct json_object *capability(const char *spec)
 {
 	const char *colon = strchr(spec, ':');
 	struct json_object *cap = jx_obj(), *cfg;
@@ -93,8 +94,26 @@ struct json_object *cli_capability(const char *spec)
 	return cap;
 }
 
-/* Tags (--tag, repeatable) as an array member of o, when given. */
-static void put_tags(struct json_object *o, const struct args *a)
+int cli_put_caps(struct json_object *o, const struct args *a)
+{
+	struct json_object *caps = NULL;
+	const char *s;
+	int i;
+
+	for (i = 0; (s = args_nth(a, "capability", i)); i++) {
+		struct json_object *cap = capability(s);
+		if (!cap)
+			return CLI_USAGE;
+		if (!caps) {
+			caps = json_object_new_array();
+			json_object_object_add(o, "capabilities", caps);
+		}
+		json_object_array_add(caps, cap);
+	}
+	return CLI_OK;
+}
+
+void cli_put_tags(struct json_object *o, const struct args *a)
 {
 	struct json_object *tags;
 	const char *t;
@@ -108,8 +127,8 @@ static void put_tags(struct json_object *o, const struct args *a)
 	json_object_object_add(o, "tags", tags);
 }
 
-static int set_id(struct cli *c, struct json_object *body, const char *field,
-		  const char *kind, const char *v)
+int cli_put_ref(struct cli *c, struct json_object *o, const char *field,
+		const char *kind, const char *v)
 {
 	char *id;
 
@@ -118,27 +137,28 @@ static int set_id(struct cli *c, struct json_object *body, const char *field,
 	id = cli_resolve(c, kind, v);
 	if (!id)
 		return CLI_API;
-	jx_put_str(body, field, id);
+	jx_put_str(o, field, id);
 	free(id);
 	return CLI_OK;
 }
 
 static int cmd_create(struct cli *c, struct args *a)
 {
-	struct json_object *body = jx_obj(), *caps = NULL;
+	struct json_object *body = jx_obj();
 	const char *s;
 	long maxit = -1;
 	struct resp r = {0};
-	int i, rc;
+	int rc;
 
 	rc = args_long(a, "max-iterations", 1, 1000, &maxit);
-	if (rc)
-		goto out;
-	rc = set_id(c, body, "agent_id", "agents", args_get(a, "agent"));
 	if (!rc)
-		rc = set_id(c, body, "harness_id", "harnesses", args_get(a, "harness"));
+		rc = cli_put_caps(body, a);
 	if (!rc)
-		rc = set_id(c, body, "model_id", "models", args_get(a, "model"));
+		rc = cli_put_ref(c, body, "agent_id", "agents", args_get(a, "agent"));
+	if (!rc)
+		rc = cli_put_ref(c, body, "harness_id", "harnesses", args_get(a, "harness"));
+	if (!rc)
+		rc = cli_put_ref(c, body, "model_id", "models", args_get(a, "model"));
 	if (rc)
 		goto out;
 	if ((s = args_get(a, "title")))
@@ -147,19 +167,7 @@ static int cmd_create(struct cli *c, struct args *a)
 		jx_put_str(body, "system_prompt", s);
 	if (maxit > 0)
 		jx_put_int(body, "max_iterations", maxit);
-	put_tags(body, a);
-	for (i = 0; (s = args_nth(a, "capability", i)); i++) {
-		struct json_object *cap = cli_capability(s);
-		if (!cap) {
-			rc = CLI_USAGE;
-			goto out;
-		}
-		if (!caps) {
-			caps = json_object_new_array();
-			json_object_object_add(body, "capabilities", caps);
-		}
-		json_object_array_add(caps, cap);
-	}
+	cli_put_tags(body, a);
 	rc = http_json(c, "POST", "/sessions", body, &r);
 	if (!rc)
 		out_resp(c, &r, NULL);
@@ -240,7 +248,7 @@ static int cmd_update(struct cli *c, struct args *a)
 
 	if (args_get(a, "title"))
 		jx_put_str(body, "title", args_get(a, "title"));
-	put_tags(body, a);
+	cli_put_tags(body, a);
 	if (!json_object_object_length(body)) {
 		fprintf(stderr, "everruns: nothing to change: give --title or --tag\n");
 		json_object_put(body);
