@@ -69,6 +69,9 @@ struct curl_slist *http_setup(struct cli *c, CURL *h, const char *url,
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "everruns-cli/" PACKAGE_VERSION);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	/* a session path with ".." goes to the server (which refuses it),
+	 * not resolved away by libcurl into another file */
+	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
