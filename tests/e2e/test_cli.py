@@ -20,7 +20,7 @@ import unittest
 
 from evr import api, new_org, wait_until, ctl, stack_pid, BASE, HTTPS_BASE, HOME, BUILDDIR
 
-CLI = os.path.join(BUILDDIR, "fcgi", "cli", "everruns")
+CLI = os.environ.get("EVR_CLI_BIN") or os.path.join(BUILDDIR, "fcgi", "cli", "everruns")
 OWN_ENV = ("EVERRUNS_API_URL", "EVERRUNS_API_KEY", "EVERRUNS_CACERT",
            "EVERRUNS_INSECURE", "EVERRUNS_CONFIG", "XDG_CONFIG_HOME")
 
