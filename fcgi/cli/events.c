@@ -147,6 +147,9 @@ static int cmd_tail(struct cli *c, struct args *a)
 		return CLI_API;
 	buf_init(&filters, 64);
 	add_filters(&filters, a);
+	/* --until-idle needs to see session.idled whatever --type says */
+	if (t.until_idle && args_has(a, "type"))
+		http_query_add(&filters, "types", "session.idled");
 	if (!args_has(a, "deltas") && !args_has(a, "type")) {
 		http_query_add(&filters, "exclude", "output.message.delta");
 		http_query_add(&filters, "exclude", "reason.thinking.delta");
@@ -189,7 +192,7 @@ const struct cmd events_cmds[] = {
 	 "dropped stream is resumed where it stopped (Last-Event-ID), also across\n"
 	 "a server restart (it gives up, exit 1, after 2 minutes without a\n"
 	 "connection). Runs until Ctrl-C (exit 130), or with --until-idle until\n"
-	 "the next session.idled (exit 0).\n",
+	 "the next session.idled (exit 0; it is shown whatever --type says).\n",
 	 1, 1, 0},
 	{NULL, NULL, NULL, NULL, NULL, 0, 0, 0},
 };

@@ -450,6 +450,7 @@ class CliTest(unittest.TestCase):
         start = self.last_seq(sid)
         t = Proc(["--json", "events", "tail", sid, "--until-idle"], self.env())
         text = Proc(["events", "tail", sid, "--until-idle"], self.env())
+        typed = Proc(["events", "tail", sid, "--until-idle", "--type", "turn.completed"], self.env())
         try:
             time.sleep(1)  # both connected, starting after `start`
             self.ok("messages", "send", sid, "#tokens 60\n#rate 20")
@@ -459,10 +460,12 @@ class CliTest(unittest.TestCase):
             wait_until(lambda: stack_pid("sse"), what="sse back")
             self.assertEqual(t.p.wait(timeout=60), 0, t.stderr())
             self.assertEqual(text.p.wait(timeout=60), 0, text.stderr())
+            self.assertEqual(typed.p.wait(timeout=60), 0, typed.stderr())
             time.sleep(0.1)
         finally:
             t.kill()
             text.kill()
+            typed.kill()
         got = [json.loads(l) for l in t.stdout().splitlines()]
         want = self.events(sid, start)
         self.assertEqual([e["sequence"] for e in got], [e["sequence"] for e in want])
@@ -471,6 +474,8 @@ class CliTest(unittest.TestCase):
         lines = text.stdout().splitlines()
         self.assertEqual([int(l.split()[0]) for l in lines], [e["sequence"] for e in want])
         self.assertIn("output.message.completed", text.stdout())
+        self.assertEqual([l.split()[1] for l in typed.stdout().splitlines()],
+                         ["turn.completed", "session.idled"])
 
     def test_events_tail_deltas_and_deleted_session(self):
         sid = self.session()
