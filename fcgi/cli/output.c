@@ -170,9 +170,16 @@ void out_resp(struct cli *c, const struct resp *r, const struct col *cols)
 {
 	if (c->json)
 		out_json_body(r);
-	else if (cols)
-		out_table(jx_get(r->json, "data"), cols);
-	else
+	else if (cols) {
+		struct json_object *data = jx_get(r->json, "data");
+		long n = data ? (long)json_object_array_length(data) : 0;
+		long off = json_object_get_int(jx_get(r->json, "offset"));
+		long total = json_object_get_int(jx_get(r->json, "total"));
+		out_table(data, cols);
+		if (n && off + n < total)
+			printf("(%ld-%ld of %ld; more with --offset %ld)\n", off + 1, off + n,
+			       total, off + n);
+	} else
 		out_fields(r->json);
 }
 

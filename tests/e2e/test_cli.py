@@ -255,6 +255,7 @@ class CliTest(unittest.TestCase):
         text = self.ok("sessions", "list", "--search", "q1 sales").stdout.splitlines()
         self.assertEqual([ln.split()[0] for ln in text[1:]], [sid])
         self.assertEqual(len(self.js("sessions", "list", "--limit", "1")["data"]), 1)
+        self.assertIn("more with --offset 1", self.ok("sessions", "list", "--limit", "1").stdout)
         # get, update
         self.assertEqual(self.js("sessions", "get", sid)["title"], "Q1 Sales Analysis")
         self.assertIn("Q1 Sales Analysis", self.ok("sessions", "get", sid).stdout)
