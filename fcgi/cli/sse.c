@@ -147,7 +147,9 @@ static size_t on_bytes(char *p, size_t sz, size_t n, void *ud)
 	return sse_parser_feed(&k->parser, p, len) ? 0 : len;
 }
 
-enum conn_end { C_STOPPED, C_DROPPED, C_RETRY, C_FAILED };
+/* C_DROPPED: worth another try (a drop, a cycle, 429/502/503/504, no
+ * connection); C_FAILED: not (a refusal, printed). */
+enum conn_end { C_STOPPED, C_DROPPED, C_FAILED };
 
 /* Run one connection to its end. */
 static enum conn_end run_conn(struct cli *c, struct conn *k, const char *url)
@@ -197,6 +199,8 @@ static enum conn_end run_conn(struct cli *c, struct conn *k, const char *url)
 				k->stopped = 1;
 		}
 	}
+	if (!k->status) /* an answer without a body */
+		curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &k->status);
 	if (k->stopped) {
 		end = C_STOPPED;
 	} else if (k->status && k->status != 200) {
@@ -207,7 +211,7 @@ static enum conn_end run_conn(struct cli *c, struct conn *k, const char *url)
 			r.json = json_tokener_parse(k->errbody.data);
 		if (k->status == 429 || k->status == 502 || k->status == 503 ||
 		    k->status == 504) {
-			end = C_RETRY;
+			end = C_DROPPED;
 		} else {
 			http_print_error(&r);
 			end = C_FAILED;
@@ -222,7 +226,7 @@ static enum conn_end run_conn(struct cli *c, struct conn *k, const char *url)
 		} else {
 			if (c->verbose)
 				fprintf(stderr, "everruns: %s\n", *err ? err : curl_easy_strerror(rc));
-			end = C_RETRY;
+			end = C_DROPPED;
 		}
 	}
 	curl_multi_remove_handle(m, k->easy);
