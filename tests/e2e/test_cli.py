@@ -493,6 +493,18 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("deleted", t.stderr())
 
+    def test_events_tail_ctrl_c(self):
+        sid = self.session()
+        t = Proc(["events", "tail", sid, "--since", "0"], self.env())
+        try:
+            self.ok("messages", "send", sid, "hi", "--wait")
+            wait_until(lambda: "session.idled" in t.stdout(), what="tail output")
+            t.p.send_signal(signal.SIGINT)
+            rc = t.p.wait(timeout=10)
+        finally:
+            t.kill()
+        self.assertEqual(rc, 130)
+
     # ---- catalogue nouns, keys ----------------------------------------------
 
     def test_catalogue_nouns(self):
