@@ -29,7 +29,7 @@ class Proc:
     """A running everruns whose stdout and stderr are collected by threads."""
 
     def __init__(self, args, env):
-        self.p = subprocess.Popen([CLI] + args, env=env, stdin=subprocess.PIPE,
+        self.p = subprocess.Popen([CLI] + [str(a) for a in args], env=env, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.out, self.err = [], []
         for src, dst in ((self.p.stdout, self.out), (self.p.stderr, self.err)):
@@ -449,11 +449,13 @@ class CliTest(unittest.TestCase):
         sid = self.session()
         self.ok("messages", "send", sid, "warm up", "--wait")
         start = self.last_seq(sid)
-        t = Proc(["--json", "events", "tail", sid, "--until-idle"], self.env())
+        t = Proc(["--json", "events", "tail", sid, "--until-idle", "--since", start], self.env())
+        typed = Proc(["events", "tail", sid, "--until-idle", "--type", "turn.completed",
+                      "--since", start], self.env())
+        # without --since: from the last event when it starts
         text = Proc(["events", "tail", sid, "--until-idle"], self.env())
-        typed = Proc(["events", "tail", sid, "--until-idle", "--type", "turn.completed"], self.env())
         try:
-            time.sleep(1)  # both connected, starting after `start`
+            time.sleep(2)
             self.ok("messages", "send", sid, "#tokens 60\n#rate 20")
             wait_until(lambda: "reason.started" in t.stdout(), timeout=15, what="tail going")
             os.kill(stack_pid("sse"), signal.SIGKILL)
