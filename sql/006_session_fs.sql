@@ -15,7 +15,10 @@
 -- evr_emit takes anyway), so the changes of one session are serialized:
 -- two writes to one path leave one of them whole, and the per-session
 -- total (session_fs_usage, kept by a trigger) cannot be passed by two
--- writers at once. Each change emits one `file.written` event.
+-- writers at once. Each change emits one `file.written` event: {path,
+-- operation (created | updated | deleted | moved | copied), created (the
+-- path is new), is_directory, size_bytes, source (api | tool),
+-- from_path (moves and copies)}, with the turn's id for a tool's.
 
 CREATE FUNCTION evr_fs_parent(p text) RETURNS text
   LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -47,24 +50,42 @@ CREATE TABLE session_fs_usage (
   bytes bigint NOT NULL DEFAULT 0
 );
 
+-- Kept per statement (transition tables), so that a recursive delete,
+-- a directory copy or a session's cascade costs one update, not one per
+-- file.
 CREATE FUNCTION evr_fs_usage_trg() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    UPDATE session_fs_usage SET bytes = bytes + NEW.size_bytes
-      WHERE session_id = NEW.session_id;
-  ELSIF TG_OP = 'UPDATE' THEN
-    UPDATE session_fs_usage SET bytes = bytes + NEW.size_bytes - OLD.size_bytes
-      WHERE session_id = NEW.session_id;
+    UPDATE session_fs_usage u SET bytes = u.bytes + d.n
+      FROM (SELECT session_id, sum(size_bytes) AS n FROM new_rows
+            GROUP BY session_id) d
+      WHERE u.session_id = d.session_id;
+  ELSIF TG_OP = 'DELETE' THEN
+    UPDATE session_fs_usage u SET bytes = u.bytes - d.n
+      FROM (SELECT session_id, sum(size_bytes) AS n FROM old_rows
+            GROUP BY session_id) d
+      WHERE u.session_id = d.session_id;
   ELSE
-    UPDATE session_fs_usage SET bytes = bytes - OLD.size_bytes
-      WHERE session_id = OLD.session_id;
+    UPDATE session_fs_usage u SET bytes = u.bytes + d.n
+      FROM (SELECT session_id, sum(n) AS n FROM (
+              SELECT session_id, size_bytes AS n FROM new_rows
+              UNION ALL
+              SELECT session_id, -size_bytes FROM old_rows) x
+            GROUP BY session_id) d
+      WHERE u.session_id = d.session_id AND d.n <> 0;
   END IF;
   RETURN NULL;
 END $$;
 
-CREATE TRIGGER session_files_usage
-  AFTER INSERT OR DELETE OR UPDATE OF size_bytes ON session_files
-  FOR EACH ROW EXECUTE FUNCTION evr_fs_usage_trg();
+CREATE TRIGGER session_files_usage_ins AFTER INSERT ON session_files
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION evr_fs_usage_trg();
+CREATE TRIGGER session_files_usage_del AFTER DELETE ON session_files
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION evr_fs_usage_trg();
+CREATE TRIGGER session_files_usage_upd AFTER UPDATE ON session_files
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION evr_fs_usage_trg();
 
 -- The FileInfo of a row.
 CREATE FUNCTION evr_fs_info(f session_files) RETURNS json
@@ -151,7 +172,8 @@ CREATE FUNCTION evr_fs_event(p_session uuid, p_op text, p_path text,
                              p_turn uuid, p_from text DEFAULT NULL)
 RETURNS void LANGUAGE sql AS $$
   SELECT evr_emit(p_session, 'file.written', jsonb_strip_nulls(jsonb_build_object(
-    'path', p_path, 'operation', p_op, 'is_directory', p_dir,
+    'path', p_path, 'operation', p_op,
+    'created', p_op IN ('created', 'moved', 'copied'), 'is_directory', p_dir,
     'size_bytes', p_size, 'source', p_source, 'from_path', p_from)),
     p_turn);
 $$;

@@ -28,11 +28,18 @@ static int fs_begin(struct req *rq, char sid[33], struct fs_ctx *c)
 	return 0;
 }
 
-/* Normalize the path capture (or a body field) into out; -1 if sent. */
+/* Normalize the path capture (or a body field) into out; -1 if sent. A
+ * capture follows "/fs/": one that starts with "/" had an empty segment
+ * ("/fs//x"). */
 static int fs_path(struct req *rq, const char *in, const char *field,
 		   char out[FS_PATH_MAX + 1])
 {
 	struct apierr e;
+	if (in[0] == '/') {
+		res_error(rq, 400, "invalid_path",
+			  "%s: empty path segment (\"//\")", field);
+		return -1;
+	}
 	if (fs_path_normalize(in, strlen(in), out, field, &e) != 0) {
 		res_apierr(rq, &e);
 		return -1;

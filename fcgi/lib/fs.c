@@ -291,12 +291,14 @@ static int path_matches(const char *glob, const char *path)
 	return !strchr(glob, '/') && fnmatch(glob, name ? name + 1 : path, 0) == 0;
 }
 
-/* Match the lines of one file; 1 when the match limit was reached. */
+/* Match the lines of one file: {"path","matches":[...]} when it has
+ * any (after `sep`, "" or ","); 1 when the match limit was reached. */
 static int grep_file(regex_t *re, const char *path, const char *data,
 		     size_t len, struct buf *line, struct buf *out,
-		     size_t *count)
+		     size_t *count, const char *sep)
 {
-	size_t start = 0, no = 0;
+	size_t start = 0, no = 0, here = 0;
+	int full = 0;
 
 	while (start < len) {
 		const char *nl = memchr(data + start, '\n', len - start);
@@ -306,26 +308,35 @@ static int grep_file(regex_t *re, const char *path, const char *data,
 		no++;
 		buf_reset(line);
 		buf_add(line, data + start, end - start);
-		if (regexec(re, line->data, 0, NULL, 0) == 0) {
-			if (*count == FS_GREP_MAX_MATCHES)
-				return 1;
-			show = line->len;
-			if (show > FS_GREP_LINE_MAX) {
-				show = FS_GREP_LINE_MAX;
-				while (show && ((unsigned char)line->data[show] &
-						0xC0) == 0x80)
-					show--;
-			}
-			buf_adds(out, *count ? ",{\"path\":" : "{\"path\":");
-			buf_add_json_str(out, path, strlen(path));
-			buf_addf(out, ",\"line_number\":%zu,\"line\":", no);
-			buf_add_json_str(out, line->data, show);
-			buf_addch(out, '}');
-			(*count)++;
-		}
 		start = end + 1;
+		if (regexec(re, line->data, 0, NULL, 0) != 0)
+			continue;
+		if (*count == FS_GREP_MAX_MATCHES) {
+			full = 1;
+			break;
+		}
+		show = line->len;
+		if (show > FS_GREP_LINE_MAX) {
+			show = FS_GREP_LINE_MAX;
+			while (show &&
+			       ((unsigned char)line->data[show] & 0xC0) == 0x80)
+				show--;
+		}
+		if (!here) {
+			buf_addf(out, "%s{\"path\":", sep);
+			buf_add_json_str(out, path, strlen(path));
+			buf_adds(out, ",\"matches\":[");
+		}
+		buf_adds(out, here++ ? ",{\"path\":" : "{\"path\":");
+		buf_add_json_str(out, path, strlen(path));
+		buf_addf(out, ",\"line_number\":%zu,\"line\":", no);
+		buf_add_json_str(out, line->data, show);
+		buf_addch(out, '}');
+		(*count)++;
 	}
-	return 0;
+	if (here)
+		buf_adds(out, "]}");
+	return full;
 }
 
 enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
@@ -345,8 +356,8 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 	struct buf line = BUF_INIT;
 	PGresult *res, *one;
 	regex_t re;
-	size_t count = 0;
-	int i, n, rc, full = 0;
+	size_t count = 0, before;
+	int i, n, rc, full = 0, files = 0;
 	enum fs_status st = FS_OK;
 	char why[160];
 
@@ -382,10 +393,13 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 		/* binary files are not searched */
 		if (PQntuples(one) == 1 &&
 		    utf8_valid(PQgetvalue(one, 0, 0),
-			       (size_t)PQgetlength(one, 0, 0), 0))
+			       (size_t)PQgetlength(one, 0, 0), 0)) {
+			before = count;
 			full = grep_file(&re, path, PQgetvalue(one, 0, 0),
-					 (size_t)PQgetlength(one, 0, 0),
-					 &line, out, &count);
+					 (size_t)PQgetlength(one, 0, 0), &line,
+					 out, &count, files ? "," : "");
+			files += count > before;
+		}
 		PQclear(one);
 	}
 	buf_addf(out, "],\"count\":%zu,\"truncated\":%s}", count,

@@ -114,8 +114,9 @@ enum fs_status fs_move(const struct fs_ctx *c, const char *src,
 /* Lines of the session's text files matching the POSIX ERE pattern, in
  * the files whose path matches the glob path_pattern (NULL = all; a glob
  * without "/" is also tried on the file's name): appends
- * {"data":[{path,line_number,line}],"count":n,"truncated":bool} to
- * out. FS_BAD_PATTERN with the reason in e (a 400). */
+ * {"data":[{path,matches:[{path,line_number,line}]}],"count":n,
+ * "truncated":bool} (files by path; count = all matches) to out.
+ * FS_BAD_PATTERN with the reason in e (a 400). */
 enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 		       const char *path_pattern, struct buf *out,
 		       struct apierr *e);

@@ -17,7 +17,8 @@
  *                   FileInfo + "created" (write_file, make_directory)
  *   delete_file     {"path","deleted":true}
  *   stat_file       FileInfo + "exists":true, or {"path","exists":false}
- *   grep_files      {"data":[{path,line_number,line}],"count","truncated"}
+ *   grep_files      {"data":[{path,matches:[{path,line_number,line}]}],
+ *                   "count","truncated"}
  */
 #include "tools_internal.h"
 #include "fs.h"
