@@ -87,13 +87,16 @@ CREATE TRIGGER session_files_usage_upd AFTER UPDATE ON session_files
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION evr_fs_usage_trg();
 
--- The FileInfo of a row.
-CREATE FUNCTION evr_fs_info(f session_files) RETURNS json
-  LANGUAGE sql STABLE AS $$
+-- The FileInfo of a row, from its columns: a whole row would detoast the
+-- content (a composite value cannot point into TOAST), so nothing here
+-- or in the callers passes one around.
+CREATE FUNCTION evr_fs_info(p_path text, p_dir boolean, p_size bigint,
+                            p_created timestamptz, p_updated timestamptz)
+RETURNS json LANGUAGE sql IMMUTABLE AS $$
   SELECT json_build_object(
-    'path', f.path, 'name', regexp_replace(f.path, '^.*/', ''),
-    'is_directory', f.is_directory, 'size_bytes', f.size_bytes,
-    'created_at', evr_ts(f.created_at), 'updated_at', evr_ts(f.updated_at))
+    'path', p_path, 'name', regexp_replace(p_path, '^.*/', ''),
+    'is_directory', p_dir, 'size_bytes', p_size,
+    'created_at', evr_ts(p_created), 'updated_at', evr_ts(p_updated))
 $$;
 
 -- The session_file_system config of a capability list (the last entry
@@ -190,7 +193,7 @@ CREATE FUNCTION evr_fs_write(p_session uuid, p_org uuid, p_path text,
 RETURNS TABLE (status text, info json) LANGUAGE plpgsql AS $$
 DECLARE is_dir boolean := p_content IS NULL;
         sz bigint := coalesce(octet_length(p_content), 0);
-        lim record; old session_files; r session_files; used bigint; st text;
+        lim record; old record; r record; used bigint; st text;
 BEGIN
   IF NOT evr_fs_lock(p_session, p_org) THEN
     RETURN QUERY SELECT 'no_session', NULL::json; RETURN;
@@ -200,16 +203,21 @@ BEGIN
     RETURN QUERY SELECT 'too_large_file', json_build_object('limit', lim.max_file);
     RETURN;
   END IF;
-  SELECT * INTO old FROM session_files WHERE session_id = p_session AND path = p_path;
+  SELECT path, is_directory, size_bytes, created_at, updated_at INTO old
+    FROM session_files WHERE session_id = p_session AND path = p_path;
   IF FOUND THEN
     IF old.is_directory AND is_dir AND p_mode = 'mkdir' THEN
-      RETURN QUERY SELECT 'unchanged', evr_fs_info(old); RETURN;
+      RETURN QUERY SELECT 'unchanged', evr_fs_info(old.path, old.is_directory, old.size_bytes,
+                    old.created_at, old.updated_at); RETURN;
     ELSIF old.is_directory AND NOT is_dir THEN
-      RETURN QUERY SELECT 'is_directory', evr_fs_info(old); RETURN;
+      RETURN QUERY SELECT 'is_directory', evr_fs_info(old.path, old.is_directory, old.size_bytes,
+                    old.created_at, old.updated_at); RETURN;
     ELSIF NOT old.is_directory AND is_dir THEN
-      RETURN QUERY SELECT 'not_directory', evr_fs_info(old); RETURN;
+      RETURN QUERY SELECT 'not_directory', evr_fs_info(old.path, old.is_directory, old.size_bytes,
+                    old.created_at, old.updated_at); RETURN;
     ELSIF p_mode <> 'replace' OR is_dir THEN
-      RETURN QUERY SELECT 'exists', evr_fs_info(old); RETURN;
+      RETURN QUERY SELECT 'exists', evr_fs_info(old.path, old.is_directory, old.size_bytes,
+                    old.created_at, old.updated_at); RETURN;
     END IF;
   END IF;
   SELECT bytes INTO used FROM session_fs_usage WHERE session_id = p_session;
@@ -227,12 +235,13 @@ BEGIN
     ON CONFLICT (session_id, path) DO UPDATE
       SET content = EXCLUDED.content, size_bytes = EXCLUDED.size_bytes,
           updated_at = now()
-    RETURNING * INTO r;
+    RETURNING f.path, f.is_directory, f.size_bytes, f.created_at, f.updated_at INTO r;
   PERFORM evr_fs_event(p_session, CASE WHEN old.path IS NULL THEN 'created'
                                        ELSE 'updated' END,
                        p_path, is_dir, sz, p_source, p_turn);
   RETURN QUERY SELECT CASE WHEN old.path IS NULL THEN 'created' ELSE 'replaced' END,
-                      evr_fs_info(r);
+                      evr_fs_info(r.path, r.is_directory, r.size_bytes,
+                    r.created_at, r.updated_at);
 EXCEPTION WHEN raise_exception THEN
   IF SQLERRM LIKE 'fs:%' THEN
     RETURN QUERY SELECT substr(SQLERRM, 4), NULL::json;
@@ -246,10 +255,11 @@ END $$;
 CREATE FUNCTION evr_fs_delete(p_session uuid, p_org uuid, p_path text,
     p_recursive boolean, p_turn uuid, p_source text)
 RETURNS text LANGUAGE plpgsql AS $$
-DECLARE old session_files;
+DECLARE old record;
 BEGIN
   IF NOT evr_fs_lock(p_session, p_org) THEN RETURN 'no_session'; END IF;
-  SELECT * INTO old FROM session_files WHERE session_id = p_session AND path = p_path;
+  SELECT is_directory, size_bytes INTO old
+    FROM session_files WHERE session_id = p_session AND path = p_path;
   IF NOT FOUND THEN RETURN 'not_found'; END IF;
   IF old.is_directory THEN
     IF NOT p_recursive AND EXISTS (SELECT 1 FROM session_files
@@ -274,13 +284,13 @@ CREATE FUNCTION evr_fs_move(p_session uuid, p_org uuid, p_src text,
     p_dst text, p_copy boolean, p_cap_file bigint, p_cap_total bigint,
     p_turn uuid, p_source text)
 RETURNS TABLE (status text, info json) LANGUAGE plpgsql AS $$
-DECLARE src session_files; r session_files; lim record; used bigint;
+DECLARE r record; lim record; used bigint;
         add bigint; st text; n int := length(p_src);
 BEGIN
   IF NOT evr_fs_lock(p_session, p_org) THEN
     RETURN QUERY SELECT 'no_session', NULL::json; RETURN;
   END IF;
-  SELECT * INTO src FROM session_files WHERE session_id = p_session AND path = p_src;
+  PERFORM 1 FROM session_files WHERE session_id = p_session AND path = p_src;
   IF NOT FOUND THEN RETURN QUERY SELECT 'not_found', NULL::json; RETURN; END IF;
   IF p_dst = p_src OR starts_with(p_dst, p_src || '/') THEN
     RETURN QUERY SELECT 'into_itself', NULL::json; RETURN;
@@ -312,10 +322,12 @@ BEGIN
       WHERE session_id = p_session
         AND (path = p_src OR (path > p_src || '/' AND path < p_src || '0'));
   END IF;
-  SELECT * INTO r FROM session_files WHERE session_id = p_session AND path = p_dst;
+  SELECT path, is_directory, size_bytes, created_at, updated_at INTO r
+    FROM session_files WHERE session_id = p_session AND path = p_dst;
   PERFORM evr_fs_event(p_session, CASE WHEN p_copy THEN 'copied' ELSE 'moved' END,
                        p_dst, r.is_directory, r.size_bytes, p_source, p_turn, p_src);
-  RETURN QUERY SELECT CASE WHEN p_copy THEN 'copied' ELSE 'moved' END, evr_fs_info(r);
+  RETURN QUERY SELECT CASE WHEN p_copy THEN 'copied' ELSE 'moved' END, evr_fs_info(r.path, r.is_directory, r.size_bytes,
+                    r.created_at, r.updated_at);
 EXCEPTION WHEN raise_exception THEN
   IF SQLERRM LIKE 'fs:%' THEN
     RETURN QUERY SELECT substr(SQLERRM, 4), NULL::json;

@@ -22,6 +22,12 @@
 
 #define MIB (1024LL * 1024)
 
+/* The FileInfo of row f, from its columns (never the whole row, which
+ * would drag the content out of TOAST). */
+#define INFO                                                                   \
+	"evr_fs_info(f.path, f.is_directory, f.size_bytes, f.created_at, "     \
+	"f.updated_at)"
+
 long long fs_cap_file(void)
 {
 	long mb = config_long("fs_max_file_mb", 25);
@@ -129,7 +135,7 @@ enum fs_status fs_read(const struct fs_ctx *c, const char *path,
 	/* binary results: content as raw bytes, the text columns as text */
 	static const char q[] =
 		"SELECT f.content, CASE WHEN f.path IS NULL THEN NULL "
-		"ELSE evr_fs_info(f)::text END FROM sessions s "
+		"ELSE " INFO "::text END FROM sessions s "
 		"LEFT JOIN session_files f ON f.session_id = s.id "
 		"AND f.path = $3 WHERE s.id = $1::uuid AND s.org_id = $2::uuid";
 	const char *p[3] = {c->session, c->org, path};
@@ -164,7 +170,7 @@ static enum fs_status stat_path(const struct fs_ctx *c, const char *path,
 {
 	static const char q[] =
 		"SELECT CASE WHEN f.path IS NULL THEN NULL "
-		"ELSE evr_fs_info(f)::text END, f.is_directory FROM sessions s "
+		"ELSE " INFO "::text END, f.is_directory FROM sessions s "
 		"LEFT JOIN session_files f ON f.session_id = s.id "
 		"AND f.path = $3 WHERE s.id = $1::uuid AND s.org_id = $2::uuid";
 	const char *p[3] = {c->session, c->org, path};
@@ -201,12 +207,12 @@ enum fs_status fs_list(const struct fs_ctx *c, const char *path,
 {
 	/* array_to_json, unlike json_agg, writes no spaces */
 	static const char q_dir[] =
-		"SELECT coalesce(array_to_json(array_agg(evr_fs_info(f) "
+		"SELECT coalesce(array_to_json(array_agg(" INFO " "
 		"ORDER BY f.path)), '[]')::text FROM sessions s "
 		"JOIN session_files f ON f.session_id = s.id "
 		"WHERE s.id = $1::uuid AND s.org_id = $2::uuid AND f.parent = $3";
 	static const char q_tree[] =
-		"SELECT coalesce(array_to_json(array_agg(evr_fs_info(f) "
+		"SELECT coalesce(array_to_json(array_agg(" INFO " "
 		"ORDER BY f.path)), '[]')::text FROM sessions s "
 		"JOIN session_files f ON f.session_id = s.id "
 		"WHERE s.id = $1::uuid AND s.org_id = $2::uuid "
