@@ -150,7 +150,9 @@ BEGIN
 END $$;
 
 -- Create the missing parent directories of p_path. NULL when done, else
--- the status 'parent_not_dir' (an ancestor is a file).
+-- the status 'parent_not_dir' (an ancestor is a file), with nothing
+-- created: ancestors are walked from the top, and every row's parents
+-- exist, so all ancestors above a file exist already.
 CREATE FUNCTION evr_fs_parents(p_session uuid, p_path text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE parts text[] := string_to_array(substr(p_path, 2), '/');
@@ -227,8 +229,7 @@ BEGIN
   END IF;
   st := evr_fs_parents(p_session, p_path);
   IF st IS NOT NULL THEN
-    -- the directories made so far go with the statement's rollback
-    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'fs:' || st;
+    RETURN QUERY SELECT st, NULL::json; RETURN;
   END IF;
   INSERT INTO session_files AS f (session_id, path, is_directory, content, size_bytes)
     VALUES (p_session, p_path, is_dir, p_content, sz)
@@ -241,13 +242,7 @@ BEGIN
                        p_path, is_dir, sz, p_source, p_turn);
   RETURN QUERY SELECT CASE WHEN old.path IS NULL THEN 'created' ELSE 'replaced' END,
                       evr_fs_info(r.path, r.is_directory, r.size_bytes,
-                    r.created_at, r.updated_at);
-EXCEPTION WHEN raise_exception THEN
-  IF SQLERRM LIKE 'fs:%' THEN
-    RETURN QUERY SELECT substr(SQLERRM, 4), NULL::json;
-  ELSE
-    RAISE;
-  END IF;
+                                  r.created_at, r.updated_at);
 END $$;
 
 -- Delete a file or directory (with p_recursive, a non-empty one).
@@ -310,7 +305,7 @@ BEGIN
   END IF;
   st := evr_fs_parents(p_session, p_dst);
   IF st IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'fs:' || st;
+    RETURN QUERY SELECT st, NULL::json; RETURN;
   END IF;
   IF p_copy THEN
     INSERT INTO session_files (session_id, path, is_directory, content, size_bytes)
@@ -326,12 +321,7 @@ BEGIN
     FROM session_files WHERE session_id = p_session AND path = p_dst;
   PERFORM evr_fs_event(p_session, CASE WHEN p_copy THEN 'copied' ELSE 'moved' END,
                        p_dst, r.is_directory, r.size_bytes, p_source, p_turn, p_src);
-  RETURN QUERY SELECT CASE WHEN p_copy THEN 'copied' ELSE 'moved' END, evr_fs_info(r.path, r.is_directory, r.size_bytes,
-                    r.created_at, r.updated_at);
-EXCEPTION WHEN raise_exception THEN
-  IF SQLERRM LIKE 'fs:%' THEN
-    RETURN QUERY SELECT substr(SQLERRM, 4), NULL::json;
-  ELSE
-    RAISE;
-  END IF;
+  RETURN QUERY SELECT CASE WHEN p_copy THEN 'copied' ELSE 'moved' END,
+                      evr_fs_info(r.path, r.is_directory, r.size_bytes,
+                                  r.created_at, r.updated_at);
 END $$;

@@ -350,6 +350,14 @@ class SessionFs(unittest.TestCase):
         r = self.call("PUT", fs(sid2, "big.bin"), raw=b"b" * (25 * MIB + 1), content_type="x/y")
         self.assertEqual(r.status, 413, r.text)
         self.assertEqual(rows(sid2), [])
+        # the body limit of the file routes: 25 MiB x 4/3 + 64 KiB, refused
+        # on the Content-Length alone, in the API's JSON shape
+        limit = 25 * MIB * 4 // 3 + 64 * 1024
+        for n in (limit + 1, 100 * MIB):
+            r = self.call("PUT", fs(sid2, "huge.bin"), raw=b"x", content_type="x/y",
+                          headers={"Content-Length": str(n)})
+            self.assertEqual((r.status, r.json["code"]), (413, "payload_too_large"), n)
+        self.assertEqual(rows(sid2), [])
 
     def test_session_total(self):
         sid = self.session([{"ref": "session_file_system",
