@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define MIB (1024LL * 1024)
 
@@ -297,11 +298,19 @@ static int path_matches(const char *glob, const char *path)
 	return !strchr(glob, '/') && fnmatch(glob, name ? name + 1 : path, 0) == 0;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Match the lines of one file: {"path","matches":[...]} when it has
- * any (after `sep`, "" or ","); 1 when the match limit was reached. */
+ * any (after `sep`, "" or ","); 1 when the match limit or the time
+ * budget (deadline) was reached. */
 static int grep_file(regex_t *re, const char *path, const char *data,
 		     size_t len, struct buf *line, struct buf *out,
-		     size_t *count, const char *sep)
+		     size_t *count, const char *sep, double deadline)
 {
 	size_t start = 0, no = 0, here = 0;
 	int full = 0;
@@ -309,11 +318,21 @@ static int grep_file(regex_t *re, const char *path, const char *data,
 	while (start < len) {
 		const char *nl = memchr(data + start, '\n', len - start);
 		size_t end = nl ? (size_t)(nl - data) : len;
-		size_t show;
+		size_t show, take = end - start;
 
+		if ((no & 255) == 255 && now_s() > deadline) {
+			full = 1;
+			break;
+		}
 		no++;
 		buf_reset(line);
-		buf_add(line, data + start, end - start);
+		/* only the head of a very long line is searched */
+		if (take > FS_GREP_SCAN_MAX)
+			take = FS_GREP_SCAN_MAX;
+		while (take && take < end - start &&
+		       ((unsigned char)data[start + take] & 0xC0) == 0x80)
+			take--;
+		buf_add(line, data + start, take);
 		start = end + 1;
 		if (regexec(re, line->data, 0, NULL, 0) != 0)
 			continue;
@@ -364,6 +383,7 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 	regex_t re;
 	size_t count = 0, before;
 	int i, n, rc, full = 0, files = 0;
+	double deadline = now_s() + FS_GREP_SECONDS;
 	enum fs_status st = FS_OK;
 	char why[160];
 
@@ -389,6 +409,10 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 	n = PQntuples(res);
 	for (i = 0; i < n && !full; i++) {
 		const char *path = PQgetvalue(res, i, 0);
+		if (now_s() > deadline) {
+			full = 1;
+			break;
+		}
 		if (!path_matches(path_pattern, path))
 			continue;
 		p[2] = path;
@@ -403,7 +427,7 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 			before = count;
 			full = grep_file(&re, path, PQgetvalue(one, 0, 0),
 					 (size_t)PQgetlength(one, 0, 0), &line,
-					 out, &count, files ? "," : "");
+					 out, &count, files ? "," : "", deadline);
 			files += count > before;
 		}
 		PQclear(one);

@@ -239,6 +239,19 @@ class SessionFs(unittest.TestCase):
         r = self.call("POST", fs(sid, "_/grep"), {"pattern": "a(b"})
         self.assertEqual((r.status, r.json["code"]), (400, "validation_error"))
         self.assertEqual(self.call("POST", fs(sid, "_/grep"), {}).status, 400)
+        self.assertEqual(self.call("POST", fs(sid, "_/grep"), {"pattern": "x" * 1025}).status, 400)
+        # limits: 1000 matches; the first 64 KiB of a line; lines shown up to 500 bytes
+        self.call("PUT", fs(sid, "g/many.txt"), {"content": "hit\n" * 1500})
+        self.call("PUT", fs(sid, "g/long.txt"),
+                  {"content": "NEAR" + "a" * 70000 + "FAR\n"})
+        r = self.call("POST", fs(sid, "_/grep"), {"pattern": "^hit$", "path_pattern": "/g/*"})
+        self.assertEqual((r.json["count"], r.json["truncated"]), (1000, True))
+        r = self.call("POST", fs(sid, "_/grep"), {"pattern": "NEAR", "path_pattern": "long.txt"})
+        self.assertEqual(r.json["count"], 1)
+        self.assertEqual(len(r.json["data"][0]["matches"][0]["line"]), 500)
+        r = self.call("POST", fs(sid, "_/grep"), {"pattern": "FAR", "path_pattern": "long.txt"})
+        self.assertEqual(r.json["count"], 0)
+        self.call("DELETE", fs(sid, "g") + "?recursive=true")
         # move
         r = self.call("POST", fs(sid, "_/move"), {"src_path": "/src", "dst_path": "/lib/src"})
         self.assertEqual((r.status, r.json["path"]), (200, "/lib/src"))
