@@ -545,9 +545,18 @@ class FsTools(unittest.TestCase):
         turn = [e for e in evs if e["type"] == "turn.started"][0]["context"]["turn_id"]
         self.assertTrue(all(e["context"]["turn_id"] == turn for e in written), written)
         self.assertEqual(rows(sid), ["/reports", "/reports/q1.md"])
-        # the tool results the model saw on its next request
+        # the model was offered the ten tools, and saw every result,
+        # the refusals as text it can act on
         reqs = self.fake.requests(name)
-        self.assertGreaterEqual(len(reqs), 3)
+        self.assertEqual(len(reqs), 3)
+        self.assertEqual(sorted(t["function"]["name"] for t in reqs[0]["body"]["tools"]),
+                         ["copy_file", "delete_file", "edit_file", "grep_files", "list_directory",
+                          "make_directory", "move_file", "read_file", "stat_file", "write_file"])
+        seen = {m["tool_call_id"]: m["content"] for m in reqs[2]["body"]["messages"]
+                if m["role"] == "tool"}
+        self.assertEqual(sorted(seen), ["c1", "c2", "c3", "c4", "c5"])
+        self.assertEqual(json.loads(seen["c1"])["path"], "/reports/q1.md")
+        self.assertIn("no such file", seen["c3"])
 
 
 if __name__ == "__main__":
