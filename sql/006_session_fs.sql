@@ -18,7 +18,7 @@
 -- writers at once. Each change emits one `file.written` event: {path,
 -- operation (created | updated | deleted | moved | copied), created (the
 -- path is new), is_directory, size_bytes, source (api | tool),
--- from_path (moves and copies)}, with the turn's id for a tool's.
+-- from_path (moves and copies)}; a tool's in its turn (evr_fs_event).
 
 CREATE FUNCTION evr_fs_parent(p text) RETURNS text
   LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -172,64 +172,69 @@ BEGIN
   RETURN NULL;
 END $$;
 
-CREATE FUNCTION evr_fs_event(p_session uuid, p_op text, p_path text,
-                             p_dir boolean, p_size bigint, p_source text,
-                             p_turn uuid, p_from text DEFAULT NULL)
-RETURNS void LANGUAGE sql AS $$
-  SELECT evr_emit(p_session, 'file.written', jsonb_strip_nulls(jsonb_build_object(
+-- The data of a change's `file.written` event, emitted here with p_emit
+-- (REST); a tool's goes back to the runner, which queues it with the
+-- turn's other events so that it lands between tool.started and
+-- tool.completed.
+CREATE FUNCTION evr_fs_event(p_session uuid, p_emit boolean, p_op text,
+                             p_path text, p_dir boolean, p_size bigint,
+                             p_source text, p_from text DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE d jsonb := jsonb_strip_nulls(jsonb_build_object(
     'path', p_path, 'operation', p_op,
     'created', p_op IN ('created', 'moved', 'copied'), 'is_directory', p_dir,
-    'size_bytes', p_size, 'source', p_source, 'from_path', p_from)),
-    p_turn);
-$$;
+    'size_bytes', p_size, 'source', p_source, 'from_path', p_from));
+BEGIN
+  IF p_emit THEN
+    PERFORM evr_emit(p_session, 'file.written', d);
+  END IF;
+  RETURN d;
+END $$;
 
 -- Write a file (p_content) or a directory (p_content NULL). p_mode:
 -- 'create' (an existing path is 'exists'), 'replace' (a file is
 -- overwritten), 'mkdir' (an existing directory is fine). Statuses:
 -- created | replaced | unchanged | no_session | too_large_file |
 -- too_large_total | exists | is_directory | not_directory |
--- parent_not_dir; info is the FileInfo (or {"limit": bytes} for a 413).
+-- parent_not_dir; info is the FileInfo (or {"limit": bytes} for a 413),
+-- event the data of the `file.written` event (evr_fs_event).
 CREATE FUNCTION evr_fs_write(p_session uuid, p_org uuid, p_path text,
     p_content bytea, p_mode text, p_cap_file bigint, p_cap_total bigint,
-    p_turn uuid, p_source text)
-RETURNS TABLE (status text, info json) LANGUAGE plpgsql AS $$
+    p_emit boolean, p_source text)
+RETURNS TABLE (status text, info json, event jsonb) LANGUAGE plpgsql AS $$
 DECLARE is_dir boolean := p_content IS NULL;
         sz bigint := coalesce(octet_length(p_content), 0);
         lim record; old record; r record; used bigint; st text;
 BEGIN
   IF NOT evr_fs_lock(p_session, p_org) THEN
-    RETURN QUERY SELECT 'no_session', NULL::json; RETURN;
+    RETURN QUERY SELECT 'no_session', NULL::json, NULL::jsonb; RETURN;
   END IF;
   SELECT * INTO lim FROM evr_fs_limits(p_session, p_org, p_cap_file, p_cap_total);
   IF sz > lim.max_file THEN
-    RETURN QUERY SELECT 'too_large_file', json_build_object('limit', lim.max_file);
+    RETURN QUERY SELECT 'too_large_file', json_build_object('limit', lim.max_file), NULL::jsonb;
     RETURN;
   END IF;
   SELECT path, is_directory, size_bytes, created_at, updated_at INTO old
     FROM session_files WHERE session_id = p_session AND path = p_path;
   IF FOUND THEN
-    IF old.is_directory AND is_dir AND p_mode = 'mkdir' THEN
-      RETURN QUERY SELECT 'unchanged', evr_fs_info(old.path, old.is_directory, old.size_bytes,
-                    old.created_at, old.updated_at); RETURN;
-    ELSIF old.is_directory AND NOT is_dir THEN
-      RETURN QUERY SELECT 'is_directory', evr_fs_info(old.path, old.is_directory, old.size_bytes,
-                    old.created_at, old.updated_at); RETURN;
-    ELSIF NOT old.is_directory AND is_dir THEN
-      RETURN QUERY SELECT 'not_directory', evr_fs_info(old.path, old.is_directory, old.size_bytes,
-                    old.created_at, old.updated_at); RETURN;
-    ELSIF p_mode <> 'replace' OR is_dir THEN
-      RETURN QUERY SELECT 'exists', evr_fs_info(old.path, old.is_directory, old.size_bytes,
-                    old.created_at, old.updated_at); RETURN;
+    st := CASE WHEN old.is_directory AND is_dir AND p_mode = 'mkdir' THEN 'unchanged'
+               WHEN old.is_directory AND NOT is_dir THEN 'is_directory'
+               WHEN NOT old.is_directory AND is_dir THEN 'not_directory'
+               WHEN p_mode <> 'replace' OR is_dir THEN 'exists' END;
+    IF st IS NOT NULL THEN
+      RETURN QUERY SELECT st, evr_fs_info(old.path, old.is_directory, old.size_bytes,
+                                          old.created_at, old.updated_at), NULL::jsonb;
+      RETURN;
     END IF;
   END IF;
   SELECT bytes INTO used FROM session_fs_usage WHERE session_id = p_session;
   IF used - coalesce(old.size_bytes, 0) + sz > lim.max_total THEN
-    RETURN QUERY SELECT 'too_large_total', json_build_object('limit', lim.max_total);
+    RETURN QUERY SELECT 'too_large_total', json_build_object('limit', lim.max_total), NULL::jsonb;
     RETURN;
   END IF;
   st := evr_fs_parents(p_session, p_path);
   IF st IS NOT NULL THEN
-    RETURN QUERY SELECT st, NULL::json; RETURN;
+    RETURN QUERY SELECT st, NULL::json, NULL::jsonb; RETURN;
   END IF;
   INSERT INTO session_files AS f (session_id, path, is_directory, content, size_bytes)
     VALUES (p_session, p_path, is_dir, p_content, sz)
@@ -237,37 +242,37 @@ BEGIN
       SET content = EXCLUDED.content, size_bytes = EXCLUDED.size_bytes,
           updated_at = now()
     RETURNING f.path, f.is_directory, f.size_bytes, f.created_at, f.updated_at INTO r;
-  PERFORM evr_fs_event(p_session, CASE WHEN old.path IS NULL THEN 'created'
-                                       ELSE 'updated' END,
-                       p_path, is_dir, sz, p_source, p_turn);
   RETURN QUERY SELECT CASE WHEN old.path IS NULL THEN 'created' ELSE 'replaced' END,
-                      evr_fs_info(r.path, r.is_directory, r.size_bytes,
-                                  r.created_at, r.updated_at);
+    evr_fs_info(r.path, r.is_directory, r.size_bytes, r.created_at, r.updated_at),
+    evr_fs_event(p_session, p_emit, CASE WHEN old.path IS NULL THEN 'created'
+                                         ELSE 'updated' END,
+                 p_path, is_dir, sz, p_source);
 END $$;
 
 -- Delete a file or directory (with p_recursive, a non-empty one).
 -- Statuses: deleted | no_session | not_found | not_empty.
 CREATE FUNCTION evr_fs_delete(p_session uuid, p_org uuid, p_path text,
-    p_recursive boolean, p_turn uuid, p_source text)
-RETURNS text LANGUAGE plpgsql AS $$
+    p_recursive boolean, p_emit boolean, p_source text)
+RETURNS TABLE (status text, event jsonb) LANGUAGE plpgsql AS $$
 DECLARE old record;
 BEGIN
-  IF NOT evr_fs_lock(p_session, p_org) THEN RETURN 'no_session'; END IF;
+  IF NOT evr_fs_lock(p_session, p_org) THEN
+    RETURN QUERY SELECT 'no_session', NULL::jsonb; RETURN;
+  END IF;
   SELECT is_directory, size_bytes INTO old
     FROM session_files WHERE session_id = p_session AND path = p_path;
-  IF NOT FOUND THEN RETURN 'not_found'; END IF;
+  IF NOT FOUND THEN RETURN QUERY SELECT 'not_found', NULL::jsonb; RETURN; END IF;
   IF old.is_directory THEN
     IF NOT p_recursive AND EXISTS (SELECT 1 FROM session_files
         WHERE session_id = p_session AND parent = p_path) THEN
-      RETURN 'not_empty';
+      RETURN QUERY SELECT 'not_empty', NULL::jsonb; RETURN;
     END IF;
     DELETE FROM session_files WHERE session_id = p_session
       AND path > p_path || '/' AND path < p_path || '0';
   END IF;
   DELETE FROM session_files WHERE session_id = p_session AND path = p_path;
-  PERFORM evr_fs_event(p_session, 'deleted', p_path, old.is_directory,
-                       old.size_bytes, p_source, p_turn);
-  RETURN 'deleted';
+  RETURN QUERY SELECT 'deleted', evr_fs_event(p_session, p_emit, 'deleted',
+    p_path, old.is_directory, old.size_bytes, p_source);
 END $$;
 
 -- Move (p_copy false) or copy a file or a directory with its contents to
@@ -277,21 +282,21 @@ END $$;
 -- of the destination.
 CREATE FUNCTION evr_fs_move(p_session uuid, p_org uuid, p_src text,
     p_dst text, p_copy boolean, p_cap_file bigint, p_cap_total bigint,
-    p_turn uuid, p_source text)
-RETURNS TABLE (status text, info json) LANGUAGE plpgsql AS $$
+    p_emit boolean, p_source text)
+RETURNS TABLE (status text, info json, event jsonb) LANGUAGE plpgsql AS $$
 DECLARE r record; lim record; used bigint;
         add bigint; st text; n int := length(p_src);
 BEGIN
   IF NOT evr_fs_lock(p_session, p_org) THEN
-    RETURN QUERY SELECT 'no_session', NULL::json; RETURN;
+    RETURN QUERY SELECT 'no_session', NULL::json, NULL::jsonb; RETURN;
   END IF;
   PERFORM 1 FROM session_files WHERE session_id = p_session AND path = p_src;
-  IF NOT FOUND THEN RETURN QUERY SELECT 'not_found', NULL::json; RETURN; END IF;
+  IF NOT FOUND THEN RETURN QUERY SELECT 'not_found', NULL::json, NULL::jsonb; RETURN; END IF;
   IF p_dst = p_src OR starts_with(p_dst, p_src || '/') THEN
-    RETURN QUERY SELECT 'into_itself', NULL::json; RETURN;
+    RETURN QUERY SELECT 'into_itself', NULL::json, NULL::jsonb; RETURN;
   END IF;
   PERFORM 1 FROM session_files WHERE session_id = p_session AND path = p_dst;
-  IF FOUND THEN RETURN QUERY SELECT 'exists', NULL::json; RETURN; END IF;
+  IF FOUND THEN RETURN QUERY SELECT 'exists', NULL::json, NULL::jsonb; RETURN; END IF;
   IF p_copy THEN
     SELECT * INTO lim FROM evr_fs_limits(p_session, p_org, p_cap_file, p_cap_total);
     SELECT bytes INTO used FROM session_fs_usage WHERE session_id = p_session;
@@ -299,13 +304,13 @@ BEGIN
       WHERE session_id = p_session
         AND (path = p_src OR (path > p_src || '/' AND path < p_src || '0'));
     IF used + add > lim.max_total THEN
-      RETURN QUERY SELECT 'too_large_total', json_build_object('limit', lim.max_total);
+      RETURN QUERY SELECT 'too_large_total', json_build_object('limit', lim.max_total), NULL::jsonb;
       RETURN;
     END IF;
   END IF;
   st := evr_fs_parents(p_session, p_dst);
   IF st IS NOT NULL THEN
-    RETURN QUERY SELECT st, NULL::json; RETURN;
+    RETURN QUERY SELECT st, NULL::json, NULL::jsonb; RETURN;
   END IF;
   IF p_copy THEN
     INSERT INTO session_files (session_id, path, is_directory, content, size_bytes)
@@ -319,9 +324,8 @@ BEGIN
   END IF;
   SELECT path, is_directory, size_bytes, created_at, updated_at INTO r
     FROM session_files WHERE session_id = p_session AND path = p_dst;
-  PERFORM evr_fs_event(p_session, CASE WHEN p_copy THEN 'copied' ELSE 'moved' END,
-                       p_dst, r.is_directory, r.size_bytes, p_source, p_turn, p_src);
   RETURN QUERY SELECT CASE WHEN p_copy THEN 'copied' ELSE 'moved' END,
-                      evr_fs_info(r.path, r.is_directory, r.size_bytes,
-                                  r.created_at, r.updated_at);
+    evr_fs_info(r.path, r.is_directory, r.size_bytes, r.created_at, r.updated_at),
+    evr_fs_event(p_session, p_emit, CASE WHEN p_copy THEN 'copied' ELSE 'moved' END,
+                 p_dst, r.is_directory, r.size_bytes, p_source, p_src);
 END $$;

@@ -23,8 +23,9 @@ static int fs_begin(struct req *rq, char sid[33], struct fs_ctx *c)
 	c->db = rq->db;
 	c->org = rq->org;
 	c->session = sid;
-	c->turn = NULL;
 	c->source = "api";
+	c->emit = NULL;
+	c->emit_arg = NULL;
 	return 0;
 }
 

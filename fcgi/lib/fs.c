@@ -70,6 +70,14 @@ static enum fs_status status_of(const char *s)
 	return FS_DB_ERROR;
 }
 
+/* Hand the event column of a change's row to c->emit, if any. */
+static void emit_event(const struct fs_ctx *c, PGresult *res, int col)
+{
+	const char *ev = db_val(res, 0, col);
+	if (c->emit && ev)
+		c->emit(c->emit_arg, "file.written", ev);
+}
+
 /* The info column of a (status, info) row: FileInfo or {"limit":n}. */
 static void take_info(PGresult *res, struct buf *info, long long *limit)
 {
@@ -88,9 +96,9 @@ enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 			struct buf *info, long long *limit)
 {
 	static const char q[] =
-		"SELECT status, info::text FROM evr_fs_write($1::uuid, "
-		"$2::uuid, $3, $4::bytea, $5, $6::bigint, $7::bigint, "
-		"$8::uuid, $9)";
+		"SELECT status, info::text, event::text FROM evr_fs_write("
+		"$1::uuid, $2::uuid, $3, $4::bytea, $5, $6::bigint, "
+		"$7::bigint, $8::boolean, $9)";
 	static const char *const modes[] = {"create", "replace", "mkdir"};
 	char capf[24], capt[24];
 	const char *p[9];
@@ -109,12 +117,13 @@ enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 	p[4] = modes[mode];
 	p[5] = capf;
 	p[6] = capt;
-	p[7] = c->turn;
+	p[7] = c->emit ? "false" : "true";
 	p[8] = c->source;
 	if (!(res = db_exec_bin(c->db, q, 9, p, lens, fmts)))
 		return FS_DB_ERROR;
 	st = status_of(db_val(res, 0, 0));
 	take_info(res, info, limit);
+	emit_event(c, res, 2);
 	PQclear(res);
 	return st;
 }
@@ -246,16 +255,18 @@ enum fs_status fs_delete(const struct fs_ctx *c, const char *path,
 			 int recursive)
 {
 	static const char q[] =
-		"SELECT evr_fs_delete($1::uuid, $2::uuid, $3, $4::boolean, "
-		"$5::uuid, $6)";
+		"SELECT status, event::text FROM evr_fs_delete($1::uuid, "
+		"$2::uuid, $3, $4::boolean, $5::boolean, $6)";
 	const char *p[6] = {c->session, c->org, path,
-			    recursive ? "true" : "false", c->turn, c->source};
+			    recursive ? "true" : "false",
+			    c->emit ? "false" : "true", c->source};
 	PGresult *res = db_exec(c->db, q, 6, p);
 	enum fs_status st;
 
 	if (!res)
 		return FS_DB_ERROR;
 	st = status_of(db_val(res, 0, 0));
+	emit_event(c, res, 1);
 	PQclear(res);
 	return st;
 }
@@ -265,13 +276,13 @@ enum fs_status fs_move(const struct fs_ctx *c, const char *src,
 		       long long *limit)
 {
 	static const char q[] =
-		"SELECT status, info::text FROM evr_fs_move($1::uuid, "
-		"$2::uuid, $3, $4, $5::boolean, $6::bigint, $7::bigint, "
-		"$8::uuid, $9)";
+		"SELECT status, info::text, event::text FROM evr_fs_move("
+		"$1::uuid, $2::uuid, $3, $4, $5::boolean, $6::bigint, "
+		"$7::bigint, $8::boolean, $9)";
 	char capf[24], capt[24];
 	const char *p[9] = {c->session, c->org, src, dst,
-			    copy ? "true" : "false", capf, capt, c->turn,
-			    c->source};
+			    copy ? "true" : "false", capf, capt,
+			    c->emit ? "false" : "true", c->source};
 	PGresult *res;
 	enum fs_status st;
 
@@ -281,6 +292,7 @@ enum fs_status fs_move(const struct fs_ctx *c, const char *src,
 		return FS_DB_ERROR;
 	st = status_of(db_val(res, 0, 0));
 	take_info(res, info, limit);
+	emit_event(c, res, 2);
 	PQclear(res);
 	return st;
 }

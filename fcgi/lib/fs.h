@@ -56,11 +56,16 @@ enum fs_status {
 	FS_DB_ERROR,
 };
 
-/* Who acts: org and session are 32-hex uuids; turn is the turn of a tool
- * call (NULL from REST); source is "api" or "tool" (in the events). */
+/* Who acts: org and session are 32-hex uuids; source is "api" or "tool"
+ * (in the events). The `file.written` event of a change is written by
+ * the change's statement itself, unless emit is set: then it is handed
+ * to emit (its data, JSON text) after the change, for the runner to
+ * queue with the events of the tool's turn. */
 struct fs_ctx {
 	struct db *db;
-	const char *org, *session, *turn, *source;
+	const char *org, *session, *source;
+	void (*emit)(void *arg, const char *type, const char *data);
+	void *emit_arg;
 };
 
 enum fs_write_mode { FS_CREATE, FS_REPLACE, FS_MKDIR };

@@ -499,8 +499,10 @@ class FsTools(unittest.TestCase):
 
     def test_write_then_edit_report(self):
         name = "fs-model"
+        # room in the context for the 1 MiB arguments of c6
         r = api("POST", "/api/v1/llm-providers/%s/models" % self.provider,
-                {"model_id": name, "capabilities": ["chat", "tools"]}, key=self.key)
+                {"model_id": name, "capabilities": ["chat", "tools"],
+                 "context_tokens": 2000000}, key=self.key)
         self.assertEqual(r.status, 201, r.text)
         report = "# Q1 report\n\nTotal sales: 41\n"
         self.fake.script(
@@ -515,16 +517,20 @@ class FsTools(unittest.TestCase):
                 {"id": "c4", "name": "write_file", "arguments": json.dumps(
                     {"path": "/../etc/passwd", "content": "x"})},
                 {"id": "c5", "name": "edit_file", "arguments": json.dumps(
-                    {"path": "/reports/q1.md", "old_text": "absent", "new_text": "x"})}]},
+                    {"path": "/reports/q1.md", "old_text": "absent", "new_text": "x"})},
+                {"id": "c6", "name": "write_file", "arguments": json.dumps(
+                    {"path": "/big.txt", "content": "x" * (1024 * 1024 + 1)})}]},
             {"text": "The report is in /reports/q1.md."})
         r = api("POST", "/api/v1/sessions",
                 {"harness_id": self.harness, "model_id": r.json["id"],
-                 "capabilities": [{"ref": "session_file_system"}]}, key=self.key)
+                 "capabilities": [{"ref": "session_file_system",
+                                   "config": {"max_file_size_mb": 1}}]}, key=self.key)
         self.assertEqual(r.status, 201, r.text)
         sid = r.json["id"]
         self.assertEqual(send(self.key, sid, [{"type": "text", "text": "Write the Q1 report"}]).status, 201)
         evs = wait_idle(self.key, sid, 1, timeout=30)
-        self.assertIn("turn.completed", [e["type"] for e in evs])
+        self.assertIn("turn.completed", [e["type"] for e in evs],
+                      [e["data"] for e in evs if e["type"] == "turn.failed"])
         done = {e["data"]["tool_call_id"]: e["data"] for e in evs if e["type"] == "tool.completed"}
         self.assertTrue(done["c1"]["success"], done["c1"])
         self.assertTrue(done["c1"]["result"]["created"])
@@ -535,6 +541,8 @@ class FsTools(unittest.TestCase):
         self.assertIn("..", done["c4"]["error"])
         self.assertFalse(done["c5"]["success"])
         self.assertIn("not found", done["c5"]["error"])
+        self.assertFalse(done["c6"]["success"])
+        self.assertIn("1048576", done["c6"]["error"])
         # read over REST
         r = api("GET", fs(sid, "reports/q1.md"), key=self.key)
         self.assertEqual(r.status, 200, r.text)
@@ -544,6 +552,11 @@ class FsTools(unittest.TestCase):
                          [("created", "tool"), ("updated", "tool")])
         turn = [e for e in evs if e["type"] == "turn.started"][0]["context"]["turn_id"]
         self.assertTrue(all(e["context"]["turn_id"] == turn for e in written), written)
+        # each in its tool's place: after tool.started, before tool.completed
+        types = [e["type"] for e in evs]
+        for i, t in enumerate(types):
+            if t == "file.written":
+                self.assertEqual((types[i - 1], types[i + 1]), ("tool.started", "tool.completed"))
         self.assertEqual(rows(sid), ["/reports", "/reports/q1.md"])
         # the model was offered the ten tools, and saw every result,
         # the refusals as text it can act on
@@ -554,9 +567,61 @@ class FsTools(unittest.TestCase):
                           "make_directory", "move_file", "read_file", "stat_file", "write_file"])
         seen = {m["tool_call_id"]: m["content"] for m in reqs[2]["body"]["messages"]
                 if m["role"] == "tool"}
-        self.assertEqual(sorted(seen), ["c1", "c2", "c3", "c4", "c5"])
+        self.assertEqual(sorted(seen), ["c1", "c2", "c3", "c4", "c5", "c6"])
         self.assertEqual(json.loads(seen["c1"])["path"], "/reports/q1.md")
         self.assertIn("no such file", seen["c3"])
+
+    def test_every_tool_with_llmsim(self):
+        """All ten tools in one act phase of the built-in simulator, on the
+        same storage as the REST routes."""
+        r = api("POST", "/api/v1/sessions",
+                {"harness_id": self.harness,
+                 "capabilities": [{"ref": "session_file_system",
+                                   "config": {"max_file_size_mb": 1}}]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        sid = r.json["id"]
+        calls = [
+            ("make_directory", {"path": "/w"}),
+            ("make_directory", {"path": "/w"}),
+            ("write_file", {"path": "/w/a.txt", "content": "alpha\nbeta\n"}),
+            ("copy_file", {"src_path": "/w/a.txt", "dst_path": "/w/b.txt"}),
+            ("move_file", {"src_path": "/w/b.txt", "dst_path": "/x/c.txt"}),
+            ("grep_files", {"pattern": "^beta$"}),
+            ("stat_file", {"path": "/x/c.txt"}),
+            ("stat_file", {"path": "/nope"}),
+            ("list_directory", {"path": "/", "recursive": True}),
+            ("delete_file", {"path": "/w"}),
+            ("delete_file", {"path": "/w", "recursive": True}),
+            ("write_file", {"path": "/b.bin", "content": "AAEC/w==", "encoding": "base64"}),
+            ("read_file", {"path": "/b.bin"}),
+            ("write_file", {"path": "/_/x", "content": "no"}),
+            ("edit_file", {"path": "/b.bin", "old_text": "A", "new_text": "B"}),
+            ("grep_files", {"pattern": "(unclosed"}),
+        ]
+        text = "\n".join("#tool %s %s" % (n, json.dumps(a)) for n, a in calls)
+        self.assertEqual(send(self.key, sid, text).status, 201)
+        evs = wait_idle(self.key, sid, 1, timeout=30)
+        done = [e["data"] for e in evs if e["type"] == "tool.completed"]
+        self.assertEqual([d["tool_name"] for d in done], [n for n, _ in calls])
+        ok = [d["success"] for d in done]
+        self.assertEqual(ok, [True] * 9 + [False, True, True, True, False, False, False])
+        res = [d.get("result") for d in done]
+        self.assertEqual((res[0]["created"], res[1]["created"]), (True, False))
+        self.assertEqual(res[5]["data"][0]["path"], "/w/a.txt")
+        self.assertEqual((res[6]["exists"], res[6]["size_bytes"]), (True, 11))
+        self.assertEqual(res[7], {"path": "/nope", "exists": False})
+        self.assertEqual([e["path"] for e in res[8]["entries"]],
+                         ["/w", "/w/a.txt", "/x", "/x/c.txt"])
+        self.assertEqual((res[12]["encoding"], res[12]["content"]), ("base64", "AAEC/w=="))
+        self.assertIn("not empty", done[9]["error"])
+        self.assertIn("reserved", done[13]["error"])
+        self.assertIn("not a text file", done[14]["error"])
+        self.assertIn("regular expression", done[15]["error"])
+        r = api("GET", fs(sid) + "?recursive=true", key=self.key)
+        self.assertEqual([e["path"] for e in r.json["data"]], ["/b.bin", "/x", "/x/c.txt"])
+        self.assertEqual(api("GET", fs(sid, "x/c.txt"), key=self.key).json["content"],
+                         "alpha\nbeta\n")
+        self.assertIn("turn.completed", [e["type"] for e in evs])
 
 
 if __name__ == "__main__":

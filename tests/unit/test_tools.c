@@ -65,7 +65,7 @@ static void run_ctx(struct run *r, const struct tool_ctx *c, const char *name,
 	}
 }
 
-static const struct tool_ctx no_db_ctx = {NULL, NULL, NULL, NULL, NULL};
+static const struct tool_ctx no_db_ctx = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
 static void run(struct run *r, const char *name, const char *args)
 {
@@ -833,7 +833,7 @@ static void db_teardown(void)
 
 static struct tool_ctx ctx_of(const char *org, const char *session)
 {
-	struct tool_ctx c = {&tdb, org, session, NULL, NULL};
+	struct tool_ctx c = {&tdb, org, session, NULL, NULL, NULL, NULL};
 	return c;
 }
 

@@ -51,8 +51,9 @@ static void ctx_of(const struct tool_ctx *c, struct fs_ctx *f)
 	f->db = c->db;
 	f->org = c->org;
 	f->session = c->session;
-	f->turn = c->turn;
 	f->source = "tool";
+	f->emit = c->emit;
+	f->emit_arg = c->emit_arg;
 }
 
 /* Normalize argument `name` into out (a missing one is "/" when
