@@ -118,12 +118,8 @@ void h_fs_get(struct req *rq)
 	} else if (f.is_directory) {
 		send_listing(rq, &c, path);
 	} else {
-		/* the FileInfo with content and encoding added */
-		size_t n = strlen(f.info);
-		buf_init(&out, f.len + n + 64);
-		buf_add(&out, f.info, n - 1);
-		fs_add_content(&out, f.content, f.len);
-		buf_addch(&out, '}');
+		buf_init(&out, 0);
+		fs_file_json(&f, &out);
 		res_json(rq, 200, out.data, out.len);
 		buf_release(&out);
 	}

@@ -91,6 +91,17 @@ static void take_info(PGresult *res, struct buf *info, long long *limit)
 		buf_adds(info, v);
 }
 
+/* The outcome of a (status, info, event) row of a change; frees res. */
+static enum fs_status change_done(const struct fs_ctx *c, PGresult *res,
+				  struct buf *info, long long *limit)
+{
+	enum fs_status st = status_of(db_val(res, 0, 0));
+	take_info(res, info, limit);
+	emit_event(c, res, 2);
+	PQclear(res);
+	return st;
+}
+
 enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 			const void *data, size_t len, enum fs_write_mode mode,
 			struct buf *info, long long *limit)
@@ -104,7 +115,6 @@ enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 	const char *p[9];
 	int lens[9] = {0}, fmts[9] = {0};
 	PGresult *res;
-	enum fs_status st;
 
 	snprintf(capf, sizeof(capf), "%lld", fs_cap_file());
 	snprintf(capt, sizeof(capt), "%lld", fs_cap_total());
@@ -121,11 +131,7 @@ enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 	p[8] = c->source;
 	if (!(res = db_exec_bin(c->db, q, 9, p, lens, fmts)))
 		return FS_DB_ERROR;
-	st = status_of(db_val(res, 0, 0));
-	take_info(res, info, limit);
-	emit_event(c, res, 2);
-	PQclear(res);
-	return st;
+	return change_done(c, res, info, limit);
 }
 
 void fs_file_release(struct fs_file *f)
@@ -284,17 +290,12 @@ enum fs_status fs_move(const struct fs_ctx *c, const char *src,
 			    copy ? "true" : "false", capf, capt,
 			    c->emit ? "false" : "true", c->source};
 	PGresult *res;
-	enum fs_status st;
 
 	snprintf(capf, sizeof(capf), "%lld", fs_cap_file());
 	snprintf(capt, sizeof(capt), "%lld", fs_cap_total());
 	if (!(res = db_exec(c->db, q, 9, p)))
 		return FS_DB_ERROR;
-	st = status_of(db_val(res, 0, 0));
-	take_info(res, info, limit);
-	emit_event(c, res, 2);
-	PQclear(res);
-	return st;
+	return change_done(c, res, info, limit);
 }
 
 /* --- grep ----------------------------------------------------------------*/
@@ -468,6 +469,16 @@ void fs_add_content(struct buf *out, const char *data, size_t len)
 					    (const unsigned char *)data,
 					    (int)len);
 	buf_adds(out, "\",\"encoding\":\"base64\"");
+}
+
+void fs_file_json(const struct fs_file *f, struct buf *out)
+{
+	size_t n = strlen(f->info);
+
+	buf_grow(out, n + f->len + 64);
+	buf_add(out, f->info, n - 1); /* without its closing brace */
+	fs_add_content(out, f->content, f->len);
+	buf_addch(out, '}');
 }
 
 static int b64_char(int ch)

@@ -132,6 +132,8 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 /* Append ,"content":...,"encoding":"text"|"base64" for data: text when
  * it is UTF-8 without NUL, else base64. */
 void fs_add_content(struct buf *out, const char *data, size_t len);
+/* Append a file of fs_read() as its FileInfo with content and encoding. */
+void fs_file_json(const struct fs_file *f, struct buf *out);
 /* Decode base64 (whitespace ignored, padding optional) into out; -1 if
  * it is not base64. */
 int fs_base64_decode(const char *s, size_t len, struct buf *out);

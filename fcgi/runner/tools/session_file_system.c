@@ -148,11 +148,8 @@ enum tool_status tools_fs_read(const struct tool_ctx *c,
 					 "to see what it holds.",
 				  path);
 	}
-	if (st == FS_OK) {
-		buf_add(result, file.info, strlen(file.info) - 1);
-		fs_add_content(result, file.content, file.len);
-		buf_addch(result, '}');
-	}
+	if (st == FS_OK)
+		fs_file_json(&file, result);
 	fs_file_release(&file);
 	return st == FS_OK ? TOOL_OK : fail(st, path, 0, error);
 }
