@@ -32,7 +32,9 @@
 long long fs_cap_file(void)
 {
 	long mb = config_long("fs_max_file_mb", 25);
-	return (mb > 0 ? mb : 25) * MIB;
+	if (mb <= 0)
+		mb = 25;
+	return (mb < FS_FILE_MB_MAX ? mb : FS_FILE_MB_MAX) * MIB;
 }
 
 long long fs_cap_total(void)

@@ -70,8 +70,10 @@ struct fs_ctx {
 
 enum fs_write_mode { FS_CREATE, FS_REPLACE, FS_MKDIR };
 
-/* The server's caps in bytes: fs_max_file_mb (default 25) and
- * fs_session_max_mb (default 100) of the configuration. */
+/* The server's caps in bytes: fs_max_file_mb (default 25, at most
+ * FS_FILE_MB_MAX: one PostgreSQL value holds at most 1 GiB, and a file
+ * travels as one) and fs_session_max_mb (default 100). */
+#define FS_FILE_MB_MAX 512
 long long fs_cap_file(void);
 long long fs_cap_total(void);
 /* The largest request body of the file routes: the file cap x 4/3
