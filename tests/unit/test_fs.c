@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "config.h"
 #include "fs.h"
 
 static int norm(const char *in, char *out)
@@ -144,6 +145,27 @@ START_TEST(media_types)
 }
 END_TEST
 
+START_TEST(server_caps)
+{
+	const long long mib = 1024 * 1024;
+
+	ck_assert_int_eq(fs_cap_file(), 25 * mib);
+	ck_assert_int_eq(fs_cap_total(), 100 * mib);
+	/* nginx's client_max_body_size for the file routes, as everrunsctl
+	 * writes it: 25 MiB x 4/3 + 64 KiB */
+	ck_assert_uint_eq(fs_body_max(), (size_t)(25 * 1024 * 4 / 3 + 64) * 1024);
+	config_set("fs_max_file_mb", "30");
+	config_set("fs_session_max_mb", "7");
+	ck_assert_int_eq(fs_cap_file(), 30 * mib);
+	ck_assert_int_eq(fs_cap_total(), 7 * mib);
+	config_set("fs_max_file_mb", "4096");
+	ck_assert_int_eq(fs_cap_file(), FS_FILE_MB_MAX * mib);
+	config_set("fs_max_file_mb", "0");
+	ck_assert_int_eq(fs_cap_file(), 25 * mib);
+	config_free();
+}
+END_TEST
+
 /* The router decodes a {path*} capture once: encoded traversal reaches
  * the normalizer as plain "..", an encoded NUL never gets that far. */
 START_TEST(router_hands_over_paths)
@@ -212,6 +234,7 @@ int main(void)
 	tcase_add_test(tc, paths_nul_and_lengths);
 	tcase_add_test(tc, base64_and_content);
 	tcase_add_test(tc, media_types);
+	tcase_add_test(tc, server_caps);
 	tcase_add_test(tc, router_hands_over_paths);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
