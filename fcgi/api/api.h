@@ -26,6 +26,7 @@ enum route_flags {
 	ROUTE_NOAUTH = 1 << 0,   /* /health, the OpenAPI document */
 	ROUTE_JSON_BODY = 1 << 1, /* a JSON object body; empty = {} */
 	ROUTE_ANY_BODY = 1 << 2,  /* raw bytes of any Content-Type */
+	ROUTE_FS_BODY = 1 << 3,   /* the file routes' limit: fs_body_max() */
 };
 
 struct route {
@@ -240,5 +241,16 @@ void h_sessions_cancel(struct req *rq);
 
 void h_messages_create(struct req *rq);
 void h_messages_list(struct req *rq);
+
+void h_fs_root(struct req *rq);
+void h_fs_get(struct req *rq);
+void h_fs_create(struct req *rq);
+void h_fs_put(struct req *rq);
+void h_fs_delete(struct req *rq);
+void h_fs_download(struct req *rq);
+void h_fs_stat(struct req *rq);
+void h_fs_move(struct req *rq);
+void h_fs_copy(struct req *rq);
+void h_fs_grep(struct req *rq);
 
 #endif

@@ -85,6 +85,29 @@ static const struct route routes[] = {
 	 ROUTE_JSON_BODY, 0, "Send a message (starts a turn)"},
 	{"GET", V1 "/sessions/{session_id}/messages", h_messages_list, 0, 0,
 	 "List the conversation"},
+
+	/* the actions under /fs/_/ before the catch-all {path*} */
+	{"GET", V1 "/sessions/{session_id}/fs", h_fs_root, 0, 0,
+	 "List the root of the session file system"},
+	{"POST", V1 "/sessions/{session_id}/fs/_/stat", h_fs_stat,
+	 ROUTE_JSON_BODY, 0, "Stat a file or directory"},
+	{"POST", V1 "/sessions/{session_id}/fs/_/move", h_fs_move,
+	 ROUTE_JSON_BODY, 0, "Move or rename a file or directory"},
+	{"POST", V1 "/sessions/{session_id}/fs/_/copy", h_fs_copy,
+	 ROUTE_JSON_BODY, 0, "Copy a file or directory"},
+	{"POST", V1 "/sessions/{session_id}/fs/_/grep", h_fs_grep,
+	 ROUTE_JSON_BODY, 0, "Search the session's text files"},
+	{"GET", V1 "/sessions/{session_id}/fs/_/download/{path*}", h_fs_download,
+	 0, 0, "Download a file's raw bytes"},
+	{"GET", V1 "/sessions/{session_id}/fs/{path*}", h_fs_get, 0, 0,
+	 "Read a file, or list a directory"},
+	{"POST", V1 "/sessions/{session_id}/fs/{path*}", h_fs_create,
+	 ROUTE_ANY_BODY | ROUTE_FS_BODY, 0,
+	 "Create a file (JSON or raw bytes) or a directory"},
+	{"PUT", V1 "/sessions/{session_id}/fs/{path*}", h_fs_put,
+	 ROUTE_ANY_BODY | ROUTE_FS_BODY, 0, "Create or replace a file"},
+	{"DELETE", V1 "/sessions/{session_id}/fs/{path*}", h_fs_delete, 0, 0,
+	 "Delete a file or directory"},
 };
 
 const struct route *router_table(size_t *n)

@@ -512,6 +512,12 @@ static struct json_object *tool_config(struct turn *t, const char *name)
 	return cap ? jx_get(t->capcfg, cap) : NULL;
 }
 
+/* tool_ctx.emit: a tool's event (file.written) in the turn's order. */
+static void tool_event(void *arg, const char *type, const char *data)
+{
+	writer_event(arg, type, xstrdup(data), 0, 0, EV_NORMAL, NULL);
+}
+
 /* Run the next tool of the act phase (one per loop pass, so cancels are
  * seen between tools). */
 static void act_step(struct runner *r, struct turn *t)
@@ -544,7 +550,8 @@ static void act_step(struct runner *r, struct turn *t)
 	} else if (!cfg) {
 		buf_addf(&error, "no tool named '%s' is available", name);
 	} else {
-		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id, cfg};
+		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id,
+				       cfg, tool_event, t};
 		st = tools_run(&ctx, name, args, &result, &error);
 		if (st == TOOL_UNKNOWN) {
 			buf_reset(&error);

@@ -28,14 +28,24 @@ struct tool_entry {
 	tools_fn *fn;
 };
 
-/* Tools of the catalog that are not here (session_file_system, web_fetch)
- * are run elsewhere in the runner; tools_run() answers TOOL_UNKNOWN. */
+/* Tools of the catalog that are not here (web_fetch) are run elsewhere
+ * in the runner; tools_run() answers TOOL_UNKNOWN. */
 static const struct tool_entry tool_table[] = {
 	{"get_current_time", "current_time", tools_current_time},
 	{"write_todos", "stateless_todo_list", tools_write_todos},
 	{"get_session_info", "session", tools_session_info},
 	{"write_session_title", "session", tools_session_title},
 	{"kv_store", "session_storage", tools_kv_store},
+	{"list_directory", "session_file_system", tools_fs_list},
+	{"read_file", "session_file_system", tools_fs_read},
+	{"write_file", "session_file_system", tools_fs_write},
+	{"edit_file", "session_file_system", tools_fs_edit},
+	{"delete_file", "session_file_system", tools_fs_delete},
+	{"move_file", "session_file_system", tools_fs_move},
+	{"copy_file", "session_file_system", tools_fs_copy},
+	{"grep_files", "session_file_system", tools_fs_grep},
+	{"stat_file", "session_file_system", tools_fs_stat},
+	{"make_directory", "session_file_system", tools_fs_mkdir},
 	{"calculate", "test_math", tools_calculate},
 	{"get_weather", "test_weather", tools_weather},
 };

@@ -25,6 +25,10 @@ struct tool_ctx {
 	/* the effective config of the capability that provides the tool
 	 * (borrowed; an empty object when none) */
 	struct json_object *config;
+	/* an event of the tool's turn (type, data as JSON text), queued
+	 * with the turn's own; NULL: the tool writes its events itself */
+	void (*emit)(void *arg, const char *type, const char *data);
+	void *emit_arg;
 };
 
 enum tool_status { TOOL_OK = 0, TOOL_ERROR = 1, TOOL_UNKNOWN = 2 };

@@ -53,6 +53,11 @@ enum tool_status tools_kv_store(const struct tool_ctx *c,
 				struct json_object *args, struct buf *result,
 				struct buf *error);
 
+/* session_file_system.c */
+tools_fn tools_fs_list, tools_fs_read, tools_fs_write, tools_fs_edit,
+	tools_fs_delete, tools_fs_move, tools_fs_copy, tools_fs_grep,
+	tools_fs_stat, tools_fs_mkdir;
+
 /* test_math.c, test_weather.c */
 enum tool_status tools_calculate(const struct tool_ctx *c,
 				 struct json_object *args, struct buf *result,
@@ -67,6 +72,7 @@ enum tool_status tools_weather(const struct tool_ctx *c,
 #define TOOLS_KV_VALUE_MAX  65536
 #define TOOLS_KV_MAX_KEYS   1000
 #define TOOLS_TODO_TEXT_MAX 1024
+#define TOOLS_FS_PATTERN_MAX 1024
 
 /* Append a formatted sentence to `error` and return TOOL_ERROR, so a tool
  * can `return tools_fail(error, ...)`. */
