@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "db.h"
+#include "guard.h"
 #include "llm/llm.h"
 #include "llm/llmsim.h"
 
@@ -63,6 +64,7 @@ struct turn {
 
 	/* the current LLM call */
 	CURL *easy;
+	struct guard guard; /* of easy */
 	struct curl_slist *headers;
 	struct buf req_body, err_body;
 	struct llm_parser *parser;
@@ -88,6 +90,8 @@ struct turn {
 	int stream_error_retryable;
 
 	/* tools of the current act phase */
+	struct web_fetch *fetch; /* fetch_url in flight on the multi (owned) */
+	long long tool_t0;	 /* when the current tool started */
 	size_t act_next;
 	int act_ok, act_err;
 	long long act_start_ms;
