@@ -241,4 +241,14 @@ void h_sessions_cancel(struct req *rq);
 void h_messages_create(struct req *rq);
 void h_messages_list(struct req *rq);
 
+/* images.c: an image is at most 20 MiB; the upload body (multipart) at
+ * most 21 MiB, as nginx's limit for the route */
+#define IMAGES_MAX_BYTES (20 * 1024 * 1024)
+#define IMAGES_MAX_BODY (21 * 1024 * 1024)
+void h_images_create(struct req *rq);
+void h_images_list(struct req *rq);
+void h_images_get(struct req *rq);
+void h_images_content(struct req *rq);
+void h_images_delete(struct req *rq);
+
 #endif
