@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 struct net {
 	unsigned char a[16];
@@ -230,30 +232,64 @@ static char *current_host(CURL *easy)
 	return host;
 }
 
-static int on_prereq(void *ud, char *primary_ip, char *local_ip,
-		     int primary_port, int local_port)
+/* Judge the peer address ip of g's transfer: 1 allowed, 0 refused (why
+ * noted in g). */
+static int judge(struct guard *g, const char *ip)
 {
-	struct guard *g = ud;
 	const struct allow *l = scope_list(g->scope);
-	const char *why = guard_classify(primary_ip);
+	const char *why = guard_classify(ip);
 	char *host = NULL;
 	int ok;
 
+	if (!why)
+		return 1;
+	if (l->nhosts)
+		host = current_host(g->easy);
+	ok = allow_match(l, host, ip);
+	curl_free(host);
+	if (ok)
+		return 1;
+	g->refused = 1;
+	snprintf(g->why, sizeof(g->why), "%s is %s", ip ? ip : "?", why);
+	return 0;
+}
+
+/* Before a socket is opened for an address (so no packet ever goes to a
+ * refused one): a refused address fails only this attempt, and libcurl
+ * goes on with the name's other addresses. */
+static curl_socket_t on_open(void *ud, curlsocktype purpose,
+			     struct curl_sockaddr *a)
+{
+	struct guard *g = ud;
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	(void)purpose;
+	if (a->family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr,
+			  ip, sizeof(ip));
+	else if (a->family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr,
+			  ip, sizeof(ip));
+	if (!judge(g, ip))
+		return CURL_SOCKET_BAD;
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+/* After connecting (or picking a reused connection), before the request:
+ * the address the request will actually go to. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip,
+		     int primary_port, int local_port)
+{
 	(void)local_ip;
 	(void)local_port;
 	(void)primary_port;
-	if (!why)
-		return CURL_PREREQFUNC_OK;
-	if (l->nhosts)
-		host = current_host(g->easy);
-	ok = allow_match(l, host, primary_ip);
-	curl_free(host);
-	if (ok)
-		return CURL_PREREQFUNC_OK;
-	g->refused = 1;
-	snprintf(g->why, sizeof(g->why), "%s is %s", primary_ip ? primary_ip : "?",
-		 why);
-	return CURL_PREREQFUNC_ABORT;
+	return judge(ud, primary_ip) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+int guard_refused(const struct guard *g, CURLcode rc)
+{
+	return g->refused && (rc == CURLE_ABORTED_BY_CALLBACK ||
+			      rc == CURLE_COULDNT_CONNECT);
 }
 
 void guard_curl(struct guard *g, CURL *easy, enum guard_scope scope,
@@ -262,6 +298,8 @@ void guard_curl(struct guard *g, CURL *easy, enum guard_scope scope,
 	memset(g, 0, sizeof(*g));
 	g->scope = scope;
 	g->easy = easy;
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, g);
 	curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_prereq);
 	curl_easy_setopt(easy, CURLOPT_PREREQDATA, g);
 	curl_easy_setopt(easy, CURLOPT_PROXY, "");

@@ -4,9 +4,12 @@
  * given by url.
  *
  * The decision is taken on the address a connection actually uses: libcurl
- * calls our CURLOPT_PREREQFUNCTION after it connected (or picked a reused
- * connection) and before it sends the request, for the first request and
- * for every redirect, with the peer's numeric address. So a name that
+ * calls our CURLOPT_OPENSOCKETFUNCTION with each address it is about to
+ * connect to (a refused one gets no packet at all; the name's other
+ * addresses are still tried), and our CURLOPT_PREREQFUNCTION after it
+ * connected (or picked a reused connection) and before it sends the
+ * request, for the first request and for every redirect, with the peer's
+ * numeric address. So a name that
  * resolves to loopback, a DNS answer that changes between two lookups,
  * decimal/octal/hex IPv4 spellings, IPv4-mapped IPv6 forms and redirects
  * to internal hosts are all judged on the same final address.
@@ -53,15 +56,19 @@ int guard_allowed_by(const char *spec, const char *host, const char *ip);
 struct guard {
 	enum guard_scope scope;
 	CURL *easy;
-	int refused;       /* the last connection was refused */
+	int refused;       /* an address was refused */
 	char why[160];     /* "127.0.0.1 is a loopback address" */
 };
 
-/* Guard `easy`: the prereq hook, CURLOPT_PROXY "" (proxy environment
+/* Did the transfer that ended with rc fail because the guard refused
+ * its address (then g->why says why)? */
+int guard_refused(const struct guard *g, CURLcode rc);
+
+/* Guard `easy`: the socket and prereq hooks, CURLOPT_PROXY "" (proxy environment
  * variables are ignored), protocols http and https only. With
  * follow_redirects, at most 5 redirects, to http(s) only, each judged by
- * the hook. A refusal ends the transfer with CURLE_ABORTED_BY_CALLBACK and
- * g->refused set. */
+ * the hooks. A refusal ends the transfer with CURLE_COULDNT_CONNECT or
+ * CURLE_ABORTED_BY_CALLBACK: see guard_refused(). */
 void guard_curl(struct guard *g, CURL *easy, enum guard_scope scope,
 		int follow_redirects);
 

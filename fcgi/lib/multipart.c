@@ -56,6 +56,13 @@ bad:
 			  "to 70 characters is required");
 }
 
+/* A backslash escapes only '"' and '\\' in a quoted value: browsers send
+ * Windows paths unescaped ("C:\\Users\\me\\a.png"). */
+static int is_escape(const char *v, size_t vlen, size_t i)
+{
+	return v[i] == '\\' && i + 1 < vlen && (v[i + 1] == '"' || v[i + 1] == '\\');
+}
+
 /* The value of parameter `key` in a Content-Disposition value, into out.
  * 1 found, 0 absent, -1 malformed. */
 static int disp_param(const char *v, size_t vlen, const char *key, char *out,
@@ -69,7 +76,7 @@ static int disp_param(const char *v, size_t vlen, const char *key, char *out,
 		while (i < vlen && v[i] != ';') {
 			if (v[i] == '"')
 				while (++i < vlen && v[i] != '"')
-					if (v[i] == '\\')
+					if (is_escape(v, vlen, i))
 						i++;
 			i++;
 		}
@@ -85,7 +92,7 @@ static int disp_param(const char *v, size_t vlen, const char *key, char *out,
 		j = 0;
 		if (i < vlen && v[i] == '"') {
 			for (i++; i < vlen && v[i] != '"'; i++) {
-				if (v[i] == '\\' && i + 1 < vlen)
+				if (is_escape(v, vlen, i))
 					i++;
 				if (j + 1 >= outsz)
 					return -1;

@@ -386,7 +386,7 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 		    struct buf *why)
 {
 	/* returns 1 if the failure is worth another try */
-	if (rc == CURLE_ABORTED_BY_CALLBACK && t->guard.refused) {
+	if (guard_refused(&t->guard, rc)) {
 		*code = "address_refused";
 		buf_addf(why, "the model provider's address is refused by the "
 			      "address guard (%s); an operator can allow it "

@@ -179,7 +179,7 @@ enum tool_status web_fetch_done(struct web_fetch *f, CURLcode rc,
 	struct buf text = BUF_INIT;
 	int html = 0, truncated = f->capped;
 
-	if (f->guard.refused)
+	if (guard_refused(&f->guard, rc))
 		return tools_fail(error, "The address guard refused to fetch %s: "
 				  "%s (local, private and metadata addresses "
 				  "cannot be fetched).", f->url, f->guard.why);
