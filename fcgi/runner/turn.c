@@ -34,6 +34,10 @@ static void stop_transfer(struct runner *r, struct turn *t)
 		llmsim_plan_free(&t->plan);
 		t->sim_active = 0;
 	}
+	if (t->img_fetch) {
+		image_fetch_free(r, t->img_fetch);
+		t->img_fetch = NULL;
+	}
 	if (t->fetch) {
 		curl_multi_remove_handle(r->multi, web_fetch_easy(t->fetch));
 		web_fetch_free(t->fetch);
@@ -269,6 +273,10 @@ static void reason_begin(struct runner *r, struct turn *t)
 		     r->turn_wall_s);
 		return;
 	}
+	/* image parts given by url are fetched first, one at a time; each
+	 * fetch's end calls reason_begin again */
+	if ((t->img_fetch = image_fetch_next(r, t)))
+		return;
 	json_object_put(t->history);
 	snprintf(ref, sizeof(ref), "trn_%s", t->id);
 	t->history = history_build(jx_get(t->cfg, "events"), ref,
@@ -454,6 +462,18 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 
 	if (t->fetch) { /* the act phase's transfer, not an LLM call */
 		act_fetch_done(r, t, rc);
+		return;
+	}
+	if (t->img_fetch) { /* a url image before reasoning */
+		struct image_fetch *f = t->img_fetch;
+		buf_init(&why, 0);
+		t->img_fetch = NULL;
+		if (image_fetch_done(r, f, rc, &why) == 0)
+			reason_begin(r, t);
+		else
+			turn_fail(t, "image_unavailable", "%s", why.data);
+		image_fetch_free(r, f);
+		buf_release(&why);
 		return;
 	}
 	if (t->easy && !t->http_status)

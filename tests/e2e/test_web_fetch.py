@@ -10,6 +10,7 @@ variables pointing at the victim, while the stack's runner is paused so
 the turns are ours. A provider whose base_url is a refused address fails
 its turn with address_refused."""
 
+import base64
 import http.server
 import json
 import os
@@ -20,7 +21,11 @@ import time
 import unittest
 
 from evr import api, new_org, psql, stack_pid, start_runner, wait_until
+from test_drivers import Fake
 from test_turns import send, wait_idle
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
 PAGE = """<!DOCTYPE html><html><head><title>Fetch test page</title>
 <style>body { color: red }</style><script>document.write('<p>hidden</p>')</script>
@@ -65,6 +70,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(302, "text/plain", b"", [("Location", "/loop")])
         elif p == "/missing":
             self.send(404, "text/html", b"<p>not here</p>")
+        elif p == "/pixel.png":
+            self.send(200, "application/octet-stream", PNG)
         elif p == "/binary":
             self.send(200, "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
         elif p == "/big":
@@ -163,6 +170,29 @@ class Battery(Base):
         self.assertEqual(self.victim.seen, [])
         if self.victim6:
             self.assertEqual(self.victim6.seen, [])
+
+    def image_turn(self, sid, url):
+        r = send(self.key, sid, [{"type": "text", "text": "what is this?"},
+                                 {"type": "image", "url": url}])
+        self.assertEqual(r.status, 201, r.text)
+        return wait_idle(self.key, sid, r.json["sequence"])
+
+    def test_image_url_at_a_refused_address_fails_the_turn(self):
+        v = self.victim.port
+        for url in ("http://127.0.0.1:%d/pixel.png" % v, "http://2130706433:%d/pixel.png" % v,
+                    "http://169.254.169.254/pixel.png"):
+            sid = self.session()
+            evs = self.image_turn(sid, url)
+            failed = [e for e in evs if e["type"] == "turn.failed"]
+            self.assertEqual(len(failed), 1, [e["type"] for e in evs])
+            self.assertEqual(failed[0]["data"]["error_code"], "image_unavailable")
+            self.assertIn("address guard", failed[0]["data"]["error"])
+            # the session is not stuck on that image: the next turn runs,
+            # the model is told the image is not available
+            m = send(self.key, sid, "and now?")
+            evs = wait_idle(self.key, sid, m.json["sequence"])
+            self.assertEqual(evs[-2]["type"], "turn.completed", evs[-2])
+        self.assertEqual(self.victim.seen, [])
 
     def test_not_http_is_a_tool_error(self):
         for url in ("file:///etc/passwd", "ftp://127.0.0.1/", "gopher://127.0.0.1:%d/_x" % self.victim.port,
@@ -313,6 +343,37 @@ class Allowed(Base):
         done = [e for e in evs if e["type"] == "tool.completed"][0]["data"]
         self.assertTrue(done["success"], done)
         self.assertEqual(done["result"]["content"], "slow but here")
+
+    def test_image_urls_are_fetched_through_the_guard(self):
+        fake = Fake()
+        try:
+            r = api("POST", "/api/v1/llm-providers",
+                    {"name": "fake-vision", "provider_type": "openai_completions",
+                     "base_url": fake.base + "/v1", "api_key": "sk-x"}, key=self.key)
+            m = api("POST", "/api/v1/llm-providers/%s/models" % r.json["id"],
+                    {"model_id": "eyes", "capabilities": ["chat", "tools", "vision"]}, key=self.key)
+            fake.script("eyes", {"text": "a pixel"}, {"text": "a pixel again"})
+            harness = api("GET", "/api/v1/harnesses/base", key=self.key).json["id"]
+            sid = api("POST", "/api/v1/sessions", {"harness_id": harness, "model_id": m.json["id"]},
+                      key=self.key).json["id"]
+            msg = send(self.key, sid, [{"type": "text", "text": "what is this?"},
+                                       {"type": "image", "url": self.url("/pixel.png")}])
+            evs = wait_idle(self.key, sid, msg.json["sequence"])
+            self.assertEqual(evs[-2]["type"], "turn.completed", evs[-2])
+            user = fake.requests("eyes")[0]["body"]["messages"][-1]
+            self.assertEqual(user["content"][1], {
+                "type": "image_url",
+                "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}})
+            # a redirect to loopback is refused like any other request
+            msg = send(self.key, sid, [{"type": "image", "url": self.url(
+                "/redirect?to=http://127.0.0.1:%d/pixel.png" % self.victim.port)}])
+            evs = wait_idle(self.key, sid, msg.json["sequence"])
+            self.assertEqual(evs[-2]["data"]["error_code"], "image_unavailable")
+            self.assertIn("address guard", evs[-2]["data"]["error"])
+            self.assertEqual(len(fake.requests("eyes")), 1)
+            self.assertEqual(self.victim.seen, [])
+        finally:
+            fake.stop()
 
     def test_cancel_aborts_a_fetch(self):
         sid = self.session({"timeout_s": 30})
