@@ -62,6 +62,10 @@ struct json_object *api_body(struct req *rq);
  * it with `status`; no row is a 404 with `what` ("Session not found"). */
 void api_send_json_row(struct req *rq, int status, const char *what,
 		       const char *sql, int n, const char *const *params);
+/* A paginated list (?offset=&limit=, 400 when malformed): sql takes $1 =
+ * organization, $2 = offset, $3 = limit and returns the envelope as one
+ * JSON row. */
+void api_send_page(struct req *rq, const char *sql);
 /* Parse a path or query id with prefix; on failure sends 400 naming
  * `name` and returns -1. */
 int api_id(struct req *rq, const char *value, const char *prefix,

@@ -308,3 +308,23 @@ void guard_curl(struct guard *g, CURL *easy, enum guard_scope scope,
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, follow_redirects ? 1L : 0L);
 	curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
 }
+
+CURL *guard_get(struct guard *g, const char *url, long timeout_s,
+		curl_write_callback write, void *data)
+{
+	CURL *easy = curl_easy_init();
+
+	if (!easy)
+		abort();
+	guard_curl(g, easy, GUARD_FETCH, 1);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, data);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT,
+			 timeout_s < 10 ? timeout_s : 10L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "everruns-fetch/1");
+	return easy;
+}

@@ -72,4 +72,10 @@ int guard_refused(const struct guard *g, CURLcode rc);
 void guard_curl(struct guard *g, CURL *easy, enum guard_scope scope,
 		int follow_redirects);
 
+/* A new easy handle (caller cleans up) for a GET of url made on a user's
+ * behalf: guarded with scope GUARD_FETCH and redirects followed, the body
+ * to write(data), the whole transfer within timeout_s. */
+CURL *guard_get(struct guard *g, const char *url, long timeout_s,
+		curl_write_callback write, void *data);
+
 #endif

@@ -88,19 +88,8 @@ struct image_fetch *image_fetch_next(struct runner *r, struct turn *t)
 	f->current = current;
 	buf_init(&f->body, 0);
 	f->timeout_s = config_long("image_fetch_timeout_s", 30);
-	f->easy = curl_easy_init();
-	if (!f->easy)
-		abort();
-	guard_curl(&f->guard, f->easy, GUARD_FETCH, 1);
-	curl_easy_setopt(f->easy, CURLOPT_URL, jx_gets(part, "url"));
-	curl_easy_setopt(f->easy, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(f->easy, CURLOPT_TIMEOUT, f->timeout_s);
-	curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT,
-			 f->timeout_s < 10 ? f->timeout_s : 10L);
-	curl_easy_setopt(f->easy, CURLOPT_USERAGENT, "everruns-image-fetch/1");
+	f->easy = guard_get(&f->guard, jx_gets(part, "url"), f->timeout_s,
+			    on_data, f);
 	curl_easy_setopt(f->easy, CURLOPT_PRIVATE, t);
 	curl_multi_add_handle(r->multi, f->easy);
 	return f;

@@ -12,7 +12,8 @@ import unittest
 import uuid
 
 from evr import api, new_org, psql, start_runner, wait_until
-from test_drivers import Fake
+import test_drivers
+from test_drivers import Fake, fake_providers
 from test_turns import send, wait_idle
 
 # A real 1x1 PNG, and files that only start like the other formats (the
@@ -232,27 +233,14 @@ class ImagesToModels(unittest.TestCase):
     def setUpClass(cls):
         cls.fake = Fake()
         cls.key = new_org("images-llm")["api_key"]
-        cls.providers = {}
-        for kind, url in (("openai_completions", cls.fake.base + "/v1"),
-                          ("anthropic", cls.fake.base)):
-            r = api("POST", "/api/v1/llm-providers", {"name": "fake-" + kind, "provider_type": kind,
-                                                      "base_url": url, "api_key": "sk-" + kind},
-                    key=cls.key)
-            assert r.status == 201, r.text
-            cls.providers[kind] = r.json["id"]
+        cls.providers = fake_providers(cls.fake, cls.key)
         cls.harness = api("GET", "/api/v1/harnesses/base", key=cls.key).json["id"]
 
     @classmethod
     def tearDownClass(cls):
         cls.fake.stop()
 
-    def model(self, kind, caps):
-        name = "img-" + uuid.uuid4().hex[:12]
-        r = api("POST", "/api/v1/llm-providers/%s/models" % self.providers[kind],
-                {"model_id": name, "capabilities": list(caps)}, key=self.key)
-        self.assertEqual(r.status, 201, r.text)
-        return name, r.json["id"]
-
+    model = test_drivers.Drivers.model
     def session(self, mid):
         r = api("POST", "/api/v1/sessions", {"harness_id": self.harness, "model_id": mid},
                 key=self.key)
@@ -262,7 +250,7 @@ class ImagesToModels(unittest.TestCase):
     def test_image_file_reaches_vision_models_in_their_wire_format(self):
         b64 = base64.b64encode(PNG).decode()
         for kind in ("openai_completions", "anthropic"):
-            name, mid = self.model(kind, ("chat", "tools", "vision"))
+            name, mid = self.model(kind, caps=("chat", "tools", "vision"))
             self.fake.script(name, {"text": "a single pixel"})
             img = upload(self.key, PNG, filename="pixel.png").json
             sid = self.session(mid)
@@ -288,7 +276,7 @@ class ImagesToModels(unittest.TestCase):
 
     def test_model_without_vision_fails_the_turn_clearly(self):
         for kind in ("openai_completions", "anthropic"):
-            name, mid = self.model(kind, ("chat", "tools"))
+            name, mid = self.model(kind, caps=("chat", "tools"))
             img = upload(self.key, JPEG, filename="x.jpg").json
             sid = self.session(mid)
             r = send(self.key, sid, [{"type": "text", "text": "describe"},

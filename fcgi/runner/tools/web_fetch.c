@@ -102,21 +102,8 @@ struct web_fetch *web_fetch_new(struct json_object *args,
 	if (f->timeout_s < 1)
 		f->timeout_s = 1;
 
-	f->easy = curl_easy_init();
-	if (!f->easy)
-		abort();
-	guard_curl(&f->guard, f->easy, GUARD_FETCH, 1);
-	curl_easy_setopt(f->easy, CURLOPT_URL, f->url);
-	curl_easy_setopt(f->easy, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(f->easy, CURLOPT_TIMEOUT, f->timeout_s);
-	curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT,
-			 f->timeout_s < 10 ? f->timeout_s : 10L);
+	f->easy = guard_get(&f->guard, f->url, f->timeout_s, on_data, f);
 	curl_easy_setopt(f->easy, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(f->easy, CURLOPT_USERAGENT, "everruns-web-fetch/1");
-	curl_easy_setopt(f->easy, CURLOPT_FAILONERROR, 0L);
 	return f;
 }
 
