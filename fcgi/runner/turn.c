@@ -275,8 +275,10 @@ static void reason_begin(struct runner *r, struct turn *t)
 	}
 	/* image parts given by url are fetched first, one at a time; each
 	 * fetch's end calls reason_begin again */
-	if ((t->img_fetch = image_fetch_next(r, t)))
+	if ((t->img_fetch = image_fetch_next(r, t))) {
+		t->phase = PH_REASON; /* waits for the fetch, like an LLM call */
 		return;
+	}
 	json_object_put(t->history);
 	snprintf(ref, sizeof(ref), "trn_%s", t->id);
 	t->history = history_build(jx_get(t->cfg, "events"), ref,
