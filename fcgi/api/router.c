@@ -108,6 +108,15 @@ static const struct route routes[] = {
 	 ROUTE_ANY_BODY | ROUTE_FS_BODY, 0, "Create or replace a file"},
 	{"DELETE", V1 "/sessions/{session_id}/fs/{path*}", h_fs_delete, 0, 0,
 	 "Delete a file or directory"},
+	{"GET", V1 "/images", h_images_list, 0, 0, "List images"},
+	{"POST", V1 "/images", h_images_create, ROUTE_ANY_BODY, IMAGES_MAX_BODY,
+	 "Upload an image (multipart/form-data: file, session_id)"},
+	{"GET", V1 "/images/{image_id}", h_images_get, 0, 0,
+	 "Get an image's metadata"},
+	{"GET", V1 "/images/{image_id}/content", h_images_content, 0, 0,
+	 "Download an image's bytes"},
+	{"DELETE", V1 "/images/{image_id}", h_images_delete, 0, 0,
+	 "Delete an image"},
 };
 
 const struct route *router_table(size_t *n)

@@ -115,10 +115,10 @@ const char *tools_capability_of(const char *name)
 
 /* Validate args against the tool's `parameters`. 0, or -1 with the
  * sentence for the model in `error`. */
-static int args_check(const struct tool_entry *t, struct json_object *args,
-		      struct buf *error)
+static int args_check(const char *capability, const char *name,
+		      struct json_object *args, struct buf *error)
 {
-	const struct catalog_cap *cap = catalog_find(t->capability);
+	const struct catalog_cap *cap = catalog_find(capability);
 	struct json_object *list = NULL, *def, *params = NULL;
 	struct apierr e;
 	int rc = -1;
@@ -126,12 +126,11 @@ static int args_check(const struct tool_entry *t, struct json_object *args,
 	/* the table names catalog entries: test_tools checks every row */
 	if (!cap)
 		abort();
-	def = definition_find(cap, t->name, &list);
+	def = definition_find(cap, name, &list);
 	if (!def || !json_object_object_get_ex(def, "parameters", &params))
 		abort();
 	if (catalog_check_value(params, args, "arguments", &e)) {
-		tools_fail(error, "Invalid arguments for %s: %s.", t->name,
-			   e.msg);
+		tools_fail(error, "Invalid arguments for %s: %s.", name, e.msg);
 		goto out;
 	}
 	rc = 0;
@@ -159,7 +158,7 @@ enum tool_status tools_run(const struct tool_ctx *c, const char *name,
 		if (!args)
 			abort();
 	}
-	if (args_check(t, args, error)) {
+	if (args_check(t->capability, t->name, args, error)) {
 		st = TOOL_ERROR;
 		goto out;
 	}
@@ -175,6 +174,16 @@ enum tool_status tools_run(const struct tool_ctx *c, const char *name,
 out:
 	json_object_put(empty);
 	return st;
+}
+
+int tools_check_args(const char *name, struct json_object *args,
+		     struct buf *error)
+{
+	const char *cap = tools_capability_of(name);
+	if (!cap)
+		return tools_fail(error, "No tool named '%s' is available.",
+				  name ? name : ""), -1;
+	return args_check(cap, name, args, error);
 }
 
 enum tool_status tools_fail(struct buf *error, const char *fmt, ...)

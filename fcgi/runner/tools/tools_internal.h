@@ -66,6 +66,12 @@ enum tool_status tools_weather(const struct tool_ctx *c,
 			       struct json_object *args, struct buf *result,
 			       struct buf *error);
 
+/* html_text.c: HTML reduced to readable text, appended to b; text_clean:
+ * any bytes as valid UTF-8 without control characters but '\n' and '\t'
+ * (invalid sequences become U+FFFD). */
+void html_to_text(const char *html, size_t len, struct buf *b);
+void text_clean(const char *s, size_t len, struct buf *b);
+
 /* Limits enforced by the tools beyond the catalog schemas (bytes). */
 #define TOOLS_TITLE_MAX	    512
 #define TOOLS_KV_KEY_MAX    256
