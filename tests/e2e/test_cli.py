@@ -62,6 +62,11 @@ class Proc:
         time.sleep(0.1)  # the pumps drain
         return rc
 
+    def interrupt(self, timeout=10):
+        """Ctrl-C, then the exit status."""
+        self.p.send_signal(signal.SIGINT)
+        return self.p.wait(timeout=timeout)
+
     def kill(self):
         if self.p.poll() is None:
             self.p.kill()
@@ -347,8 +352,7 @@ class CliTest(unittest.TestCase):
             wait_until(lambda: len(c.stdout().split()) >= 3, timeout=15, what="words")
             c.p.send_signal(signal.SIGINT)
             wait_until(lambda: "cancelling" in c.stderr(), what="first Ctrl-C seen")
-            c.p.send_signal(signal.SIGINT)
-            rc = c.p.wait(timeout=10)
+            rc = c.interrupt(10)
         finally:
             c.kill()
         self.assertEqual(rc, 130)
@@ -358,8 +362,7 @@ class CliTest(unittest.TestCase):
         try:
             wait_until(lambda: sid in c.stderr(), what="chat ready")
             time.sleep(0.3)
-            c.p.send_signal(signal.SIGINT)
-            rc = c.p.wait(timeout=10)
+            rc = c.interrupt(10)
         finally:
             c.kill()
         self.assertEqual(rc, 130)
@@ -418,8 +421,7 @@ class CliTest(unittest.TestCase):
         c = Proc(["messages", "send", sid, "#tokens 400\n#rate 20", "--wait"], self.env())
         try:
             wait_until(lambda: len(c.stdout().split()) >= 3, timeout=15, what="words")
-            c.p.send_signal(signal.SIGINT)
-            rc = c.p.wait(timeout=15)
+            rc = c.interrupt(15)
         finally:
             c.kill()
         self.assertEqual(rc, 1)  # the turn was cancelled
@@ -500,8 +502,7 @@ class CliTest(unittest.TestCase):
         try:
             self.ok("messages", "send", sid, "hi", "--wait")
             wait_until(lambda: "session.idled" in t.stdout(), what="tail output")
-            t.p.send_signal(signal.SIGINT)
-            rc = t.p.wait(timeout=10)
+            rc = t.interrupt(10)
         finally:
             t.kill()
         self.assertEqual(rc, 130)
