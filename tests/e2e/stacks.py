@@ -355,7 +355,7 @@ auth_file = %(users)s
 pool_mode = transaction
 max_client_conn = %(maxc)d
 default_pool_size = %(pool)d
-ignore_startup_parameters = extra_float_digits,application_name
+ignore_startup_parameters = extra_float_digits
 server_reset_query =
 logfile = %(dir)s/pgbouncer.log
 pidfile = %(dir)s/pgbouncer.pid
@@ -368,16 +368,18 @@ admin_users = %(user)s
         return self
 
     def show(self, what):
-        """SHOW POOLS / STATS / ... on the admin console, as rows of str."""
+        """SHOW POOLS / STATS / ... on the admin console: a list of
+        {column: str} rows."""
         p = subprocess.run(evr._as_run_user(
-            [evr._psql_bin(), "-X", "-A", "-t", "-F", "|", "-h", "127.0.0.1",
+            [evr._psql_bin(), "-X", "-A", "-P", "footer=off", "-F", "|", "-h", "127.0.0.1",
              "-p", str(self.port), "-U", self.user, "-d", "pgbouncer",
              "-c", "SHOW " + what]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
             universal_newlines=True, timeout=30)
         if p.returncode != 0:
             raise AssertionError("pgbouncer SHOW %s: %s" % (what, p.stderr))
-        return [line.split("|") for line in p.stdout.splitlines() if line]
+        lines = [line.split("|") for line in p.stdout.splitlines() if line]
+        return [dict(zip(lines[0], row)) for row in lines[1:]]
 
 
 class FrontNginx(_Daemon):
