@@ -385,9 +385,9 @@ admin_users = %(user)s
 class FrontNginx(_Daemon):
     """A second nginx in front of a stack, proxying everything to it with
     nginx's default proxy buffering on, as an enterprise reverse proxy
-    does. `server_extra` is added to its server block (e.g. the settings
-    README recommends for the stream routes); `prefix` mounts the stack
-    under a path (/everruns/ -> the stack's /)."""
+    does. `server_extra` is added to its location (e.g. the settings
+    README recommends for the stream routes); `prefix` is the path it
+    forwards, unchanged (the stack's url_prefix)."""
 
     name = "front-nginx"
 
@@ -402,6 +402,14 @@ class FrontNginx(_Daemon):
     @property
     def base(self):
         return "http://127.0.0.1:%d" % self.port
+
+    def _location_settings(self):
+        out = self.server_extra
+        # nginx's defaults, spelled out, unless the test sets its own
+        for d in ("proxy_buffering on;", "proxy_read_timeout 60s;"):
+            if d.split()[0] not in out:
+                out += "            %s\n" % d
+        return out
 
     def start(self):
         self._prepare()
@@ -424,22 +432,18 @@ http {
     server {
         listen 127.0.0.1:%(port)d;
         location %(prefix)s {
-            proxy_pass http://127.0.0.1:%(up)d/;
+            proxy_pass http://127.0.0.1:%(up)d;
             proxy_http_version 1.1;
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto %(proto)s;
-            proxy_set_header X-Forwarded-Prefix %(prefix_hdr)s;
-            proxy_buffering on;
-            proxy_read_timeout 60s;
 %(extra)s
         }
     }
 }
 """ % {"dir": self.dir, "port": self.port, "up": self.upstream_port,
             "prefix": self.prefix, "proto": proto,
-            "prefix_hdr": self.prefix.rstrip("/") or "/",
-            "extra": self.server_extra})
+            "extra": self._location_settings()})
         self._spawn([os.environ.get("EVERRUNS_NGINX", "/usr/sbin/nginx"),
                      "-p", self.dir + "/", "-c", conf, "-e", self.dir + "/error.log"])
         self._wait_port()
