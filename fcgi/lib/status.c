@@ -14,13 +14,9 @@
 const char *status_dir(void)
 {
 	static char def[4096];
-	const char *home;
 
-	if (!def[0]) {
-		home = getenv("EVERRUNS_HOME");
-		snprintf(def, sizeof(def), "%s/run",
-			 home && *home ? home : "./var");
-	}
+	if (!def[0])
+		snprintf(def, sizeof(def), "%s/run", config_home());
 	return config_get("run_dir", def);
 }
 

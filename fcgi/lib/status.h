@@ -13,8 +13,7 @@
 
 #include "buf.h"
 
-/* The run directory (config `run_dir`, else $EVERRUNS_HOME/run, else
- * ./var/run). */
+/* The run directory (config `run_dir`, else <config_home()>/run). */
 const char *status_dir(void);
 
 /* Replace <run_dir>/<name> with text. 0, or -1 (errno set; not logged:
