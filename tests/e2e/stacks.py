@@ -79,7 +79,22 @@ def main_server_key():
     return os.environ.get("EVERRUNS_SERVER_KEY_FILE") or path
 
 
-class ExtraStack:
+class _Managed:
+    """start() on entry (stop() if it fails), stop() on exit."""
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class ExtraStack(_Managed):
     """Another host: conf/everrunsctl with its own EVERRUNS_HOME and ports
     on the test stack's database. Small by default (1 api process of 2
     threads, 1 nginx worker): the machine is shared."""
@@ -203,17 +218,6 @@ class ExtraStack:
             shutil.rmtree(self.home, ignore_errors=True)
             self.home = None
 
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
 
 def _children(pid):
     try:
@@ -227,7 +231,7 @@ def _run_as_stack_user(argv, **kw):
     return subprocess.Popen(evr._as_run_user(argv), cwd="/", **kw)
 
 
-class _Daemon:
+class _Daemon(_Managed):
     """A helper daemon in its own state directory, run as the stack's
     user in the foreground (we hold the Popen and stop it ourselves)."""
 
@@ -295,17 +299,6 @@ class _Daemon:
         if self.dir and not os.environ.get("EVR_KEEP_HOME"):
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def _conninfo_fields(url):

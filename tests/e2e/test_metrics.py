@@ -148,22 +148,18 @@ class Metrics(unittest.TestCase):
         self.assertEqual(r.status, 404)
         self.assertNotIn("everruns_", r.text)
         # the program itself refuses any other client address
-        sock = os.path.join(stack_env("EVR_SOCKDIR"), "api.sock")
-        c = fcgi_request(sock, {"REQUEST_METHOD": "GET", "REQUEST_URI": "/metrics",
-                                "QUERY_STRING": "", "REMOTE_ADDR": "203.0.113.5"})
-        try:
-            out, _ = fcgi_stdout(c, "\r\n\r\n{")
-        finally:
-            c.close()
+        def direct(addr, until):
+            sock = os.path.join(stack_env("EVR_SOCKDIR"), "api.sock")
+            c = fcgi_request(sock, {"REQUEST_METHOD": "GET", "REQUEST_URI": "/metrics",
+                                    "QUERY_STRING": "", "REMOTE_ADDR": addr})
+            try:
+                return fcgi_stdout(c, until)[0]
+            finally:
+                c.close()
+        out = direct("203.0.113.5", "\r\n\r\n{")
         self.assertIn("Status: 404", out)
         self.assertNotIn("everruns_", out)
-        c = fcgi_request(sock, {"REQUEST_METHOD": "GET", "REQUEST_URI": "/metrics",
-                                "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1"})
-        try:
-            out, _ = fcgi_stdout(c, "everruns_up 1")
-        finally:
-            c.close()
-        self.assertIn("everruns_up 1", out)
+        self.assertIn("everruns_up 1", direct("127.0.0.1", "everruns_up 1"))
 
 
 if __name__ == "__main__":
