@@ -108,9 +108,22 @@ class ScaleOut(unittest.TestCase):
         done = [f for f in live if f["event"] == "output.message.completed"][0]
         text = "".join(p.get("text", "") for p in done["data"]["data"]["message"]["content"])
         self.assertEqual(text, "hello from host A")
-        # deltas (NOTIFY evd) crossed hosts too
-        self.assertTrue(any(f.get("event") == "output.message.delta" for f in frames),
-                        [f.get("event") for f in frames])
+
+    def test_2b_deltas_cross_hosts(self):
+        # streamed text (NOTIFY evd) written by whichever runner, read on B
+        sid = self.session(self.a)
+        s = Stream(sid, self.key, base=self.b.base)
+        try:
+            self.assertEqual(s.frame()["event"], "connected")
+            self.send(self.a, sid, "#tokens 30\n#rate 30")
+            frames = s.until(idled)
+        finally:
+            s.close()
+        deltas = [f["data"]["data"] for f in frames if f.get("event") == "output.message.delta"]
+        self.assertGreater(len(deltas), 1, [f.get("event") for f in frames])
+        done = [f for f in frames if f.get("event") == "output.message.completed"][0]
+        self.assertEqual("".join(d["delta"] for d in deltas),
+                         done["data"]["data"]["message"]["content"][0]["text"])
 
     def test_3_runners_share_the_queue_no_turn_twice(self):
         pa, pb = self.a.pid("runner"), self.b.pid("runner")
