@@ -16,6 +16,7 @@ import http.client
 import os
 import time
 import unittest
+import urllib.parse
 
 from evr import new_org, api
 from stacks import ExtraStack, FrontNginx
@@ -99,6 +100,11 @@ class Proxy(unittest.TestCase):
         r = api("GET", self.base + "/api-doc/openapi.json", key=None)
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json["openapi"][:2], "3.")
+        # its server URL resolves to the prefix (OpenAPI: relative to
+        # where the document was served from)
+        server = urllib.parse.urljoin(self.base + "/api-doc/openapi.json",
+                                      r.json["servers"][0]["url"])
+        self.assertEqual(server, self.base + "/")
         # the prefix without its slash: a relative redirect (the host's
         # nginx does not know the public name)
         r = api("GET", self.host.base + PREFIX, key=None)
