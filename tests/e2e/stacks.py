@@ -43,11 +43,17 @@ def free_ports(n):
             s.close()
 
 
-def _state_dir(name):
-    """A fresh directory the stack's user can reach (as root: /var/tmp,
-    not a private /tmp of ours)."""
-    parent = "/var/tmp" if os.geteuid() == 0 else (os.environ.get("TMPDIR") or "/tmp")
-    return tempfile.mkdtemp(prefix="everruns-%s." % name, dir=parent)
+def state_dir(name):
+    """A fresh directory the stack's user can reach: under the test
+    stack's $EVR_HOME/extra/, where tests/run stops whatever a test left
+    running there (an aborted run) before it stops the test stack."""
+    if evr.HOME and os.path.isdir(evr.HOME):
+        parent = os.path.join(evr.HOME, "extra")
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+        os.chmod(parent, 0o755)
+    else:
+        parent = "/var/tmp" if os.geteuid() == 0 else (os.environ.get("TMPDIR") or "/tmp")
+    return tempfile.mkdtemp(prefix="%s." % name, dir=parent)
 
 
 def _chown_to_run_user(path):
@@ -139,7 +145,7 @@ class ExtraStack(_Managed):
 
     def start(self):
         if self.home is None:
-            self.home = _state_dir(self.name)
+            self.home = state_dir(self.name)
             self.http_port, self.https_port = free_ports(2)
             self.env.update({
                 "EVERRUNS_HOME": self.home,
@@ -243,7 +249,7 @@ class _Daemon(_Managed):
         self.port = None
 
     def _prepare(self):
-        self.dir = _state_dir(self.name)
+        self.dir = state_dir(self.name)
         os.chmod(self.dir, 0o750)
         _chown_to_run_user(self.dir)
         self.port = free_ports(1)[0]

@@ -8,13 +8,12 @@ holds the same rows, and a provider's sealed API key still works."""
 import os
 import shutil
 import subprocess
-import tempfile
 import unittest
 import uuid
 
 import evr
 from evr import api, psql, new_org
-from stacks import ExtraStack, main_server_key
+from stacks import ExtraStack, main_server_key, state_dir
 from test_drivers import Fake
 from test_turns import send, wait_idle
 
@@ -59,7 +58,7 @@ def query(url, sql):
 class BackupRestore(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="everruns-backup.", dir="/var/tmp")
+        cls.dir = state_dir("backup")
         u = evr.stack_env("EVR_RUN_USER")
         if os.geteuid() == 0 and u and u != "root":
             shutil.chown(cls.dir, u, u)

@@ -10,11 +10,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import unittest
 
 import evr
-from stacks import main_server_key
+from stacks import main_server_key, state_dir
 
 UNITS = ("everruns-api.socket", "everruns-api.service", "everruns-sse.service",
          "everruns-runner.service")
@@ -32,7 +31,7 @@ def make(*args):
 class Install(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.root = tempfile.mkdtemp(prefix="everruns-install.", dir="/var/tmp")
+        cls.root = state_dir("install")
         os.chmod(cls.root, 0o755)  # the stack's user runs the installed admin
         cls.dirs = {"prefix": cls.root + "/usr", "sysconfdir": cls.root + "/etc",
                     "localstatedir": cls.root + "/var"}
