@@ -6,7 +6,9 @@ ports and state directory, on the test stack's one PostgreSQL database.
 - the runners of both hosts share the queue, and no turn runs twice;
 - host A stopped whole (SIGKILL of all its programs) mid-turn: host B's
   runner finishes the turn, and a client that followed the turn on host A
-  resumes on host B with Last-Event-ID, with no gap and no duplicate.
+  resumes on host B with Last-Event-ID, with no gap and no duplicate;
+- host A stopped in order (everrunsctl stop) mid-turn: its runner drains,
+  then hands the turn over, and host B's runner finishes it.
 
 The test stack's own runner is stopped for the duration (started again at
 the end), so that exactly the two hosts' runners compete.
@@ -202,6 +204,33 @@ class ScaleOut(unittest.TestCase):
         self.a.start()
         r = self.a.api("GET", "/api/v1/sessions/" + sid, key=self.key)
         self.assertEqual((r.status, r.json["status"]), (200, "idle"))
+
+    def test_5_host_a_stopped_mid_turn_hands_it_to_b(self):
+        # an orderly stop (everrunsctl stop: SIGTERM, the runner drains for
+        # drain_s = 5 s, then releases the turn without spending an attempt)
+        sid = self.session(self.a)
+        pb = self.b.pid("runner")
+        os.kill(pb, signal.SIGSTOP)
+        try:
+            turn = self.send(self.a, sid, "#tokens 200\n#rate 20")["turn_id"][4:]
+            wait_until(lambda: running_owners().get(turn) == self.a.pid("runner"), timeout=10,
+                       what="host A's runner holds the turn")
+        finally:
+            os.kill(pb, signal.SIGCONT)
+        out = self.a.ctl("stop").stdout
+        self.assertIn("stopped", out)
+        self.assertIsNone(self.a.pid("runner"))
+
+        def idle():
+            r = self.b.api("GET", "/api/v1/sessions/" + sid, key=self.key)
+            return r.json["status"] == "idle"
+        wait_until(idle, timeout=30, what="host B finishing the turn")
+        types = [e["type"] for e in self.log(self.b, sid)]
+        self.assertEqual(types.count("turn.started"), 1, types)
+        self.assertEqual(types[-2:], ["turn.completed", "session.idled"])
+        self.assertEqual(psql("SELECT state, attempt FROM turns WHERE id = $1::uuid", turn),
+                         [("completed", "1")])
+        self.a.start()
 
 
 if __name__ == "__main__":
