@@ -18,7 +18,7 @@ import time
 import unittest
 import urllib.parse
 
-from evr import new_org, api
+from evr import new_org, api, wait_until
 from stacks import ExtraStack, FrontNginx
 from test_sse import Stream, durable, idled
 
@@ -74,9 +74,14 @@ class Proxy(unittest.TestCase):
             f.stop()
         cls.host.stop()
 
-    def access_log_tail(self):
-        with open(os.path.join(self.host.home, "log", "nginx-access.log")) as f:
-            return f.readlines()[-5:]
+    def access_log_line(self, marker):
+        """The access log's line with marker in it (nginx writes it just
+        after the response)."""
+        def find():
+            with open(os.path.join(self.host.home, "log", "nginx-access.log")) as f:
+                lines = [x for x in f.readlines()[-20:] if marker in x]
+            return lines[-1] if lines else None
+        return wait_until(find, timeout=5, what="the access log line of " + marker)
 
     def test_routes_under_the_prefix(self):
         r = api("GET", self.base + "/health", key=None)
@@ -119,7 +124,7 @@ class Proxy(unittest.TestCase):
                 headers={"X-Forwarded-For": "203.0.113.9", "User-Agent": "via-front"})
         self.assertEqual(r.status, 200, r.text)
         self.assertEqual(r.headers.get("strict-transport-security"), "max-age=31536000")
-        line = [x for x in self.access_log_tail() if "via-front" in x][-1]
+        line = self.access_log_line("via-front")
         self.assertTrue(line.startswith("203.0.113.9 "), line)
         self.assertIn(" https via=127.0.0.1", line)
 
@@ -131,7 +136,7 @@ class Proxy(unittest.TestCase):
                            source="127.0.0.2")
         self.assertEqual(st, 200)
         self.assertNotIn("strict-transport-security", h)
-        line = [x for x in self.access_log_tail() if "spoofer" in x][-1]
+        line = self.access_log_line("spoofer")
         self.assertTrue(line.startswith("127.0.0.2 "), line)
         self.assertIn(" http via=127.0.0.2", line)
 
