@@ -2,7 +2,7 @@
 database (plus the server key file) is everything. The test stack's
 database is dumped as README says, restored into a new PostgreSQL cluster
 the way README says, and a second stack started on the restored cluster
-with the same server key serves the same sessions and events, every table
+with the same server key serves the same sessions, events and files, every table
 holds the same rows, and a provider's sealed API key still works."""
 
 import os
@@ -86,6 +86,13 @@ class BackupRestore(unittest.TestCase):
                                                "tags": ["backup"]}, key=key).json["id"]
         self.assertEqual(send(key, sid, "#text remember this").status, 201)
         wait_idle(key, sid, 1)
+        # a file in the session's filesystem, text and binary
+        fs = "/api/v1/sessions/%s/fs/" % sid
+        r = api("PUT", fs + "notes/kept.md", {"content": "# kept\n"}, key=key)
+        self.assertIn(r.status, (200, 201), r.text)
+        blob = bytes(range(256)) * 40
+        r = api("PUT", fs + "data.bin", raw=blob, content_type="application/octet-stream", key=key)
+        self.assertIn(r.status, (200, 201), r.text)
         # a provider whose API key is sealed with the server key
         prv = api("POST", "/api/v1/llm-providers",
                   {"name": "bk-" + uuid.uuid4().hex[:6], "provider_type": "openai_completions",
@@ -135,6 +142,10 @@ class BackupRestore(unittest.TestCase):
         self.assertEqual(r.json, before_session)
         r = self.host.api("GET", "/api/v1/sessions/%s/events?since_sequence=0" % sid, key=key)
         self.assertEqual(r.json, before_events)
+        r = self.host.api("GET", fs + "notes/kept.md", key=key)
+        self.assertEqual((r.status, r.json["content"]), (200, "# kept\n"), r.text)
+        r = self.host.api("GET", "/api/v1/sessions/%s/fs/_/download/data.bin" % sid, key=key)
+        self.assertEqual((r.status, r.body), (200, blob))
         # the restored database works: a new turn, and the sealed key opens
         self.fake.script(model, {"text": "restored fine"})
         sid2 = self.host.api("POST", "/api/v1/sessions", {"model_id": mid, "agent_id": agent},
