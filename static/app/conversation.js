@@ -179,6 +179,7 @@ export class Conversation {
       case 'input.message': this.userMessage(d.message, ev); break;
       case 'session.activated': this.setStatus('active'); break;
       case 'session.idled':
+        this.finishStreams();
         this.setStatus('idle');
         if (d.usage) this.app.showUsage(d.usage);
         if (!history) this.app.sidebar.refresh();
@@ -193,11 +194,15 @@ export class Conversation {
       case 'tool.completed': this.toolCompleted(d); break;
       case 'turn.completed': this.turnDone(d); break;
       case 'turn.failed':
+        this.finishStreams();
         this.add(h('div', { class: 'turn-error', role: 'alert' },
           h('strong', { text: 'The turn failed: ' }), d.error || 'unknown error',
           d.error_code ? h('code', { text: ` ${d.error_code}` }) : null));
         break;
-      case 'turn.cancelled': this.note('The turn was cancelled.', 'cancelled'); break;
+      case 'turn.cancelled':
+        this.finishStreams();
+        this.note('The turn was cancelled.', 'cancelled');
+        break;
       case 'file.written': if (!history) this.app.files.changed(); break;
       default: break;
     }
@@ -301,6 +306,24 @@ export class Conversation {
       return;
     }
     s.body.replaceChildren(renderMarkdown(text));
+  }
+
+  // The turn ended (cancelled, failed, idle): text that was streaming
+  // stays as it was, marked as cut short.
+  finishStreams() {
+    for (const s of this.streams.values()) {
+      if (s.done) continue;
+      s.done = true;
+      if (s.kind === 'thinking') {
+        s.el.querySelector('summary').textContent = 'Thinking';
+      } else if (!s.text) {
+        s.el.remove();
+      } else {
+        s.el.classList.remove('streaming');
+        s.el.classList.add('interrupted');
+        s.el.append(h('div', { class: 'meta', text: 'interrupted' }));
+      }
+    }
   }
 
   completeThinking(d) {

@@ -74,7 +74,7 @@ const app = {
   showSession(s) {
     $('session-title').textContent = s.title || 'Untitled session';
     const tags = $('session-tags');
-    tags.replaceChildren(...(s.tags || []).map((t) => {
+    tags.replaceChildren(...(s.tags || []).filter((t) => !t.startsWith('user:')).map((t) => {
       const li = document.createElement('li');
       li.textContent = t;
       return li;

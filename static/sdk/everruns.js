@@ -344,8 +344,9 @@ class Events {
           }
           if (stopped) return;
           onState('reconnecting', why);
-          // back off after repeated failures, at most 10 s
-          const delay = wait !== null ? wait : Math.min(retryMs * Math.max(1, failures), 10000);
+          // the first reconnect at once (a dropped connection), then back
+          // off from the server's retry: hint, at most 10 s
+          const delay = wait !== null ? wait : failures <= 1 ? 100 : Math.min(retryMs * (failures - 1), 10000);
           await sleep(delay, outer);
         }
       } finally {
