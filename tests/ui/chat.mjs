@@ -217,6 +217,25 @@ const checks = [
     await shot('05-stopped');
   }],
 
+  ['turn_error', async () => {
+    // a model whose provider does not answer (nothing listens on port 9)
+    const prv = await client.request('POST', '/llm-providers', { body: { name: 'unreachable',
+      provider_type: 'openai_completions', base_url: 'http://127.0.0.1:9/v1', api_key: 'none' } });
+    const mod = await client.request('POST', `/llm-providers/${prv.id}/models`, { body: { model_id: 'gone', capabilities: ['chat'] } });
+    const s = await client.sessions.create({ agentId: agent.id, modelId: mod.id, title: 'failing model' });
+    await page.evaluate((id) => { location.hash = id; }, s.id);
+    await page.waitForFunction(() => document.getElementById('session-title').textContent === 'failing model');
+    await sendTurn('hello?');
+    const box = page.locator('#log .turn-error').last();
+    assert.equal(await box.getAttribute('role'), 'alert');
+    const failed = (await client.events.list(s.id, { types: ['turn.failed'] })).data.pop();
+    assert.equal(await box.textContent(), `The turn failed: ${failed.data.error} ${failed.data.error_code}`);
+    await shot('06-turn-failed');
+    await page.evaluate((id) => { location.hash = id; }, sessionId);
+    await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
+    await page.locator('#log .turn-usage').first().waitFor();
+  }],
+
   ['events_tab', async () => {
     await page.click('#tab-events');
     await page.locator('#panel-events:not([hidden])').waitFor();
