@@ -430,6 +430,24 @@ static void deltas_before(struct hub_session *hs, long long seq)
 			one_delta(&deltas[i]);
 }
 
+/* The frame of catch-up row i (columns: see catch_up). */
+static void row_frame(struct buf *f, PGresult *res, int i, long long seq,
+		      const char *type)
+{
+	struct sse_event_row r;
+	r.seq = seq;
+	r.type = type;
+	r.session = PQgetvalue(res, i, 0);
+	r.id = PQgetvalue(res, i, 3);
+	r.data = PQgetvalue(res, i, 4);
+	r.dlen = (size_t)PQgetlength(res, i, 4);
+	r.ts_us = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+	r.turn = PQgetvalue(res, i, 7);
+	r.msg = PQgetvalue(res, i, 8);
+	buf_init(f, r.dlen + 320);
+	sse_event_frame(f, &r);
+}
+
 /* Hand the rows [from, to) of session hs to its subscribers, with the
  * session's deltas in their place among them. */
 static void deliver(struct hub_session *hs, PGresult *res, int from, int to)
@@ -442,6 +460,7 @@ static void deliver(struct hub_session *hs, PGresult *res, int from, int to)
 	for (i = from; i < to; i++) {
 		long long seq = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		const char *type = PQgetvalue(res, i, 2);
+		struct buf frame = BUF_INIT; /* rendered on first use */
 		deltas_before(hs, seq);
 		if (seq > hs->known)
 			hs->known = seq;
@@ -461,12 +480,13 @@ static void deliver(struct hub_session *hs, PGresult *res, int from, int to)
 				continue;
 			if (s->kind == SSE_POLL)
 				sse_poll_wake(s);
-			else
-				sse_stream_event(s, seq, type,
-						 PQgetvalue(res, i, 3),
-						 PQgetvalue(res, i, 4),
-						 (size_t)PQgetlength(res, i, 4));
+			else {
+				if (!frame.len)
+					row_frame(&frame, res, i, seq, type);
+				sse_stream_event(s, frame.data, frame.len);
+			}
 		}
+		buf_release(&frame);
 	}
 	for (s = hs->subs; s; s = s->s_next)
 		if (s->in_round && !full && live(s) && !s->lagging)
@@ -493,11 +513,15 @@ static void session_gone(struct hub_session *hs)
 static int catch_up(void)
 {
 	static const char qs[] =
-		"SELECT replace(c.session::text, '-', ''), x.seq, x.type, x.id, x.j, "
-		"EXISTS (SELECT 1 FROM sessions s WHERE s.id = c.session) "
+		"SELECT replace(c.session::text, '-', ''), x.seq, x.type, x.id, x.data, "
+		"EXISTS (SELECT 1 FROM sessions s WHERE s.id = c.session), "
+		"x.ts_us, x.turn, x.msg "
 		"FROM unnest($1::uuid[], $2::bigint[]) AS c(session, after) "
-		"LEFT JOIN LATERAL (SELECT e.seq, e.type, evr_id('evt', e.id) AS id, "
-		"api_event(e) AS j FROM events e "
+		"LEFT JOIN LATERAL (SELECT e.seq, e.type, "
+		"replace(e.id::text, '-', '') AS id, e.data::text AS data, "
+		"(extract(epoch FROM e.ts) * 1000000)::bigint AS ts_us, "
+		"replace(e.turn_id::text, '-', '') AS turn, "
+		"replace(e.input_message_id::text, '-', '') AS msg FROM events e "
 		"WHERE e.session_id = c.session AND e.seq > c.after "
 		"ORDER BY e.seq LIMIT 200) x ON true "
 		"ORDER BY 1, x.seq";

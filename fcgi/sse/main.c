@@ -110,6 +110,8 @@ static void flush(struct sse_conn *c)
 		mark_dead(c);
 	else if (c->sub && c->sub->lagging) {
 		c->sub->lagging = 0;
+		log_debug("stream of %s drained: catching up from %lld",
+			  c->sub->session, c->sub->cursor);
 		hub_kick(c->sub);
 	}
 }
@@ -120,8 +122,12 @@ void sse_conn_send(struct sse_conn *c, const void *data, size_t len)
 		return;
 	fcgi_put_stdout(&c->out, c->fp.request_id, data, len);
 	flush(c);
-	if (!c->dead && c->sub && sse_conn_pending(c) > SSE_LAG_BYTES)
+	if (!c->dead && c->sub && !c->sub->lagging &&
+	    sse_conn_pending(c) > SSE_LAG_BYTES) {
 		c->sub->lagging = 1;
+		log_debug("stream of %s lags: %zu bytes unsent, pushes paused",
+			  c->sub->session, sse_conn_pending(c));
+	}
 }
 
 void sse_conn_finish(struct sse_conn *c)

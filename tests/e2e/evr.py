@@ -374,6 +374,17 @@ def stack_pid(name):
         return None
 
 
+def pg_restart():
+    """Restart the stack's private PostgreSQL cluster (fast shutdown: every
+    connection is cut); returns when it accepts connections again."""
+    pgdata = os.path.join(HOME, "pg")
+    pg_ctl = os.path.join(stack_env("EVR_PG_BINDIR") or "", "pg_ctl")
+    subprocess.run(_as_run_user([pg_ctl, "-D", pgdata, "-l", os.path.join(HOME, "log", "postgresql.log"), "-m", "fast", "-w", "-t", "60",
+                                 "-s", "restart"]),
+                   env=_stack_environ(), cwd="/", stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, check=True, timeout=90)
+
+
 def start_runner(log_name="runner-extra", **env):
     """Another everruns-runner on the test stack's database (as the stack's
     user, with its configuration); EVERRUNS_* overrides as keyword
