@@ -1,11 +1,13 @@
 // chat.mjs: the chat UI in headless Chromium (the Debian package, driven
 // by playwright-core) against the real stack. One page goes through the
 // checks in order: log in; create, rename, search a session; a streamed
-// llmsim reply; a tool-call card and thinking; Stop (button and Esc);
-// the Events tab; XSS in a message and in a model reply; files (when the
-// /fs routes exist); image attach (when /images exists); everruns-sse
-// killed mid-reply and restarted; 360 px and dark layouts, accessible
-// names; delete and the global chat. Screenshots go to tests/out/ui/.
+// llmsim reply; a tool-call card and thinking; Stop (button and Esc); a
+// failed turn; the Events tab; XSS in a message and in a model reply;
+// files (when the /fs routes exist); image attach (when /images exists);
+// everruns-sse killed mid-reply and restarted; 360 px and dark layouts,
+// accessible names; a session longer than a page of history and than the
+// Events tab's 2,000 rows; delete and the global chat. Screenshots go to
+// tests/out/ui/.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -381,6 +383,37 @@ const checks = [
     await page.setViewportSize({ width: 360, height: 740 });
     await shot('15-narrow-light');
     await page.setViewportSize({ width: 1280, height: 800 });
+  }],
+
+  ['long_session', async () => {
+    // more than one page of history (GET /events gives 1,000 at a time)
+    // and more events than the Events tab keeps on screen (2,000)
+    const prv = (await client.request('GET', '/llm-providers')).data.find((p) => p.provider_type === 'llmsim');
+    const instant = await client.request('POST', `/llm-providers/${prv.id}/models`,
+      { body: { model_id: 'llmsim-instant', capabilities: ['chat', 'tools'] } });
+    const s = await client.sessions.create({ agentId: agent.id, modelId: instant.id, title: 'long session' });
+    const calls = Array.from({ length: 50 }, (_, i) => `#tool calculate {"operation":"add","a":${i},"b":1}`).join('\n');
+    let last = 0;
+    while (last < 2100) {
+      const m = await client.messages.create(s.id, calls);
+      for await (const ev of client.events.stream(s.id, { sinceSequence: m.sequence, types: ['session.idled'] })) {
+        last = ev.sequence;
+        break;
+      }
+    }
+    await page.evaluate((id) => { location.hash = id; }, s.id);
+    await page.waitForFunction(() => document.getElementById('session-title').textContent === 'long session');
+    await page.waitForFunction((n) => document.querySelectorAll('#log .turn-usage').length === n,
+      (await client.messages.list(s.id)).data.filter((x) => x.role === 'user').length, { timeout: 30000 });
+    assert.equal(await page.locator('#log .tool-card[data-state="success"]').count(),
+      (await client.events.list(s.id, { types: ['tool.completed'] })).data.length);
+    await page.click('#tab-events');
+    await page.waitForFunction(() => document.querySelectorAll('#events-body tr').length === 2000);
+    const seqs = await page.$$eval('#events-body tr', (rows) => [rows[0].dataset.sequence, rows[rows.length - 1].dataset.sequence].map(Number));
+    assert.deepEqual(seqs, [last - 1999, last]);
+    await page.click('#tab-chat');
+    await page.evaluate((id) => { location.hash = id; }, sessionId);
+    await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
   }],
 
   ['delete_and_global_chat', async () => {
