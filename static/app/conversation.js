@@ -75,7 +75,8 @@ export class Conversation {
       if (!this.app.handleError(e)) this.note(`Cannot read the conversation: ${errText(e)}`, 'error');
       return;
     }
-    this.setStatus(s.status === 'active' ? 'active' : this.status);
+    // the log is newer than the session object read before it
+    this.setStatus(this.status);
     this.scroll(true);
     this.stream(this.lastSeq);
   }
@@ -124,14 +125,17 @@ export class Conversation {
   }
 
   // Send a user message (content: array of parts); the message shows at
-  // once from the response. The open stream covers its turn (its cursor
-  // is at most the message's sequence); without one, a stream starts
-  // from the message's sequence, so even an instant reply is not missed.
+  // once from the response. The open stream covers its turn whatever it
+  // has seen so far; without one (it stopped on an error), a stream
+  // starts from the last event applied, at most the message's sequence,
+  // so even an instant reply is not missed. A stream may also have
+  // applied the whole turn before the response arrived: then the status
+  // is already right.
   async send(content) {
     const c = this.app.client;
     const msg = await c.messages.create(this.sid, { content });
     if (!this.shown.has(msg.id)) this.userMessage(msg, null);
-    this.setStatus('active');
+    if (this.lastSeq < msg.sequence) this.setStatus('active');
     this.scroll(true);
     if (!this.ctrl) this.stream(Math.min(this.lastSeq, msg.sequence));
     return msg;

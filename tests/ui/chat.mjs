@@ -412,6 +412,11 @@ const checks = [
     const seqs = await page.$$eval('#events-body tr', (rows) => [rows[0].dataset.sequence, rows[rows.length - 1].dataset.sequence].map(Number));
     assert.deepEqual(seqs, [last - 1999, last]);
     await page.click('#tab-chat');
+    // an instant reply, possibly streamed before the POST answers
+    for (const w of ['quick', 'quicker']) {
+      await sendTurn(`#text ${w}`);
+      assert.equal((await agentTexts()).pop().trim(), w);
+    }
     await page.evaluate((id) => { location.hash = id; }, sessionId);
     await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
   }],
