@@ -88,14 +88,25 @@ export class Conversation {
     this.ctrl = ctrl;
     const sid = this.sid;
     const it = this.app.client.events.stream(sid, {
-      sinceSequence: since, signal: ctrl.signal,
+      sinceSequence: since, signal: ctrl.signal, includeControl: true,
       onState: (st, why) => { if (!ctrl.signal.aborted) this.conn(st, why); },
     });
     (async () => {
       try {
+        let reason = '';
         for await (const ev of it) {
           if (ctrl.signal.aborted) break;
-          this.apply(ev, false);
+          if (ev.type === 'disconnecting') reason = (ev.data && ev.data.reason) || '';
+          else if (ev.type !== 'connected') this.apply(ev, false);
+        }
+        // the client ends a stream by itself only when going on is useless
+        if (!ctrl.signal.aborted && this.sid === sid) {
+          if (reason === 'session_deleted') {
+            this.note('This session was deleted.', 'error');
+            this.app.sidebar.refresh();
+          } else {
+            this.note('The live stream was closed (the session is open in too many places); reopen the session to follow it here.', 'error');
+          }
         }
       } catch (e) {
         if (!ctrl.signal.aborted && !this.app.handleError(e)) {

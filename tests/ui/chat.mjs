@@ -421,6 +421,19 @@ const checks = [
     await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
   }],
 
+  ['deleted_elsewhere', async () => {
+    const s = await client.sessions.create({ agentId: agent.id, title: 'short-lived' });
+    await page.evaluate((id) => { location.hash = id; }, s.id);
+    await page.waitForFunction(() => document.getElementById('session-title').textContent === 'short-lived');
+    await page.waitForFunction(() => !document.getElementById('conn').textContent);
+    await sleep(300); // the stream is open
+    await client.sessions.delete(s.id);
+    await page.locator('#log .note.error', { hasText: 'This session was deleted.' }).waitFor();
+    await page.waitForFunction((id) => !document.querySelector(`.session-item[data-id="${id}"]`), s.id);
+    await page.evaluate((id) => { location.hash = id; }, sessionId);
+    await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
+  }],
+
   ['delete_and_global_chat', async () => {
     await page.click('#delete-btn');
     await page.locator('#confirm-dialog[open]').waitFor();
