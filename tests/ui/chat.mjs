@@ -37,7 +37,7 @@ async function shot(name) {
 }
 
 const text = (sel) => page.locator(sel).first().textContent();
-const statusIs = (st) => page.waitForFunction((s) => document.getElementById('status').dataset.status === s, st, { timeout: 15000 });
+const statusIs = (st, timeout = 15000) => page.waitForFunction((s) => document.getElementById('status').dataset.status === s, st, { timeout });
 const agentTexts = () => page.$$eval('#log .msg.agent .body', (els) => els.map((e) => e.textContent));
 
 async function send(message) {
@@ -339,7 +339,8 @@ const checks = [
     execFileSync('bash', [path.join(env.srcdir, 'conf', 'everrunsctl'), 'start'], {
       env: { ...process.env, EVERRUNS_HOME: env.home }, stdio: 'ignore', timeout: 120000,
     });
-    await statusIs('idle');
+    // the client backs off up to 10 s between attempts
+    await statusIs('idle', 30000);
     await page.waitForFunction(() => !document.querySelector('#log .msg.agent.streaming'), null, { timeout: 15000 });
     const texts = await agentTexts();
     const last = texts[texts.length - 1].trim();
