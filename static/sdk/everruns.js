@@ -285,7 +285,7 @@ class Events {
               throw err;
             }
             onState('open');
-            failures = 0;
+            let framed = false;
             const reader = res.body.getReader();
             const dec = new TextDecoder();
             let buf = '';
@@ -303,6 +303,10 @@ class Events {
                 buf = buf.slice(nl + (buf[nl] === '\r' && buf[nl + 1] === '\n' ? 2 : 1));
                 if (line === '') {
                   if (data.length) {
+                    // a server that speaks is healthy: the next drop is
+                    // retried at once
+                    framed = true;
+                    failures = 0;
                     const ev = frameEvent(name, data.join('\n'));
                     if (id) {
                       lastId = id;
@@ -334,6 +338,7 @@ class Events {
               }
             }
             why = why || 'stream ended';
+            if (!framed) failures++;
           } catch (e) {
             if (stopped && !(e instanceof EverrunsError)) return;
             if (e instanceof EverrunsError && stopped) throw e;
