@@ -302,11 +302,16 @@ const checks = [
     await page.click('#file-list li[data-path="/notes.txt"] button[aria-label="Delete /notes.txt"]');
     await page.locator('#file-list li[data-path="/notes.txt"]').waitFor({ state: 'detached' });
     await assert.rejects(client.sessionFs.read(sessionId, '/notes.txt'), (e) => e.status === 404);
-    // a write by someone else shows up by itself when it emits file.written
-    const before = (await client.events.list(sessionId, { types: ['file.written'] })).data.length;
+    // the agent writes a file (file.written): the list refreshes by itself
+    await sendTurn('#tool write_file {"path":"/reports/agent.md","content":"# written by the agent"}');
+    await page.locator('#file-list li[data-path="/reports/agent.md"]').waitFor({ timeout: 5000 });
+    // and so does a write through the API from elsewhere
     await client.sessionFs.upload(sessionId, '/from-api.txt', 'x');
-    const after = (await client.events.list(sessionId, { types: ['file.written'] })).data.length;
-    if (after > before) await page.locator('#file-list li[data-path="/from-api.txt"]').waitFor({ timeout: 5000 });
+    await page.locator('#file-list li[data-path="/from-api.txt"]').waitFor({ timeout: 5000 });
+    await page.click('#file-list li[data-path="/reports/agent.md"] .file-name');
+    await page.waitForFunction(() => document.getElementById('file-view-name').textContent === '/reports/agent.md');
+    assert.equal(await text('#file-view-body pre'), '# written by the agent');
+    await shot('08-files-agent');
     await page.click('#files-close');
   }],
 
