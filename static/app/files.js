@@ -9,13 +9,6 @@ import { $, h, clear, fmtBytes, saveBlob, errText } from './dom.js';
 
 const IMAGE_EXT = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp' };
 
-function b64blob(b64, type) {
-  const bin = atob(b64);
-  const a = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) a[i] = bin.charCodeAt(i);
-  return new Blob([a], { type });
-}
-
 export class FilesPanel {
   constructor(app) {
     this.app = app;
@@ -108,12 +101,14 @@ export class FilesPanel {
   async view(path) {
     const c = this.app.client;
     try {
-      const f = await c.sessionFs.get(this.sid, path);
+      const type = IMAGE_EXT[path.split('.').pop().toLowerCase()];
+      // images as their bytes, everything else as the file object
+      const blob = type ? await c.sessionFs.download(this.sid, path) : null;
+      const f = type ? null : await c.sessionFs.get(this.sid, path);
       this.closeView();
       const body = $('file-view-body');
-      const ext = path.split('.').pop().toLowerCase();
-      if (f.encoding === 'base64' && IMAGE_EXT[ext]) {
-        this.viewUrl = URL.createObjectURL(b64blob(f.content || '', IMAGE_EXT[ext]));
+      if (type) {
+        this.viewUrl = URL.createObjectURL(new Blob([blob], { type }));
         body.append(h('img', { src: this.viewUrl, alt: path, class: 'file-image' }));
       } else if (f.encoding === 'base64') {
         body.append(h('p', { class: 'muted', text: `Binary file, ${fmtBytes(f.size_bytes)}. Use Download.` }));

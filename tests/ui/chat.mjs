@@ -69,6 +69,9 @@ async function lastAgentText(sid) {
   return msgs[msgs.length - 1].content.filter((p) => p.type === 'text').map((p) => p.text).join('\n\n');
 }
 
+// a 1x1 PNG
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+
 const tokens = (n) => Array.from({ length: n }, (_, i) => `token${i + 1}`).join(' ');
 
 const checks = [
@@ -295,6 +298,10 @@ const checks = [
     await page.locator('#file-view:not([hidden])').waitFor();
     assert.equal(await text('#file-view-body pre'), 'hello from the UI\n');
     await shot('08-files');
+    // an image file opens as an image
+    await page.setInputFiles('#files-input', { name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+    await page.click('#file-list li[data-path="/dot.png"] .file-name');
+    await page.waitForFunction(() => { const i = document.querySelector('#file-view-body img'); return i && i.complete && i.naturalWidth === 1; });
     const download = page.waitForEvent('download');
     await page.click('#file-list li[data-path="/notes.txt"] button[aria-label="Download /notes.txt"]');
     const dl = await download;
@@ -317,8 +324,7 @@ const checks = [
 
   ['image_attach', async () => {
     if (await routeMissing('/api/v1/images')) throw new Skip('the /images routes are not on this server');
-    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
-    await page.setInputFiles('#image-input', { name: 'dot.png', mimeType: 'image/png', buffer: png });
+    await page.setInputFiles('#image-input', { name: 'dot.png', mimeType: 'image/png', buffer: PNG });
     const li = page.locator('#attachments li[data-image-id]');
     await li.waitFor();
     const imageId = await li.getAttribute('data-image-id');
