@@ -134,7 +134,8 @@ function showLogin(msg) {
 }
 
 async function enter(key, remember) {
-  const client = new Everruns({ apiKey: key, baseUrl: location.origin });
+  // the API is next to the page (behind a proxy under url_prefix, too)
+  const client = new Everruns({ apiKey: key, baseUrl: new URL('.', location.href).href });
   await client.auth.me();
   app.client = client;
   const st = storage();
