@@ -5,7 +5,8 @@
  * A round catches every dirty session's lagging subscribers up with ONE
  * query (an unnest of (session, cursor) pairs, at most HUB_PER_SESSION
  * events per session; a session that hit the bound stays dirty). At most
- * HUB_ROUNDS_IN_FLIGHT rounds are in flight, with disjoint sessions:
+ * sse_db_connections - 1 rounds (at least one) are in flight, with
+ * disjoint sessions:
  * wake-ups that arrive meanwhile make the next round. The subscribers a
  * round serves are fixed when it is sent (in_round): one that joins later
  * waits for the next round, so nobody is handed rows after a cursor other
@@ -28,7 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HUB_ROUNDS_IN_FLIGHT 2
+/* Rounds in flight: one less than the query connections (at least
+ * one), so a round stuck behind a lock leaves a connection to the
+ * requests being opened. */
+#define HUB_ROUNDS_MAX 8
 
 struct hub_res {
 	PGresult *res;
@@ -41,7 +45,7 @@ struct round {
 	struct hub_session **ss; /* busy until answered */
 };
 
-static struct round rounds[HUB_ROUNDS_IN_FLIGHT];
+static struct round rounds[HUB_ROUNDS_MAX];
 
 static void res_unref(struct hub_res *r)
 {
@@ -208,7 +212,13 @@ void catchup_start(void)
 
 	if (!list)
 		return;
-	for (k = 0; k < HUB_ROUNDS_IN_FLIGHT && !r; k++)
+	int max = dbq_connections() - 1;
+
+	if (max < 1)
+		max = 1;
+	if (max > HUB_ROUNDS_MAX)
+		max = HUB_ROUNDS_MAX;
+	for (k = 0; k < max && !r; k++)
 		if (!rounds[k].used)
 			r = &rounds[k];
 	if (!r)
@@ -393,6 +403,6 @@ void catchup_forget(struct hub_session *hs)
 void catchup_free(void)
 {
 	int k;
-	for (k = 0; k < HUB_ROUNDS_IN_FLIGHT; k++)
+	for (k = 0; k < HUB_ROUNDS_MAX; k++)
 		round_free(&rounds[k]);
 }

@@ -401,13 +401,9 @@ void dbq_run(double now)
 			conn_down(&conns[i], "connect timed out");
 }
 
-int dbq_pending(void)
+int dbq_connections(void)
 {
-	int n = inflight;
-	struct dbq_job *j;
-	for (j = head; j; j = j->next)
-		n++;
-	return n;
+	return nconns;
 }
 
 void dbq_free(void)

@@ -41,7 +41,7 @@ int dbq_is_tag(const void *p);
 void dbq_event(void *tag, uint32_t events);
 /* Send queued queries, (re)connect as needed. Once per loop round. */
 void dbq_run(double now);
-/* Queries queued or in flight (for tests and logs). */
-int dbq_pending(void);
+/* How many query connections there are. */
+int dbq_connections(void);
 
 #endif

@@ -60,7 +60,7 @@ int hub_live(const struct sse_sub *s);
 
 /* catchup.c */
 /* Send a round for the dirty sessions that are not busy, if a round
- * may start (at most HUB_ROUNDS_IN_FLIGHT at once). */
+ * may start (see catchup.c for how many at once). */
 void catchup_start(void);
 /* Hand out the deltas whose session is neither busy nor dirty. */
 void deltas_run(void);

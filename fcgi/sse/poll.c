@@ -69,6 +69,9 @@ static void on_first_page(void *ctx, PGresult *res)
 	c->sub = s;
 	sse_open_done(c);
 	s->deadline = sse_now() + s->q.wait_s;
+	/* a wake-up that came while the page was read found no subscriber:
+	 * look once */
+	s->need = 1;
 	hub_subscribe(s); /* polls are not counted against stream limits */
 }
 

@@ -165,10 +165,11 @@ static void stream_start(struct sse_conn *c)
 	struct buf f = BUF_INIT;
 	double now = sse_now(), cycle;
 
-	if (s->q.has_cursor)
-		s->need = 1;
-	else
+	if (!s->q.has_cursor)
 		s->cursor = o->last_seq;
+	/* a wake-up for an event after the cursor may have come (and been
+	 * dropped: no subscriber yet) while the query ran: look once */
+	s->need = 1;
 	if (hub_subscribe(s) != 0) {
 		res_header(&o->rq, "Retry-After", "5");
 		res_error(&o->rq, 429, "too_many_streams",

@@ -3,7 +3,9 @@ with Last-Event-ID / since_id / since_sequence without gap or duplicate,
 deltas that reassemble to the completed text also across a reconnect,
 filters, errors, per-session limits and replacement, session deletion),
 long-poll on /events, a SIGKILL of the process with a resume after its
-restart, and fds returning to the baseline after many dropped streams.
+restart, fds returning to the baseline after many dropped streams, lost
+query connections, and a locked events table that stalls no stream's
+heartbeats and no new stream.
 
 Heartbeats and cycling use a second everruns-sse on its own socket with
 short timings (EVERRUNS_SSE_HEARTBEAT_S / EVERRUNS_SSE_CYCLE_S), spoken to
@@ -332,6 +334,28 @@ class SSE(unittest.TestCase):
                                 "WHERE application_name = 'everruns-sse'")[0][0] == "1",
                    what="LISTEN connection back")
 
+    def test_query_connections_lost(self):
+        # the query connections are dropped under it: the next queries
+        # reconnect (without blocking) and are sent again
+        sid = self.session()
+        s = Stream(sid, self.key)
+        try:
+            s.frame()
+            n = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = 'everruns-sse-query'")[0][0]
+            self.assertGreaterEqual(int(n), 1)
+            t = Stream(sid, self.key, query="since_sequence=0")
+            self.assertEqual(t.status, 200)
+            t.frame()
+            self.send(sid, "after the loss")
+            frames = durable(s.until(idled))
+            self.assertEqual([f["event"] for f in frames], TURN)
+            got = durable(t.until(idled))
+            self.assertEqual([f["data"]["sequence"] for f in got],
+                             [e["sequence"] for e in self.log(sid)])
+        finally:
+            s.close()
+
     def test_zz_sigkill_restart_resume(self):
         sid = self.session()
         s = Stream(sid, self.key)
@@ -537,3 +561,160 @@ class SlowClient(unittest.TestCase):
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+class FcgiReader(threading.Thread):
+    """Reads a FastCGI response in the background and notes when each
+    piece of STDOUT arrived (time.monotonic())."""
+
+    def __init__(self, sock):
+        threading.Thread.__init__(self, daemon=True)
+        self.sock, self.pieces, self.ended = sock, [], False
+        self.sock.settimeout(30)
+        self.start()
+
+    def run(self):
+        buf = b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                while len(buf) >= 8:
+                    _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
+                    if len(buf) < 8 + clen + plen:
+                        break
+                    if t == 6:
+                        self.pieces.append((time.monotonic(), buf[8:8 + clen].decode("utf-8")))
+                    elif t == 3:
+                        self.ended = True
+                    buf = buf[8 + clen + plen:]
+        except OSError:
+            return
+
+    def text(self):
+        return "".join(p for _, p in self.pieces)
+
+    def first(self, what):
+        """When `what` had arrived (None if not yet)."""
+        acc = ""
+        for t, p in self.pieces:
+            acc += p
+            if what in acc:
+                return t
+        return None
+
+    def times(self, what):
+        """When each piece holding `what` arrived."""
+        return [t for t, p in self.pieces if what in p]
+
+    def seqs(self):
+        out = []
+        for block in self.text().split("\n\n"):
+            lines = block.split("\n")
+            if any(l.startswith("id: evt_") for l in lines):
+                out.append(json.loads([l[6:] for l in lines if l.startswith("data: ")][0])["sequence"])
+        return out
+
+
+class DatabaseStall(unittest.TestCase):
+    """While the events table is locked (every query that reads it
+    waits), the loop of everruns-sse goes on: heartbeats keep coming,
+    new streams are answered, a client that leaves while its query waits
+    is let go; once the lock is gone everything is delivered, in order,
+    without gap or duplicate."""
+
+    LOCK_S = 4
+
+    def test_locked_events_table_does_not_stall_the_loop(self):
+        proc, sock, _ = spawn_sse("stall", EVERRUNS_SSE_HEARTBEAT_S=1,
+                                  EVERRUNS_SSE_CYCLE_S=120)
+        readers = []
+        try:
+            org = new_org("sse-stall")
+            key = org["api_key"]
+            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
+            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            first_id = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][0]["id"]
+
+            def open_stream(query="", extra=None):
+                p = {"REQUEST_METHOD": "GET",
+                     "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else ""),
+                     "QUERY_STRING": query, "HTTP_AUTHORIZATION": "Bearer " + key}
+                p.update(extra or {})
+                r = FcgiReader(fcgi_request(sock, p))
+                readers.append(r)
+                return r
+
+            a = open_stream()
+            wait_until(lambda: a.first("event: connected"), what="stream a connected")
+
+            locked = {}
+
+            def hold_lock():
+                psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
+                     "SELECT pg_sleep(%d); COMMIT;" % self.LOCK_S)
+                locked["released"] = time.monotonic()
+            th = threading.Thread(target=hold_lock, daemon=True)
+            th.start()
+            wait_until(lambda: psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
+                "AND l.granted")[0][0] == "1", what="the lock")
+            t_lock = time.monotonic()
+            # a resumed stream: answered at once, its catch-up (a query on
+            # events) waits for the lock on one query connection
+            c = open_stream("since_sequence=0")
+            # a fresh stream needs no events query: answered on the other
+            b = open_stream()
+            # a stream whose cursor is an event id waits for the lock;
+            # its client leaves before the answer comes
+            d = open_stream("", {"HTTP_LAST_EVENT_ID": first_id})
+            time.sleep(0.3)
+            d.sock.shutdown(socket.SHUT_RDWR)
+            d.sock.close()
+            # a turn whose events wait for the lock too
+            posted = {}
+
+            def post():
+                posted["r"] = api("POST", "/api/v1/sessions/%s/messages" % sid,
+                                  {"message": {"content": [{"type": "text", "text": "locked"}]}},
+                                  key=key)
+            pt = threading.Thread(target=post, daemon=True)
+            pt.start()
+            th.join(self.LOCK_S + 30)
+            released = locked["released"]
+            self.assertGreaterEqual(released - t_lock, self.LOCK_S - 1)
+            for name, r in (("c", c), ("b", b)):
+                t = r.first("event: connected")
+                self.assertIsNotNone(t, "stream %s not answered" % name)
+                self.assertLess(t, released - 0.5, "stream %s answered only after the lock" % name)
+            # the heartbeats of the open stream went on meanwhile
+            pings = [t for t in a.times(": ping") if t_lock < t < released - 0.2]
+            self.assertGreaterEqual(len(pings), 2, a.text())
+            self.assertIsNone(d.first("event: connected"))
+            # then everything, in order, once
+            pt.join(60)
+            self.assertEqual(posted["r"].status, 201, posted["r"].text)
+            for r in (a, b, c):
+                wait_until(lambda: "event: session.idled" in r.text(), timeout=30,
+                           what="the turn on every stream")
+            log = [e["sequence"] for e in api(
+                "GET", "/api/v1/sessions/%s/events?since_sequence=0" % sid, key=key).json["data"]]
+            self.assertEqual(c.seqs(), log)
+            start = log.index(a.seqs()[0])
+            self.assertEqual(a.seqs(), log[start:])
+            self.assertEqual(b.seqs(), log[start:])
+            self.assertEqual([json.loads([l[6:] for l in blk.split("\n") if l.startswith("data: ")][0])["type"]
+                              for blk in a.text().split("\n\n") if "\nid: evt_" in blk], TURN)
+            self.assertIsNone(proc.poll())
+        finally:
+            for r in readers:
+                try:
+                    r.sock.close()
+                except OSError:
+                    pass
+            proc.terminate()
+            proc.wait(10)
+        self.assertEqual(proc.returncode, 0)
