@@ -123,20 +123,6 @@ static void deliver(struct hub_session *hs)
 	hs->busy = 0;
 }
 
-static void session_gone(struct hub_session *hs)
-{
-	struct sse_sub *s, *next;
-	for (s = hs->subs; s; s = next) {
-		next = s->s_next;
-		if (!hub_live(s))
-			continue;
-		if (s->kind == SSE_STREAM)
-			sse_stream_close(s, "session_deleted");
-		else
-			sse_poll_wake(s);
-	}
-}
-
 static void round_free(struct round *r)
 {
 	free(r->ss);
@@ -169,7 +155,7 @@ static void on_round(void *ctx, PGresult *res)
 		if (!hs || !hs->busy || hs->pr) {
 			/* not one of ours (cannot happen: busy ones stay) */
 		} else if (PQgetvalue(res, i, 5)[0] != 't') {
-			session_gone(hs);
+			hub_session_gone(hs);
 		} else if (!PQgetisnull(res, i, 1)) {
 			hs->pr = hr;
 			hr->refs++;

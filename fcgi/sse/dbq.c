@@ -33,8 +33,7 @@ struct dbq_job {
 struct dq_conn {
 	PGconn *pc;
 	enum dq_state state;
-	int fd;             /* registered in epoll, or -1 */
-	uint32_t ev;
+	struct dbq_sock w;
 	double since;       /* connecting since */
 	double retry_at;    /* after a failed connect: not before */
 	int was_up;         /* log the reconnect */
@@ -47,7 +46,6 @@ static int nconns;
 static int qepfd = -1;
 static char *qconninfo;
 static struct dbq_job *head, *tail;
-static int inflight;
 static double now_s;    /* of the last dbq_run */
 
 static void job_free(struct dbq_job *j)
@@ -68,32 +66,64 @@ static void finish(struct dbq_job *j, PGresult *res)
 	job_free(j);
 }
 
-/* Watch the connection's current socket for ev (0: none). */
-static void watch(struct dq_conn *k, uint32_t ev)
+void dbq_watch(PGconn *pc, struct dbq_sock *w, void *tag, uint32_t ev,
+	       int connecting)
 {
 	struct epoll_event e;
-	int fd = k->pc ? PQsocket(k->pc) : -1;
+	int fd = pc ? PQsocket(pc) : -1;
 
-	if (k->fd >= 0 && k->fd != fd) {
-		epoll_ctl(qepfd, EPOLL_CTL_DEL, k->fd, NULL);
-		k->fd = -1;
-	}
+	if (w->fd >= 0 && w->fd != fd)
+		dbq_unwatch(w);
 	if (fd < 0)
 		return;
 	memset(&e, 0, sizeof(e));
 	e.events = ev;
-	e.data.ptr = k;
-	if (k->fd == fd && k->ev == ev)
+	e.data.ptr = tag;
+	if (w->fd == fd && w->ev == ev && !connecting)
 		return;
-	/* libpq may have closed and reopened the same number: the old
-	 * registration then went with the close */
-	if (k->fd != fd || epoll_ctl(qepfd, EPOLL_CTL_MOD, fd, &e) != 0) {
+	/* while connecting libpq may have closed the socket and opened
+	 * another under the same number: the registration went with the
+	 * close (MOD fails), so add it again */
+	if (w->fd != fd || epoll_ctl(qepfd, EPOLL_CTL_MOD, fd, &e) != 0) {
 		if (epoll_ctl(qepfd, EPOLL_CTL_ADD, fd, &e) != 0 &&
 		    errno == EEXIST)
 			epoll_ctl(qepfd, EPOLL_CTL_MOD, fd, &e);
 	}
-	k->fd = fd;
-	k->ev = ev;
+	w->fd = fd;
+	w->ev = ev;
+}
+
+void dbq_unwatch(struct dbq_sock *w)
+{
+	if (w->fd >= 0)
+		epoll_ctl(qepfd, EPOLL_CTL_DEL, w->fd, NULL);
+	w->fd = -1;
+	w->ev = 0;
+}
+
+static void watch(struct dq_conn *k, uint32_t ev)
+{
+	dbq_watch(k->pc, &k->w, k, ev, k->state == DQ_CONNECTING);
+}
+
+PGconn *dbq_connect_start(const char *conninfo, const char *app)
+{
+	/* libpq ignores the TCP settings on a unix socket; later keywords
+	 * override what the dbname connection string says */
+	static const char *const kw[] = {
+		"dbname", "keepalives", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
+		"application_name", NULL};
+	const char *val[] = {conninfo, "1", "30", "10", "3", "60000", app, NULL};
+	PGconn *pc = PQconnectStartParams(kw, val, 1);
+
+	if (!pc || PQstatus(pc) == CONNECTION_BAD) {
+		log_error("%s connection: %s", app,
+			  pc ? PQerrorMessage(pc) : "out of memory");
+		PQfinish(pc);
+		return NULL;
+	}
+	return pc;
 }
 
 static void push_front(struct dbq_job *j)
@@ -112,28 +142,34 @@ static struct dbq_job *pop(void)
 	return j;
 }
 
-/* The connection is lost: drop it; its job is sent once more. */
-static void conn_down(struct dq_conn *k, const char *why)
+static void drop(struct dq_conn *k)
 {
-	struct dbq_job *j = k->job;
-
-	if (k->pc) {
-		log_warn("query connection %d lost: %s", (int)(k - conns),
-			 why ? why : PQerrorMessage(k->pc));
-		if (k->fd >= 0)
-			epoll_ctl(qepfd, EPOLL_CTL_DEL, k->fd, NULL);
-		k->fd = -1;
-		PQfinish(k->pc);
-	}
+	dbq_unwatch(&k->w);
+	PQfinish(k->pc);
 	k->pc = NULL;
 	PQclear(k->res);
 	k->res = NULL;
 	k->job = NULL;
 	if (k->state == DQ_CONNECTING)
 		k->retry_at = now_s + 1.0;
-	if (k->state == DQ_BUSY)
-		inflight--;
 	k->state = DQ_DOWN;
+}
+
+/* The connection is lost: drop it; its job is sent once more. The idle
+ * ones are dropped too: what took one (a restart, a terminate) most
+ * likely took them, and the job must not be sent again on a dead one. */
+static void conn_down(struct dq_conn *k, const char *why)
+{
+	struct dbq_job *j = k->job;
+	int i, was_up = k->state == DQ_IDLE || k->state == DQ_BUSY;
+
+	if (k->pc)
+		log_warn("query connection %d lost: %s", (int)(k - conns),
+			 why ? why : PQerrorMessage(k->pc));
+	drop(k);
+	for (i = 0; was_up && i < nconns; i++)
+		if (conns[i].state == DQ_IDLE)
+			drop(&conns[i]);
 	if (!j)
 		return;
 	if (!j->cancelled && j->tries++ == 0) {
@@ -145,23 +181,9 @@ static void conn_down(struct dq_conn *k, const char *why)
 
 static void start_connect(struct dq_conn *k, double now)
 {
-	/* later keywords override what the dbname connection string says */
-	static const char *const kw[] = {
-		"dbname", "keepalives", "keepalives_idle",
-		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
-		"application_name", NULL};
-	const char *val[] = {qconninfo, "1", "30", "10", "3", "60000",
-			     "everruns-sse-query", NULL};
-
-	k->pc = PQconnectStartParams(kw, val, 1);
-	k->fd = -1;
-	k->ev = 0;
+	k->w.fd = -1;
 	k->since = now;
-	if (!k->pc || PQstatus(k->pc) == CONNECTION_BAD) {
-		log_error("query connection: %s",
-			  k->pc ? PQerrorMessage(k->pc) : "out of memory");
-		PQfinish(k->pc);
-		k->pc = NULL;
+	if (!(k->pc = dbq_connect_start(qconninfo, "everruns-sse-query"))) {
 		k->retry_at = now + 1.0;
 		return;
 	}
@@ -207,7 +229,6 @@ static void send_job(struct dq_conn *k, struct dbq_job *j)
 {
 	k->job = j;
 	k->state = DQ_BUSY;
-	inflight++;
 	if (!PQsendQueryParams(k->pc, j->sql, j->n, NULL,
 			       (const char *const *)j->params, NULL, NULL, 0)) {
 		conn_down(k, NULL);
@@ -230,7 +251,6 @@ static void job_done(struct dq_conn *k)
 	k->job = NULL;
 	k->res = NULL;
 	k->state = DQ_IDLE;
-	inflight--;
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
 				       : NULL;
@@ -300,16 +320,17 @@ int dbq_is_tag(const void *p)
 void dbq_init(const char *conninfo, int n, int epfd)
 {
 	int i;
-	if (n < 1)
-		n = 1;
-	if (n > DBQ_MAX_CONNS)
-		n = DBQ_MAX_CONNS;
+	if (n < 1 || n > DBQ_MAX_CONNS) {
+		log_warn("sse_db_connections = %d: out of 1..%d", n,
+			 DBQ_MAX_CONNS);
+		n = n < 1 ? 1 : DBQ_MAX_CONNS;
+	}
 	nconns = n;
 	qepfd = epfd;
 	qconninfo = xstrdup(conninfo);
 	for (i = 0; i < DBQ_MAX_CONNS; i++) {
 		memset(&conns[i], 0, sizeof(conns[i]));
-		conns[i].fd = -1;
+		conns[i].w.fd = -1;
 	}
 	log_info("%d query connection%s", n, n == 1 ? "" : "s");
 }
@@ -414,17 +435,13 @@ void dbq_free(void)
 		if (k->job)
 			job_free(k->job);
 		PQclear(k->res);
-		if (k->pc) {
-			if (k->fd >= 0)
-				epoll_ctl(qepfd, EPOLL_CTL_DEL, k->fd, NULL);
-			PQfinish(k->pc);
-		}
+		dbq_unwatch(&k->w);
+		PQfinish(k->pc);
 		memset(k, 0, sizeof(*k));
-		k->fd = -1;
+		k->w.fd = -1;
 	}
 	while (head)
 		job_free(pop());
-	inflight = 0;
 	free(qconninfo);
 	qconninfo = NULL;
 }

@@ -41,6 +41,19 @@ int dbq_is_tag(const void *p);
 void dbq_event(void *tag, uint32_t events);
 /* Send queued queries, (re)connect as needed. Once per loop round. */
 void dbq_run(double now);
+/* Shared with the hub's LISTEN connection: a connection started without
+ * blocking (keepalives, tcp_user_timeout, application_name app; NULL
+ * when it cannot even start, logged), and its socket kept in the epoll
+ * set under tag for ev (connecting: re-add even if unchanged, libpq may
+ * have swapped the socket). */
+struct dbq_sock {
+	int fd;         /* registered, or -1 */
+	uint32_t ev;
+};
+PGconn *dbq_connect_start(const char *conninfo, const char *app);
+void dbq_watch(PGconn *pc, struct dbq_sock *w, void *tag, uint32_t ev,
+	       int connecting);
+void dbq_unwatch(struct dbq_sock *w);
 /* How many query connections there are. */
 int dbq_connections(void);
 

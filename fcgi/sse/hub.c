@@ -14,6 +14,7 @@
  * a safety round every HUB_SAFETY_S does the same.
  */
 #include "hub_int.h"
+#include "dbq.h"
 #include "config.h"
 #include "log.h"
 
@@ -31,9 +32,16 @@ struct hub_org {
 	struct hub_org *hnext;
 };
 
+#define HUB_CONNECT_TIMEOUT_S 10.0
+
+/* The LISTEN connection: connecting, LISTEN sent, listening. */
+enum { L_DOWN, L_CONNECTING, L_LISTENING, L_UP };
+
 static PGconn *lconn;
+static int lstate;
+static struct dbq_sock lsock = {-1, 0};
+static double lsince;
 static char *lconninfo;
-static int lepfd = -1;
 static double next_try;
 static struct hub_session *sessions[HUB_BUCKETS];
 static struct hub_org *orgs[HUB_BUCKETS];
@@ -144,82 +152,113 @@ static void all_need(void)
 		}
 }
 
-static void hub_down(void)
+/* Drop the connection; hub_tick reconnects (at once after a loss, a
+ * second after a failed attempt). */
+static void hub_down(const char *what)
 {
 	if (!lconn)
 		return;
-	epoll_ctl(lepfd, EPOLL_CTL_DEL, PQsocket(lconn), NULL);
+	if (lstate == L_UP) {
+		log_warn("LISTEN connection lost; reconnecting");
+		next_try = 0;
+	} else {
+		log_error("LISTEN connection: %s", what ? what : PQerrorMessage(lconn));
+	}
+	dbq_unwatch(&lsock);
 	PQfinish(lconn);
 	lconn = NULL;
-	next_try = 0;
-	log_warn("LISTEN connection lost; reconnecting");
+	lstate = L_DOWN;
 }
 
-static int hub_connect(void)
+/* Start connecting; hub_event carries on (nothing here blocks). */
+static void hub_connect(double now)
 {
-	/* libpq ignores the TCP settings on a unix socket; later keywords
-	 * override what the dbname connection string says */
-	static const char *const kw[] = {
-		"dbname", "keepalives", "keepalives_idle",
-		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
-		"application_name", NULL};
-	const char *val[] = {lconninfo, "1", "30", "10", "3", "60000",
-			     "everruns-sse", NULL};
-	struct epoll_event ev;
-	PGresult *res;
+	if (!(lconn = dbq_connect_start(lconninfo, "everruns-sse")))
+		return;
+	lstate = L_CONNECTING;
+	lsince = now;
+	lsock.fd = -1;
+	dbq_watch(lconn, &lsock, sse_hub_tag(), EPOLLOUT, 1);
+}
 
-	lconn = PQconnectdbParams(kw, val, 1);
-	if (PQstatus(lconn) != CONNECTION_OK) {
-		log_error("LISTEN connection: %s", PQerrorMessage(lconn));
-		goto fail;
+static void connect_step(void)
+{
+	switch (PQconnectPoll(lconn)) {
+	case PGRES_POLLING_READING:
+		dbq_watch(lconn, &lsock, sse_hub_tag(), EPOLLIN, 1);
+		return;
+	case PGRES_POLLING_WRITING:
+		dbq_watch(lconn, &lsock, sse_hub_tag(), EPOLLOUT, 1);
+		return;
+	case PGRES_POLLING_OK:
+		PQsetnonblocking(lconn, 1);
+		if (!PQsendQuery(lconn, "LISTEN ev; LISTEN evd") ||
+		    PQflush(lconn) != 0) { /* a few bytes: all sent */
+			hub_down(NULL);
+			return;
+		}
+		lstate = L_LISTENING;
+		dbq_watch(lconn, &lsock, sse_hub_tag(), EPOLLIN, 0);
+		return;
+	default:
+		hub_down(NULL);
+		return;
 	}
-	res = PQexec(lconn, "LISTEN ev; LISTEN evd");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		log_error("LISTEN: %s", PQerrorMessage(lconn));
-		PQclear(res);
-		goto fail;
+}
+
+/* The answers to LISTEN: 1 when all are in and fine. */
+static int listen_answered(void)
+{
+	PGresult *r;
+	while (!PQisBusy(lconn)) {
+		if (!(r = PQgetResult(lconn)))
+			return 1;
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			hub_down(PQresultErrorMessage(r));
+			PQclear(r);
+			return 0;
+		}
+		PQclear(r);
 	}
-	PQclear(res);
-	PQsetnonblocking(lconn, 1);
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.ptr = sse_hub_tag();
-	if (epoll_ctl(lepfd, EPOLL_CTL_ADD, PQsocket(lconn), &ev) != 0)
-		goto fail;
-	/* notifications sent while we were away are gone: read the table */
-	all_need();
-	log_info("listening on channels ev, evd");
 	return 0;
-fail:
-	PQfinish(lconn);
-	lconn = NULL;
-	return -1;
 }
 
 int hub_init(const char *conninfo, int epfd)
 {
+	(void)epfd;
 	lconninfo = xstrdup(conninfo);
-	lepfd = epfd;
 	max_per_session = config_long("sse_max_per_session", 5);
 	max_per_org = config_long("sse_max_per_org", 1000);
 	hub_next_safety = sse_now() + HUB_SAFETY_S;
-	return hub_connect();
-}
-
-int hub_fd(void)
-{
-	return lconn ? PQsocket(lconn) : -1;
+	hub_connect(sse_now());
+	return 0;
 }
 
 void hub_tick(double now)
 {
 	if (!lconn && now >= next_try) {
 		next_try = now + 1.0;
-		hub_connect();
+		hub_connect(now);
 	}
+	if (lconn && lstate != L_UP && now - lsince > HUB_CONNECT_TIMEOUT_S)
+		hub_down("timed out");
 	if (now >= hub_next_safety) {
 		hub_next_safety = now + HUB_SAFETY_S;
 		all_need();
+	}
+}
+
+void hub_session_gone(struct hub_session *hs)
+{
+	struct sse_sub *s, *next;
+	for (s = hs->subs; s; s = next) {
+		next = s->s_next;
+		if (!hub_live(s))
+			continue;
+		if (s->kind == SSE_STREAM)
+			sse_stream_close(s, "session_deleted");
+		else
+			sse_poll_wake(s);
 	}
 }
 
@@ -228,7 +267,6 @@ static void on_ev(const char *payload)
 	char id[33];
 	const char *colon = strchr(payload, ':');
 	struct hub_session *hs;
-	struct sse_sub *s, *next;
 	long long seq;
 
 	if (!colon || colon - payload != 32)
@@ -244,15 +282,7 @@ static void on_ev(const char *payload)
 		hub_mark_dirty(hs);
 		return;
 	}
-	for (s = hs->subs; s; s = next) {
-		next = s->s_next;
-		if (!hub_live(s))
-			continue;
-		if (s->kind == SSE_STREAM)
-			sse_stream_close(s, "session_deleted");
-		else
-			sse_poll_wake(s);
-	}
+	hub_session_gone(hs);
 }
 
 static void on_evd(const char *payload)
@@ -287,14 +317,29 @@ out:
 	json_object_put(o);
 }
 
-void hub_readable(void)
+void hub_event(uint32_t events)
 {
 	PGnotify *n;
+
 	if (!lconn)
 		return;
-	if (!PQconsumeInput(lconn)) {
-		hub_down();
+	if (lstate == L_CONNECTING) {
+		connect_step();
 		return;
+	}
+	(void)events;
+	if (!PQconsumeInput(lconn)) {
+		hub_down(NULL);
+		return;
+	}
+	if (lstate == L_LISTENING) {
+		if (!listen_answered())
+			return;
+		lstate = L_UP;
+		/* notifications sent while we were away are gone: read the
+		 * table */
+		all_need();
+		log_info("listening on channels ev, evd");
 	}
 	while ((n = PQnotifies(lconn))) {
 		if (!strcmp(n->relname, "ev"))
@@ -304,7 +349,7 @@ void hub_readable(void)
 		PQfreemem(n);
 	}
 	if (PQstatus(lconn) == CONNECTION_BAD)
-		hub_down();
+		hub_down(NULL);
 }
 
 /* --- subscribers ------------------------------------------------------ */
@@ -450,9 +495,10 @@ void hub_free(void)
 		}
 	}
 	hub_dirty = garbage = NULL;
-	if (lconn)
-		PQfinish(lconn);
+	dbq_unwatch(&lsock);
+	PQfinish(lconn);
 	lconn = NULL;
+	lstate = L_DOWN;
 	free(lconninfo);
 	lconninfo = NULL;
 }

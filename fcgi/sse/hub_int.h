@@ -57,6 +57,8 @@ extern double hub_next_safety;
 struct hub_session *hub_session_get(const char *id);
 void hub_mark_dirty(struct hub_session *hs);
 int hub_live(const struct sse_sub *s);
+/* The session was deleted: close its streams, answer its polls. */
+void hub_session_gone(struct hub_session *hs);
 
 /* catchup.c */
 /* Send a round for the dirty sessions that are not busy, if a round

@@ -371,7 +371,7 @@ int main(int argc, char **argv)
 			else if (p == &sig_tag)
 				stop = 1;
 			else if (p == &hub_tag)
-				hub_readable();
+				hub_event(evs[k].events);
 			else if (dbq_is_tag(p))
 				dbq_event(p, evs[k].events);
 			else

@@ -23,6 +23,7 @@
 #define EVR_SSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "arena.h"
 #include "buf.h"
@@ -124,11 +125,11 @@ void sse_poll_open(struct sse_conn *c);
 void sse_poll_wake(struct sse_sub *s);
 
 /* hub.c */
+/* Start the LISTEN connection (without blocking; hub_tick retries). */
 int hub_init(const char *conninfo, int epfd);
 void hub_free(void);
-int hub_fd(void);
-/* The LISTEN socket is readable. */
-void hub_readable(void);
+/* An event on the LISTEN connection's socket (sse_hub_tag). */
+void hub_event(uint32_t events);
 /* Run pending work: catch-up and deltas. Call once per loop round. */
 void hub_run(void);
 /* Reconnect when down. */

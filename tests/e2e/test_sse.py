@@ -315,21 +315,34 @@ class SSE(unittest.TestCase):
             s.close()
         wait_until(lambda: nfd() <= base, timeout=10, what="fds back to %d" % base)
 
-    def test_listen_connection_lost(self):
-        # the hub reconnects by itself and reads the table: notifications
-        # sent while it was away are not needed
+    def connections_lost(self, app):
+        """Terminate the backends of everruns-sse named app under an open
+        stream; a second stream (from sequence 0) opens right after; both
+        get the next turn whole."""
         sid = self.session()
         s = Stream(sid, self.key)
         try:
             s.frame()
             n = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                     "WHERE application_name = 'everruns-sse'")[0][0]
+                     "WHERE application_name = $1", app)[0][0]
             self.assertGreaterEqual(int(n), 1)
+            t = Stream(sid, self.key, query="since_sequence=0")
+            self.assertEqual(t.status, 200)
+            t.frame()
             self.send(sid, "while away")
             frames = durable(s.until(idled))
             self.assertEqual([f["event"] for f in frames], TURN)
+            got = durable(t.until(idled))
+            self.assertEqual([f["data"]["sequence"] for f in got],
+                             [e["sequence"] for e in self.log(sid)])
+            t.close()
         finally:
             s.close()
+
+    def test_listen_connection_lost(self):
+        # the hub reconnects by itself and reads the table: notifications
+        # sent while it was away are not needed
+        self.connections_lost("everruns-sse")
         wait_until(lambda: psql("SELECT count(*) FROM pg_stat_activity "
                                 "WHERE application_name = 'everruns-sse'")[0][0] == "1",
                    what="LISTEN connection back")
@@ -337,24 +350,7 @@ class SSE(unittest.TestCase):
     def test_query_connections_lost(self):
         # the query connections are dropped under it: the next queries
         # reconnect (without blocking) and are sent again
-        sid = self.session()
-        s = Stream(sid, self.key)
-        try:
-            s.frame()
-            n = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                     "WHERE application_name = 'everruns-sse-query'")[0][0]
-            self.assertGreaterEqual(int(n), 1)
-            t = Stream(sid, self.key, query="since_sequence=0")
-            self.assertEqual(t.status, 200)
-            t.frame()
-            self.send(sid, "after the loss")
-            frames = durable(s.until(idled))
-            self.assertEqual([f["event"] for f in frames], TURN)
-            got = durable(t.until(idled))
-            self.assertEqual([f["data"]["sequence"] for f in got],
-                             [e["sequence"] for e in self.log(sid)])
-        finally:
-            s.close()
+        self.connections_lost("everruns-sse-query")
 
     def test_zz_sigkill_restart_resume(self):
         sid = self.session()
@@ -406,6 +402,18 @@ def fcgi_request(sock_path, params):
     return c
 
 
+def fcgi_split(buf):
+    """The complete records at the head of buf: ([(type, content)], rest)."""
+    recs = []
+    while len(buf) >= 8:
+        _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
+        if len(buf) < 8 + clen + plen:
+            break
+        recs.append((t, buf[8:8 + clen]))
+        buf = buf[8 + clen + plen:]
+    return recs, buf
+
+
 def fcgi_stdout(c, until, timeout=10):
     """STDOUT content until `until` is in it or END_REQUEST arrives."""
     out, buf, end = b"", b"", False
@@ -414,16 +422,12 @@ def fcgi_stdout(c, until, timeout=10):
         chunk = c.recv(65536)
         if not chunk:
             break
-        buf += chunk
-        while len(buf) >= 8:
-            _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
-            if len(buf) < 8 + clen + plen:
-                break
+        recs, buf = fcgi_split(buf + chunk)
+        for t, content in recs:
             if t == 6:
-                out += buf[8:8 + clen]
+                out += content
             elif t == 3:
                 end = True
-            buf = buf[8 + clen + plen:]
     return out.decode("utf-8"), end
 
 
@@ -539,14 +543,8 @@ class SlowClient(unittest.TestCase):
                 chunk = c.recv(1 << 20)
                 if not chunk:
                     break
-                buf += chunk
-                while len(buf) >= 8:
-                    _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
-                    if len(buf) < 8 + clen + plen:
-                        break
-                    if t == 6:
-                        out += buf[8:8 + clen]
-                    buf = buf[8 + clen + plen:]
+                recs, buf = fcgi_split(buf + chunk)
+                out += b"".join(content for t, content in recs if t == 6)
             c.close()
             self.assertTrue(logged("drained: catching up"))
             seqs = []
@@ -580,16 +578,12 @@ class FcgiReader(threading.Thread):
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return
-                buf += chunk
-                while len(buf) >= 8:
-                    _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
-                    if len(buf) < 8 + clen + plen:
-                        break
+                recs, buf = fcgi_split(buf + chunk)
+                for t, content in recs:
                     if t == 6:
-                        self.pieces.append((time.monotonic(), buf[8:8 + clen].decode("utf-8")))
+                        self.pieces.append((time.monotonic(), content.decode("utf-8")))
                     elif t == 3:
                         self.ended = True
-                    buf = buf[8 + clen + plen:]
         except OSError:
             return
 
@@ -718,3 +712,38 @@ class DatabaseStall(unittest.TestCase):
             proc.terminate()
             proc.wait(10)
         self.assertEqual(proc.returncode, 0)
+
+    def test_query_connections_setting(self):
+        # one connection serves everything (rounds and requests share
+        # it); out of range is clamped to 1..16, with a warning
+        org = new_org("sse-one")
+        key = org["api_key"]
+        agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
+        sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+        proc, sock, log_path = spawn_sse("one", EVERRUNS_SSE_DB_CONNECTIONS=1)
+        try:
+            r = FcgiReader(fcgi_request(sock, {
+                "REQUEST_METHOD": "GET",
+                "REQUEST_URI": "/api/v1/sessions/%s/sse?since_sequence=0" % sid,
+                "QUERY_STRING": "since_sequence=0", "HTTP_AUTHORIZATION": "Bearer " + key}))
+            wait_until(lambda: r.first("event: connected"), what="connected")
+            api("POST", "/api/v1/sessions/%s/messages" % sid,
+                {"message": {"content": [{"type": "text", "text": "one"}]}}, key=key)
+            wait_until(lambda: "event: session.idled" in r.text(), timeout=30, what="the turn")
+            log = [e["sequence"] for e in api(
+                "GET", "/api/v1/sessions/%s/events?since_sequence=0" % sid, key=key).json["data"]]
+            self.assertEqual(r.seqs(), log)
+            r.sock.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        with open(log_path) as f:
+            self.assertIn(" 1 query connection\n", f.read())
+        for asked, got in ((0, 1), (99, 16)):
+            proc, _, log_path = spawn_sse("n%d" % asked, EVERRUNS_SSE_DB_CONNECTIONS=asked)
+            proc.terminate()
+            proc.wait(10)
+            with open(log_path) as f:
+                text = f.read()
+            self.assertIn("sse_db_connections = %d: out of 1..16" % asked, text)
+            self.assertIn(" %d query connection" % got, text)
