@@ -26,6 +26,7 @@ enum route_flags {
 	ROUTE_NOAUTH = 1 << 0,   /* /health, the OpenAPI document */
 	ROUTE_JSON_BODY = 1 << 1, /* a JSON object body; empty = {} */
 	ROUTE_ANY_BODY = 1 << 2,  /* raw bytes of any Content-Type */
+	ROUTE_FS_BODY = 1 << 3,   /* the file routes' limit: fs_body_max() */
 };
 
 struct route {
@@ -62,6 +63,10 @@ struct json_object *api_body(struct req *rq);
  * it with `status`; no row is a 404 with `what` ("Session not found"). */
 void api_send_json_row(struct req *rq, int status, const char *what,
 		       const char *sql, int n, const char *const *params);
+/* A paginated list (?offset=&limit=, 400 when malformed): sql takes $1 =
+ * organization, $2 = offset, $3 = limit and returns the envelope as one
+ * JSON row. */
+void api_send_page(struct req *rq, const char *sql);
 /* Parse a path or query id with prefix; on failure sends 400 naming
  * `name` and returns -1. */
 int api_id(struct req *rq, const char *value, const char *prefix,
@@ -240,5 +245,25 @@ void h_sessions_cancel(struct req *rq);
 
 void h_messages_create(struct req *rq);
 void h_messages_list(struct req *rq);
+
+void h_fs_root(struct req *rq);
+void h_fs_get(struct req *rq);
+void h_fs_create(struct req *rq);
+void h_fs_put(struct req *rq);
+void h_fs_delete(struct req *rq);
+void h_fs_download(struct req *rq);
+void h_fs_stat(struct req *rq);
+void h_fs_move(struct req *rq);
+void h_fs_copy(struct req *rq);
+void h_fs_grep(struct req *rq);
+/* images.c: an image is at most 20 MiB; the upload body (multipart) at
+ * most 21 MiB, as nginx's limit for the route */
+#define IMAGES_MAX_BYTES (20 * 1024 * 1024)
+#define IMAGES_MAX_BODY (21 * 1024 * 1024)
+void h_images_create(struct req *rq);
+void h_images_list(struct req *rq);
+void h_images_get(struct req *rq);
+void h_images_content(struct req *rq);
+void h_images_delete(struct req *rq);
 
 #endif

@@ -62,6 +62,22 @@ void api_send_json_row(struct req *rq, int status, const char *what,
 	PQclear(res);
 }
 
+void api_send_page(struct req *rq, const char *sql)
+{
+	struct apierr e;
+	long offset, limit;
+	char so[24], sl[24];
+	const char *p[3] = {rq->org, so, sl};
+
+	if (req_page(rq, &offset, &limit, &e) != 0) {
+		res_apierr(rq, &e);
+		return;
+	}
+	snprintf(so, sizeof(so), "%ld", offset);
+	snprintf(sl, sizeof(sl), "%ld", limit);
+	api_send_json_row(rq, 200, "Not found", sql, 3, p);
+}
+
 int api_id(struct req *rq, const char *value, const char *prefix,
 	   const char *name, char hex[33])
 {

@@ -33,18 +33,8 @@ void h_keys_list(struct req *rq)
 		"ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT $3) k), '[]'), "
 		"'total', (SELECT count(*) FROM api_keys WHERE org_id = $1 "
 		"AND revoked_at IS NULL), 'offset', $2::int, 'limit', $3::int)";
-	struct apierr e;
-	long offset, limit;
-	char so[24], sl[24];
-	const char *p[3] = {rq->org, so, sl};
 
-	if (req_page(rq, &offset, &limit, &e) != 0) {
-		res_apierr(rq, &e);
-		return;
-	}
-	snprintf(so, sizeof(so), "%ld", offset);
-	snprintf(sl, sizeof(sl), "%ld", limit);
-	api_send_json_row(rq, 200, "Not found", q, 3, p);
+	api_send_page(rq, q);
 }
 
 void h_keys_create(struct req *rq)

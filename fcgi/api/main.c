@@ -16,6 +16,7 @@
 #include "api.h"
 #include "auth.h"
 #include "config.h"
+#include "fs.h"
 #include "log.h"
 
 #include <errno.h>
@@ -65,17 +66,6 @@ static int read_body(struct req *rq, FCGX_Request *r, size_t len)
 	return got == len ? 0 : -1;
 }
 
-static int is_json_type(const char *ct)
-{
-	size_t n = strlen("application/json");
-	if (!ct)
-		return 0;
-	while (*ct == ' ')
-		ct++;
-	return !strncasecmp(ct, "application/json", n) &&
-	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
 static void dispatch(struct req *rq, FCGX_Request *r)
 {
 	struct buf allow = BUF_INIT;
@@ -119,7 +109,9 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 
 	cl = param(r, "CONTENT_LENGTH");
 	rq->content_length = cl && *cl ? strtol(cl, NULL, 10) : 0;
-	max = rt->max_body ? rt->max_body : API_MAX_BODY;
+	max = rt->flags & ROUTE_FS_BODY ? fs_body_max()
+	      : rt->max_body		  ? rt->max_body
+					  : API_MAX_BODY;
 	if (rq->content_length < 0 || (size_t)rq->content_length > max) {
 		res_error(rq, 413, "payload_too_large",
 			  "Request body larger than %zu bytes", max);
@@ -127,7 +119,7 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	}
 	if (rq->content_length > 0) {
 		if ((rt->flags & ROUTE_JSON_BODY) &&
-		    !is_json_type(rq->content_type)) {
+		    !http_is_json(rq->content_type)) {
 			res_error(rq, 415, "unsupported_media_type",
 				  "Content-Type must be application/json");
 			goto out;

@@ -7,6 +7,7 @@
  */
 #include "api.h"
 #include "ids.h"
+#include "imagetype.h"
 #include "json.h"
 
 #include <openssl/evp.h>
@@ -15,32 +16,6 @@
 
 #define MAX_TEXT (512 * 1024)
 #define MAX_PARTS 64
-
-static const char *const image_types[] = {"image/png", "image/jpeg",
-					  "image/gif", "image/webp"};
-
-static int image_type_ok(const char *t)
-{
-	size_t i;
-	for (i = 0; i < sizeof(image_types) / sizeof(image_types[0]); i++)
-		if (!strcmp(t, image_types[i]))
-			return 1;
-	return 0;
-}
-
-/* Does decoded image data start with the magic bytes of its media type? */
-static int magic_ok(const char *type, const unsigned char *d, size_t n)
-{
-	if (!strcmp(type, "image/png"))
-		return n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8);
-	if (!strcmp(type, "image/jpeg"))
-		return n >= 3 && !memcmp(d, "\xff\xd8\xff", 3);
-	if (!strcmp(type, "image/gif"))
-		return n >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6));
-	if (!strcmp(type, "image/webp"))
-		return n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4);
-	return 0;
-}
 
 static int check_base64_image(const char *b64, size_t len, const char *type,
 			      const char *field, struct apierr *e)
@@ -64,7 +39,8 @@ static int check_base64_image(const char *b64, size_t len, const char *type,
 	take -= take % 4;
 	memcpy(chunk, b64, take);
 	n = EVP_DecodeBlock(head, (const unsigned char *)chunk, (int)take);
-	if (n < 0 || !magic_ok(type, head, (size_t)n))
+	if (n < 0 || !imagetype_sniff(head, (size_t)n) ||
+	    strcmp(imagetype_sniff(head, (size_t)n), type))
 		return apierr_set(e, 400, "validation_error",
 				  "%s.base64: the data is not a %s image", field,
 				  type);
@@ -133,7 +109,7 @@ static int read_part(struct json_object *part, size_t i, struct buf *out,
 		if (!s)
 			return apierr_set(e, 400, "validation_error",
 					  "%s: base64 or url is required", field);
-		if (!media || !image_type_ok(media))
+		if (!media || !imagetype_known(media))
 			return apierr_set(e, 400, "validation_error",
 					  "%s.media_type: one of image/png, "
 					  "image/jpeg, image/gif, image/webp",

@@ -168,7 +168,11 @@ static const char fs_schema[] =
 	"\"max_file_size_mb\":{\"type\":\"integer\",\"minimum\":1,"
 	"\"maximum\":1024,\"default\":10,"
 	"\"description\":\"Largest file the session may hold, in MiB. The "
-	"server caps it at its own limit.\"}},"
+	"server caps it at its own limit.\"},"
+	"\"max_total_mb\":{\"type\":\"integer\",\"minimum\":1,"
+	"\"maximum\":102400,\"default\":100,"
+	"\"description\":\"Most bytes all the session's files may hold "
+	"together, in MiB. The server caps it at its own limit.\"}},"
 	"\"additionalProperties\":false}";
 
 /* --- web_fetch -----------------------------------------------------------*/

@@ -97,7 +97,7 @@ static unsigned stmt_slot(struct db *db, const char *sql, int *found)
 
 static PGresult *exec_once(struct db *db, const char *sql, int n,
 			   const char *const *params, const int *lengths,
-			   const int *formats)
+			   const int *formats, int result_format)
 {
 	char name[16];
 	int found;
@@ -105,7 +105,7 @@ static PGresult *exec_once(struct db *db, const char *sql, int n,
 
 	if (!db->prepared_mode || db->nstmts >= DB_STMT_SLOTS / 2)
 		return PQexecParams(db->conn, sql, n, NULL, params, lengths,
-				    formats, 0);
+				    formats, result_format);
 	slot = stmt_slot(db, sql, &found);
 	snprintf(name, sizeof(name), "s%u", slot);
 	if (!found) {
@@ -116,12 +116,13 @@ static PGresult *exec_once(struct db *db, const char *sql, int n,
 		db->stmt_sql[slot] = sql;
 		db->nstmts++;
 	}
-	return PQexecPrepared(db->conn, name, n, params, lengths, formats, 0);
+	return PQexecPrepared(db->conn, name, n, params, lengths, formats,
+			      result_format);
 }
 
-PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
+PGresult *db_exec_res(struct db *db, const char *sql, int nparams,
 		      const char *const *params, const int *lengths,
-		      const int *formats)
+		      const int *formats, int result_format)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -132,7 +133,8 @@ PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
 			db->sqlstate[0] = '\0';
 			return NULL;
 		}
-		res = exec_once(db, sql, nparams, params, lengths, formats);
+		res = exec_once(db, sql, nparams, params, lengths, formats,
+				result_format);
 		st = PQresultStatus(res);
 		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 			return res;
@@ -146,6 +148,13 @@ PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
 		return NULL;
 	}
 	return NULL;
+}
+
+PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
+		      const char *const *params, const int *lengths,
+		      const int *formats)
+{
+	return db_exec_res(db, sql, nparams, params, lengths, formats, 0);
 }
 
 PGresult *db_exec(struct db *db, const char *sql, int nparams,

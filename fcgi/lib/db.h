@@ -48,6 +48,11 @@ PGresult *db_exec(struct db *db, const char *sql, int nparams,
 PGresult *db_exec_bin(struct db *db, const char *sql, int nparams,
 		      const char *const *params, const int *lengths,
 		      const int *formats);
+/* The same with every result column in result_format (1 = binary: a
+ * bytea column arrives as its raw bytes, text as its UTF-8 bytes). */
+PGresult *db_exec_res(struct db *db, const char *sql, int nparams,
+		      const char *const *params, const int *lengths,
+		      const int *formats, int result_format);
 
 int db_begin(struct db *db);
 int db_commit(struct db *db);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void req_init(struct req *rq, struct arena *a)
 {
@@ -52,6 +53,17 @@ char *http_decode(struct arena *a, const char *s, size_t len, int plus_space,
 int http_utf8_ok(const char *s)
 {
 	return utf8_valid(s, strlen(s), 0);
+}
+
+int http_is_json(const char *ct)
+{
+	size_t n = strlen("application/json");
+	if (!ct)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return !strncasecmp(ct, "application/json", n) &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 void req_parse_query(struct req *rq)

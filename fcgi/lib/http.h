@@ -71,6 +71,9 @@ void req_release(struct req *rq);
  * path segment and query value once. */
 int http_utf8_ok(const char *s);
 
+/* Is the Content-Type application/json (parameters allowed)? */
+int http_is_json(const char *content_type);
+
 /* Parse rq->query into rq->qp (decoded into the arena); a value that is
  * not valid UTF-8 sets rq->qp_bad to its parameter name. */
 void req_parse_query(struct req *rq);

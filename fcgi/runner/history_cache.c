@@ -10,6 +10,7 @@
  */
 #include "runner.h"
 #include "config.h"
+#include "strmap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,20 +20,39 @@ struct hentry {
 	char session[33];
 	long long last_seq;
 	struct json_object *events; /* owned; conversation events, by seq */
-	unsigned long long used;
+	struct hentry *newer, *older; /* the LRU list */
 };
 
-static struct hentry *tab;
-static size_t ntab, captab;
-static unsigned long long clock_;
+static struct strmap tab;      /* session -> entry */
+static struct hentry *newest, *oldest;
+
+static void unlink_entry(struct hentry *h)
+{
+	if (h->newer)
+		h->newer->older = h->older;
+	else
+		newest = h->older;
+	if (h->older)
+		h->older->newer = h->newer;
+	else
+		oldest = h->newer;
+	h->newer = h->older = NULL;
+}
+
+static void push_newest(struct hentry *h)
+{
+	h->older = newest;
+	h->newer = NULL;
+	if (newest)
+		newest->newer = h;
+	newest = h;
+	if (!oldest)
+		oldest = h;
+}
 
 static struct hentry *find(const char *session)
 {
-	size_t i;
-	for (i = 0; i < ntab; i++)
-		if (!strcmp(tab[i].session, session))
-			return &tab[i];
-	return NULL;
+	return strmap_get(&tab, session);
 }
 
 long long history_cache_after(const char *session)
@@ -78,23 +98,19 @@ struct json_object *history_cache_merge(const char *session, const char *turn,
 		size_t cap = (size_t)config_long("history_cache_sessions", 1000);
 		if (cap == 0)
 			return out;
-		if (ntab < cap) {
-			if (ntab == captab) {
-				captab = captab ? captab * 2 : 64;
-				tab = xrealloc(tab, captab * sizeof(*tab));
-			}
-			h = &tab[ntab++];
-		} else {
-			size_t lru = 0;
-			for (i = 1; i < ntab; i++)
-				if (tab[i].used < tab[lru].used)
-					lru = i;
-			h = &tab[lru];
+		if (tab.n >= cap && oldest) { /* evict the least recently used */
+			h = oldest;
+			unlink_entry(h);
+			strmap_del(&tab, h->session);
 			json_object_put(h->events);
+		} else {
+			h = xmalloc(sizeof(*h));
 		}
 		memset(h, 0, sizeof(*h));
 		memcpy(h->session, session, 33);
 		h->events = json_object_new_array();
+		strmap_put(&tab, h->session, h);
+		push_newest(h);
 	}
 	keep = h->events;
 	for (i = 0; i < n; i++) {
@@ -104,16 +120,19 @@ struct json_object *history_cache_merge(const char *session, const char *turn,
 		json_object_array_add(keep, json_object_get(e));
 		h->last_seq = seq_of(e);
 	}
-	h->used = ++clock_;
+	unlink_entry(h);
+	push_newest(h);
 	return out;
 }
 
 void history_cache_free(void)
 {
-	size_t i;
-	for (i = 0; i < ntab; i++)
-		json_object_put(tab[i].events);
-	free(tab);
-	tab = NULL;
-	ntab = captab = 0;
+	struct hentry *h, *next;
+	for (h = newest; h; h = next) {
+		next = h->older;
+		json_object_put(h->events);
+		free(h);
+	}
+	newest = oldest = NULL;
+	strmap_release(&tab);
 }

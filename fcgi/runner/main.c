@@ -75,7 +75,7 @@ static int poll_timeout(struct runner *r)
 			next = t->next_step_ms;
 		/* tools to run, or a finished turn to free (once its events
 		 * have landed: the write socket wakes us for those) */
-		if (t->phase == PH_ACT ||
+		if ((t->phase == PH_ACT && !t->fetch) ||
 		    ((t->phase == PH_DONE || t->dropped) && !t->pending))
 			next = now;
 		if (t->phase == PH_REASON && (t->text.len > t->text_sent ||

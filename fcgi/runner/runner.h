@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "db.h"
+#include "guard.h"
 #include "llm/llm.h"
 #include "llm/llmsim.h"
 
@@ -63,6 +64,7 @@ struct turn {
 
 	/* the current LLM call */
 	CURL *easy;
+	struct guard guard; /* of easy */
 	struct curl_slist *headers;
 	struct buf req_body, err_body;
 	struct llm_parser *parser;
@@ -87,7 +89,12 @@ struct turn {
 	char stream_error[256];
 	int stream_error_retryable;
 
+	/* a url image being fetched before reasoning (image_fetch.c) */
+	struct image_fetch *img_fetch;
+
 	/* tools of the current act phase */
+	struct web_fetch *fetch; /* fetch_url in flight on the multi (owned) */
+	long long tool_t0;	 /* when the current tool started */
 	size_t act_next;
 	int act_ok, act_err;
 	long long act_start_ms;
@@ -170,6 +177,17 @@ int writer_busy_fds(struct runner *r, int fds[]);
 void writer_wait(struct runner *r);
 /* Send the new text of every turn as deltas (one transaction). */
 int writer_deltas(struct runner *r, struct turn *only);
+
+/* image_fetch.c: the next url image part of t's messages without bytes,
+ * its transfer started on r->multi (CURLOPT_PRIVATE = t), or NULL when
+ * there is none. When the transfer ends, image_fetch_done() puts the bytes
+ * on the part: 0, or -1 with the reason in `why` (this turn's own image
+ * could not be had). image_fetch_free() also removes it from the multi. */
+struct image_fetch;
+struct image_fetch *image_fetch_next(struct runner *r, struct turn *t);
+int image_fetch_done(struct runner *r, struct image_fetch *f, CURLcode rc,
+		     struct buf *why);
+void image_fetch_free(struct runner *r, struct image_fetch *f);
 
 /* housekeeping.c */
 void housekeeping_run(struct runner *r);

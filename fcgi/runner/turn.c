@@ -7,6 +7,7 @@
  * continues from the log.
  */
 #include "turn_int.h"
+#include "guard.h"
 #include "ids.h"
 #include "json.h"
 #include "log.h"
@@ -32,6 +33,15 @@ static void stop_transfer(struct runner *r, struct turn *t)
 	if (t->sim_active) {
 		llmsim_plan_free(&t->plan);
 		t->sim_active = 0;
+	}
+	if (t->img_fetch) {
+		image_fetch_free(r, t->img_fetch);
+		t->img_fetch = NULL;
+	}
+	if (t->fetch) {
+		curl_multi_remove_handle(r->multi, web_fetch_easy(t->fetch));
+		web_fetch_free(t->fetch);
+		t->fetch = NULL;
 	}
 }
 
@@ -240,8 +250,7 @@ static void llm_begin(struct runner *r, struct turn *t)
 	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT, r->llm_connect_s);
 	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT, r->llm_total_s);
-	curl_easy_setopt(t->easy, CURLOPT_PROXY, "");
-	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	guard_curl(&t->guard, t->easy, GUARD_PROVIDERS, 0);
 	curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
 	curl_multi_add_handle(r->multi, t->easy);
 out:
@@ -262,6 +271,12 @@ static void reason_begin(struct runner *r, struct turn *t)
 	if (now_ms() - t->started_ms > r->turn_wall_s * 1000) {
 		turn_fail(t, "timeout", "the turn ran longer than %ld s",
 		     r->turn_wall_s);
+		return;
+	}
+	/* image parts given by url are fetched first, one at a time; each
+	 * fetch's end calls reason_begin again */
+	if ((t->img_fetch = image_fetch_next(r, t))) {
+		t->phase = PH_REASON; /* waits for the fetch, like an LLM call */
 		return;
 	}
 	json_object_put(t->history);
@@ -381,6 +396,13 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 		    struct buf *why)
 {
 	/* returns 1 if the failure is worth another try */
+	if (guard_refused(&t->guard, rc)) {
+		*code = "address_refused";
+		buf_addf(why, "the model provider's address is refused by the "
+			      "address guard (%s); an operator can allow it "
+			      "with guard_allow_providers", t->guard.why);
+		return 0;
+	}
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
 		*code = "timeout";
 		buf_adds(why, "the model provider did not answer in time");
@@ -430,13 +452,32 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 	return 1;
 }
 
-/* An LLM call ended (curl transfer, or an llmsim script). */
+static void act_fetch_done(struct runner *r, struct turn *t, CURLcode rc);
+
+/* A transfer ended: an LLM call (curl, or an llmsim script) or the
+ * fetch_url of the act phase. */
 void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 {
 	struct buf why = BUF_INIT;
 	const char *code = NULL;
 	int ok;
 
+	if (t->fetch) { /* the act phase's transfer, not an LLM call */
+		act_fetch_done(r, t, rc);
+		return;
+	}
+	if (t->img_fetch) { /* a url image before reasoning */
+		struct image_fetch *f = t->img_fetch;
+		buf_init(&why, 0);
+		t->img_fetch = NULL;
+		if (image_fetch_done(r, f, rc, &why) == 0)
+			reason_begin(r, t);
+		else
+			turn_fail(t, "image_unavailable", "%s", why.data);
+		image_fetch_free(r, f);
+		buf_release(&why);
+		return;
+	}
 	if (t->easy && !t->http_status)
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->http_status);
 	ok = rc == CURLE_OK && !t->stream_error[0] &&
@@ -512,24 +553,35 @@ static struct json_object *tool_config(struct turn *t, const char *name)
 	return cap ? jx_get(t->capcfg, cap) : NULL;
 }
 
-/* Run the next tool of the act phase (one per loop pass, so cancels are
- * seen between tools). */
+/* tool_ctx.emit: a tool's event (file.written) in the turn's order. */
+static void tool_event(void *arg, const char *type, const char *data)
+{
+	writer_event(arg, type, xstrdup(data), 0, 0, EV_NORMAL, NULL);
+}
+
+static void act_complete(struct runner *r, struct turn *t,
+			 enum tool_status st, struct buf *result,
+			 struct buf *error);
+
+/* Start the next tool of the act phase (one per loop pass, so cancels are
+ * seen between tools). fetch_url goes onto the curl multi and completes
+ * in turn_transfer_done; the others run here. */
 static void act_step(struct runner *r, struct turn *t)
 {
 	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
-	const char *id = jx_gets(c, "id"), *name = jx_gets(c, "name");
+	const char *name = jx_gets(c, "name");
 	const char *a = jx_gets(c, "arguments");
 	struct json_object *d, *tc, *args = NULL, *cfg;
 	struct buf result = BUF_INIT, error = BUF_INIT;
 	struct apierr e;
 	enum tool_status st = TOOL_ERROR;
-	long long t0 = now_ms();
 
+	t->tool_t0 = now_ms();
 	buf_init(&result, 0);
 	buf_init(&error, 0);
 	d = jx_obj();
 	tc = jx_obj();
-	jx_put_str(tc, "id", id);
+	jx_put_str(tc, "id", jx_gets(c, "id"));
 	jx_put_str(tc, "name", name);
 	/* models often send "" for a tool without parameters */
 	args = *a ? jx_parse(a, strlen(a), &e) : json_object_new_object();
@@ -543,8 +595,16 @@ static void act_step(struct runner *r, struct turn *t)
 		buf_adds(&error, "the arguments are not a JSON object");
 	} else if (!cfg) {
 		buf_addf(&error, "no tool named '%s' is available", name);
+	} else if (!strcmp(name, "fetch_url")) {
+		t->fetch = web_fetch_new(args, cfg, &error);
+		if (t->fetch) {
+			curl_easy_setopt(web_fetch_easy(t->fetch), CURLOPT_PRIVATE, t);
+			curl_multi_add_handle(r->multi, web_fetch_easy(t->fetch));
+			goto out; /* completes in turn_transfer_done */
+		}
 	} else {
-		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id, cfg};
+		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id,
+				       cfg, tool_event, t};
 		st = tools_run(&ctx, name, args, &result, &error);
 		if (st == TOOL_UNKNOWN) {
 			buf_reset(&error);
@@ -552,38 +612,69 @@ static void act_step(struct runner *r, struct turn *t)
 			st = TOOL_ERROR;
 		}
 	}
+	act_complete(r, t, st, &result, &error);
+out:
+	json_object_put(args);
+	buf_release(&result);
+	buf_release(&error);
+}
+
+/* The fetch_url transfer of the current tool ended. */
+static void act_fetch_done(struct runner *r, struct turn *t, CURLcode rc)
+{
+	struct buf result = BUF_INIT, error = BUF_INIT;
+	enum tool_status st;
+
+	buf_init(&result, 0);
+	buf_init(&error, 0);
+	curl_multi_remove_handle(r->multi, web_fetch_easy(t->fetch));
+	st = web_fetch_done(t->fetch, rc, &result, &error);
+	web_fetch_free(t->fetch);
+	t->fetch = NULL;
+	if (!t->dropped && t->phase == PH_ACT)
+		act_complete(r, t, st, &result, &error);
+	buf_release(&result);
+	buf_release(&error);
+}
+
+/* Record the current tool's outcome; after the last one, reason again. */
+static void act_complete(struct runner *r, struct turn *t,
+			 enum tool_status st, struct buf *result,
+			 struct buf *error)
+{
+	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
+	struct json_object *d;
+	struct apierr e;
+
 	d = jx_obj();
-	jx_put_str(d, "tool_call_id", id);
-	jx_put_str(d, "tool_name", name);
+	jx_put_str(d, "tool_call_id", jx_gets(c, "id"));
+	jx_put_str(d, "tool_name", jx_gets(c, "name"));
 	json_object_object_add(d, "success", json_object_new_boolean(st == TOOL_OK));
 	jx_put_str(d, "status", st == TOOL_OK ? "success" : "error");
 	if (st == TOOL_OK) {
 		struct json_object *rv = NULL;
-		if (result.len > (size_t)r->tool_result_max) {
-			jx_put_int(d, "size_bytes", (long long)result.len);
+		if (result->len > (size_t)r->tool_result_max) {
+			jx_put_int(d, "size_bytes", (long long)result->len);
 			json_object_object_add(d, "truncated", json_object_new_boolean(1));
-			result.len = (size_t)r->tool_result_max;
-			while (result.len && ((unsigned char)result.data[result.len] & 0xC0) == 0x80)
-				result.len--;
-			result.data[result.len] = '\0';
-			rv = json_object_new_string(result.data);
+			result->len = (size_t)r->tool_result_max;
+			while (result->len && ((unsigned char)result->data[result->len] & 0xC0) == 0x80)
+				result->len--;
+			result->data[result->len] = '\0';
+			rv = json_object_new_string(result->data);
 		} else {
-			rv = jx_parse(result.data, result.len, &e);
+			rv = jx_parse(result->data, result->len, &e);
 			if (!rv)
-				rv = json_object_new_string(result.data);
+				rv = json_object_new_string(result->data);
 		}
 		json_object_object_add(d, "result", rv);
 		t->act_ok++;
 	} else {
-		jx_put_str(d, "error", error.data);
+		jx_put_str(d, "error", error->data);
 		t->act_err++;
 	}
-	jx_put_int(d, "duration_ms", now_ms() - t0);
+	jx_put_int(d, "duration_ms", now_ms() - t->tool_t0);
 	turn_note_event(t, "tool.completed", d);
 	turn_emit(t, "tool.completed", d, 0, 0, EV_NORMAL, NULL);
-	json_object_put(args);
-	buf_release(&result);
-	buf_release(&error);
 
 	if (++t->act_next < json_object_array_length(t->calls))
 		return;
@@ -622,7 +713,8 @@ void turn_step(struct runner *r, struct turn *t)
 		}
 		break;
 	case PH_ACT:
-		act_step(r, t);
+		if (!t->fetch)
+			act_step(r, t);
 		break;
 	case PH_DONE:
 		break;

@@ -74,6 +74,24 @@ static int deltas_before(struct hub_session *hs, long long seq)
 	return 0;
 }
 
+/* The frame of catch-up row i (columns: see catchup_start). */
+static void row_frame(struct buf *f, PGresult *res, int i, long long seq,
+		      const char *type)
+{
+	struct sse_event_row r;
+	r.seq = seq;
+	r.type = type;
+	r.session = PQgetvalue(res, i, 0);
+	r.id = PQgetvalue(res, i, 3);
+	r.data = PQgetvalue(res, i, 4);
+	r.dlen = (size_t)PQgetlength(res, i, 4);
+	r.ts_us = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+	r.turn = PQgetvalue(res, i, 7);
+	r.msg = PQgetvalue(res, i, 8);
+	buf_init(f, r.dlen + 320);
+	sse_event_frame(f, &r);
+}
+
 /* Hand the rows [at, end) of the paused result to the session's round,
  * with the session's deltas in their place among them; stop if a delta
  * waits for a lookup (resumed from its answer). */
@@ -86,6 +104,7 @@ static void deliver(struct hub_session *hs)
 		int i = hs->at;
 		long long seq = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		const char *type = PQgetvalue(res, i, 2);
+		struct buf frame = BUF_INIT; /* rendered on first use */
 		if (deltas_before(hs, seq))
 			return;
 		if (seq > hs->known)
@@ -104,14 +123,15 @@ static void deliver(struct hub_session *hs)
 			s->cursor = seq;
 			if (!sse_type_passes(&s->q, type))
 				continue;
-			if (s->kind == SSE_POLL)
+			if (s->kind == SSE_POLL) {
 				sse_poll_wake(s);
-			else
-				sse_stream_event(s, seq, type,
-						 PQgetvalue(res, i, 3),
-						 PQgetvalue(res, i, 4),
-						 (size_t)PQgetlength(res, i, 4));
+			} else {
+				if (!frame.len)
+					row_frame(&frame, res, i, seq, type);
+				sse_stream_event(s, frame.data, frame.len);
+			}
 		}
+		buf_release(&frame);
 	}
 	for (s = hs->subs; s; s = s->s_next)
 		if (s->in_round && !hs->full && hub_live(s) && !s->lagging)
@@ -181,11 +201,15 @@ static void on_round(void *ctx, PGresult *res)
 void catchup_start(void)
 {
 	static const char qs[] =
-		"SELECT replace(c.session::text, '-', ''), x.seq, x.type, x.id, x.j, "
-		"EXISTS (SELECT 1 FROM sessions s WHERE s.id = c.session) "
+		"SELECT replace(c.session::text, '-', ''), x.seq, x.type, x.id, x.data, "
+		"EXISTS (SELECT 1 FROM sessions s WHERE s.id = c.session), "
+		"x.ts_us, x.turn, x.msg "
 		"FROM unnest($1::uuid[], $2::bigint[]) AS c(session, after) "
-		"LEFT JOIN LATERAL (SELECT e.seq, e.type, evr_id('evt', e.id) AS id, "
-		"api_event(e) AS j FROM events e "
+		"LEFT JOIN LATERAL (SELECT e.seq, e.type, "
+		"replace(e.id::text, '-', '') AS id, e.data::text AS data, "
+		"(extract(epoch FROM e.ts) * 1000000)::bigint AS ts_us, "
+		"replace(e.turn_id::text, '-', '') AS turn, "
+		"replace(e.input_message_id::text, '-', '') AS msg FROM events e "
 		"WHERE e.session_id = c.session AND e.seq > c.after "
 		"ORDER BY e.seq LIMIT 200) x ON true "
 		"ORDER BY 1, x.seq";

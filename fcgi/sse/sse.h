@@ -103,9 +103,19 @@ void sse_respond(struct sse_conn *c, struct req *rq);
 void sse_open_respond(struct sse_conn *c);
 /* Free c->open (with the sub it still owns). */
 void sse_open_done(struct sse_conn *c);
-/* A durable event for the subscriber (already newer than its cursor). */
-void sse_stream_event(struct sse_sub *s, long long seq, const char *type,
-		      const char *id, const char *json, size_t len);
+/* One durable event as the catch-up query returns it (hex ids without
+ * prefix; turn and msg may be ""). */
+struct sse_event_row {
+	long long seq, ts_us;
+	const char *type, *id, *session, *turn, *msg, *data;
+	size_t dlen;
+};
+/* The event's SSE frame (event, id, data: the envelope of DESIGN 4.5, as
+ * api_event() renders it) appended to f. Built once per event, here and
+ * not in PostgreSQL: rendering JSON there was most of a catch-up's cost. */
+void sse_event_frame(struct buf *f, const struct sse_event_row *r);
+/* A durable event's frame for the subscriber (newer than its cursor). */
+void sse_stream_event(struct sse_sub *s, const char *frame, size_t len);
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 		      const char *delta, size_t dlen, const char *acc,
 		      size_t alen);

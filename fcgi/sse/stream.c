@@ -55,28 +55,57 @@ int sse_type_passes(const struct evq *q, const char *type)
 	return !q->types.len || in_list(&q->types, type);
 }
 
+/* An instant as the API writes it: "2026-01-02T03:04:05.678Z" (UTC). */
+static void ts_format(char out[32], time_t sec, long ms)
+{
+	struct tm tm;
+	size_t n;
+	gmtime_r(&sec, &tm);
+	n = strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03ldZ", ms % 1000);
+}
+
 static void ts_now(char out[32])
 {
 	struct timespec ts;
-	struct tm tm;
-	size_t n;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(out, 24, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+	ts_format(out, ts.tv_sec, ts.tv_nsec / 1000000);
 }
 
-void sse_stream_event(struct sse_sub *s, long long seq, const char *type,
-		      const char *id, const char *json, size_t len)
+static void add_id(struct buf *f, const char *prefix, const char *hex)
 {
-	struct buf f = BUF_INIT;
-	(void)seq;
-	buf_init(&f, len + 128);
-	buf_addf(&f, "event: %s\nid: %s\ndata: ", type, id);
-	buf_add(&f, json, len);
-	buf_adds(&f, "\n\n");
-	sse_conn_send(s->conn, f.data, f.len);
-	buf_release(&f);
+	if (hex && *hex)
+		buf_addf(f, "\"%s_%s\"", prefix, hex);
+	else
+		buf_adds(f, "null");
+}
+
+void sse_event_frame(struct buf *f, const struct sse_event_row *r)
+{
+	char ts[32];
+	long long sec = r->ts_us / 1000000, us = r->ts_us % 1000000;
+	if (us < 0) { /* before 1970: floor, as to_char does */
+		sec--;
+		us += 1000000;
+	}
+	ts_format(ts, (time_t)sec, (long)(us / 1000));
+	buf_addf(f, "event: %s\nid: evt_%s\ndata: {\"id\":\"evt_%s\",\"type\":",
+		 r->type, r->id, r->id);
+	buf_add_json_str(f, r->type, strlen(r->type));
+	buf_addf(f, ",\"ts\":\"%s\",\"session_id\":\"ses_%s\",\"sequence\":%lld,"
+		    "\"context\":{\"turn_id\":",
+		 ts, r->session, r->seq);
+	add_id(f, "trn", r->turn);
+	buf_adds(f, ",\"input_message_id\":");
+	add_id(f, "msg", r->msg);
+	buf_adds(f, "},\"data\":");
+	buf_add(f, r->data, r->dlen);
+	buf_adds(f, "}\n\n");
+}
+
+void sse_stream_event(struct sse_sub *s, const char *frame, size_t len)
+{
+	sse_conn_send(s->conn, frame, len);
 }
 
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,

@@ -54,19 +54,25 @@ class Fake:
         self.proc.wait()
 
 
+def fake_providers(fake, key):
+    """A provider of each wire format at the fake, in key's organization:
+    {"openai_completions": "prv_...", "anthropic": "prv_..."}."""
+    providers = {}
+    for kind, url in (("openai_completions", fake.base + "/v1"), ("anthropic", fake.base)):
+        r = api("POST", "/api/v1/llm-providers", {"name": "fake-" + kind, "provider_type": kind,
+                                                  "base_url": url, "api_key": "sk-test-" + kind},
+                key=key)
+        assert r.status == 201, r.text
+        providers[kind] = r.json["id"]
+    return providers
+
+
 class Drivers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fake = Fake()
         cls.key = new_org("drivers")["api_key"]
-        cls.providers = {}
-        for kind, url in (("openai_completions", cls.fake.base + "/v1"),
-                          ("anthropic", cls.fake.base)):
-            r = api("POST", "/api/v1/llm-providers", {"name": "fake-" + kind, "provider_type": kind,
-                                                      "base_url": url, "api_key": "sk-test-" + kind},
-                    key=cls.key)
-            assert r.status == 201, r.text
-            cls.providers[kind] = r.json["id"]
+        cls.providers = fake_providers(cls.fake, cls.key)
         cls.harness = api("GET", "/api/v1/harnesses/base", key=cls.key).json["id"]
 
     @classmethod

@@ -137,6 +137,12 @@ class SSE(unittest.TestCase):
                 self.assertRegex(f["id"], r"^evt_[0-9a-f]{32}$")
                 self.assertEqual(f["id"], f["data"]["id"])
                 self.assertEqual(f["event"], f["data"]["type"])
+            # the stream's envelope is the event log's, field for field
+            log = {e["sequence"]: e for e in self.log(sid)}
+            for f in frames:
+                self.assertEqual(f["data"], log[f["data"]["sequence"]])
+            self.assertTrue(any(f["data"]["context"]["turn_id"] for f in frames))
+            self.assertRegex(frames[0]["data"]["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         finally:
             s.close()
 

@@ -130,7 +130,9 @@ class Turns(unittest.TestCase):
         results = []
 
         def post():
-            results.append(send(self.key, sid, "#tokens 5\n#rate 50"))
+            # long enough (2 s) that the turn cannot end while slow
+            # (sanitized) workers are still answering the other posts
+            results.append(send(self.key, sid, "#tokens 40\n#rate 20"))
         threads = [threading.Thread(target=post) for _ in range(50)]
         for t in threads:
             t.start()

@@ -12,6 +12,7 @@
 #include "http.h"
 #include "ids.h"
 #include "json.h"
+#include "strmap.h"
 
 START_TEST(buf_grows_and_formats)
 {
@@ -294,6 +295,40 @@ START_TEST(error_bodies)
 }
 END_TEST
 
+START_TEST(strmap_put_get_del)
+{
+	struct strmap m = STRMAP_INIT;
+	char k[32];
+	static int vals[5000];
+	int i;
+
+	ck_assert_ptr_null(strmap_get(&m, "nothing"));
+	ck_assert_ptr_null(strmap_del(&m, "nothing"));
+	for (i = 0; i < 5000; i++) { /* grows through several doublings */
+		snprintf(k, sizeof(k), "ses-%d", i);
+		strmap_put(&m, k, &vals[i]);
+	}
+	ck_assert_uint_eq(m.n, 5000);
+	for (i = 0; i < 5000; i++) {
+		snprintf(k, sizeof(k), "ses-%d", i);
+		ck_assert_ptr_eq(strmap_get(&m, k), &vals[i]);
+	}
+	strmap_put(&m, "ses-7", &vals[8]); /* replace */
+	ck_assert_ptr_eq(strmap_get(&m, "ses-7"), &vals[8]);
+	ck_assert_uint_eq(m.n, 5000);
+	for (i = 0; i < 5000; i += 2) {
+		snprintf(k, sizeof(k), "ses-%d", i);
+		ck_assert_ptr_nonnull(strmap_del(&m, k));
+	}
+	ck_assert_uint_eq(m.n, 2500);
+	ck_assert_ptr_null(strmap_get(&m, "ses-0"));
+	ck_assert_ptr_eq(strmap_get(&m, "ses-1"), &vals[1]);
+	ck_assert_ptr_null(strmap_get(&m, "ses-"));
+	strmap_release(&m);
+	ck_assert_ptr_null(strmap_get(&m, "ses-1"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lib");
@@ -312,6 +347,7 @@ int main(void)
 	tcase_add_test(tc, query_strings);
 	tcase_add_test(tc, auth_header_forms);
 	tcase_add_test(tc, error_bodies);
+	tcase_add_test(tc, strmap_put_get_del);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

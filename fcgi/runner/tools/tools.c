@@ -28,14 +28,24 @@ struct tool_entry {
 	tools_fn *fn;
 };
 
-/* Tools of the catalog that are not here (session_file_system, web_fetch)
- * are run elsewhere in the runner; tools_run() answers TOOL_UNKNOWN. */
+/* Tools of the catalog that are not here (web_fetch) are run elsewhere
+ * in the runner; tools_run() answers TOOL_UNKNOWN. */
 static const struct tool_entry tool_table[] = {
 	{"get_current_time", "current_time", tools_current_time},
 	{"write_todos", "stateless_todo_list", tools_write_todos},
 	{"get_session_info", "session", tools_session_info},
 	{"write_session_title", "session", tools_session_title},
 	{"kv_store", "session_storage", tools_kv_store},
+	{"list_directory", "session_file_system", tools_fs_list},
+	{"read_file", "session_file_system", tools_fs_read},
+	{"write_file", "session_file_system", tools_fs_write},
+	{"edit_file", "session_file_system", tools_fs_edit},
+	{"delete_file", "session_file_system", tools_fs_delete},
+	{"move_file", "session_file_system", tools_fs_move},
+	{"copy_file", "session_file_system", tools_fs_copy},
+	{"grep_files", "session_file_system", tools_fs_grep},
+	{"stat_file", "session_file_system", tools_fs_stat},
+	{"make_directory", "session_file_system", tools_fs_mkdir},
 	{"calculate", "test_math", tools_calculate},
 	{"get_weather", "test_weather", tools_weather},
 };
@@ -105,10 +115,10 @@ const char *tools_capability_of(const char *name)
 
 /* Validate args against the tool's `parameters`. 0, or -1 with the
  * sentence for the model in `error`. */
-static int args_check(const struct tool_entry *t, struct json_object *args,
-		      struct buf *error)
+static int args_check(const char *capability, const char *name,
+		      struct json_object *args, struct buf *error)
 {
-	const struct catalog_cap *cap = catalog_find(t->capability);
+	const struct catalog_cap *cap = catalog_find(capability);
 	struct json_object *list = NULL, *def, *params = NULL;
 	struct apierr e;
 	int rc = -1;
@@ -116,12 +126,11 @@ static int args_check(const struct tool_entry *t, struct json_object *args,
 	/* the table names catalog entries: test_tools checks every row */
 	if (!cap)
 		abort();
-	def = definition_find(cap, t->name, &list);
+	def = definition_find(cap, name, &list);
 	if (!def || !json_object_object_get_ex(def, "parameters", &params))
 		abort();
 	if (catalog_check_value(params, args, "arguments", &e)) {
-		tools_fail(error, "Invalid arguments for %s: %s.", t->name,
-			   e.msg);
+		tools_fail(error, "Invalid arguments for %s: %s.", name, e.msg);
 		goto out;
 	}
 	rc = 0;
@@ -149,7 +158,7 @@ enum tool_status tools_run(const struct tool_ctx *c, const char *name,
 		if (!args)
 			abort();
 	}
-	if (args_check(t, args, error)) {
+	if (args_check(t->capability, t->name, args, error)) {
 		st = TOOL_ERROR;
 		goto out;
 	}
@@ -165,6 +174,16 @@ enum tool_status tools_run(const struct tool_ctx *c, const char *name,
 out:
 	json_object_put(empty);
 	return st;
+}
+
+int tools_check_args(const char *name, struct json_object *args,
+		     struct buf *error)
+{
+	const char *cap = tools_capability_of(name);
+	if (!cap)
+		return tools_fail(error, "No tool named '%s' is available.",
+				  name ? name : ""), -1;
+	return args_check(cap, name, args, error);
 }
 
 enum tool_status tools_fail(struct buf *error, const char *fmt, ...)

@@ -53,6 +53,11 @@ enum tool_status tools_kv_store(const struct tool_ctx *c,
 				struct json_object *args, struct buf *result,
 				struct buf *error);
 
+/* session_file_system.c */
+tools_fn tools_fs_list, tools_fs_read, tools_fs_write, tools_fs_edit,
+	tools_fs_delete, tools_fs_move, tools_fs_copy, tools_fs_grep,
+	tools_fs_stat, tools_fs_mkdir;
+
 /* test_math.c, test_weather.c */
 enum tool_status tools_calculate(const struct tool_ctx *c,
 				 struct json_object *args, struct buf *result,
@@ -61,12 +66,19 @@ enum tool_status tools_weather(const struct tool_ctx *c,
 			       struct json_object *args, struct buf *result,
 			       struct buf *error);
 
+/* html_text.c: HTML reduced to readable text, appended to b; text_clean:
+ * any bytes as valid UTF-8 without control characters but '\n' and '\t'
+ * (invalid sequences become U+FFFD). */
+void html_to_text(const char *html, size_t len, struct buf *b);
+void text_clean(const char *s, size_t len, struct buf *b);
+
 /* Limits enforced by the tools beyond the catalog schemas (bytes). */
 #define TOOLS_TITLE_MAX	    512
 #define TOOLS_KV_KEY_MAX    256
 #define TOOLS_KV_VALUE_MAX  65536
 #define TOOLS_KV_MAX_KEYS   1000
 #define TOOLS_TODO_TEXT_MAX 1024
+#define TOOLS_FS_PATTERN_MAX 1024
 
 /* Append a formatted sentence to `error` and return TOOL_ERROR, so a tool
  * can `return tools_fail(error, ...)`. */

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Benchmark (issue "Session filesystem"): upload and download of a 10 MB
+# file through the API (PUT /fs/{path} with the raw bytes, GET
+# /fs/_/download/{path}), next to nginx serving the same file statically,
+# in the same run on the same cores. One curl at a time, ROUNDS times
+# each; prints throughputs and the ratios, never asserts.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+bench_need curl python3
+ROUNDS=${BENCH_ROUNDS:-10}
+SIZE=${BENCH_FILE_BYTES:-10000000}
+bench_start
+
+HNS=$(curl -sf "$EVR_BASE_URL/api/v1/harnesses/base" -H "Authorization: Bearer $KEY" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+SES=$(curl -sf -X POST "$EVR_BASE_URL/api/v1/sessions" -H "Authorization: Bearer $KEY" \
+	-H 'Content-Type: application/json' -d '{"harness_id":"'"$HNS"'","title":"bench fs"}' |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+FILE=$BENCH_HOME/blob.bin
+head -c "$SIZE" /dev/urandom >"$FILE"
+cp "$FILE" "$EVR_HOME/www/blob.bin"
+chmod 0644 "$EVR_HOME/www/blob.bin"
+FS=$EVR_BASE_URL/api/v1/sessions/$SES/fs
+
+# seconds of ROUNDS transfers (curl's own timing, summed)
+timed() {
+	local i
+	for i in $(seq "$ROUNDS"); do
+		curl -sf -o /dev/null -w '%{time_total}\n' "$@"
+	done | python3 -c 'import sys; print(sum(float(x) for x in sys.stdin))'
+}
+
+echo "bench fs_transfer: $SIZE bytes, $ROUNDS sequential transfers each, 2 cores shared"
+T_STATIC=$(timed "$EVR_BASE_URL/blob.bin")
+T_UP=$(timed -X PUT -H "Authorization: Bearer $KEY" -H 'Content-Type: application/octet-stream' \
+	--data-binary @"$FILE" "$FS/blob.bin")
+T_DOWN=$(timed -H "Authorization: Bearer $KEY" "$FS/_/download/blob.bin")
+curl -sf -H "Authorization: Bearer $KEY" "$FS/_/download/blob.bin" | cmp -s - "$FILE" ||
+	{ echo "bench fs_transfer: the downloaded file differs" >&2; exit 1; }
+
+python3 - "$SIZE" "$ROUNDS" "$T_STATIC" "$T_UP" "$T_DOWN" <<'PY'
+import sys
+size, rounds = int(sys.argv[1]), int(sys.argv[2])
+ts, tu, td = map(float, sys.argv[3:])
+mb = lambda t: size * rounds / t / 1e6
+print("  nginx static GET                %8.1f MB/s  (%.1f ms per file)" % (mb(ts), ts / rounds * 1000))
+print("  API upload (PUT, raw bytes)     %8.1f MB/s  (%.1f ms per file)" % (mb(tu), tu / rounds * 1000))
+print("  API download (_/download)       %8.1f MB/s  (%.1f ms per file)" % (mb(td), td / rounds * 1000))
+print("    download = %.2f x nginx static, upload = %.2f x nginx static" % (ts / td, ts / tu))
+PY
