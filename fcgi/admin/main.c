@@ -15,9 +15,13 @@
  *   create-key --org ORG [--user USR] [--name N]   prints the new key
  *   revoke-key KEY_ID
  *   check-config              connect, load the server key, report
+ *   rotate-server-key         a new server key, every provider key
+ *                             re-encrypted with it in one transaction
+ *                             (rotate.c)
  *
  * Exit status: 0 ok, 1 failure (message on stderr), 2 usage.
  */
+#include "admin.h"
 #include "auth.h"
 #include "buf.h"
 #include "config.h"
@@ -39,8 +43,7 @@ static struct db db;
 
 static const char *home(void)
 {
-	const char *h = getenv("EVERRUNS_HOME");
-	return h && *h ? h : "./var";
+	return config_home();
 }
 
 static const char *server_key_path(void)
@@ -478,7 +481,8 @@ static int usage(void)
 		"  create-user --org ORG_ID EMAIL [--name NAME]\n"
 		"  create-key --org ORG_ID [--user USER_ID] [--name NAME]\n"
 		"  revoke-key KEY_ID\n"
-		"  check-config\n");
+		"  check-config\n"
+		"  rotate-server-key\n");
 	return 2;
 }
 
@@ -516,6 +520,8 @@ int main(int argc, char **argv)
 		ret = cmd_revoke_key(argv[2]);
 	} else if (!strcmp(cmd, "check-config")) {
 		ret = cmd_check_config();
+	} else if (!strcmp(cmd, "rotate-server-key") && argc == 2) {
+		ret = admin_rotate_server_key(&db, server_key_path());
 	} else {
 		ret = 2;
 	}

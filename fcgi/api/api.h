@@ -201,6 +201,7 @@ void api_models_page(struct req *rq, const char *provider_hex,
 
 /* --- handlers, one file per resource -------------------------------------*/
 void h_health(struct req *rq);
+void h_metrics(struct req *rq);
 
 void h_me(struct req *rq);
 void h_keys_list(struct req *rq);

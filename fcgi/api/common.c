@@ -8,6 +8,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "json.h"
+#include "keyring.h"
 #include "log.h"
 
 #include <pthread.h>
@@ -261,25 +262,29 @@ int api_ref(struct req *rq, const char *value, const char *prefix,
 	return 0;
 }
 
-static unsigned char server_key[CRYPTO_KEY_LEN];
-static int server_key_ok;
-static pthread_once_t server_key_once = PTHREAD_ONCE_INIT;
-
-static void load_server_key(void)
-{
-	char def[4096];
-	const char *home = config_get("home", NULL);
-	if (!home)
-		home = getenv("EVERRUNS_HOME");
-	snprintf(def, sizeof(def), "%s/server.key", home ? home : "./var");
-	server_key_ok = crypto_load_key(config_get("server_key_file", def),
-					server_key) == 0;
-}
+/* One ring for the process (re-read when rotate-server-key replaces
+ * the file), each thread gets a copy of the current key. */
+static struct keyring server_keys;
+static pthread_mutex_t server_keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread unsigned char server_key[CRYPTO_KEY_LEN];
 
 const unsigned char *api_server_key(void)
 {
-	pthread_once(&server_key_once, load_server_key);
-	return server_key_ok ? server_key : NULL;
+	int ok;
+
+	pthread_mutex_lock(&server_keys_lock);
+	if (!server_keys.path) {
+		char def[4096];
+		snprintf(def, sizeof(def), "%s/server.key", config_home());
+		ok = keyring_init(&server_keys,
+				  config_get("server_key_file", def)) == 0;
+	} else {
+		ok = keyring_refresh(&server_keys) == 0;
+	}
+	if (ok)
+		memcpy(server_key, server_keys.cur, CRYPTO_KEY_LEN);
+	pthread_mutex_unlock(&server_keys_lock);
+	return ok ? server_key : NULL;
 }
 
 void api_delete(struct req *rq, const char *sql, const char *prefix,

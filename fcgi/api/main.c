@@ -254,7 +254,12 @@ int main(int argc, char **argv)
 		return 1;
 	if (!strcmp(config_get("log_level", "info"), "debug"))
 		log_init("api", LOG_DEBUG);
-	conninfo = config_get("database_url", "dbname=everruns");
+	/* api_database_url: a PgBouncer in transaction mode for the API's
+	 * connections, while the programs that need a session (LISTEN in
+	 * everruns-sse, the runner's leases, migrations) use database_url */
+	conninfo = config_get("api_database_url", "");
+	if (!*conninfo)
+		conninfo = config_get("database_url", "dbname=everruns");
 	prepared_mode = strcmp(config_get("db_pool", "session"),
 			       "transaction") != 0;
 	nthreads = config_long("api_threads", 4);

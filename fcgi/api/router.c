@@ -14,6 +14,8 @@
 
 static const struct route routes[] = {
 	{"GET", "/health", h_health, ROUTE_NOAUTH, 0, "Liveness and readiness"},
+	{"GET", "/metrics", h_metrics, ROUTE_NOAUTH, 0,
+	 "Operator metrics (Prometheus text format; loopback only)"},
 
 	{"GET", V1 "/auth/me", h_me, 0, 0, "The caller"},
 	{"GET", V1 "/auth/api-keys", h_keys_list, 0, 0, "List API keys"},

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct kv {
 	char *key, *value;
@@ -68,6 +69,16 @@ int config_parse(const char *text)
 	return ret;
 }
 
+#ifndef EVR_SYSCONFDIR
+#define EVR_SYSCONFDIR "/usr/local/etc"
+#endif
+#define EVR_SYSCONF_FILE EVR_SYSCONFDIR "/everruns/everruns.conf"
+
+const char *config_home(void)
+{
+	return config_get("home", "./var");
+}
+
 int config_load(const char *path)
 {
 	char pathbuf[4096];
@@ -84,6 +95,9 @@ int config_load(const char *path)
 			snprintf(pathbuf, sizeof(pathbuf), "%s/everruns.conf",
 				 home ? home : "./var");
 			path = pathbuf;
+			/* an installed system: make install's configuration */
+			if (!home && access(EVR_SYSCONF_FILE, F_OK) == 0)
+				path = EVR_SYSCONF_FILE;
 		}
 	}
 	f = fopen(path, "r");

@@ -32,7 +32,6 @@ static void setup(struct runner *r)
 {
 	char id[IDS_MAX_LEN], def[4096];
 	const char *conninfo = config_get("database_url", "dbname=everruns");
-	const char *home = getenv("EVERRUNS_HOME");
 
 	ids_new("run", id, sizeof(id));
 	memcpy(r->id, id + 4, 32);
@@ -48,9 +47,8 @@ static void setup(struct runner *r)
 	r->turn_wall_s = config_long("turn_wall_time_s", 1800);
 	r->tool_result_max = config_long("tool_result_max_bytes", 65536);
 	r->default_max_iterations = config_long("default_max_iterations", 50);
-	snprintf(def, sizeof(def), "%s/server.key", home ? home : "./var");
-	r->have_server_key =
-		crypto_load_key(config_get("server_key_file", def), r->server_key) == 0;
+	snprintf(def, sizeof(def), "%s/server.key", config_home());
+	keyring_init(&r->keys, config_get("server_key_file", def));
 	db_connect(&r->listen, conninfo, 1);
 	db_connect(&r->write, conninfo, 1);
 	db_connect(&r->write2, conninfo, 1);
@@ -220,6 +218,7 @@ int main(int argc, char **argv)
 	db_close(&r.write2);
 	db_close(&r.deltas);
 	db_close(&r.tools);
+	keyring_free(&r.keys);
 	curl_global_cleanup();
 	config_free();
 	log_info("stopped");

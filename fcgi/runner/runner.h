@@ -18,6 +18,7 @@
 #ifndef EVR_RUNNER_H
 #define EVR_RUNNER_H
 
+#include "keyring.h"
 #include <curl/curl.h>
 #include <json-c/json.h>
 
@@ -112,8 +113,7 @@ struct runner {
 	long turn_wall_s, tool_result_max, default_max_iterations;
 	long long next_renew_ms, next_poll_ms, next_housekeeping_ms,
 		next_delta_ms;
-	unsigned char server_key[32];
-	int have_server_key;
+	struct keyring keys; /* the server key; rotation needs no restart */
 };
 
 long long now_ms(void);

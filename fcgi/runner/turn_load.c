@@ -209,8 +209,7 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 		goto done;
 	}
 	if (jx_gets(model, "api_key_enc")) {
-		if (!r->have_server_key ||
-		    crypto_open(r->server_key, jx_gets(model, "api_key_enc"), &key) != 0) {
+		if (keyring_open(&r->keys, jx_gets(model, "api_key_enc"), &key) != 0) {
 			turn_fail(t, "provider_key_unreadable",
 			     "the provider's API key cannot be decrypted with "
 			     "this server's key");

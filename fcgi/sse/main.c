@@ -248,10 +248,17 @@ static void tick(void)
 {
 	struct sse_conn *c;
 	double now = sse_now();
-	for (c = conns; c; c = c->next)
-		if (c->sub && !c->dead && !c->closing && !c->job)
-			sse_sub_tick(c->sub, now);
+	long streams = 0, nconns = 0;
+	for (c = conns; c; c = c->next) {
+		nconns++;
+		if (c->sub && !c->dead && !c->closing) {
+			if (!c->job) /* a poll whose page is on its way */
+				sse_sub_tick(c->sub, now);
+			streams++;
+		}
+	}
 	hub_tick(now);
+	sse_report(now, streams, nconns);
 }
 
 static int listen_on(const char *path)

@@ -144,6 +144,10 @@ void hub_event(uint32_t events);
 void hub_run(void);
 /* Reconnect when down. */
 void hub_tick(double now);
+
+/* report.c: open streams and connections for the operator's metrics,
+ * written to the run directory's sse.status every few seconds. */
+void sse_report(double now, long streams, long conns);
 /* Add s to its session. 0; -1 = over a limit (429); a stream that
  * pushes out the same key's oldest does so here. */
 int hub_subscribe(struct sse_sub *s);

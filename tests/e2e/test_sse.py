@@ -35,15 +35,16 @@ TURN = ["input.message", "session.activated", "turn.started", "reason.started",
 class Stream:
     """One SSE response read frame by frame (http.client, stdlib)."""
 
-    def __init__(self, sid, key, query="", headers=None, timeout=15):
+    def __init__(self, sid, key, query="", headers=None, timeout=15, base=None):
         import http.client
-        u = urllib.parse.urlsplit(BASE)
+        u = urllib.parse.urlsplit(base or BASE)
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
         h = {"Accept": "text/event-stream"}
         if key:
             h["Authorization"] = "Bearer " + key
         h.update(headers or {})
-        path = "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else "")
+        path = (u.path.rstrip("/") + "/api/v1/sessions/%s/sse" % sid
+                + ("?" + query if query else ""))
         self.conn.request("GET", path, headers=h)
         self.r = self.conn.getresponse()
         self.status = self.r.status

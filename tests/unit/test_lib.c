@@ -3,6 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "auth.h"
@@ -12,6 +13,7 @@
 #include "http.h"
 #include "ids.h"
 #include "json.h"
+#include "status.h"
 #include "strmap.h"
 
 START_TEST(buf_grows_and_formats)
@@ -199,6 +201,33 @@ START_TEST(crypto_hash_and_seal)
 }
 END_TEST
 
+START_TEST(status_files)
+{
+	char dir[] = "/tmp/evr-status-XXXXXX";
+	struct buf b = BUF_INIT;
+	const char *text = "pid 12\nstreams 3\nupdated_at 99\n";
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	setenv("EVERRUNS_RUN_DIR", dir, 1);
+	ck_assert_str_eq(status_dir(), dir);
+	ck_assert_int_eq(status_write("x.status", text, strlen(text)), 0);
+	buf_init(&b, 0);
+	ck_assert_int_eq(status_read("x.status", &b), 0);
+	ck_assert_str_eq(b.data, text);
+	ck_assert_int_eq(status_value(b.data, "streams", -1), 3);
+	ck_assert_int_eq(status_value(b.data, "updated_at", -1), 99);
+	ck_assert_int_eq(status_value(b.data, "stream", -1), -1);
+	ck_assert_int_eq(status_value(b.data, "nope", -1), -1);
+	ck_assert_int_eq(status_read("missing", &b), -1);
+	buf_release(&b);
+	unlink(strcat(strcpy((char[64]){0}, dir), "/x.status"));
+	rmdir(dir);
+	setenv("EVERRUNS_RUN_DIR", "/nonexistent/dir", 1);
+	ck_assert_int_eq(status_write("x.status", "a", 1), -1);
+	unsetenv("EVERRUNS_RUN_DIR");
+}
+END_TEST
+
 START_TEST(config_file_and_env)
 {
 	ck_assert_int_eq(config_parse("# comment\n a = 1 \nname=x y\n\n"), 0);
@@ -344,6 +373,7 @@ int main(void)
 	tcase_add_test(tc, ids_parse_and_new);
 	tcase_add_test(tc, crypto_hash_and_seal);
 	tcase_add_test(tc, config_file_and_env);
+	tcase_add_test(tc, status_files);
 	tcase_add_test(tc, query_strings);
 	tcase_add_test(tc, auth_header_forms);
 	tcase_add_test(tc, error_bodies);
