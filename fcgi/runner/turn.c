@@ -480,10 +480,11 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 	}
 	if (t->easy && !t->http_status)
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->http_status);
+	/* llmsim sets http_status as a provider would answer (a simulated
+	 * error is a 4xx/5xx) and has no parser to finish */
 	ok = rc == CURLE_OK && !t->stream_error[0] &&
-	     (t->kind == LLM_SIM ||
-	      (t->http_status >= 200 && t->http_status < 300 &&
-	       llm_parser_finish(t->parser) == 0));
+	     t->http_status >= 200 && t->http_status < 300 &&
+	     (t->kind == LLM_SIM || llm_parser_finish(t->parser) == 0);
 	if (ok && t->parser && llm_parser_thinking_signature(t->parser))
 		t->thinking_sig =
 			xstrdup(llm_parser_thinking_signature(t->parser));

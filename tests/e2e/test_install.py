@@ -50,8 +50,14 @@ class Install(unittest.TestCase):
             return f.read()
 
     def test_layout(self):
-        for prog in ("everruns-api", "everruns-sse", "everruns-runner", "everruns-admin"):
+        for prog in ("everruns-api", "everruns-sse", "everruns-runner", "everruns-admin", "everruns"):
             self.assertTrue(os.access(self.path("usr/bin", prog), os.X_OK), prog)
+        # the command-line client and its man page
+        self.assertTrue(os.path.exists(self.path("usr/share/man/man1/everruns.1")))
+        p = subprocess.run([self.path("usr/bin/everruns"), "--help"], stdout=subprocess.PIPE,
+                           universal_newlines=True, timeout=30)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("sessions", p.stdout)
         sql = sorted(os.listdir(self.path("usr/share/everruns/sql")))
         self.assertEqual(sql, sorted(f for f in os.listdir(os.path.join(evr.SRCDIR, "sql"))
                                      if f.endswith(".sql")))
@@ -144,6 +150,8 @@ class Install(unittest.TestCase):
         for u in UNITS:
             self.assertFalse(os.path.exists(self.path("usr/lib/systemd/system", u)))
         self.assertFalse(os.path.exists(self.path("usr/bin/everruns-api")))
+        self.assertFalse(os.path.exists(self.path("usr/bin/everruns")))
+        self.assertFalse(os.path.exists(self.path("usr/share/man/man1/everruns.1")))
 
 
 if __name__ == "__main__":

@@ -125,6 +125,24 @@ class Turns(unittest.TestCase):
         self.assertFalse(tool["success"])
         self.assertIn("get_current_time", tool["error"])
 
+    def test_llmsim_errors_fail_the_turn(self):
+        # "#error CODE" fails like a provider would: a 400 at once, a 5xx
+        # after the retries; either way the turn ends in turn.failed
+        for directive, code in (("#error bad_request", "invalid_request"),
+                                ("#error server", "provider_error")):
+            sid = self.session()
+            self.assertEqual(send(self.key, sid, directive).status, 201)
+            evs = wait_idle(self.key, sid, 1)
+            types = [e["type"] for e in evs]
+            self.assertIn("turn.failed", types, types)
+            self.assertNotIn("turn.completed", types)
+            failed = [e for e in evs if e["type"] == "turn.failed"][0]["data"]
+            self.assertEqual(failed["error_code"], code, failed)
+            self.assertIn("simulated", failed["error"].lower())
+            self.assertEqual(types.count("reason.started"), 1, types)
+            self.assertEqual(psql("SELECT attempt FROM turns WHERE session_id = $1::uuid", sid[4:]),
+                             [("1",)])
+
     def test_session_busy_race(self):
         sid = self.session()
         results = []

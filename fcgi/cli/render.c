@@ -1,0 +1,220 @@
+/*
+ * render: a turn's events as a person reads them. The reply text streams
+ * as it is generated; thinking is shown marked; tool calls and their
+ * results get a line each; failures and cancels go to stderr.
+ *
+ * Text is printed from each delta's `accumulated` (the whole text so far
+ * of message `message_sequence`), past what was already printed, so a
+ * reconnect (which resends the accumulated text) never doubles it and a
+ * provider retry (a new message) starts a new line. With --json every
+ * durable event is one line of JSON (the envelope), deltas left out.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+
+#define PREVIEW 200
+
+void render_init(struct render *r, int json)
+{
+	memset(r, 0, sizeof(*r));
+	r->json = json;
+	r->msg_seq = r->think_seq = r->closed_seq = -1;
+}
+
+/* The message being streamed has ended (completed, or its turn was
+ * cancelled): late deltas of it are ignored. */
+static void close_message(struct render *r, long *cur, size_t *printed)
+{
+	if (*cur > r->closed_seq)
+		r->closed_seq = *cur;
+	*cur = -1;
+	*printed = 0;
+}
+
+static void end_line(struct render *r)
+{
+	if (r->open_line)
+		putchar('\n');
+	r->open_line = 0;
+}
+
+static void emit(struct render *r, const char *s, size_t n)
+{
+	if (!n)
+		return;
+	fwrite(s, 1, n, stdout);
+	r->open_line = s[n - 1] != '\n';
+	fflush(stdout);
+}
+
+/* Print the part of acc past *printed (a stream of message seq). */
+static void stream_text(struct render *r, long *cur, size_t *printed, long seq,
+			const char *acc, const char *label)
+{
+	size_t n = strlen(acc);
+
+	if (seq <= r->closed_seq)
+		return;
+	if (seq != *cur) {
+		end_line(r);
+		*cur = seq;
+		*printed = 0;
+	}
+	if (n <= *printed)
+		return;
+	if (!*printed && label)
+		emit(r, label, strlen(label));
+	emit(r, acc + *printed, n - *printed);
+	*printed = n;
+}
+
+/* The text parts of a message, joined. */
+static void message_text(struct buf *b, struct json_object *msg)
+{
+	struct json_object *parts = jx_get(msg, "content");
+	size_t i, n;
+
+	if (parts && json_object_is_type(parts, json_type_string)) {
+		buf_adds(b, json_object_get_string(parts));
+		return;
+	}
+	n = parts && json_object_is_type(parts, json_type_array) ? json_object_array_length(parts) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(parts, i);
+		const char *t = jx_gets(p, "type"), *text = jx_gets(p, "text");
+		if (t && !strcmp(t, "text") && text)
+			buf_adds(b, text);
+	}
+}
+
+static void preview(struct buf *b, struct json_object *v)
+{
+	const char *s;
+	size_t n;
+
+	if (!v)
+		return;
+	s = json_object_is_type(v, json_type_string)
+		    ? json_object_get_string(v)
+		    : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	n = strlen(s);
+	if (n > PREVIEW) {
+		n = PREVIEW;
+		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n; i++)
+		buf_addch(b, (unsigned char)s[i] < 0x20 ? ' ' : s[i]);
+	if (n < strlen(s))
+		buf_adds(b, "...");
+}
+
+static int render_text(struct render *r, const char *ev, struct json_object *env)
+{
+	struct json_object *d = jx_get(env, "data");
+	struct json_object *seqo = jx_get(env, "sequence");
+	long seq = seqo ? (long)json_object_get_int64(seqo) : -1;
+	struct buf b = BUF_INIT;
+	int stop = 0;
+
+	buf_init(&b, 64);
+	if (!strcmp(ev, "output.message.delta") || !strcmp(ev, "reason.thinking.delta")) {
+		int think = ev[0] == 'r';
+		const char *acc = jx_gets(d, "accumulated");
+		struct json_object *m = jx_get(d, "message_sequence");
+		if (acc && m) {
+			if (think)
+				stream_text(r, &r->think_seq, &r->think_printed,
+					    (long)json_object_get_int64(m), acc, "(thinking) ");
+			else
+				stream_text(r, &r->msg_seq, &r->printed,
+					    (long)json_object_get_int64(m), acc, NULL);
+		}
+	} else if (!strcmp(ev, "output.message.started")) {
+		stream_text(r, &r->msg_seq, &r->printed, seq, "", NULL);
+	} else if (!strcmp(ev, "output.message.completed")) {
+		/* the rest of the streamed message, or all of one that was
+		 * not streamed (an instant model, the cancel's message) */
+		message_text(&b, jx_get(d, "message"));
+		if (b.len > r->printed)
+			emit(r, b.data + r->printed, b.len - r->printed);
+		end_line(r);
+		close_message(r, &r->msg_seq, &r->printed);
+	} else if (!strcmp(ev, "reason.thinking.completed")) {
+		const char *t = jx_gets(d, "thinking");
+		if (r->think_seq < 0 && t && *t) {
+			emit(r, "(thinking) ", 11);
+			emit(r, t, strlen(t));
+		}
+		end_line(r);
+		close_message(r, &r->think_seq, &r->think_printed);
+	} else if (!strcmp(ev, "tool.started")) {
+		struct json_object *tc = jx_get(d, "tool_call");
+		end_line(r);
+		preview(&b, jx_get(tc, "arguments"));
+		printf("-> %s %s\n", jx_gets(tc, "name") ? jx_gets(tc, "name") : "?", b.data);
+	} else if (!strcmp(ev, "tool.completed")) {
+		struct json_object *ok = jx_get(d, "success");
+		const char *name = jx_gets(d, "tool_name");
+		end_line(r);
+		if (ok && json_object_get_boolean(ok)) {
+			preview(&b, jx_get(d, "result"));
+			printf("<- %s: %s\n", name ? name : "?", b.data);
+		} else {
+			preview(&b, jx_get(d, "error"));
+			printf("<- %s failed: %s\n", name ? name : "?", b.data);
+		}
+	} else if (!strcmp(ev, "turn.failed")) {
+		const char *code = jx_gets(d, "error_code");
+		end_line(r);
+		fflush(stdout);
+		fprintf(stderr, "everruns: the turn failed: %s%s%s%s\n",
+			jx_gets(d, "error") ? jx_gets(d, "error") : "unknown error",
+			code ? " (" : "", code ? code : "", code ? ")" : "");
+		r->failed = 1;
+	} else if (!strcmp(ev, "turn.cancelled")) {
+		end_line(r);
+		fflush(stdout);
+		fprintf(stderr, "[turn cancelled]\n");
+		r->cancelled = 1;
+		close_message(r, &r->msg_seq, &r->printed);
+		close_message(r, &r->think_seq, &r->think_printed);
+	} else if (!strcmp(ev, "session.idled")) {
+		end_line(r);
+		stop = 1;
+	}
+	fflush(stdout);
+	buf_release(&b);
+	return stop;
+}
+
+int render_frame(struct render *r, const struct sse_frame *f)
+{
+	int stop;
+
+	if (!f->json)
+		return 0;
+	if (r->json) {
+		if (f->id)
+			out_json(f->json);
+		fflush(stdout);
+		stop = !strcmp(f->event, "session.idled");
+	} else {
+		stop = render_text(r, f->event, f->json);
+	}
+	if (stop)
+		r->done = 1;
+	return stop;
+}
+
+void render_finish(struct render *r)
+{
+	if (!r->json)
+		end_line(r);
+	fflush(stdout);
+}
