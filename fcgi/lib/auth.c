@@ -98,28 +98,49 @@ static int cache_sync(struct db *db)
 	return 0;
 }
 
+const char auth_lookup_sql[] =
+	"SELECT replace(org_id::text,'-',''), "
+	"replace(user_id::text,'-',''), replace(id::text,'-',''), "
+	"last_used_at IS NULL OR last_used_at < now() - interval '60 s', "
+	"extract(epoch FROM expires_at - now()) "
+	"FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL "
+	"AND (expires_at IS NULL OR expires_at > now())";
+const char auth_touch_sql[] =
+	"UPDATE api_keys SET last_used_at = now() WHERE id = $1";
+
+int auth_hash(const char *header, char hash[65])
+{
+	const char *key = auth_key_from_header(header);
+	if (!key)
+		return 0;
+	crypto_sha256_hex(key, AUTH_KEY_LEN, hash);
+	return 1;
+}
+
+int auth_lookup_result(const PGresult *res, char org[33], char user[33],
+		       char keyid[33], int *touch)
+{
+	*touch = 0;
+	if (PQntuples(res) != 1)
+		return 0;
+	memcpy(org, PQgetvalue(res, 0, 0), 33);
+	memcpy(user, PQgetvalue(res, 0, 1), 33);
+	memcpy(keyid, PQgetvalue(res, 0, 2), 33);
+	*touch = PQgetvalue(res, 0, 3)[0] == 't';
+	return 1;
+}
+
 int auth_check(struct db *db, const char *header, char org[33],
 	       char user[33], char keyid[33])
 {
-	static const char q[] =
-		"SELECT replace(org_id::text,'-',''), "
-		"replace(user_id::text,'-',''), replace(id::text,'-',''), "
-		"last_used_at IS NULL OR last_used_at < now() - interval '60 s', "
-		"extract(epoch FROM expires_at - now()) "
-		"FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL "
-		"AND (expires_at IS NULL OR expires_at > now())";
-	static const char touch[] =
-		"UPDATE api_keys SET last_used_at = now() WHERE id = $1";
-	const char *key = auth_key_from_header(header);
 	char hash[65];
 	const char *p[1] = {hash};
 	struct cached_key *c;
 	PGresult *res;
-	int ok, use_cache;
+	int ok, use_cache, touch;
 
-	if (!key)
+	if (!auth_hash(header, hash))
 		return 0;
-	crypto_sha256_hex(key, AUTH_KEY_LEN, hash);
 	use_cache = cache_sync(db) == 0;
 	/* the digest is uniform: two hex digits pick the slot */
 	c = &cache[((unsigned)(strchr(hexdigits, hash[0]) - hexdigits) * 16 +
@@ -131,17 +152,14 @@ int auth_check(struct db *db, const char *header, char org[33],
 		memcpy(keyid, c->key, 33);
 		return 1;
 	}
-	res = db_exec(db, q, 1, p);
+	res = db_exec(db, auth_lookup_sql, 1, p);
 	if (!res)
 		return -1;
-	ok = PQntuples(res) == 1;
+	ok = auth_lookup_result(res, org, user, keyid, &touch);
 	if (ok) {
-		memcpy(org, PQgetvalue(res, 0, 0), 33);
-		memcpy(user, PQgetvalue(res, 0, 1), 33);
-		memcpy(keyid, PQgetvalue(res, 0, 2), 33);
-		if (PQgetvalue(res, 0, 3)[0] == 't') {
+		if (touch) {
 			const char *k[1] = {keyid};
-			PGresult *u = db_exec(db, touch, 1, k);
+			PGresult *u = db_exec(db, auth_touch_sql, 1, k);
 			PQclear(u);
 		}
 		if (use_cache) {

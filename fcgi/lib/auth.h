@@ -28,6 +28,16 @@ void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65]);
 void auth_cache_init(double ttl_s);
 int auth_check(struct db *db, const char *header, char org[33],
 	       char user[33], char keyid[33]);
+/* The lookup auth_check runs, for callers that run it themselves (the
+ * SSE program, without blocking): auth_hash() gives its one parameter
+ * (0 if the header holds no key of an accepted form), and
+ * auth_lookup_result() reads the answer like auth_check (1 or 0), with
+ * *touch set when auth_touch_sql ($1 = keyid) should be run as well. */
+extern const char auth_lookup_sql[];
+extern const char auth_touch_sql[];
+int auth_hash(const char *header, char hash[65]);
+int auth_lookup_result(const PGresult *res, char org[33], char user[33],
+		       char keyid[33], int *touch);
 /* SQL that revokes keys must notify, e.g. pg_notify('keys', ''). */
 #define AUTH_REVOKE_CHANNEL "keys"
 

@@ -138,64 +138,74 @@ int evq_parse(const struct req *rq, const char *cursor_header, int max_wait,
 	return 0;
 }
 
-int evq_resolve(struct db *db, struct evq *q, struct apierr *e)
-{
-	static const char qs[] =
-		"SELECT (SELECT seq FROM events WHERE id = $3 AND session_id = s.id) "
-		"FROM sessions s WHERE s.id = $1 AND s.org_id = $2";
-	const char *p[3] = {q->session, q->org, q->since_id[0] ? q->since_id : NULL};
-	PGresult *res = db_exec(db, qs, 3, p);
-	int ret = 0;
+/* Both forms return (last_seq, seq of since_id); the one without since_id
+ * does not read the events table. */
+static const char resolve_id_sql[] =
+	"SELECT s.last_seq, (SELECT seq FROM events WHERE id = $3 AND session_id = s.id) "
+	"FROM sessions s WHERE s.id = $1 AND s.org_id = $2";
+static const char resolve_sql[] =
+	"SELECT s.last_seq, NULL::bigint FROM sessions s "
+	"WHERE s.id = $1 AND s.org_id = $2";
 
-	if (!res)
-		return -1;
-	if (PQntuples(res) == 0) {
-		ret = 1;
-	} else if (q->since_id[0]) {
-		if (PQgetisnull(res, 0, 0)) {
-			apierr_set(e, 400, "invalid_cursor",
-				   "since_id: not an event of this session");
-			ret = 2;
-		} else {
-			q->after = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		}
-	}
-	PQclear(res);
-	return ret;
+const char *evq_resolve_query(const struct evq *q, const char *p[3],
+			      int *nparams)
+{
+	p[0] = q->session;
+	p[1] = q->org;
+	p[2] = q->since_id;
+	*nparams = q->since_id[0] ? 3 : 2;
+	return q->since_id[0] ? resolve_id_sql : resolve_sql;
 }
 
-int evq_fetch(struct db *db, const struct evq *q, struct buf *out,
-	      long *count, long long *last)
+int evq_resolve_result(struct evq *q, const PGresult *res,
+		       long long *last_seq, struct apierr *e)
 {
-	/* newest-first for before_sequence, re-sorted ascending in SQL */
-	static const char qs[] =
-		"SELECT j, seq FROM (SELECT api_event(e) AS j, e.seq FROM events e "
-		"WHERE e.session_id = $1 AND e.seq > $2 "
-		"AND ($3::bigint IS NULL OR e.seq < $3) "
-		"AND ($4::text[] IS NULL OR e.type = ANY($4::text[])) "
-		"AND ($5::text[] IS NULL OR e.type <> ALL($5::text[])) "
-		"ORDER BY CASE WHEN $3::bigint IS NULL THEN e.seq ELSE -e.seq END "
-		"LIMIT $6) page ORDER BY seq";
-	char after[24], before[24], lim[24];
-	const char *p[6];
-	PGresult *res;
-	int i, n;
+	if (PQntuples(res) == 0)
+		return 1;
+	*last_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (q->since_id[0]) {
+		if (PQgetisnull(res, 0, 1)) {
+			apierr_set(e, 400, "invalid_cursor",
+				   "since_id: not an event of this session");
+			return 2;
+		}
+		q->after = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	}
+	return 0;
+}
 
-	snprintf(after, sizeof(after), "%lld", q->after);
-	snprintf(before, sizeof(before), "%lld", q->before);
-	snprintf(lim, sizeof(lim), "%ld", q->limit + 1);
+/* newest-first for before_sequence, re-sorted ascending in SQL */
+static const char fetch_sql[] =
+	"SELECT j, seq FROM (SELECT api_event(e) AS j, e.seq FROM events e "
+	"WHERE e.session_id = $1 AND e.seq > $2 "
+	"AND ($3::bigint IS NULL OR e.seq < $3) "
+	"AND ($4::text[] IS NULL OR e.type = ANY($4::text[])) "
+	"AND ($5::text[] IS NULL OR e.type <> ALL($5::text[])) "
+	"ORDER BY CASE WHEN $3::bigint IS NULL THEN e.seq ELSE -e.seq END "
+	"LIMIT $6) page ORDER BY seq";
+
+const char *evq_fetch_query(const struct evq *q, struct evq_nums *nums,
+			    const char *p[6])
+{
+	snprintf(nums->after, sizeof(nums->after), "%lld", q->after);
+	snprintf(nums->before, sizeof(nums->before), "%lld", q->before);
+	snprintf(nums->limit, sizeof(nums->limit), "%ld", q->limit + 1);
 	p[0] = q->session;
-	p[1] = after;
-	p[2] = q->before ? before : NULL;
+	p[1] = nums->after;
+	p[2] = q->before ? nums->before : NULL;
 	p[3] = q->types.len ? q->types.data : NULL;
 	p[4] = q->exclude.len ? q->exclude.data : NULL;
-	p[5] = lim;
-	res = db_exec(db, qs, 6, p);
-	if (!res)
-		return -1;
-	n = PQntuples(res);
+	p[5] = nums->limit;
+	return fetch_sql;
+}
+
+void evq_page(const struct evq *q, const PGresult *res, struct buf *out,
+	      long *count, long long *last)
+{
+	int i, n = PQntuples(res);
 	int more = n > q->limit;
 	int from = 0, to = n;
+
 	if (more) {
 		/* the extra row is the oldest for before_sequence (dropped
 		 * from the front), the newest otherwise */
@@ -215,6 +225,4 @@ int evq_fetch(struct db *db, const struct evq *q, struct buf *out,
 	*count = to - from;
 	*last = to > from ? strtoll(PQgetvalue(res, to - 1, 1), NULL, 10)
 			  : q->after;
-	PQclear(res);
-	return 0;
 }

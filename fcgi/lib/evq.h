@@ -38,14 +38,26 @@ void evq_release(struct evq *q);
  * 0, or -1 with a 400 in e. */
 int evq_parse(const struct req *rq, const char *cursor_header, int max_wait,
 	      struct evq *q, struct apierr *e);
-/* Check the session is the organization's and turn since_id into a
- * sequence. 0; 1 = not found (404); -1 = database error; 2 = since_id is
- * not an event of this session (400 invalid_cursor, in e). */
-int evq_resolve(struct db *db, struct evq *q, struct apierr *e);
-/* Append the page as {"data":[...],"has_more":bool} to out and set
+/* The query that checks the session is the organization's and turns
+ * since_id into a sequence, with its parameters (pointing into q). The
+ * caller runs it (the SSE program without blocking) and reads it with
+ * evq_resolve_result: 0 (*last_seq: the session's last sequence);
+ * 1 = not found (404); 2 = since_id is not an event of this session
+ * (400 invalid_cursor, in e). Without since_id it does not read events. */
+const char *evq_resolve_query(const struct evq *q, const char *p[3],
+			      int *nparams);
+int evq_resolve_result(struct evq *q, const PGresult *res,
+		       long long *last_seq, struct apierr *e);
+/* The page query and its 6 parameters (into q and nums); evq_page()
+ * appends its answer as {"data":[...],"has_more":bool} to out and sets
  * *count to the number of events and *last to the sequence of the last
- * one. 0 or -1 (database error). */
-int evq_fetch(struct db *db, const struct evq *q, struct buf *out,
+ * one. */
+struct evq_nums {
+	char after[24], before[24], limit[24];
+};
+const char *evq_fetch_query(const struct evq *q, struct evq_nums *nums,
+			    const char *p[6]);
+void evq_page(const struct evq *q, const PGresult *res, struct buf *out,
 	      long *count, long long *last);
 
 #endif

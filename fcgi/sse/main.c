@@ -1,9 +1,11 @@
 /*
  * everruns-sse: streams and long-polls (DESIGN 2). One thread, one epoll
  * set: the listening unix socket, every FastCGI connection from nginx,
- * the hub's LISTEN connection and a signalfd for SIGTERM/SIGINT. The loop
- * wakes at least every SSE_TICK_MS for heartbeats, cycling, long-poll
- * deadlines and the hub's reconnect.
+ * the hub's LISTEN connection, the query connections (dbq.c) and a
+ * signalfd for SIGTERM/SIGINT. Nothing in the loop waits for PostgreSQL:
+ * queries are sent and their answers read when their sockets are ready.
+ * The loop wakes at least every SSE_TICK_MS for heartbeats, cycling,
+ * long-poll deadlines and the hub's reconnect.
  *
  * A connection is freed only at the end of a loop round (the dead list),
  * so that code walking the hub's subscriber lists never meets freed
@@ -13,6 +15,7 @@
 #include "sse.h"
 #include "auth.h"
 #include "config.h"
+#include "dbq.h"
 #include "log.h"
 
 #include <errno.h>
@@ -31,8 +34,6 @@
 
 #define SSE_TICK_MS 250
 #define SSE_MAX_EVENTS 256
-
-struct db sse_db;
 
 static int epfd = -1;
 static char listen_tag, hub_tag, sig_tag;
@@ -141,6 +142,9 @@ void sse_conn_finish(struct sse_conn *c)
 
 static void conn_free(struct sse_conn *c)
 {
+	/* an answer still to come is dropped, not handed to c */
+	dbq_cancel(c->job);
+	sse_open_done(c);
 	if (c->sub) {
 		hub_unsubscribe(c->sub);
 		sse_sub_free(c->sub);
@@ -248,7 +252,8 @@ static void tick(void)
 	for (c = conns; c; c = c->next) {
 		nconns++;
 		if (c->sub && !c->dead && !c->closing) {
-			sse_sub_tick(c->sub, now);
+			if (!c->job) /* a poll whose page is on its way */
+				sse_sub_tick(c->sub, now);
 			streams++;
 		}
 	}
@@ -342,9 +347,6 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
-	/* streams ask little of the query connection and it must work
-	 * through PgBouncer too, so no prepared statements there */
-	db_connect(&sse_db, conninfo, 0);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	lfd = listen_on(sock);
@@ -352,6 +354,9 @@ int main(int argc, char **argv)
 		goto out;
 	if (add_fd(lfd, &listen_tag) || add_fd(sfd, &sig_tag))
 		goto out;
+	/* streams ask little of the query connections and they must work
+	 * through PgBouncer too, so no prepared statements there */
+	dbq_init(conninfo, (int)config_long("sse_db_connections", 2), epfd);
 	hub_init(conninfo, epfd); /* retried from tick() when down */
 	log_info("listening on %s", sock);
 	next_tick = sse_now() + SSE_TICK_MS / 1000.0;
@@ -373,7 +378,9 @@ int main(int argc, char **argv)
 			else if (p == &sig_tag)
 				stop = 1;
 			else if (p == &hub_tag)
-				hub_readable();
+				hub_event(evs[k].events);
+			else if (dbq_is_tag(p))
+				dbq_event(p, evs[k].events);
 			else
 				on_conn(p, evs[k].events);
 		}
@@ -382,6 +389,7 @@ int main(int argc, char **argv)
 			next_tick = sse_now() + SSE_TICK_MS / 1000.0;
 		}
 		hub_run();
+		dbq_run(sse_now());
 		reap();
 	}
 	log_info("stopping");
@@ -389,15 +397,15 @@ int main(int argc, char **argv)
 	 * successor) rather than just cutting them */
 	for (struct sse_conn *c = conns; c; c = c->next)
 		if (c->sub && c->sub->kind == SSE_STREAM && !c->dead &&
-		    !c->closing)
+		    !c->closing && !c->job)
 			sse_stream_close(c->sub, "shutdown");
 	rc = 0;
 out:
 	while (conns)
 		conn_free(conns);
 	free(dead);
+	dbq_free();
 	hub_free();
-	db_close(&sse_db);
 	if (lfd >= 0) {
 		close(lfd);
 		unlink(sock);

@@ -3,76 +3,110 @@
  * fcgi/lib/evq.c, as everruns-api served it, plus long-poll. With
  * `wait=S` and nothing to return yet the request becomes a subscriber of
  * the hub: the first matching event (seen by a catch-up round), the
- * session's deletion or the deadline answers it with a fresh page.
+ * session's deletion or the deadline answers it with a fresh page. Page
+ * queries run on dbq.c; the conn waits for its one job (c->job).
  */
 #include "sse.h"
+#include "dbq.h"
 #include "log.h"
 
 #include <string.h>
 
-#define POLL_MAX_WAIT 60
-
-static void send_page(struct sse_conn *c, const struct buf *page)
+static void send_page(struct sse_conn *c, const struct evq *q,
+		      const PGresult *res, long *count)
 {
-	struct buf out = BUF_INIT;
-	buf_init(&out, page->len + 128);
+	struct buf page = BUF_INIT, out = BUF_INIT;
+	long long last;
+
+	buf_init(&page, 0);
+	evq_page(q, res, &page, count, &last);
+	buf_init(&out, page.len + 128);
 	buf_addf(&out, "Status: 200 OK\r\nContent-Type: application/json\r\n"
-		       "Content-Length: %zu\r\n\r\n", page->len);
-	buf_add(&out, page->data, page->len);
+		       "Content-Length: %zu\r\n\r\n", page.len);
+	buf_add(&out, page.data, page.len);
 	sse_conn_send(c, out.data, out.len);
 	sse_conn_finish(c);
 	buf_release(&out);
-}
-
-void sse_poll_open(struct sse_conn *c, struct req *rq)
-{
-	struct sse_sub *s = sse_sub_new(c, rq, SSE_POLL, NULL, POLL_MAX_WAIT);
-	struct buf page = BUF_INIT;
-	long count;
-	long long last;
-
-	buf_init(&page, 0);
-	if (!s) {
-		sse_respond(c, rq);
-		goto out;
-	}
-	if (evq_fetch(&sse_db, &s->q, &page, &count, &last) != 0) {
-		res_internal(rq);
-		sse_respond(c, rq);
-		sse_sub_free(s);
-		goto out;
-	}
-	if (count > 0 || !s->q.wait_s || s->q.before) {
-		send_page(c, &page);
-		sse_sub_free(s);
-		goto out;
-	}
-	/* nothing yet: wait for a catch-up round to find a match after
-	 * the cursor (s->cursor is the resolved one) */
-	s->deadline = sse_now() + s->q.wait_s;
-	hub_subscribe(s); /* polls are not counted against stream limits */
-	c->sub = s;
-out:
 	buf_release(&page);
 }
 
-void sse_poll_wake(struct sse_sub *s)
+static struct dbq_job *fetch(struct sse_conn *c, const struct evq *q,
+			     dbq_fn fn)
 {
-	struct buf page = BUF_INIT;
-	long count;
-	long long last;
+	struct evq_nums nums;
+	const char *p[6];
+	const char *sql = evq_fetch_query(q, &nums, p);
+	return dbq_query(sql, 6, p, fn, c);
+}
 
-	hub_unsubscribe(s);
-	buf_init(&page, 0);
-	if (evq_fetch(&sse_db, &s->q, &page, &count, &last) != 0) {
+static void on_first_page(void *ctx, PGresult *res)
+{
+	struct sse_conn *c = ctx;
+	struct sse_open *o = c->open;
+	struct sse_sub *s = o->sub;
+	long count = 0;
+
+	c->job = NULL;
+	if (c->dead) {
+		PQclear(res);
+		return;
+	}
+	if (!res) {
+		res_internal(&o->rq);
+		sse_open_respond(c);
+		return;
+	}
+	if (PQntuples(res) > 0 || !s->q.wait_s || s->q.before) {
+		send_page(c, &s->q, res, &count);
+		PQclear(res);
+		sse_open_done(c);
+		return;
+	}
+	PQclear(res);
+	/* nothing yet: wait for a catch-up round to find a match after
+	 * the cursor (s->cursor is the resolved one) */
+	o->sub = NULL;
+	c->sub = s;
+	sse_open_done(c);
+	s->deadline = sse_now() + s->q.wait_s;
+	/* a wake-up that came while the page was read found no subscriber:
+	 * look once */
+	s->need = 1;
+	hub_subscribe(s); /* polls are not counted against stream limits */
+}
+
+void sse_poll_open(struct sse_conn *c)
+{
+	c->job = fetch(c, &c->open->sub->q, on_first_page);
+}
+
+static void on_wake_page(void *ctx, PGresult *res)
+{
+	struct sse_conn *c = ctx;
+	long count;
+
+	c->job = NULL;
+	if (c->dead) {
+		PQclear(res);
+		return;
+	}
+	if (!res) {
 		static const char err[] =
 			"Status: 500 Internal Server Error\r\n"
 			"Content-Type: application/json\r\n\r\n"
 			"{\"error\":\"Internal server error\",\"code\":\"internal_error\"}";
-		sse_conn_send(s->conn, err, sizeof(err) - 1);
-		sse_conn_finish(s->conn);
-	} else {
-		send_page(s->conn, &page);
+		sse_conn_send(c, err, sizeof(err) - 1);
+		sse_conn_finish(c);
+		return;
 	}
-	buf_release(&page);
+	send_page(c, &c->sub->q, res, &count);
+	PQclear(res);
+}
+
+void sse_poll_wake(struct sse_sub *s)
+{
+	struct sse_conn *c = s->conn;
+	hub_unsubscribe(s);
+	if (!c->job) /* answered by the page it fetches */
+		c->job = fetch(c, &s->q, on_wake_page);
 }

@@ -3,21 +3,29 @@
  * serves GET /sessions/{id}/sse (streams) and GET /sessions/{id}/events
  * (pages and long-poll) over its own FastCGI record code.
  *
- * Modules: main.c (sockets, connections, the loop), hub.c (the LISTEN
- * connection, session -> subscribers, catch-up and deltas), stream.c (the
+ * Modules: main.c (sockets, connections, the loop), dbq.c (the query
+ * connections: every query runs there without blocking, answered through
+ * a continuation), hub.c (the LISTEN connection, session -> subscribers),
+ * catchup.c (catch-up rounds and deltas), stream.c (request checks, the
  * SSE route and its frames), poll.c (the events route).
  *
- * Ownership: main.c owns every struct sse_conn and frees it with
- * sse_conn_free(); a conn owns its struct sse_sub (if any), which the hub
- * only links into its session lists (hub_unsubscribe unlinks it before it
- * is freed). The query connection sse_db is main.c's and is used,
- * blocking, by every module; the hub's LISTEN connection is the hub's.
+ * Ownership: main.c owns every struct sse_conn and frees it at the end of
+ * a loop round. A conn owns its struct sse_open while its request is
+ * being checked (which owns the sub being built), its struct sse_sub once
+ * the stream or long-poll is open (the hub only links it into its session
+ * lists; hub_unsubscribe unlinks it before it is freed), and the one
+ * query job it waits for (c->job, whose continuation gets the conn as
+ * context): freeing the conn cancels that job, so an answer that comes
+ * after the client left is dropped, never handed to freed memory. The
+ * hub's LISTEN connection is the hub's.
  */
 #ifndef EVR_SSE_H
 #define EVR_SSE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "arena.h"
 #include "buf.h"
 #include "db.h"
 #include "evq.h"
@@ -26,11 +34,25 @@
 
 /* More than this unsent and a subscriber stops getting pushes. */
 #define SSE_LAG_BYTES (256 * 1024)
+/* The longest long-poll `wait` (seconds). */
+#define POLL_MAX_WAIT 60
 
 enum sse_kind { SSE_STREAM, SSE_POLL };
 
 struct sse_sub;
 struct hub_session;
+struct dbq_job;
+
+/* A request being checked: its queries run one after the other. */
+struct sse_open {
+	struct arena arena;
+	struct req rq;
+	int route;              /* 1: /sse, 2: /events */
+	const char *seg;        /* the {id} segment of the path */
+	size_t seglen;
+	long long last_seq;     /* the session's, when resolved */
+	struct sse_sub *sub;    /* being built; freed with the open */
+};
 
 struct sse_conn {
 	int fd;
@@ -41,6 +63,8 @@ struct sse_conn {
 	int closing;       /* END_REQUEST queued: close once written */
 	int dead;          /* write failed: free at the end of this round */
 	struct sse_sub *sub;
+	struct sse_open *open;
+	struct dbq_job *job;          /* the query it waits for */
 	struct sse_conn *prev, *next; /* every connection */
 };
 
@@ -60,8 +84,6 @@ struct sse_sub {
 	struct sse_sub *s_prev, *s_next; /* the session's subscribers */
 };
 
-extern struct db sse_db;
-
 /* main.c */
 double sse_now(void);
 /* Queue data as STDOUT and try to write; marks the conn dead on error. */
@@ -77,13 +99,10 @@ void *sse_hub_tag(void);
 void sse_serve(struct sse_conn *c);
 /* Answer rq (an error or a page) and finish the connection. */
 void sse_respond(struct sse_conn *c, struct req *rq);
-void sse_stream_open(struct sse_conn *c, struct req *rq);
-/* A subscriber for the request's session (rq->cap[0], 32 hex) with the
- * filters parsed and the cursor resolved (cursor: the Last-Event-ID
- * header, or NULL); NULL with the error in rq. Caller owns it. */
-struct sse_sub *sse_sub_new(struct sse_conn *c, struct req *rq,
-			    enum sse_kind kind, const char *cursor,
-			    int max_wait);
+/* Answer with the open request's rq and free the open. */
+void sse_open_respond(struct sse_conn *c);
+/* Free c->open (with the sub it still owns). */
+void sse_open_done(struct sse_conn *c);
 /* One durable event as the catch-up query returns it (hex ids without
  * prefix; turn and msg may be ""). */
 struct sse_event_row {
@@ -109,16 +128,18 @@ void sse_sub_tick(struct sse_sub *s, double now);
 void sse_sub_free(struct sse_sub *s);
 
 /* poll.c */
-void sse_poll_open(struct sse_conn *c, struct req *rq);
+/* The request in c->open is checked and its sub resolved: answer it
+ * with a page or wait. */
+void sse_poll_open(struct sse_conn *c);
 /* A matching event exists (or the session is gone): answer now. */
 void sse_poll_wake(struct sse_sub *s);
 
 /* hub.c */
+/* Start the LISTEN connection (without blocking; hub_tick retries). */
 int hub_init(const char *conninfo, int epfd);
 void hub_free(void);
-int hub_fd(void);
-/* The LISTEN socket is readable. */
-void hub_readable(void);
+/* An event on the LISTEN connection's socket (sse_hub_tag). */
+void hub_event(uint32_t events);
 /* Run pending work: catch-up and deltas. Call once per loop round. */
 void hub_run(void);
 /* Reconnect when down. */

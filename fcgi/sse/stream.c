@@ -2,13 +2,17 @@
  * stream: request dispatch for everruns-sse and GET /sessions/{id}/sse
  * (DESIGN 4.5). The request is checked like the api program checks it
  * (route, query, auth, tenant scope, the shared evq filters); errors use
- * the same JSON body (res_error). A stream starts after its resume
- * point, or after the session's current last event when it has none.
+ * the same JSON body (res_error). The checks that need the database (the
+ * API key, then the session and cursor) are queries on dbq.c, each
+ * answered through a continuation that carries the conn (c->job; the
+ * request's state is c->open). A stream starts after its resume point,
+ * or after the session's current last event when it has none.
  */
 #include "sse.h"
 #include "arena.h"
 #include "auth.h"
 #include "config.h"
+#include "dbq.h"
 #include "ids.h"
 #include "log.h"
 
@@ -157,96 +161,54 @@ void sse_sub_free(struct sse_sub *s)
 	free(s);
 }
 
-static long long last_seq(const char *session)
+/* --- a request's checks, one query after the other ------------------ */
+
+void sse_open_done(struct sse_conn *c)
 {
-	static const char qs[] = "SELECT last_seq FROM sessions WHERE id = $1";
-	const char *p[1] = {session};
-	PGresult *res = db_exec(&sse_db, qs, 1, p);
-	const char *v = res ? db_val(res, 0, 0) : NULL;
-	long long n = v ? strtoll(v, NULL, 10) : -1;
-	PQclear(res);
-	return n;
+	struct sse_open *o = c->open;
+	if (!o)
+		return;
+	c->open = NULL;
+	if (o->sub)
+		sse_sub_free(o->sub);
+	req_release(&o->rq);
+	arena_release(&o->arena);
+	free(o);
 }
 
-/* evq_parse + evq_resolve with the api's answers; the session is in
- * q->session. 0, or -1 with the error in rq. */
-static int open_query(struct req *rq, const char *cursor, int max_wait,
-		      struct evq *q)
+void sse_open_respond(struct sse_conn *c)
 {
-	struct apierr e;
-
-	memcpy(q->org, rq->org, sizeof(q->org));
-	if (evq_parse(rq, cursor, max_wait, q, &e) != 0) {
-		res_apierr(rq, &e);
-		return -1;
-	}
-	switch (evq_resolve(&sse_db, q, &e)) {
-	case 0:
-		return 0;
-	case 1:
-		res_error(rq, 404, "not_found", "Session not found");
-		return -1;
-	case 2:
-		res_apierr(rq, &e);
-		return -1;
-	default:
-		res_internal(rq);
-		return -1;
-	}
+	sse_respond(c, &c->open->rq);
+	sse_open_done(c);
 }
 
-struct sse_sub *sse_sub_new(struct sse_conn *c, struct req *rq,
-			    enum sse_kind kind, const char *cursor,
-			    int max_wait)
-{
-	struct sse_sub *s = xcalloc(1, sizeof(*s));
-
-	evq_init(&s->q);
-	memcpy(s->q.session, rq->cap[0], 33);
-	if (open_query(rq, cursor, max_wait, &s->q) != 0) {
-		sse_sub_free(s);
-		return NULL;
-	}
-	s->conn = c;
-	s->kind = kind;
-	memcpy(s->session, s->q.session, 33);
-	memcpy(s->org, rq->org, 33);
-	memcpy(s->key, rq->key, 33);
-	s->cursor = s->q.after;
-	return s;
-}
-
-void sse_stream_open(struct sse_conn *c, struct req *rq)
+/* The session and cursor are resolved: start the stream. */
+static void stream_start(struct sse_conn *c)
 {
 	static const char head[] =
 		"Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
 		"Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n\r\n"
 		"retry: 1000\nevent: connected\n";
-	struct sse_sub *s = sse_sub_new(c, rq, SSE_STREAM, rq->last_event_id, 0);
+	struct sse_open *o = c->open;
+	struct sse_sub *s = o->sub;
 	struct buf f = BUF_INIT;
 	double now = sse_now(), cycle;
 
-	if (!s) {
-		sse_respond(c, rq);
-		return;
-	}
-	if (s->q.has_cursor) {
-		s->need = 1;
-	} else if ((s->cursor = last_seq(s->session)) < 0) {
-		sse_sub_free(s);
-		res_internal(rq);
-		sse_respond(c, rq);
-		return;
-	}
+	if (!s->q.has_cursor)
+		s->cursor = o->last_seq;
+	/* a wake-up for an event after the cursor may have come (and been
+	 * dropped: no subscriber yet) while the query ran: look once */
+	s->need = 1;
 	if (hub_subscribe(s) != 0) {
-		sse_sub_free(s);
-		res_header(rq, "Retry-After", "5");
-		res_error(rq, 429, "too_many_streams",
+		res_header(&o->rq, "Retry-After", "5");
+		res_error(&o->rq, 429, "too_many_streams",
 			  "Too many streams for this session or organization");
-		sse_respond(c, rq);
+		sse_open_respond(c);
 		return;
 	}
+	o->sub = NULL;
 	c->sub = s;
+	sse_open_done(c);
 	cycle = (double)config_long("sse_cycle_s", 300);
 	s->cycle_at = now + cycle * (0.8 + 0.4 * drand48());
 	s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
@@ -256,6 +218,111 @@ void sse_stream_open(struct sse_conn *c, struct req *rq)
 		 s->session);
 	sse_conn_send(c, f.data, f.len);
 	buf_release(&f);
+}
+
+static void on_resolve(void *ctx, PGresult *res)
+{
+	struct sse_conn *c = ctx;
+	struct sse_open *o = c->open;
+	struct apierr e;
+	int r;
+
+	c->job = NULL;
+	if (c->dead) {
+		PQclear(res);
+		return;
+	}
+	r = res ? evq_resolve_result(&o->sub->q, res, &o->last_seq, &e) : -1;
+	PQclear(res);
+	switch (r) {
+	case 0:
+		o->sub->cursor = o->sub->q.after;
+		if (o->route == 1)
+			stream_start(c);
+		else
+			sse_poll_open(c);
+		return;
+	case 1:
+		res_error(&o->rq, 404, "not_found", "Session not found");
+		break;
+	case 2:
+		res_apierr(&o->rq, &e);
+		break;
+	default:
+		res_internal(&o->rq);
+	}
+	sse_open_respond(c);
+}
+
+/* The key is valid: check the id and the filters, then the session. */
+static void open_sub(struct sse_conn *c)
+{
+	struct sse_open *o = c->open;
+	struct req *rq = &o->rq;
+	struct sse_sub *s;
+	struct apierr e;
+	const char *p[3];
+	const char *sql;
+	char *id;
+	int n;
+
+	id = http_decode(&o->arena, o->seg, o->seglen, 0, NULL);
+	rq->cap[0] = arena_alloc(&o->arena, 33);
+	rq->ncap = 1;
+	if (!id || !ids_parse(id, "ses", (char *)rq->cap[0])) {
+		res_error(rq, 400, "invalid_id",
+			  "session_id: malformed id (expected ses_ followed "
+			  "by 32 lowercase hex digits)");
+		sse_open_respond(c);
+		return;
+	}
+	s = o->sub = xcalloc(1, sizeof(*s));
+	evq_init(&s->q);
+	memcpy(s->q.session, rq->cap[0], 33);
+	memcpy(s->q.org, rq->org, sizeof(s->q.org));
+	if (evq_parse(rq, o->route == 1 ? rq->last_event_id : NULL,
+		      o->route == 1 ? 0 : POLL_MAX_WAIT, &s->q, &e) != 0) {
+		res_apierr(rq, &e);
+		sse_open_respond(c);
+		return;
+	}
+	s->conn = c;
+	s->kind = o->route == 1 ? SSE_STREAM : SSE_POLL;
+	memcpy(s->session, s->q.session, 33);
+	memcpy(s->org, rq->org, 33);
+	memcpy(s->key, rq->key, 33);
+	sql = evq_resolve_query(&s->q, p, &n);
+	c->job = dbq_query(sql, n, p, on_resolve, c);
+}
+
+static void on_auth(void *ctx, PGresult *res)
+{
+	struct sse_conn *c = ctx;
+	struct req *rq = &c->open->rq;
+	int a, touch = 0;
+
+	c->job = NULL;
+	if (c->dead) {
+		PQclear(res);
+		return;
+	}
+	a = res ? auth_lookup_result(res, rq->org, rq->user, rq->key, &touch)
+		: -1;
+	PQclear(res);
+	if (touch) {
+		const char *k[1] = {rq->key};
+		dbq_query(auth_touch_sql, 1, k, NULL, NULL);
+	}
+	if (a < 0) {
+		res_internal(rq);
+	} else if (a == 0) {
+		res_header(rq, "WWW-Authenticate", "Bearer");
+		res_error(rq, 401, "unauthorized", "Unauthorized");
+	} else {
+		open_sub(c);
+		return;
+	}
+	sse_open_respond(c);
 }
 
 static const char *param_dup(struct sse_conn *c, struct arena *a,
@@ -287,78 +354,58 @@ static int route(const char *path, const char **seg, size_t *seglen)
 
 void sse_serve(struct sse_conn *c)
 {
-	struct arena arena = ARENA_INIT;
-	struct req rq;
-	const char *uri, *q, *seg;
-	char *path, *id;
-	size_t seglen;
-	int r, a;
+	struct sse_open *o = xcalloc(1, sizeof(*o));
+	struct req *rq = &o->rq;
+	const char *uri, *q;
+	char *path, hash[65];
+	const char *p[1] = {hash};
 
-	req_init(&rq, &arena);
-	rq.db = &sse_db;
-	rq.method = param_dup(c, &arena, "REQUEST_METHOD");
+	c->open = o;
+	o->arena = (struct arena)ARENA_INIT;
+	req_init(rq, &o->arena);
+	rq->method = param_dup(c, &o->arena, "REQUEST_METHOD");
 	uri = fcgi_param(&c->fp, "REQUEST_URI");
-	if (!rq.method || !uri) {
-		res_error(&rq, 400, "bad_request", "Missing request line");
+	if (!rq->method || !uri) {
+		res_error(rq, 400, "bad_request", "Missing request line");
 		goto respond;
 	}
 	q = strchr(uri, '?');
-	path = q ? arena_strndup(&arena, uri, (size_t)(q - uri))
-		 : arena_strdup(&arena, uri);
-	rq.path = path;
-	rq.query = q ? arena_strdup(&arena, q + 1) : "";
-	rq.authorization = param_dup(c, &arena, "HTTP_AUTHORIZATION");
-	rq.last_event_id = param_dup(c, &arena, "HTTP_LAST_EVENT_ID");
-	rq.remote_addr = param_dup(c, &arena, "REMOTE_ADDR");
-	r = route(path, &seg, &seglen);
-	if (!r) {
-		res_error(&rq, 404, "not_found", "No such route");
+	path = q ? arena_strndup(&o->arena, uri, (size_t)(q - uri))
+		 : arena_strdup(&o->arena, uri);
+	rq->path = path;
+	rq->query = q ? arena_strdup(&o->arena, q + 1) : "";
+	rq->authorization = param_dup(c, &o->arena, "HTTP_AUTHORIZATION");
+	rq->last_event_id = param_dup(c, &o->arena, "HTTP_LAST_EVENT_ID");
+	rq->remote_addr = param_dup(c, &o->arena, "REMOTE_ADDR");
+	o->route = route(path, &o->seg, &o->seglen);
+	if (!o->route) {
+		res_error(rq, 404, "not_found", "No such route");
 		goto respond;
 	}
-	if (strcmp(rq.method, "GET")) {
-		res_header(&rq, "Allow", "GET");
-		res_error(&rq, 405, "method_not_allowed",
-			  "Method %s not allowed here; allowed: GET", rq.method);
+	if (strcmp(rq->method, "GET")) {
+		res_header(rq, "Allow", "GET");
+		res_error(rq, 405, "method_not_allowed",
+			  "Method %s not allowed here; allowed: GET", rq->method);
 		goto respond;
 	}
-	req_parse_query(&rq);
-	if (rq.qp_bad) {
-		res_error(&rq, 400, "validation_error", "%s: not valid UTF-8",
-			  rq.qp_bad);
+	req_parse_query(rq);
+	if (rq->qp_bad) {
+		res_error(rq, 400, "validation_error", "%s: not valid UTF-8",
+			  rq->qp_bad);
 		goto respond;
 	}
-	if (rq.qp_overflow) {
-		res_error(&rq, 400, "validation_error",
+	if (rq->qp_overflow) {
+		res_error(rq, 400, "validation_error",
 			  "Too many query parameters (at most %d)", REQ_MAX_QP);
 		goto respond;
 	}
-	a = auth_check(&sse_db, rq.authorization, rq.org, rq.user, rq.key);
-	if (a < 0) {
-		res_internal(&rq);
+	if (!auth_hash(rq->authorization, hash)) {
+		res_header(rq, "WWW-Authenticate", "Bearer");
+		res_error(rq, 401, "unauthorized", "Unauthorized");
 		goto respond;
 	}
-	if (a == 0) {
-		res_header(&rq, "WWW-Authenticate", "Bearer");
-		res_error(&rq, 401, "unauthorized", "Unauthorized");
-		goto respond;
-	}
-	id = http_decode(&arena, seg, seglen, 0, NULL);
-	rq.cap[0] = arena_alloc(&arena, 33);
-	rq.ncap = 1;
-	if (!id || !ids_parse(id, "ses", (char *)rq.cap[0])) {
-		res_error(&rq, 400, "invalid_id",
-			  "session_id: malformed id (expected ses_ followed "
-			  "by 32 lowercase hex digits)");
-		goto respond;
-	}
-	if (r == 1)
-		sse_stream_open(c, &rq);
-	else
-		sse_poll_open(c, &rq);
-	goto out;
+	c->job = dbq_query(auth_lookup_sql, 1, p, on_auth, c);
+	return;
 respond:
-	sse_respond(c, &rq);
-out:
-	req_release(&rq);
-	arena_release(&arena);
+	sse_open_respond(c);
 }

@@ -3,7 +3,9 @@ with Last-Event-ID / since_id / since_sequence without gap or duplicate,
 deltas that reassemble to the completed text also across a reconnect,
 filters, errors, per-session limits and replacement, session deletion),
 long-poll on /events, a SIGKILL of the process with a resume after its
-restart, and fds returning to the baseline after many dropped streams.
+restart, fds returning to the baseline after many dropped streams, lost
+query connections, and a locked events table that stalls no stream's
+heartbeats and no new stream.
 
 Heartbeats and cycling use a second everruns-sse on its own socket with
 short timings (EVERRUNS_SSE_HEARTBEAT_S / EVERRUNS_SSE_CYCLE_S), spoken to
@@ -320,24 +322,42 @@ class SSE(unittest.TestCase):
             s.close()
         wait_until(lambda: nfd() <= base, timeout=10, what="fds back to %d" % base)
 
-    def test_listen_connection_lost(self):
-        # the hub reconnects by itself and reads the table: notifications
-        # sent while it was away are not needed
+    def connections_lost(self, app):
+        """Terminate the backends of everruns-sse named app under an open
+        stream; a second stream (from sequence 0) opens right after; both
+        get the next turn whole."""
         sid = self.session()
         s = Stream(sid, self.key)
         try:
             s.frame()
             n = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                     "WHERE application_name = 'everruns-sse'")[0][0]
+                     "WHERE application_name = $1", app)[0][0]
             self.assertGreaterEqual(int(n), 1)
+            t = Stream(sid, self.key, query="since_sequence=0")
+            self.assertEqual(t.status, 200)
+            t.frame()
             self.send(sid, "while away")
             frames = durable(s.until(idled))
             self.assertEqual([f["event"] for f in frames], TURN)
+            got = durable(t.until(idled))
+            self.assertEqual([f["data"]["sequence"] for f in got],
+                             [e["sequence"] for e in self.log(sid)])
+            t.close()
         finally:
             s.close()
+
+    def test_listen_connection_lost(self):
+        # the hub reconnects by itself and reads the table: notifications
+        # sent while it was away are not needed
+        self.connections_lost("everruns-sse")
         wait_until(lambda: psql("SELECT count(*) FROM pg_stat_activity "
                                 "WHERE application_name = 'everruns-sse'")[0][0] == "1",
                    what="LISTEN connection back")
+
+    def test_query_connections_lost(self):
+        # the query connections are dropped under it: the next queries
+        # reconnect (without blocking) and are sent again
+        self.connections_lost("everruns-sse-query")
 
     def test_zz_sigkill_restart_resume(self):
         sid = self.session()
@@ -389,6 +409,18 @@ def fcgi_request(sock_path, params):
     return c
 
 
+def fcgi_split(buf):
+    """The complete records at the head of buf: ([(type, content)], rest)."""
+    recs = []
+    while len(buf) >= 8:
+        _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
+        if len(buf) < 8 + clen + plen:
+            break
+        recs.append((t, buf[8:8 + clen]))
+        buf = buf[8 + clen + plen:]
+    return recs, buf
+
+
 def fcgi_stdout(c, until, timeout=10):
     """STDOUT content until `until` is in it or END_REQUEST arrives."""
     out, buf, end = b"", b"", False
@@ -397,16 +429,12 @@ def fcgi_stdout(c, until, timeout=10):
         chunk = c.recv(65536)
         if not chunk:
             break
-        buf += chunk
-        while len(buf) >= 8:
-            _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
-            if len(buf) < 8 + clen + plen:
-                break
+        recs, buf = fcgi_split(buf + chunk)
+        for t, content in recs:
             if t == 6:
-                out += buf[8:8 + clen]
+                out += content
             elif t == 3:
                 end = True
-            buf = buf[8 + clen + plen:]
     return out.decode("utf-8"), end
 
 
@@ -522,14 +550,8 @@ class SlowClient(unittest.TestCase):
                 chunk = c.recv(1 << 20)
                 if not chunk:
                     break
-                buf += chunk
-                while len(buf) >= 8:
-                    _, t, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
-                    if len(buf) < 8 + clen + plen:
-                        break
-                    if t == 6:
-                        out += buf[8:8 + clen]
-                    buf = buf[8 + clen + plen:]
+                recs, buf = fcgi_split(buf + chunk)
+                out += b"".join(content for t, content in recs if t == 6)
             c.close()
             self.assertTrue(logged("drained: catching up"))
             seqs = []
@@ -544,3 +566,191 @@ class SlowClient(unittest.TestCase):
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+class FcgiReader(threading.Thread):
+    """Reads a FastCGI response in the background and notes when each
+    piece of STDOUT arrived (time.monotonic())."""
+
+    def __init__(self, sock):
+        threading.Thread.__init__(self, daemon=True)
+        self.sock, self.pieces, self.ended = sock, [], False
+        self.sock.settimeout(30)
+        self.start()
+
+    def run(self):
+        buf = b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return
+                recs, buf = fcgi_split(buf + chunk)
+                for t, content in recs:
+                    if t == 6:
+                        self.pieces.append((time.monotonic(), content.decode("utf-8")))
+                    elif t == 3:
+                        self.ended = True
+        except OSError:
+            return
+
+    def text(self):
+        return "".join(p for _, p in self.pieces)
+
+    def first(self, what):
+        """When `what` had arrived (None if not yet)."""
+        acc = ""
+        for t, p in self.pieces:
+            acc += p
+            if what in acc:
+                return t
+        return None
+
+    def times(self, what):
+        """When each piece holding `what` arrived."""
+        return [t for t, p in self.pieces if what in p]
+
+    def seqs(self):
+        out = []
+        for block in self.text().split("\n\n"):
+            lines = block.split("\n")
+            if any(l.startswith("id: evt_") for l in lines):
+                out.append(json.loads([l[6:] for l in lines if l.startswith("data: ")][0])["sequence"])
+        return out
+
+
+class DatabaseStall(unittest.TestCase):
+    """While the events table is locked (every query that reads it
+    waits), the loop of everruns-sse goes on: heartbeats keep coming,
+    new streams are answered, a client that leaves while its query waits
+    is let go; once the lock is gone everything is delivered, in order,
+    without gap or duplicate."""
+
+    LOCK_S = 4
+
+    def test_locked_events_table_does_not_stall_the_loop(self):
+        proc, sock, _ = spawn_sse("stall", EVERRUNS_SSE_HEARTBEAT_S=1,
+                                  EVERRUNS_SSE_CYCLE_S=120)
+        readers = []
+        try:
+            org = new_org("sse-stall")
+            key = org["api_key"]
+            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
+            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            first_id = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][0]["id"]
+
+            def open_stream(query="", extra=None):
+                p = {"REQUEST_METHOD": "GET",
+                     "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else ""),
+                     "QUERY_STRING": query, "HTTP_AUTHORIZATION": "Bearer " + key}
+                p.update(extra or {})
+                r = FcgiReader(fcgi_request(sock, p))
+                readers.append(r)
+                return r
+
+            a = open_stream()
+            wait_until(lambda: a.first("event: connected"), what="stream a connected")
+
+            locked = {}
+
+            def hold_lock():
+                psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
+                     "SELECT pg_sleep(%d); COMMIT;" % self.LOCK_S)
+                locked["released"] = time.monotonic()
+            th = threading.Thread(target=hold_lock, daemon=True)
+            th.start()
+            wait_until(lambda: psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
+                "AND l.granted")[0][0] == "1", what="the lock")
+            t_lock = time.monotonic()
+            # a resumed stream: answered at once, its catch-up (a query on
+            # events) waits for the lock on one query connection
+            c = open_stream("since_sequence=0")
+            # a fresh stream needs no events query: answered on the other
+            b = open_stream()
+            # a stream whose cursor is an event id waits for the lock;
+            # its client leaves before the answer comes
+            d = open_stream("", {"HTTP_LAST_EVENT_ID": first_id})
+            time.sleep(0.3)
+            d.sock.shutdown(socket.SHUT_RDWR)
+            d.sock.close()
+            # a turn whose events wait for the lock too
+            posted = {}
+
+            def post():
+                posted["r"] = api("POST", "/api/v1/sessions/%s/messages" % sid,
+                                  {"message": {"content": [{"type": "text", "text": "locked"}]}},
+                                  key=key)
+            pt = threading.Thread(target=post, daemon=True)
+            pt.start()
+            th.join(self.LOCK_S + 30)
+            released = locked["released"]
+            self.assertGreaterEqual(released - t_lock, self.LOCK_S - 1)
+            for name, r in (("c", c), ("b", b)):
+                t = r.first("event: connected")
+                self.assertIsNotNone(t, "stream %s not answered" % name)
+                self.assertLess(t, released - 0.5, "stream %s answered only after the lock" % name)
+            # the heartbeats of the open stream went on meanwhile
+            pings = [t for t in a.times(": ping") if t_lock < t < released - 0.2]
+            self.assertGreaterEqual(len(pings), 2, a.text())
+            self.assertIsNone(d.first("event: connected"))
+            # then everything, in order, once
+            pt.join(60)
+            self.assertEqual(posted["r"].status, 201, posted["r"].text)
+            for r in (a, b, c):
+                wait_until(lambda: "event: session.idled" in r.text(), timeout=30,
+                           what="the turn on every stream")
+            log = [e["sequence"] for e in api(
+                "GET", "/api/v1/sessions/%s/events?since_sequence=0" % sid, key=key).json["data"]]
+            self.assertEqual(c.seqs(), log)
+            start = log.index(a.seqs()[0])
+            self.assertEqual(a.seqs(), log[start:])
+            self.assertEqual(b.seqs(), log[start:])
+            self.assertEqual([json.loads([l[6:] for l in blk.split("\n") if l.startswith("data: ")][0])["type"]
+                              for blk in a.text().split("\n\n") if "\nid: evt_" in blk], TURN)
+            self.assertIsNone(proc.poll())
+        finally:
+            for r in readers:
+                try:
+                    r.sock.close()
+                except OSError:
+                    pass
+            proc.terminate()
+            proc.wait(10)
+        self.assertEqual(proc.returncode, 0)
+
+    def test_query_connections_setting(self):
+        # one connection serves everything (rounds and requests share
+        # it); out of range is clamped to 1..16, with a warning
+        org = new_org("sse-one")
+        key = org["api_key"]
+        agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
+        sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+        proc, sock, log_path = spawn_sse("one", EVERRUNS_SSE_DB_CONNECTIONS=1)
+        try:
+            r = FcgiReader(fcgi_request(sock, {
+                "REQUEST_METHOD": "GET",
+                "REQUEST_URI": "/api/v1/sessions/%s/sse?since_sequence=0" % sid,
+                "QUERY_STRING": "since_sequence=0", "HTTP_AUTHORIZATION": "Bearer " + key}))
+            wait_until(lambda: r.first("event: connected"), what="connected")
+            api("POST", "/api/v1/sessions/%s/messages" % sid,
+                {"message": {"content": [{"type": "text", "text": "one"}]}}, key=key)
+            wait_until(lambda: "event: session.idled" in r.text(), timeout=30, what="the turn")
+            log = [e["sequence"] for e in api(
+                "GET", "/api/v1/sessions/%s/events?since_sequence=0" % sid, key=key).json["data"]]
+            self.assertEqual(r.seqs(), log)
+            r.sock.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        with open(log_path) as f:
+            self.assertIn(" 1 query connection\n", f.read())
+        for asked, got in ((0, 1), (99, 16)):
+            proc, _, log_path = spawn_sse("n%d" % asked, EVERRUNS_SSE_DB_CONNECTIONS=asked)
+            proc.terminate()
+            proc.wait(10)
+            with open(log_path) as f:
+                text = f.read()
+            self.assertIn("sse_db_connections = %d: out of 1..16" % asked, text)
+            self.assertIn(" %d query connection" % got, text)
