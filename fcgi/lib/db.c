@@ -1,7 +1,9 @@
+#define _GNU_SOURCE /* POLLRDHUP */
 #include "db.h"
 #include "buf.h"
 #include "log.h"
 
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,14 +46,44 @@ static void forget_statements(struct db *db)
 	db->nstmts = 0;
 }
 
+/* Has the server closed this idle connection (a restart, an idle
+ * timeout)? Its socket then reads as ready: hung up, or an error message
+ * followed by the end of the stream. Finding out now resets the
+ * connection before a statement is sent on it, rather than failing that
+ * statement. On an idle connection nothing else can be waiting but
+ * notifications, which stay queued for PQnotifies. */
+static int server_closed(struct db *db)
+{
+	struct pollfd p;
+	int i;
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return 1;
+	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		return 0;
+	p.fd = PQsocket(db->conn);
+	p.events = POLLIN | POLLRDHUP;
+	p.revents = 0;
+	if (p.fd < 0 || poll(&p, 1, 0) != 1)
+		return 0;
+	if (p.revents & (POLLHUP | POLLRDHUP | POLLERR))
+		return 1;
+	/* the message first, then (if the server has gone) the end */
+	for (i = 0; i < 2; i++)
+		if (PQconsumeInput(db->conn) != 1)
+			return 1;
+	return PQstatus(db->conn) != CONNECTION_OK;
+}
+
 int db_ensure(struct db *db)
 {
 	if (!db->conn) {
 		db->conn = PQconnectdb(db->conninfo);
 		PQsetNoticeProcessor(db->conn, on_notice, NULL);
-	}
-	if (PQstatus(db->conn) == CONNECTION_OK)
+		if (PQstatus(db->conn) == CONNECTION_OK)
+			return 0;
+	} else if (!server_closed(db)) {
 		return 0;
+	}
 	PQreset(db->conn);
 	forget_statements(db);
 	db->in_tx = 0;
@@ -175,12 +207,29 @@ static int simple(struct db *db, const char *sql)
 
 int db_begin(struct db *db)
 {
-	if (db_ensure(db) != 0)
+	int attempt;
+	/* nothing has run in the transaction yet: a connection found dead
+	 * (say, PostgreSQL restarted since its last use) is reset and BEGIN
+	 * tried once more, as db_exec does */
+	for (attempt = 0; attempt < 2; attempt++) {
+		PGresult *res;
+		if (db_ensure(db) != 0)
+			return -1;
+		res = PQexec(db->conn, "BEGIN");
+		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+			PQclear(res);
+			db->in_tx = 1;
+			return 0;
+		}
+		if (attempt == 0 && PQstatus(db->conn) != CONNECTION_OK) {
+			PQclear(res);
+			continue;
+		}
+		note_error(db, res);
+		PQclear(res);
 		return -1;
-	if (simple(db, "BEGIN") != 0)
-		return -1;
-	db->in_tx = 1;
-	return 0;
+	}
+	return -1;
 }
 
 int db_commit(struct db *db)

@@ -20,6 +20,7 @@ int queue_listen(struct runner *r)
 {
 	static const char sql[] = "LISTEN turns; LISTEN cancels";
 	PGresult *res;
+	r->listen_retry_ms = now_ms() + 250;
 	if (db_ensure(&r->listen) != 0)
 		return -1;
 	res = PQexec(r->listen.conn, sql);
@@ -29,16 +30,22 @@ int queue_listen(struct runner *r)
 		return -1;
 	}
 	PQclear(res);
+	r->listen_gen = r->listen.generation;
 	return 0;
 }
 
 void queue_drain_notifies(struct runner *r, int *want_claim)
 {
 	PGnotify *n;
-	if (PQconsumeInput(r->listen.conn) != 1) {
+	/* lost, or replaced by a reconnect during a claim: LISTEN again
+	 * (at most every 250 ms) and claim what was missed meanwhile */
+	if (!r->listen.conn || r->listen.generation != r->listen_gen ||
+	    PQconsumeInput(r->listen.conn) != 1) {
+		if (now_ms() < r->listen_retry_ms)
+			return;
 		log_warn("listen connection lost; reconnecting");
 		if (queue_listen(r) == 0)
-			*want_claim = 1; /* catch up on what we missed */
+			*want_claim = 1;
 		return;
 	}
 	while ((n = PQnotifies(r->listen.conn))) {

@@ -104,6 +104,10 @@ struct turn {
 struct runner {
 	char id[33]; /* this runner's uuid (runners table, lease owner) */
 	struct db listen, write, write2, deltas, tools;
+	/* the listen connection's generation that LISTENs (claims run on
+	 * that connection too, and may reconnect it without LISTEN) */
+	unsigned listen_gen;
+	long long listen_retry_ms; /* no new LISTEN attempt before this */
 	CURLM *multi;
 	struct turn *turns;
 	int inflight, max_inflight;

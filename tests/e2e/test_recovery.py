@@ -8,7 +8,7 @@ import signal
 import time
 import unittest
 
-from evr import api, psql, new_org, wait_until, start_runner, stack_pid, ctl
+from evr import api, psql, new_org, wait_until, start_runner, stack_pid, ctl, pg_restart
 from test_turns import events, send, wait_idle
 
 
@@ -184,3 +184,40 @@ class CancelStates(unittest.TestCase):
                                 turn[4:])[0][0] == "t", timeout=10, what="the lease to expire")
         self.assertEqual(turn_row(turn)[0], "running")
         self.cancel_and_check(sid, turn)
+
+
+class DatabaseRestart(unittest.TestCase):
+    """PostgreSQL restarted under an idle stack: every connection of every
+    program is cut while unused. The first requests after it succeed (a
+    connection found closed is reset before use, not failed with 503),
+    and a turn is claimed at once (the runner LISTENs again on whichever
+    connection replaced its old one; not the 2 s polling) and runs in its
+    first attempt (its event writes reset their connection too)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = new_org("pg-restart")["api_key"]
+        cls.agent = api("GET", "/api/v1/agents/assistant", key=cls.key).json["id"]
+
+    def test_first_requests_and_turns_after_a_restart(self):
+        sid = api("POST", "/api/v1/sessions", {"agent_id": self.agent}, key=self.key).json["id"]
+        for round_ in range(3):
+            # every connection has been used, then sits idle
+            for _ in range(20):
+                self.assertEqual(api("GET", "/api/v1/sessions/" + sid, key=self.key).status, 200)
+            time.sleep(0.5)
+            pg_restart()
+            t0 = time.monotonic()
+            m = send(self.key, sid, "#tokens 3")  # a transaction first
+            self.assertEqual(m.status, 201, m.text)
+            codes = [api("GET", "/api/v1/sessions/" + sid, key=self.key).status for _ in range(20)]
+            self.assertEqual(codes, [200] * 20, "round %d" % round_)
+            since = m.json["sequence"]
+            wait_until(lambda: events(self.key, sid, since, types="turn.started"),
+                       timeout=10, interval=0.02, what="turn.started")
+            started = time.monotonic() - t0
+            evs = wait_idle(self.key, sid, since, timeout=30)
+            types = [e["type"] for e in evs]
+            self.assertIn("turn.completed", types, types)
+            self.assertLess(started, 1.0, "round %d: claimed after %.2f s" % (round_, started))
+            self.assertEqual(turn_row(m.json["turn_id"]), ("completed", "1"))
