@@ -26,6 +26,12 @@ static struct json_object *fresh(long long seq)
 	return a;
 }
 
+/* Sessions are 32 hex digits, as the runner gets them from the database */
+#define SES_A "0190a1b2c3d47e8f9a0b1c2d3e4f5a6a"
+#define SES_B "0190a1b2c3d47e8f9a0b1c2d3e4f5a6b"
+#define SES_C "0190a1b2c3d47e8f9a0b1c2d3e4f5a6c"
+#define SES_D "0190a1b2c3d47e8f9a0b1c2d3e4f5a6d"
+
 static void merge(const char *session, long long seq, size_t expect_len)
 {
 	struct json_object *f = fresh(seq);
@@ -38,25 +44,25 @@ static void merge(const char *session, long long seq, size_t expect_len)
 START_TEST(history_cache_keeps_earlier_turns_lru)
 {
 	config_set("history_cache_sessions", "2");
-	ck_assert_int_eq(history_cache_after("a"), 0);
-	merge("a", 1, 2);
-	ck_assert_int_eq(history_cache_after("a"), 1); /* not the current turn */
-	merge("a", 2, 3);				/* cached one + fresh two */
-	ck_assert_int_eq(history_cache_after("a"), 2);
-	merge("b", 5, 2);
-	merge("a", 3, 4); /* a is now the most recently used */
-	merge("c", 7, 2); /* full: b goes, not a */
-	ck_assert_int_eq(history_cache_after("b"), 0);
-	ck_assert_int_eq(history_cache_after("a"), 3);
-	ck_assert_int_eq(history_cache_after("c"), 7);
-	merge("b", 9, 2); /* and now a goes */
-	ck_assert_int_eq(history_cache_after("a"), 0);
-	ck_assert_int_eq(history_cache_after("c"), 7);
+	ck_assert_int_eq(history_cache_after(SES_A), 0);
+	merge(SES_A, 1, 2);
+	ck_assert_int_eq(history_cache_after(SES_A), 1); /* not the current turn */
+	merge(SES_A, 2, 3);				/* cached one + fresh two */
+	ck_assert_int_eq(history_cache_after(SES_A), 2);
+	merge(SES_B, 5, 2);
+	merge(SES_A, 3, 4); /* a is now the most recently used */
+	merge(SES_C, 7, 2); /* full: b goes, not a */
+	ck_assert_int_eq(history_cache_after(SES_B), 0);
+	ck_assert_int_eq(history_cache_after(SES_A), 3);
+	ck_assert_int_eq(history_cache_after(SES_C), 7);
+	merge(SES_B, 9, 2); /* and now a goes */
+	ck_assert_int_eq(history_cache_after(SES_A), 0);
+	ck_assert_int_eq(history_cache_after(SES_C), 7);
 	history_cache_free();
-	ck_assert_int_eq(history_cache_after("c"), 0);
+	ck_assert_int_eq(history_cache_after(SES_C), 0);
 	config_set("history_cache_sessions", "0"); /* off: nothing kept */
-	merge("d", 1, 2);
-	ck_assert_int_eq(history_cache_after("d"), 0);
+	merge(SES_D, 1, 2);
+	ck_assert_int_eq(history_cache_after(SES_D), 0);
 	history_cache_free();
 	config_free();
 }
