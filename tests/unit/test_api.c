@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "check_run.h"
 
 static struct arena arena;
 static struct req rq;
@@ -149,8 +150,7 @@ int main(void)
 {
 	Suite *s = suite_create("api");
 	TCase *tc = tcase_create("router");
-	SRunner *sr;
-	int failed;
+	int status;
 
 	req_init(&rq, &arena);
 	buf_init(&allow, 0);
@@ -158,12 +158,9 @@ int main(void)
 	tcase_add_test(tc, not_found_and_method_not_allowed);
 	tcase_add_test(tc, openapi_lists_every_route);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	status = check_run(s);
 	req_release(&rq);
 	buf_release(&allow);
 	arena_release(&arena);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return status;
 }

@@ -11,6 +11,7 @@
 #include "apierr.h"
 #include "buf.h"
 #include "catalog.h"
+#include "check_run.h"
 
 /* Parse strictly, the way request bodies are parsed, so a literal that
  * only a lenient parser accepts still fails here. */
@@ -452,11 +453,5 @@ static Suite *catalog_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(catalog_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(catalog_suite());
 }

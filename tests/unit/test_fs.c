@@ -11,6 +11,7 @@
 #include "api.h"
 #include "config.h"
 #include "fs.h"
+#include "check_run.h"
 
 static int norm(const char *in, char *out)
 {
@@ -225,8 +226,6 @@ int main(void)
 {
 	Suite *s = suite_create("fs");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	suite_add_tcase(s, tc);
 	tcase_add_test(tc, paths_normalized);
@@ -236,9 +235,5 @@ int main(void)
 	tcase_add_test(tc, media_types);
 	tcase_add_test(tc, server_caps);
 	tcase_add_test(tc, router_hands_over_paths);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

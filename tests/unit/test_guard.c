@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "guard.h"
+#include "check_run.h"
 
 static int refused(const char *ip)
 {
@@ -143,8 +144,6 @@ int main(void)
 {
 	Suite *s = suite_create("guard");
 	TCase *tc = tcase_create("guard");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, refuses_internal_ipv4);
 	tcase_add_test(tc, allows_public_ipv4_next_to_the_edges);
@@ -153,9 +152,5 @@ int main(void)
 	tcase_add_test(tc, resolved_spellings_are_refused);
 	tcase_add_test(tc, allow_lists);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "status.h"
 #include "strmap.h"
+#include "check_run.h"
 
 START_TEST(buf_grows_and_formats)
 {
@@ -362,8 +363,6 @@ int main(void)
 {
 	Suite *s = suite_create("lib");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, buf_grows_and_formats);
 	tcase_add_test(tc, arena_allocates_and_resets);
@@ -379,9 +378,5 @@ int main(void)
 	tcase_add_test(tc, error_bodies);
 	tcase_add_test(tc, strmap_put_get_del);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

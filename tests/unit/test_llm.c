@@ -9,6 +9,7 @@
 #include "llm.h"
 #include "llmsim.h"
 #include "sse_parse.h"
+#include "check_run.h"
 
 /* --- recorded streams ----------------------------------------------- */
 
@@ -1004,8 +1005,6 @@ int main(void)
 {
 	Suite *s = suite_create("llm");
 	TCase *tc = tcase_create("llm");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, sse_framing);
@@ -1027,9 +1026,5 @@ int main(void)
 	tcase_add_test(tc, http_errors);
 	tcase_add_test(tc, llmsim_directives);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -7,6 +7,7 @@
 
 #include "imagetype.h"
 #include "multipart.h"
+#include "check_run.h"
 
 static int parse(const char *body, size_t len, struct mp_part *parts,
 		 struct apierr *e)
@@ -164,8 +165,6 @@ int main(void)
 {
 	Suite *s = suite_create("multipart");
 	TCase *tc = tcase_create("multipart");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, boundary_from_content_type);
 	tcase_add_test(tc, parts_and_fields);
@@ -174,9 +173,5 @@ int main(void)
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, image_magic);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "runner.h"
+#include "check_run.h"
 
 /* The fresh events of a turn: one event of an earlier turn (seq), then
  * one of the claimed turn ("cur"), which the cache must not keep. */
@@ -72,14 +73,8 @@ int main(void)
 {
 	Suite *s = suite_create("runner");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, history_cache_keeps_earlier_turns_lru);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "fcgi_proto.h"
+#include "check_run.h"
 
 static void rec(struct buf *b, int type, unsigned id, const void *c,
 		size_t len, size_t pad)
@@ -229,8 +230,6 @@ int main(void)
 {
 	Suite *s = suite_create("sse");
 	TCase *tc = tcase_create("fcgi_proto");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, every_split_point);
@@ -238,9 +237,5 @@ int main(void)
 	tcase_add_test(tc, malformed_input);
 	tcase_add_test(tc, writer_records);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }

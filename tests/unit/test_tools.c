@@ -21,6 +21,7 @@
 #include "tools.h"
 #include "utf8.h"
 #include "tools_internal.h"
+#include "check_run.h"
 
 /* --- helpers -------------------------------------------------------------*/
 
@@ -1191,11 +1192,5 @@ static Suite *tools_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(tools_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(tools_suite());
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tools_internal.h"
+#include "check_run.h"
 
 static char *reduce(const char *html)
 {
@@ -131,8 +132,6 @@ int main(void)
 {
 	Suite *s = suite_create("web_fetch");
 	TCase *tc = tcase_create("web_fetch");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, html_is_reduced_to_text);
 	tcase_add_test(tc, malformed_html_never_fails);
@@ -140,9 +139,5 @@ int main(void)
 	tcase_add_test(tc, calls_are_checked_before_any_transfer);
 	tcase_add_test(tc, refused_address_is_a_tool_error);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(s);
 }
