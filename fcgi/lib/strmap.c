@@ -96,6 +96,16 @@ void *strmap_del(struct strmap *m, const char *key)
 	return val;
 }
 
+void strmap_each(const struct strmap *m,
+		 void (*fn)(const char *key, void *val, void *ctx), void *ctx)
+{
+	size_t i;
+	struct strmap_entry *e;
+	for (i = 0; i < m->nb; i++)
+		for (e = m->b[i]; e; e = e->next)
+			fn(e->key, e->val, ctx);
+}
+
 void strmap_release(struct strmap *m)
 {
 	size_t i;

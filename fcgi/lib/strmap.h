@@ -25,6 +25,10 @@ void *strmap_get(const struct strmap *m, const char *key);
 void strmap_put(struct strmap *m, const char *key, void *val);
 /* Remove key; returns its value (NULL if it was not there). */
 void *strmap_del(struct strmap *m, const char *key);
+/* fn(key, value, ctx) for every entry, in no particular order; fn must
+ * not add or remove entries. */
+void strmap_each(const struct strmap *m,
+		 void (*fn)(const char *key, void *val, void *ctx), void *ctx);
 /* Free the table and the keys (not the values). */
 void strmap_release(struct strmap *m);
 

@@ -14,6 +14,7 @@
  * a safety round every HUB_SAFETY_S does the same.
  */
 #include "hub_int.h"
+#include "strmap.h"
 #include "dbq.h"
 #include "config.h"
 #include "log.h"
@@ -23,13 +24,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-#define HUB_BUCKETS 4096
 #define HUB_SAFETY_S 30.0
 
 struct hub_org {
 	char id[33];
 	int n;
-	struct hub_org *hnext;
 };
 
 #define HUB_CONNECT_TIMEOUT_S 10.0
@@ -43,8 +42,8 @@ static struct dbq_sock lsock = {-1, 0};
 static double lsince;
 static char *lconninfo;
 static double next_try;
-static struct hub_session *sessions[HUB_BUCKETS];
-static struct hub_org *orgs[HUB_BUCKETS];
+static struct strmap sessions; /* id -> struct hub_session */
+static struct strmap orgs;     /* id -> struct hub_org */
 static struct hub_session *garbage;
 static struct delta **deltas_tail = &hub_deltas;
 struct hub_session *hub_dirty;
@@ -52,28 +51,15 @@ struct delta *hub_deltas;
 double hub_next_safety;
 static long max_per_session, max_per_org;
 
-static unsigned hash(const char *s)
-{
-	unsigned h = 2166136261u;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h % HUB_BUCKETS;
-}
-
 static struct hub_session *session_get(const char *id, int create)
 {
-	unsigned h = hash(id);
-	struct hub_session *hs;
-	for (hs = sessions[h]; hs; hs = hs->hnext)
-		if (!strcmp(hs->id, id))
-			return hs;
-	if (!create)
-		return NULL;
+	struct hub_session *hs = strmap_get(&sessions, id);
+	if (hs || !create)
+		return hs;
 	hs = xcalloc(1, sizeof(*hs));
 	memcpy(hs->id, id, sizeof(hs->id));
 	buf_init(&hs->acc, 0);
-	hs->hnext = sessions[h];
-	sessions[h] = hs;
+	strmap_put(&sessions, hs->id, hs);
 	return hs;
 }
 
@@ -82,45 +68,35 @@ struct hub_session *hub_session_get(const char *id)
 	return session_get(id, 0);
 }
 
-static void session_free(struct hub_session *hs)
+static void session_release(struct hub_session *hs)
 {
 	catchup_forget(hs);
-	struct hub_session **pp = &sessions[hash(hs->id)];
-	while (*pp != hs)
-		pp = &(*pp)->hnext;
-	*pp = hs->hnext;
 	buf_release(&hs->acc);
 	free(hs);
 }
 
+static void session_free(struct hub_session *hs)
+{
+	strmap_del(&sessions, hs->id);
+	session_release(hs);
+}
+
 static struct hub_org *org_get(const char *id, int create)
 {
-	unsigned h = hash(id);
-	struct hub_org *o;
-	for (o = orgs[h]; o; o = o->hnext)
-		if (!strcmp(o->id, id))
-			return o;
-	if (!create)
-		return NULL;
+	struct hub_org *o = strmap_get(&orgs, id);
+	if (o || !create)
+		return o;
 	o = xcalloc(1, sizeof(*o));
 	memcpy(o->id, id, sizeof(o->id));
-	o->hnext = orgs[h];
-	orgs[h] = o;
+	strmap_put(&orgs, o->id, o);
 	return o;
 }
 
 static void org_drop(const char *id)
 {
-	struct hub_org **pp = &orgs[hash(id)], *o;
-	for (; (o = *pp); pp = &o->hnext) {
-		if (strcmp(o->id, id))
-			continue;
-		if (--o->n <= 0) {
-			*pp = o->hnext;
-			free(o);
-		}
-		return;
-	}
+	struct hub_org *o = strmap_get(&orgs, id);
+	if (o && --o->n <= 0)
+		free(strmap_del(&orgs, id));
 }
 
 void hub_mark_dirty(struct hub_session *hs)
@@ -139,17 +115,20 @@ int hub_live(const struct sse_sub *s)
 
 /* --- the LISTEN connection ------------------------------------------ */
 
+static void need_one(const char *id, void *val, void *ctx)
+{
+	struct hub_session *hs = val;
+	struct sse_sub *s;
+	(void)id;
+	(void)ctx;
+	for (s = hs->subs; s; s = s->s_next)
+		s->need = 1;
+	hub_mark_dirty(hs);
+}
+
 static void all_need(void)
 {
-	size_t i;
-	struct hub_session *hs;
-	struct sse_sub *s;
-	for (i = 0; i < HUB_BUCKETS; i++)
-		for (hs = sessions[i]; hs; hs = hs->hnext) {
-			for (s = hs->subs; s; s = s->s_next)
-				s->need = 1;
-			hub_mark_dirty(hs);
-		}
+	strmap_each(&sessions, need_one, NULL);
 }
 
 /* Drop the connection; hub_tick reconnects (at once after a loss, a
@@ -474,9 +453,22 @@ void hub_run(void)
 	garbage = keep;
 }
 
+static void release_one(const char *id, void *val, void *ctx)
+{
+	(void)id;
+	(void)ctx;
+	session_release(val);
+}
+
+static void free_one(const char *id, void *val, void *ctx)
+{
+	(void)id;
+	(void)ctx;
+	free(val);
+}
+
 void hub_free(void)
 {
-	size_t i;
 	while (hub_deltas) {
 		struct delta *d = hub_deltas;
 		hub_deltas = d->next;
@@ -485,15 +477,10 @@ void hub_free(void)
 	}
 	deltas_tail = &hub_deltas;
 	catchup_free();
-	for (i = 0; i < HUB_BUCKETS; i++) {
-		while (sessions[i])
-			session_free(sessions[i]);
-		while (orgs[i]) {
-			struct hub_org *o = orgs[i];
-			orgs[i] = o->hnext;
-			free(o);
-		}
-	}
+	strmap_each(&sessions, release_one, NULL);
+	strmap_release(&sessions);
+	strmap_each(&orgs, free_one, NULL);
+	strmap_release(&orgs);
 	hub_dirty = garbage = NULL;
 	dbq_unwatch(&lsock);
 	PQfinish(lconn);

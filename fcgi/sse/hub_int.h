@@ -20,7 +20,6 @@ struct hub_res; /* a catch-up result shared by the sessions in it */
 
 struct hub_session {
 	char id[33];
-	struct hub_session *hnext;
 	struct sse_sub *subs, *tail;
 	int nstreams;
 	long long known;          /* highest sequence announced */

@@ -325,8 +325,16 @@ START_TEST(error_bodies)
 }
 END_TEST
 
+static void count_one(const char *key, void *val, void *ctx)
+{
+	ck_assert_ptr_nonnull(key);
+	ck_assert_ptr_nonnull(val);
+	(*(int *)ctx)++;
+}
+
 START_TEST(strmap_put_get_del)
 {
+	int count;
 	struct strmap m = STRMAP_INIT;
 	char k[32];
 	static int vals[5000];
@@ -354,6 +362,9 @@ START_TEST(strmap_put_get_del)
 	ck_assert_ptr_null(strmap_get(&m, "ses-0"));
 	ck_assert_ptr_eq(strmap_get(&m, "ses-1"), &vals[1]);
 	ck_assert_ptr_null(strmap_get(&m, "ses-"));
+	count = 0;
+	strmap_each(&m, count_one, &count);
+	ck_assert_int_eq(count, 2500);
 	strmap_release(&m);
 	ck_assert_ptr_null(strmap_get(&m, "ses-1"));
 }
