@@ -16,12 +16,12 @@ import unittest
 
 from evr import api, new_org, wait_until, ctl, stack_pid, BASE, SRCDIR
 
-SCRIPT = os.path.join(SRCDIR, "tests", "clients", "eventsource.mjs")
+SCRIPT = os.path.join(SRCDIR, "tests", "ui", "eventsource.mjs")
 HAVE_PKG = os.path.isdir(os.path.join(SRCDIR, "tests", "node_modules", "eventsource"))
 
 
 class Client:
-    """tests/clients/eventsource.mjs in the background; its JSON lines are
+    """tests/ui/eventsource.mjs in the background; its JSON lines are
     collected as they arrive."""
 
     def __init__(self, sid, key, until="session.idled", count=1, timeout=60):

@@ -1,4 +1,4 @@
-// tests/clients/eventsource.mjs: read a session's SSE stream with the npm
+// tests/ui/eventsource.mjs: read a session's SSE stream with the npm
 // `eventsource` package (a WHATWG EventSource: it reconnects by itself with
 // Last-Event-ID, honours `retry:`), and print one JSON line per event on
 // stdout: {"open":n} on every (re)connection, {"type","id","data"} per event.
