@@ -15,6 +15,7 @@ import time
 import unittest
 
 from evr import api, new_org, wait_until, ctl, stack_pid, BASE, SRCDIR
+import test_sse
 
 SCRIPT = os.path.join(SRCDIR, "tests", "ui", "eventsource.mjs")
 HAVE_PKG = os.path.isdir(os.path.join(SRCDIR, "tests", "node_modules", "eventsource"))
@@ -81,15 +82,8 @@ class EventSourceClient(unittest.TestCase):
         cls.key = new_org("sse-eventsource")["api_key"]
         cls.agent = api("GET", "/api/v1/agents/assistant", key=cls.key).json["id"]
 
-    def session(self):
-        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent}, key=self.key)
-        self.assertEqual(r.status, 201, r.text)
-        return r.json["id"]
-
-    def send(self, sid, text):
-        r = api("POST", "/api/v1/sessions/%s/messages" % sid,
-                {"message": {"content": [{"type": "text", "text": text}]}}, key=self.key)
-        self.assertEqual(r.status, 201, r.text)
+    session = test_sse.SSE.session  # a new session of the assistant agent
+    send = test_sse.SSE.send        # a text message, 201 asserted
 
     def check_durable(self, c):
         durable = [e for e in c.events() if e["data"].get("id", "").startswith("evt_")]
