@@ -52,7 +52,7 @@ static void on_first_page(void *ctx, PGresult *res)
 		return;
 	}
 	if (!res) {
-		res_internal(&o->rq);
+		sse_db_unavailable(&o->rq);
 		sse_open_respond(c);
 		return;
 	}
@@ -92,9 +92,11 @@ static void on_wake_page(void *ctx, PGresult *res)
 	}
 	if (!res) {
 		static const char err[] =
-			"Status: 500 Internal Server Error\r\n"
+			"Status: 503 Service Unavailable\r\n"
+			"Retry-After: 1\r\n"
 			"Content-Type: application/json\r\n\r\n"
-			"{\"error\":\"Internal server error\",\"code\":\"internal_error\"}";
+			"{\"error\":\"The database is unavailable; try again "
+			"shortly\",\"code\":\"database_unavailable\"}";
 		sse_conn_send(c, err, sizeof(err) - 1);
 		sse_conn_finish(c);
 		return;

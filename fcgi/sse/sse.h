@@ -121,6 +121,9 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 		      size_t alen);
 /* Send `disconnecting {reason}` and finish. */
 void sse_stream_close(struct sse_sub *s, const char *reason);
+/* A query failed (the database is away, or restarting): 503 with
+ * Retry-After, as the api answers then. */
+void sse_db_unavailable(struct req *rq);
 /* Does the type pass the subscriber's types/exclude filters? */
 int sse_type_passes(const struct evq *q, const char *type);
 /* Heartbeats, cycling and long-poll deadlines. */

@@ -23,6 +23,13 @@
 
 static const char V1_SESSIONS[] = "/api/v1/sessions/";
 
+void sse_db_unavailable(struct req *rq)
+{
+	res_header(rq, "Retry-After", "1");
+	res_error(rq, 503, "database_unavailable",
+		  "The database is unavailable; try again shortly");
+}
+
 void sse_respond(struct sse_conn *c, struct req *rq)
 {
 	struct buf out = BUF_INIT;
@@ -249,7 +256,7 @@ static void on_resolve(void *ctx, PGresult *res)
 		res_apierr(&o->rq, &e);
 		break;
 	default:
-		res_internal(&o->rq);
+		sse_db_unavailable(&o->rq);
 	}
 	sse_open_respond(c);
 }
@@ -314,7 +321,7 @@ static void on_auth(void *ctx, PGresult *res)
 		dbq_query(auth_touch_sql, 1, k, NULL, NULL);
 	}
 	if (a < 0) {
-		res_internal(rq);
+		sse_db_unavailable(rq);
 	} else if (a == 0) {
 		res_header(rq, "WWW-Authenticate", "Bearer");
 		res_error(rq, 401, "unauthorized", "Unauthorized");
