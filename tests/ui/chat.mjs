@@ -473,4 +473,7 @@ const checks = [
 
 const failed = await run(checks, async (name) => { if (page) await shot(`failed-${name}`); });
 if (browser) await browser.close();
-process.exitCode = failed ? 1 : 0;
+// exit once stdout is written: a fetch stream the client has let go of can
+// keep Node 18's event loop alive (undici) after every check is done
+const code = failed ? 1 : 0;
+process.stdout.write('', () => process.exit(code));

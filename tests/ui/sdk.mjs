@@ -261,4 +261,7 @@ const checks = [
   }],
 ];
 
-process.exitCode = (await run(checks)) ? 1 : 0;
+// exit once stdout is written: a fetch stream the client has let go of can
+// keep Node 18's event loop alive (undici) after every check is done
+const code = (await run(checks)) ? 1 : 0;
+process.stdout.write('', () => process.exit(code));
