@@ -37,16 +37,23 @@ def run_checks(script, org_name, timeout=600, extra_env=None):
         "EVR_OUT": OUT,
     })
     env.update(extra_env or {})
-    p = subprocess.run([node, os.path.join(SRCDIR, "tests", "ui", script)],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       env=env, cwd=os.path.join(SRCDIR, "tests"),
-                       timeout=timeout, universal_newlines=True)
+    try:
+        out = subprocess.run([node, os.path.join(SRCDIR, "tests", "ui", script)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             env=env, cwd=os.path.join(SRCDIR, "tests"),
+                             timeout=timeout, universal_newlines=True).stdout
+    except subprocess.TimeoutExpired as e:
+        # keep what did report; the rest fail with this output
+        out = e.stdout or ""
+        if isinstance(out, bytes):
+            out = out.decode("utf-8", "replace")
+        out += "\n[node was stopped after %d s]" % timeout
     results = {}
-    for line in p.stdout.splitlines():
+    for line in out.splitlines():
         if line.startswith("RESULT "):
             r = json.loads(line[7:])
             results[r["name"]] = r
-    return results, p.stdout
+    return results, out
 
 
 def checks_case(cls_name, script, org_name, names, timeout=600):

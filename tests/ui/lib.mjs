@@ -51,6 +51,10 @@ export async function routeMissing(path, key) {
   return /no such route/i.test(b.error || '');
 }
 
+// One check may take at most this long (ms): a check that hangs fails by
+// name instead of holding the whole file until its outer timeout.
+const CHECK_TIMEOUT_MS = Number(process.env.EVR_CHECK_TIMEOUT_MS || 90000);
+
 // onFail(name): called after a failed check (a screenshot, say).
 export async function run(checks, onFail) {
   let failed = 0;
@@ -59,8 +63,11 @@ export async function run(checks, onFail) {
     let ok = true;
     let error = null;
     let skipped = null;
+    let timer;
     try {
-      await fn();
+      await Promise.race([fn(), new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no result after ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      })]);
     } catch (e) {
       if (e instanceof Skip) {
         skipped = e.message;
@@ -70,6 +77,8 @@ export async function run(checks, onFail) {
         error = (e && e.stack) || String(e);
         if (onFail) await onFail(name).catch(() => {});
       }
+    } finally {
+      clearTimeout(timer);
     }
     process.stdout.write(`RESULT ${JSON.stringify({ name, ok, error, skipped, ms: Date.now() - t0 })}\n`);
   }
