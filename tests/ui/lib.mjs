@@ -55,6 +55,11 @@ export async function routeMissing(path, key) {
 // name instead of holding the whole file until its outer timeout.
 const CHECK_TIMEOUT_MS = Number(process.env.EVR_CHECK_TIMEOUT_MS || 90000);
 
+// step(what): a check marks where it is; a check that times out names
+// the last step it reached, so a hang says where it hung.
+let lastStep = null;
+export function step(what) { lastStep = what; }
+
 // onFail(name): called after a failed check (a screenshot, say).
 export async function run(checks, onFail) {
   let failed = 0;
@@ -64,9 +69,11 @@ export async function run(checks, onFail) {
     let error = null;
     let skipped = null;
     let timer;
+    lastStep = null;
     try {
       await Promise.race([fn(), new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no result after ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+        timer = setTimeout(() => reject(new Error(`no result after ${CHECK_TIMEOUT_MS} ms` +
+          (lastStep ? ` (last step: ${lastStep})` : ''))), CHECK_TIMEOUT_MS);
       })]);
     } catch (e) {
       if (e instanceof Skip) {

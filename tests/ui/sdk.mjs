@@ -4,7 +4,7 @@
 // duplicate, idle-timeout reconnects, cancel, the end of a stream when its
 // session is deleted, errors, and the files and images routes.
 
-import { assert, env, sdk, run, waitFor, Skip, routeMissing } from './lib.mjs';
+import { assert, env, sdk, run, step, waitFor, Skip, routeMissing } from './lib.mjs';
 
 const { Everruns, EverrunsError } = await sdk();
 const client = new Everruns({ apiKey: env.key, baseUrl: env.base });
@@ -204,16 +204,21 @@ const checks = [
 
   // events.stream ends when the session is deleted; an abort ends it too
   ['end_on_delete', async () => {
+    step('create session');
     const s = await newSession();
     const got = [];
     const it = client.events.stream(s.id, { includeControl: true });
     const done = (async () => { for await (const ev of it) got.push(ev); })();
+    step(`${s.id}: wait for connected`);
     await waitFor(() => got.length >= 1, { what: 'connected' });
+    step(`${s.id}: delete`);
     await client.sessions.delete(s.id);
+    step(`${s.id}: deleted; wait for the stream's end (got ${got.map((e) => e.type)})`);
     await done;
     assert.equal(got[0].type, 'connected');
     assert.equal(got[got.length - 1].type, 'disconnecting');
     assert.equal(got[got.length - 1].data.reason, 'session_deleted');
+    step('abort a stream');
     const s2 = await newSession();
     const ctrl = new AbortController();
     const it2 = client.events.stream(s2.id, { signal: ctrl.signal });
@@ -221,6 +226,7 @@ const checks = [
     const t0 = Date.now();
     for await (const ev of it2) assert.fail(`no event expected, got ${ev.type}`);
     assert.ok(Date.now() - t0 < 5000);
+    step('stream of a missing session');
     await assert.rejects(async () => { for await (const ev of client.events.stream('ses_' + '0'.repeat(32))) assert.fail(ev.type); },
       (e) => e instanceof EverrunsError && e.status === 404);
   }],
