@@ -245,9 +245,18 @@ class Events {
     let lastId = o.sinceId || null;
     let lastSeq = o.sinceSequence !== undefined && o.sinceSequence !== null ? o.sinceSequence : null;
     let ctrl = null;
+    let reader = null;
     let stopped = false;
 
-    const stop = () => { stopped = true; if (ctrl) ctrl.abort(); };
+    // Ends the current connection. Cancelling the body's reader as well
+    // as aborting the fetch: under some fetch implementations (Node 18
+    // with Debian's undici 5.15) an abort can leave a pending read()
+    // waiting for ever.
+    const cut = () => {
+      if (ctrl) ctrl.abort();
+      if (reader) reader.cancel().catch(() => {});
+    };
+    const stop = () => { stopped = true; cut(); };
     if (outer) {
       if (outer.aborted) stopped = true;
       else outer.addEventListener('abort', stop, { once: true });
@@ -264,7 +273,7 @@ class Events {
           else if (lastSeq !== null) q.since_sequence = lastSeq;
           ctrl = new AbortController();
           let idle = null;
-          const arm = () => { clearTimeout(idle); idle = setTimeout(() => ctrl.abort(), idleMs); };
+          const arm = () => { clearTimeout(idle); idle = setTimeout(cut, idleMs); };
           let wait = null;
           let why = null;
           onState(failures ? 'reconnecting' : 'connecting', why);
@@ -286,7 +295,7 @@ class Events {
             }
             onState('open');
             let framed = false;
-            const reader = res.body.getReader();
+            reader = res.body.getReader();
             const dec = new TextDecoder();
             let buf = '';
             let name = '';
@@ -346,6 +355,7 @@ class Events {
             failures++;
           } finally {
             clearTimeout(idle);
+            reader = null;
           }
           if (stopped) return;
           onState('reconnecting', why);
@@ -356,7 +366,7 @@ class Events {
         }
       } finally {
         stopped = true;
-        if (ctrl) ctrl.abort();
+        cut();
         if (outer) outer.removeEventListener('abort', stop);
         onState('closed');
       }
