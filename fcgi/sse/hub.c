@@ -25,6 +25,8 @@
 #include <sys/epoll.h>
 
 #define HUB_SAFETY_S 30.0
+/* reads of the LISTEN socket per wake-up (see hub_event) */
+#define HUB_READS_MAX 64
 
 struct hub_org {
 	char id[33];
@@ -320,12 +322,25 @@ void hub_event(uint32_t events)
 		all_need();
 		log_info("listening on channels ev, evd");
 	}
-	while ((n = PQnotifies(lconn))) {
-		if (!strcmp(n->relname, "ev"))
-			on_ev(n->extra);
-		else if (!strcmp(n->relname, "evd"))
-			on_evd(n->extra);
-		PQfreemem(n);
+	/* One commit's notifications come in a burst of many reads (libpq
+	 * takes one recv per PQconsumeInput): read on while they come, so
+	 * that one catch-up round serves the whole burst. */
+	for (int reads = 0; reads < HUB_READS_MAX; reads++) {
+		int got = 0;
+		while ((n = PQnotifies(lconn))) {
+			if (!strcmp(n->relname, "ev"))
+				on_ev(n->extra);
+			else if (!strcmp(n->relname, "evd"))
+				on_evd(n->extra);
+			PQfreemem(n);
+			got++;
+		}
+		if (!got)
+			break;
+		if (!PQconsumeInput(lconn)) {
+			hub_down(NULL);
+			return;
+		}
 	}
 	if (PQstatus(lconn) == CONNECTION_BAD)
 		hub_down(NULL);
