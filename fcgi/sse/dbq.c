@@ -37,6 +37,7 @@ struct dq_conn {
 	double since;       /* connecting since */
 	double retry_at;    /* after a failed connect: not before */
 	int was_up;         /* log the reconnect */
+	double sent_at;     /* the job in flight was sent */
 	struct dbq_job *job;
 	PGresult *res;
 };
@@ -44,6 +45,7 @@ struct dq_conn {
 static struct dq_conn conns[DBQ_MAX_CONNS];
 static int nconns;
 static int qepfd = -1;
+static double qtimeout;  /* seconds a query may run; 0: no bound */
 static char *qconninfo;
 static struct dbq_job *head, *tail;
 static double now_s;    /* of the last dbq_run */
@@ -229,6 +231,7 @@ static void send_job(struct dq_conn *k, struct dbq_job *j)
 {
 	k->job = j;
 	k->state = DQ_BUSY;
+	k->sent_at = now_s;
 	if (!PQsendQueryParams(k->pc, j->sql, j->n, NULL,
 			       (const char *const *)j->params, NULL, NULL, 0)) {
 		conn_down(k, NULL);
@@ -317,7 +320,7 @@ int dbq_is_tag(const void *p)
 	return c >= lo && c < (const char *)(conns + DBQ_MAX_CONNS);
 }
 
-void dbq_init(const char *conninfo, int n, int epfd)
+void dbq_init(const char *conninfo, int n, double timeout_s, int epfd)
 {
 	int i;
 	if (n < 1 || n > DBQ_MAX_CONNS) {
@@ -326,6 +329,7 @@ void dbq_init(const char *conninfo, int n, int epfd)
 		n = n < 1 ? 1 : DBQ_MAX_CONNS;
 	}
 	nconns = n;
+	qtimeout = timeout_s > 0 ? timeout_s : 0;
 	qepfd = epfd;
 	qconninfo = xstrdup(conninfo);
 	for (i = 0; i < DBQ_MAX_CONNS; i++) {
@@ -376,6 +380,20 @@ void dbq_cancel(struct dbq_job *j)
 	j->cancelled = 1; /* in flight: freed when its result is read */
 }
 
+/* The job in flight ran over the timeout (waiting for a lock, most
+ * likely): answer it as failed and drop its connection, so the loop's
+ * queries do not wait behind it. It is not sent again. The server ends
+ * the abandoned query when it next writes to the connection. */
+static void timed_out(struct dq_conn *k)
+{
+	struct dbq_job *j = k->job;
+	log_warn("query connection %d: a query ran over %.0f s, given up "
+		 "(%.48s)", (int)(k - conns), qtimeout, j->sql);
+	k->job = NULL;
+	drop(k);
+	finish(j, NULL);
+}
+
 void dbq_run(double now)
 {
 	int i, pass, alive;
@@ -416,10 +434,15 @@ void dbq_run(double now)
 			}
 		}
 	}
-	for (i = 0; i < nconns; i++)
-		if (conns[i].state == DQ_CONNECTING &&
-		    now - conns[i].since > DBQ_CONNECT_TIMEOUT_S)
-			conn_down(&conns[i], "connect timed out");
+	for (i = 0; i < nconns; i++) {
+		struct dq_conn *k = &conns[i];
+		if (k->state == DQ_CONNECTING &&
+		    now - k->since > DBQ_CONNECT_TIMEOUT_S)
+			conn_down(k, "connect timed out");
+		else if (k->state == DQ_BUSY && qtimeout > 0 &&
+			 now - k->sent_at > qtimeout)
+			timed_out(k);
+	}
 }
 
 int dbq_connections(void)

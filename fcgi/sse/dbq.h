@@ -27,8 +27,9 @@ typedef void (*dbq_fn)(void *ctx, PGresult *res);
 struct dbq_job;
 
 /* nconns query connections with database_url conninfo; they connect
- * when first needed. */
-void dbq_init(const char *conninfo, int nconns, int epfd);
+ * when first needed. A query that runs longer than timeout_s (0: no
+ * bound) is answered with NULL and its connection replaced. */
+void dbq_init(const char *conninfo, int nconns, double timeout_s, int epfd);
 /* Close everything; pending jobs are dropped without calling back. */
 void dbq_free(void);
 /* Queue a query with text parameters (copied; NULL is SQL NULL). fn may

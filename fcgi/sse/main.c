@@ -356,7 +356,8 @@ int main(int argc, char **argv)
 		goto out;
 	/* streams ask little of the query connections and they must work
 	 * through PgBouncer too, so no prepared statements there */
-	dbq_init(conninfo, (int)config_long("sse_db_connections", 2), epfd);
+	dbq_init(conninfo, (int)config_long("sse_db_connections", 2),
+		 (double)config_long("sse_query_timeout_s", 30), epfd);
 	hub_init(conninfo, epfd); /* retried from tick() when down */
 	log_info("listening on %s", sock);
 	next_tick = sse_now() + SSE_TICK_MS / 1000.0;

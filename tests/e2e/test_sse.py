@@ -720,6 +720,77 @@ class DatabaseStall(unittest.TestCase):
             proc.wait(10)
         self.assertEqual(proc.returncode, 0)
 
+    def test_query_timeout(self):
+        # sse_query_timeout_s = 1: a query that waits for the lock is given
+        # up after a second. A stream whose cursor needs the events table
+        # gets 503 database_unavailable with Retry-After while the lock is
+        # still held; a catch-up round is tried again until the lock is
+        # gone, and then delivers everything, in order.
+        proc, sock, log_path = spawn_sse("qtimeout", EVERRUNS_SSE_QUERY_TIMEOUT_S=1)
+        readers = []
+        try:
+            org = new_org("sse-qtimeout")
+            key = org["api_key"]
+            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
+            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            first_id = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][0]["id"]
+
+            def open_stream(query="", extra=None):
+                p = {"REQUEST_METHOD": "GET",
+                     "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else ""),
+                     "QUERY_STRING": query, "HTTP_AUTHORIZATION": "Bearer " + key}
+                p.update(extra or {})
+                r = FcgiReader(fcgi_request(sock, p))
+                readers.append(r)
+                return r
+
+            locked = {}
+
+            def hold_lock():
+                psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
+                     "SELECT pg_sleep(%d); COMMIT;" % self.LOCK_S)
+                locked["released"] = time.monotonic()
+            th = threading.Thread(target=hold_lock, daemon=True)
+            th.start()
+            wait_until(lambda: psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
+                "AND l.granted")[0][0] == "1", what="the lock")
+            t_lock = time.monotonic()
+            c = open_stream("since_sequence=0")
+            d = open_stream("", {"HTTP_LAST_EVENT_ID": first_id})
+            wait_until(lambda: d.ended, timeout=self.LOCK_S + 10, what="stream d answered")
+            t_d = d.first("database_unavailable")
+            self.assertIsNotNone(t_d, d.text())
+            self.assertIn("Status: 503", d.text())
+            self.assertIn("Retry-After: 1", d.text())
+            self.assertIsNone(d.first("event: connected"))
+            self.assertGreater(t_d - t_lock, 0.9, "given up before the timeout")
+            self.assertLess(t_d - t_lock, self.LOCK_S - 1, "answered only after the lock")
+            th.join(self.LOCK_S + 30)
+            self.assertIn("released", locked)
+            wait_until(lambda: c.seqs(), timeout=10, what="the catch-up after the lock")
+            log = [e["sequence"] for e in api(
+                "GET", "/api/v1/sessions/%s/events?since_sequence=0" % sid, key=key).json["data"]]
+            self.assertEqual(c.seqs(), log)
+            self.assertGreater(c.first("id: evt_"), locked["released"] - 0.1)
+            # and the same stream as d opens now
+            e = open_stream("", {"HTTP_LAST_EVENT_ID": first_id})
+            wait_until(lambda: e.first("event: connected"), what="stream e connected")
+            self.assertIsNone(proc.poll())
+        finally:
+            for r in readers:
+                try:
+                    r.sock.close()
+                except OSError:
+                    pass
+            proc.terminate()
+            proc.wait(10)
+        self.assertEqual(proc.returncode, 0)
+        with open(log_path) as f:
+            text = f.read()
+        self.assertIn("a query ran over 1 s, given up", text)
+
     def test_query_connections_setting(self):
         # one connection serves everything (rounds and requests share
         # it); out of range is clamped to 1..16, with a warning
