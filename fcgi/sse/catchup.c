@@ -392,9 +392,7 @@ static int one_delta(struct delta *d)
 				 hs->acc.len - from, hs->acc.data, hs->acc.len);
 	}
 done:
-	d->done = 1;
-	if (hs)
-		hs->ndeltas--;
+	hub_delta_done(d, hs);
 	return 0;
 }
 

@@ -7,7 +7,8 @@
  * catch-up round (catchup.c: ONE query for all dirty sessions, without
  * blocking the loop). `evd` deltas are queued and handed out after their
  * session's round, so a stream always has the *.started event before the
- * first delta of its message.
+ * first delta of its message. The text they hold is capped
+ * (sse_delta_buffer_mb, for a stalled database; see deltas_shed).
  *
  * After a lost connection the hub reconnects (from hub_tick) and marks
  * every subscriber for catch-up, so a lost NOTIFY never loses an event;
@@ -52,6 +53,10 @@ struct hub_session *hub_dirty;
 struct delta *hub_deltas;
 double hub_next_safety;
 static long max_per_session, max_per_org;
+/* Text of the deltas not yet handed out, and its cap (see deltas_shed). */
+static size_t delta_held, delta_cap;
+static long delta_dropped;
+static double delta_warned;
 
 static struct hub_session *session_get(const char *id, int create)
 {
@@ -79,6 +84,12 @@ static void session_release(struct hub_session *hs)
 
 static void session_free(struct hub_session *hs)
 {
+	struct delta *d;
+	/* its deltas reach no one now (and must not count against a later
+	 * hub_session of the same id) */
+	for (d = hub_deltas; d && hs->ndeltas > 0; d = d->next)
+		if (!d->done && !strcmp(d->s, hs->id))
+			hub_delta_done(d, hs);
 	strmap_del(&sessions, hs->id);
 	session_release(hs);
 }
@@ -99,6 +110,44 @@ static void org_drop(const char *id)
 	struct hub_org *o = strmap_get(&orgs, id);
 	if (o && --o->n <= 0)
 		free(strmap_del(&orgs, id));
+}
+
+void hub_delta_done(struct delta *d, struct hub_session *hs)
+{
+	if (d->done)
+		return;
+	d->done = 1;
+	delta_held -= d->dlen;
+	if (hs)
+		hs->ndeltas--;
+}
+
+/* The deltas held passed the cap: the database is stalled and their
+ * sessions wait for queries. Drop the oldest until under it. Nothing is
+ * lost for good: the next delta of such a message finds the session's
+ * text short and reads it whole from live_text (one delta with all the
+ * missing text, as after a reconnect), and *.completed carries it all. */
+static void deltas_shed(void)
+{
+	struct delta *d;
+	long n = 0;
+	for (d = hub_deltas; d && delta_held > delta_cap; d = d->next) {
+		struct hub_session *hs;
+		if (d->done)
+			continue;
+		hs = session_get(d->s, 0);
+		if (hs && hs->ld == d)
+			continue; /* its lookup is in flight */
+		hub_delta_done(d, hs);
+		n++;
+	}
+	delta_dropped += n;
+	if (n && sse_now() - delta_warned > 10) {
+		delta_warned = sse_now();
+		log_warn("deltas held for stalled sessions passed %zu MB: %ld "
+			 "dropped so far (their streams get the text from "
+			 "live_text)", delta_cap >> 20, delta_dropped);
+	}
 }
 
 void hub_mark_dirty(struct hub_session *hs)
@@ -210,6 +259,10 @@ int hub_init(const char *conninfo, int epfd)
 	lconninfo = xstrdup(conninfo);
 	max_per_session = config_long("sse_max_per_session", 5);
 	max_per_org = config_long("sse_max_per_org", 1000);
+	delta_cap = (size_t)config_long("sse_delta_buffer_mb", 32);
+	if (delta_cap < 1)
+		delta_cap = 1;
+	delta_cap <<= 20;
 	hub_next_safety = sse_now() + HUB_SAFETY_S;
 	hub_connect(sse_now());
 	return 0;
@@ -294,6 +347,9 @@ static void on_evd(const char *payload)
 	hs->ndeltas++;
 	*deltas_tail = d;
 	deltas_tail = &d->next;
+	delta_held += d->dlen;
+	if (delta_held > delta_cap)
+		deltas_shed();
 out:
 	json_object_put(o);
 }
@@ -491,6 +547,8 @@ void hub_free(void)
 		free(d);
 	}
 	deltas_tail = &hub_deltas;
+	delta_held = 0;
+	delta_dropped = 0;
 	catchup_free();
 	strmap_each(&sessions, release_one, NULL);
 	strmap_release(&sessions);

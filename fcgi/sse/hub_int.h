@@ -55,6 +55,8 @@ extern struct delta *hub_deltas;
 extern double hub_next_safety;
 struct hub_session *hub_session_get(const char *id);
 void hub_mark_dirty(struct hub_session *hs);
+/* The delta was handed out or dropped (hs: its session, if any). */
+void hub_delta_done(struct delta *d, struct hub_session *hs);
 int hub_live(const struct sse_sub *s);
 /* The session was deleted: close its streams, answer its polls. */
 void hub_session_gone(struct hub_session *hs);

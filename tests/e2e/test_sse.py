@@ -791,6 +791,78 @@ class DatabaseStall(unittest.TestCase):
             text = f.read()
         self.assertIn("a query ran over 1 s, given up", text)
 
+    def test_delta_buffer_cap(self):
+        # sse_delta_buffer_mb = 1: while the session's catch-up round waits
+        # for the lock, 1.2 MB of deltas arrive; the oldest are dropped,
+        # and once the lock is gone the stream gets the whole text from
+        # live_text as one delta, and nothing after it repeats it.
+        proc, sock, log_path = spawn_sse("deltacap", EVERRUNS_SSE_DELTA_BUFFER_MB=1)
+        readers = []
+        chunks, size = 300, 4000
+        try:
+            org = new_org("sse-deltacap")
+            key = org["api_key"]
+            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
+            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            hexid = sid[4:]
+            uuid = "%s-%s-%s-%s-%s" % (hexid[:8], hexid[8:12], hexid[12:16], hexid[16:20], hexid[20:])
+            m = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][-1]["sequence"]
+            a = FcgiReader(fcgi_request(sock, {
+                "REQUEST_METHOD": "GET", "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid,
+                "QUERY_STRING": "", "HTTP_AUTHORIZATION": "Bearer " + key}))
+            readers.append(a)
+            wait_until(lambda: a.first("event: connected"), what="connected")
+            locked = {}
+
+            def hold_lock():
+                psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
+                     "SELECT pg_sleep(%d); COMMIT;" % self.LOCK_S)
+                locked["released"] = time.monotonic()
+            th = threading.Thread(target=hold_lock, daemon=True)
+            th.start()
+            wait_until(lambda: psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
+                "AND l.granted")[0][0] == "1", what="the lock")
+            # a wake-up: the session's round now waits for the lock
+            psql("SELECT pg_notify('ev', '%s:%d')" % (hexid, m + 1))
+            time.sleep(0.3)
+            psql("WITH c AS (SELECT i, repeat(chr(65 + i %% 26), %d) AS t "
+                 "FROM generate_series(0, %d) i), "
+                 "ins AS (INSERT INTO live_text (session_id, m, off, text) "
+                 "SELECT '%s', %d, i * %d, t FROM c) "
+                 "SELECT count(pg_notify('evd', json_build_object('s', '%s', 'm', %d, "
+                 "'off', i * %d, 'd', t)::text)) FROM c"
+                 % (size, chunks - 1, uuid, m, size, hexid, m, size))
+            th.join(self.LOCK_S + 30)
+            self.assertIn("released", locked)
+            whole = "".join(chr(65 + i % 26) * size for i in range(chunks))
+
+            def deltas():
+                out = []
+                for block in a.text().split("\n\n"):
+                    if block.startswith("event: output.message.delta"):
+                        out.append(json.loads(block.split("\ndata: ", 1)[1])["data"])
+                return out
+            wait_until(lambda: deltas() and deltas()[-1]["accumulated"] == whole, timeout=20,
+                       what="the whole text")
+            time.sleep(0.5)
+            ds = deltas()
+            self.assertEqual("".join(d["delta"] for d in ds), whole)
+            self.assertLess(len(ds), chunks, "some deltas were dropped")
+            self.assertIsNone(proc.poll())
+        finally:
+            for r in readers:
+                try:
+                    r.sock.close()
+                except OSError:
+                    pass
+            proc.terminate()
+            proc.wait(10)
+        self.assertEqual(proc.returncode, 0)
+        with open(log_path) as f:
+            self.assertIn("deltas held for stalled sessions passed 1 MB", f.read())
+
     def test_query_connections_setting(self):
         # one connection serves everything (rounds and requests share
         # it); out of range is clamped to 1..16, with a warning
