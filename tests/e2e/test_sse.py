@@ -619,6 +619,37 @@ class FcgiReader(threading.Thread):
         return out
 
 
+def open_stream_on(sock, sid, key, readers, query="", extra=None):
+    """A stream of session sid on the everruns-sse at sock, read in the
+    background (FcgiReader, added to readers)."""
+    p = {"REQUEST_METHOD": "GET",
+         "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else ""),
+         "QUERY_STRING": query, "HTTP_AUTHORIZATION": "Bearer " + key}
+    p.update(extra or {})
+    r = FcgiReader(fcgi_request(sock, p))
+    readers.append(r)
+    return r
+
+
+def lock_events(seconds):
+    """Hold LOCK TABLE events IN ACCESS EXCLUSIVE MODE for `seconds` in a
+    thread; returns (thread, dict) once the lock is granted; the dict gets
+    "released" (time.monotonic()) when it is let go."""
+    locked = {}
+
+    def hold():
+        psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
+             "SELECT pg_sleep(%d); COMMIT;" % seconds)
+        locked["released"] = time.monotonic()
+    th = threading.Thread(target=hold, daemon=True)
+    th.start()
+    wait_until(lambda: psql(
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
+        "AND l.granted")[0][0] == "1", what="the lock")
+    return th, locked
+
+
 class DatabaseStall(unittest.TestCase):
     """While the events table is locked (every query that reads it
     waits), the loop of everruns-sse goes on: heartbeats keep coming,
@@ -640,29 +671,12 @@ class DatabaseStall(unittest.TestCase):
             first_id = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][0]["id"]
 
             def open_stream(query="", extra=None):
-                p = {"REQUEST_METHOD": "GET",
-                     "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else ""),
-                     "QUERY_STRING": query, "HTTP_AUTHORIZATION": "Bearer " + key}
-                p.update(extra or {})
-                r = FcgiReader(fcgi_request(sock, p))
-                readers.append(r)
-                return r
+                return open_stream_on(sock, sid, key, readers, query, extra)
 
             a = open_stream()
             wait_until(lambda: a.first("event: connected"), what="stream a connected")
 
-            locked = {}
-
-            def hold_lock():
-                psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
-                     "SELECT pg_sleep(%d); COMMIT;" % self.LOCK_S)
-                locked["released"] = time.monotonic()
-            th = threading.Thread(target=hold_lock, daemon=True)
-            th.start()
-            wait_until(lambda: psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
-                "AND l.granted")[0][0] == "1", what="the lock")
+            th, locked = lock_events(self.LOCK_S)
             t_lock = time.monotonic()
             # a resumed stream: answered at once, its catch-up (a query on
             # events) waits for the lock on one query connection
@@ -736,26 +750,9 @@ class DatabaseStall(unittest.TestCase):
             first_id = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][0]["id"]
 
             def open_stream(query="", extra=None):
-                p = {"REQUEST_METHOD": "GET",
-                     "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid + ("?" + query if query else ""),
-                     "QUERY_STRING": query, "HTTP_AUTHORIZATION": "Bearer " + key}
-                p.update(extra or {})
-                r = FcgiReader(fcgi_request(sock, p))
-                readers.append(r)
-                return r
+                return open_stream_on(sock, sid, key, readers, query, extra)
 
-            locked = {}
-
-            def hold_lock():
-                psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
-                     "SELECT pg_sleep(%d); COMMIT;" % self.LOCK_S)
-                locked["released"] = time.monotonic()
-            th = threading.Thread(target=hold_lock, daemon=True)
-            th.start()
-            wait_until(lambda: psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
-                "AND l.granted")[0][0] == "1", what="the lock")
+            th, locked = lock_events(self.LOCK_S)
             t_lock = time.monotonic()
             c = open_stream("since_sequence=0")
             d = open_stream("", {"HTTP_LAST_EVENT_ID": first_id})
@@ -807,23 +804,9 @@ class DatabaseStall(unittest.TestCase):
             hexid = sid[4:]
             uuid = "%s-%s-%s-%s-%s" % (hexid[:8], hexid[8:12], hexid[12:16], hexid[16:20], hexid[20:])
             m = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][-1]["sequence"]
-            a = FcgiReader(fcgi_request(sock, {
-                "REQUEST_METHOD": "GET", "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid,
-                "QUERY_STRING": "", "HTTP_AUTHORIZATION": "Bearer " + key}))
-            readers.append(a)
+            a = open_stream_on(sock, sid, key, readers)
             wait_until(lambda: a.first("event: connected"), what="connected")
-            locked = {}
-
-            def hold_lock():
-                psql("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; "
-                     "SELECT pg_sleep(%d); COMMIT;" % self.LOCK_S)
-                locked["released"] = time.monotonic()
-            th = threading.Thread(target=hold_lock, daemon=True)
-            th.start()
-            wait_until(lambda: psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE c.relname = 'events' AND l.mode = 'AccessExclusiveLock' "
-                "AND l.granted")[0][0] == "1", what="the lock")
+            th, locked = lock_events(self.LOCK_S)
             # a wake-up: the session's round now waits for the lock
             psql("SELECT pg_notify('ev', '%s:%d')" % (hexid, m + 1))
             time.sleep(0.3)
