@@ -507,10 +507,7 @@ class SlowClient(unittest.TestCase):
     def test_lagging_client_is_caught_up(self):
         proc, sock, log_path = spawn_sse("lag", EVERRUNS_LOG_LEVEL="debug")
         try:
-            org = new_org("sse-lag")
-            key = org["api_key"]
-            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
-            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            key, sid = org_session("sse-lag")
             c = fcgi_request(sock, {"REQUEST_METHOD": "GET",
                                     "REQUEST_URI": "/api/v1/sessions/%s/sse" % sid,
                                     "QUERY_STRING": "", "HTTP_AUTHORIZATION": "Bearer " + key})
@@ -631,6 +628,24 @@ def open_stream_on(sock, sid, key, readers, query="", extra=None):
     return r
 
 
+def org_session(name):
+    """A new organization's API key and a session of its assistant."""
+    key = new_org(name)["api_key"]
+    agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
+    return key, api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+
+
+def close_all(proc, readers):
+    """Close the streams, then stop the spawned everruns-sse."""
+    for r in readers:
+        try:
+            r.sock.close()
+        except OSError:
+            pass
+    proc.terminate()
+    proc.wait(10)
+
+
 def lock_events(seconds):
     """Hold LOCK TABLE events IN ACCESS EXCLUSIVE MODE for `seconds` in a
     thread; returns (thread, dict) once the lock is granted; the dict gets
@@ -664,10 +679,7 @@ class DatabaseStall(unittest.TestCase):
                                   EVERRUNS_SSE_CYCLE_S=120)
         readers = []
         try:
-            org = new_org("sse-stall")
-            key = org["api_key"]
-            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
-            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            key, sid = org_session("sse-stall")
             first_id = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][0]["id"]
 
             def open_stream(query="", extra=None):
@@ -725,13 +737,7 @@ class DatabaseStall(unittest.TestCase):
                               for blk in a.text().split("\n\n") if "\nid: evt_" in blk], TURN)
             self.assertIsNone(proc.poll())
         finally:
-            for r in readers:
-                try:
-                    r.sock.close()
-                except OSError:
-                    pass
-            proc.terminate()
-            proc.wait(10)
+            close_all(proc, readers)
         self.assertEqual(proc.returncode, 0)
 
     def test_query_timeout(self):
@@ -743,10 +749,7 @@ class DatabaseStall(unittest.TestCase):
         proc, sock, log_path = spawn_sse("qtimeout", EVERRUNS_SSE_QUERY_TIMEOUT_S=1)
         readers = []
         try:
-            org = new_org("sse-qtimeout")
-            key = org["api_key"]
-            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
-            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            key, sid = org_session("sse-qtimeout")
             first_id = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][0]["id"]
 
             def open_stream(query="", extra=None):
@@ -776,13 +779,7 @@ class DatabaseStall(unittest.TestCase):
             wait_until(lambda: e.first("event: connected"), what="stream e connected")
             self.assertIsNone(proc.poll())
         finally:
-            for r in readers:
-                try:
-                    r.sock.close()
-                except OSError:
-                    pass
-            proc.terminate()
-            proc.wait(10)
+            close_all(proc, readers)
         self.assertEqual(proc.returncode, 0)
         with open(log_path) as f:
             text = f.read()
@@ -797,10 +794,7 @@ class DatabaseStall(unittest.TestCase):
         readers = []
         chunks, size = 300, 4000
         try:
-            org = new_org("sse-deltacap")
-            key = org["api_key"]
-            agent = api("GET", "/api/v1/agents/assistant", key=key).json["id"]
-            sid = api("POST", "/api/v1/sessions", {"agent_id": agent}, key=key).json["id"]
+            key, sid = org_session("sse-deltacap")
             hexid = sid[4:]
             uuid = "%s-%s-%s-%s-%s" % (hexid[:8], hexid[8:12], hexid[12:16], hexid[16:20], hexid[20:])
             m = api("GET", "/api/v1/sessions/%s/events" % sid, key=key).json["data"][-1]["sequence"]
@@ -835,13 +829,7 @@ class DatabaseStall(unittest.TestCase):
             self.assertLess(len(ds), chunks, "some deltas were dropped")
             self.assertIsNone(proc.poll())
         finally:
-            for r in readers:
-                try:
-                    r.sock.close()
-                except OSError:
-                    pass
-            proc.terminate()
-            proc.wait(10)
+            close_all(proc, readers)
         self.assertEqual(proc.returncode, 0)
         with open(log_path) as f:
             self.assertIn("deltas held for stalled sessions passed 1 MB", f.read())
