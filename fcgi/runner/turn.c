@@ -140,7 +140,6 @@ static const struct llm_sink sink_proto = {
 
 /* --- reasoning -----------------------------------------------------------*/
 
-static void reason_begin(struct runner *r, struct turn *t);
 
 static void reset_message(struct turn *t)
 {
@@ -258,7 +257,7 @@ out:
 	buf_release(&err);
 }
 
-static void reason_begin(struct runner *r, struct turn *t)
+void turn_reason_begin(struct runner *r, struct turn *t)
 {
 	struct json_object *d, *md;
 	char ref[40];
@@ -274,7 +273,7 @@ static void reason_begin(struct runner *r, struct turn *t)
 		return;
 	}
 	/* image parts given by url are fetched first, one at a time; each
-	 * fetch's end calls reason_begin again */
+	 * fetch's end calls turn_reason_begin again */
 	if ((t->img_fetch = image_fetch_next(r, t))) {
 		t->phase = PH_REASON; /* waits for the fetch, like an LLM call */
 		return;
@@ -452,8 +451,6 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 	return 1;
 }
 
-static void act_fetch_done(struct runner *r, struct turn *t, CURLcode rc);
-
 /* A transfer ended: an LLM call (curl, or an llmsim script) or the
  * fetch_url of the act phase. */
 void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
@@ -463,7 +460,7 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 	int ok;
 
 	if (t->fetch) { /* the act phase's transfer, not an LLM call */
-		act_fetch_done(r, t, rc);
+		turn_act_fetch_done(r, t, rc);
 		return;
 	}
 	if (t->img_fetch) { /* a url image before reasoning */
@@ -471,7 +468,7 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 		buf_init(&why, 0);
 		t->img_fetch = NULL;
 		if (image_fetch_done(r, f, rc, &why) == 0)
-			reason_begin(r, t);
+			turn_reason_begin(r, t);
 		else
 			turn_fail(t, "image_unavailable", "%s", why.data);
 		image_fetch_free(r, f);
@@ -546,148 +543,6 @@ static void sim_play(struct runner *r, struct turn *t)
 	}
 }
 
-/* The effective config of the capability that provides tool `name`, or
- * NULL if no capability of this turn provides it. */
-static struct json_object *tool_config(struct turn *t, const char *name)
-{
-	const char *cap = tools_capability_of(name);
-	return cap ? jx_get(t->capcfg, cap) : NULL;
-}
-
-/* tool_ctx.emit: a tool's event (file.written) in the turn's order. */
-static void tool_event(void *arg, const char *type, const char *data)
-{
-	writer_event(arg, type, xstrdup(data), 0, 0, EV_NORMAL, NULL);
-}
-
-static void act_complete(struct runner *r, struct turn *t,
-			 enum tool_status st, struct buf *result,
-			 struct buf *error);
-
-/* Start the next tool of the act phase (one per loop pass, so cancels are
- * seen between tools). fetch_url goes onto the curl multi and completes
- * in turn_transfer_done; the others run here. */
-static void act_step(struct runner *r, struct turn *t)
-{
-	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
-	const char *name = jx_gets(c, "name");
-	const char *a = jx_gets(c, "arguments");
-	struct json_object *d, *tc, *args = NULL, *cfg;
-	struct buf result = BUF_INIT, error = BUF_INIT;
-	struct apierr e;
-	enum tool_status st = TOOL_ERROR;
-
-	t->tool_t0 = now_ms();
-	buf_init(&result, 0);
-	buf_init(&error, 0);
-	d = jx_obj();
-	tc = jx_obj();
-	jx_put_str(tc, "id", jx_gets(c, "id"));
-	jx_put_str(tc, "name", name);
-	/* models often send "" for a tool without parameters */
-	args = *a ? jx_parse(a, strlen(a), &e) : json_object_new_object();
-	json_object_object_add(tc, "arguments",
-			       args ? json_object_get(args) : json_object_new_string(a));
-	json_object_object_add(d, "tool_call", tc);
-	turn_emit(t, "tool.started", d, 0, 0, EV_NORMAL, NULL);
-
-	cfg = tool_config(t, name);
-	if (!args || !json_object_is_type(args, json_type_object)) {
-		buf_adds(&error, "the arguments are not a JSON object");
-	} else if (!cfg) {
-		buf_addf(&error, "no tool named '%s' is available", name);
-	} else if (!strcmp(name, "fetch_url")) {
-		t->fetch = web_fetch_new(args, cfg, &error);
-		if (t->fetch) {
-			curl_easy_setopt(web_fetch_easy(t->fetch), CURLOPT_PRIVATE, t);
-			curl_multi_add_handle(r->multi, web_fetch_easy(t->fetch));
-			goto out; /* completes in turn_transfer_done */
-		}
-	} else {
-		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id,
-				       cfg, tool_event, t};
-		st = tools_run(&ctx, name, args, &result, &error);
-		if (st == TOOL_UNKNOWN) {
-			buf_reset(&error);
-			buf_addf(&error, "the tool '%s' cannot run here", name);
-			st = TOOL_ERROR;
-		}
-	}
-	act_complete(r, t, st, &result, &error);
-out:
-	json_object_put(args);
-	buf_release(&result);
-	buf_release(&error);
-}
-
-/* The fetch_url transfer of the current tool ended. */
-static void act_fetch_done(struct runner *r, struct turn *t, CURLcode rc)
-{
-	struct buf result = BUF_INIT, error = BUF_INIT;
-	enum tool_status st;
-
-	buf_init(&result, 0);
-	buf_init(&error, 0);
-	curl_multi_remove_handle(r->multi, web_fetch_easy(t->fetch));
-	st = web_fetch_done(t->fetch, rc, &result, &error);
-	web_fetch_free(t->fetch);
-	t->fetch = NULL;
-	if (!t->dropped && t->phase == PH_ACT)
-		act_complete(r, t, st, &result, &error);
-	buf_release(&result);
-	buf_release(&error);
-}
-
-/* Record the current tool's outcome; after the last one, reason again. */
-static void act_complete(struct runner *r, struct turn *t,
-			 enum tool_status st, struct buf *result,
-			 struct buf *error)
-{
-	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
-	struct json_object *d;
-	struct apierr e;
-
-	d = jx_obj();
-	jx_put_str(d, "tool_call_id", jx_gets(c, "id"));
-	jx_put_str(d, "tool_name", jx_gets(c, "name"));
-	json_object_object_add(d, "success", json_object_new_boolean(st == TOOL_OK));
-	jx_put_str(d, "status", st == TOOL_OK ? "success" : "error");
-	if (st == TOOL_OK) {
-		struct json_object *rv = NULL;
-		if (result->len > (size_t)r->tool_result_max) {
-			jx_put_int(d, "size_bytes", (long long)result->len);
-			json_object_object_add(d, "truncated", json_object_new_boolean(1));
-			result->len = (size_t)r->tool_result_max;
-			while (result->len && ((unsigned char)result->data[result->len] & 0xC0) == 0x80)
-				result->len--;
-			result->data[result->len] = '\0';
-			rv = json_object_new_string(result->data);
-		} else {
-			rv = jx_parse(result->data, result->len, &e);
-			if (!rv)
-				rv = json_object_new_string(result->data);
-		}
-		json_object_object_add(d, "result", rv);
-		t->act_ok++;
-	} else {
-		jx_put_str(d, "error", error->data);
-		t->act_err++;
-	}
-	jx_put_int(d, "duration_ms", now_ms() - t->tool_t0);
-	turn_note_event(t, "tool.completed", d);
-	turn_emit(t, "tool.completed", d, 0, 0, EV_NORMAL, NULL);
-
-	if (++t->act_next < json_object_array_length(t->calls))
-		return;
-	d = jx_obj();
-	json_object_object_add(d, "completed", json_object_new_boolean(1));
-	jx_put_int(d, "success_count", t->act_ok);
-	jx_put_int(d, "error_count", t->act_err);
-	jx_put_int(d, "duration_ms", now_ms() - t->act_start_ms);
-	turn_emit(t, "act.completed", d, 0, 0, EV_NORMAL, NULL);
-	reason_begin(r, t);
-}
-
 void turn_step(struct runner *r, struct turn *t)
 {
 	long long now = now_ms();
@@ -715,7 +570,7 @@ void turn_step(struct runner *r, struct turn *t)
 		break;
 	case PH_ACT:
 		if (!t->fetch)
-			act_step(r, t);
+			turn_act_step(r, t);
 		break;
 	case PH_DONE:
 		break;
@@ -780,7 +635,7 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		return t;
 	}
 	turn_announce(t);
-	reason_begin(r, t);
+	turn_reason_begin(r, t);
 	return t;
 }
 

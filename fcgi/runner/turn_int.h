@@ -1,6 +1,7 @@
 /*
  * turn_int: what the parts of a turn share inside the runner. turn.c runs
- * the loop (reason, act, the LLM transfer, llmsim playback), turn_events.c
+ * the loop (reason, the LLM transfer, llmsim playback), turn_act.c the
+ * act phase (the tools), turn_events.c
  * builds what a turn says (events, messages, the terminal paths), and
  * turn_load.c reads a claimed turn's configuration and, for a takeover,
  * where it stands. Every function takes the turn it speaks for; the JSON
@@ -41,6 +42,12 @@ void turn_finish_cancel(struct turn *t);
  * model, prompt, tools and controls; a turn that cannot run is failed
  * here (phase PH_DONE). 0, or -1 if the turn is to be dropped. */
 int turn_load(struct runner *r, struct turn *t, const char *cfg);
+/* Reason: the next LLM call (or llmsim script) of the turn. */
+void turn_reason_begin(struct runner *r, struct turn *t);
+/* The act phase: start the next tool call; the end of its fetch_url
+ * transfer (from turn_transfer_done). */
+void turn_act_step(struct runner *r, struct turn *t);
+void turn_act_fetch_done(struct runner *r, struct turn *t, CURLcode rc);
 /* For a takeover: iterations so far and, in t->calls, the tool calls of
  * its last message still without a result; returns how many. */
 int turn_resume_point(struct turn *t);
