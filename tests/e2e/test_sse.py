@@ -609,7 +609,8 @@ class FcgiReader(threading.Thread):
 
     def seqs(self):
         out = []
-        for block in self.text().split("\n\n"):
+        # the last piece is a frame still arriving (or empty)
+        for block in self.text().split("\n\n")[:-1]:
             lines = block.split("\n")
             if any(l.startswith("id: evt_") for l in lines):
                 out.append(json.loads([l[6:] for l in lines if l.startswith("data: ")][0])["sequence"])
@@ -817,7 +818,8 @@ class DatabaseStall(unittest.TestCase):
 
             def deltas():
                 out = []
-                for block in a.text().split("\n\n"):
+                # the last piece is a frame still arriving (or empty)
+                for block in a.text().split("\n\n")[:-1]:
                     if block.startswith("event: output.message.delta"):
                         out.append(json.loads(block.split("\ndata: ", 1)[1])["data"])
                 return out
