@@ -6,7 +6,7 @@
 --
 -- jit = off: a round of some 600 sessions or more is estimated above
 -- jit_above_cost, and compiling it took 21 ms of a 65 ms round (measured,
--- 1,000 sessions) for a query that runs in about 10 ms without. The
+-- 1,000 sessions) for a query that runs in about 12 ms without. The
 -- setting holds for the query inside whatever the database's jit setting
 -- is, and through PgBouncer too (nothing is set on the connection).
 -- PL/pgSQL rather than SQL: it keeps the query's plan for the backend's
