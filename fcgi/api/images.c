@@ -133,14 +133,19 @@ void h_images_create(struct req *rq)
 	PQclear(res);
 }
 
+/* An images row for api_image() without reading its bytes: the table's
+ * columns in their order, data as NULL. */
+#define IMAGE_NO_DATA \
+	"SELECT id, org_id, session_id, filename, media_type, size_bytes, " \
+	"NULL::bytea AS data, attached, created_at FROM images "
+
 void h_images_list(struct req *rq)
 {
 	static const char q[] =
 		"SELECT json_build_object('data', coalesce((SELECT json_agg("
 		"api_image(i) ORDER BY i.created_at DESC, i.id DESC) FROM "
-		"(SELECT id, org_id, session_id, filename, media_type, "
-		"size_bytes, NULL::bytea AS data, attached, created_at "
-		"FROM images WHERE org_id = $1 ORDER BY created_at DESC, "
+		"(" IMAGE_NO_DATA
+		"WHERE org_id = $1 ORDER BY created_at DESC, "
 		"id DESC OFFSET $2 LIMIT $3) i), '[]'), "
 		"'total', (SELECT count(*) FROM images WHERE org_id = $1), "
 		"'offset', $2::int, 'limit', $3::int)";
@@ -151,9 +156,8 @@ void h_images_list(struct req *rq)
 void h_images_get(struct req *rq)
 {
 	static const char q[] =
-		"SELECT api_image(i)::text FROM (SELECT id, org_id, session_id, "
-		"filename, media_type, size_bytes, NULL::bytea AS data, "
-		"attached, created_at FROM images WHERE id = $1 AND org_id = $2) i";
+		"SELECT api_image(i)::text FROM (" IMAGE_NO_DATA
+		"WHERE id = $1 AND org_id = $2) i";
 	char id[33];
 	const char *p[2] = {id, rq->org};
 
