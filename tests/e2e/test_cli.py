@@ -50,8 +50,15 @@ class Proc:
         self.p.stdin.flush()
 
     def wait_out(self, needle, timeout=20):
-        return wait_until(lambda: needle in self.stdout(), timeout=timeout,
-                          what="%r in the output (got %r)" % (needle, self.stdout()[-300:]))
+        try:
+            return wait_until(lambda: needle in self.stdout(), timeout=timeout,
+                              what="%r in the output" % needle)
+        except AssertionError as e:
+            # what the program said and whether it is still running, so
+            # a failure can be told from a hang
+            raise AssertionError("%s; stdout %r; stderr %r; exit status %r"
+                                 % (e, self.stdout()[-300:], self.stderr()[-600:],
+                                    self.p.poll())) from None
 
     def finish(self, timeout=30):
         try:
