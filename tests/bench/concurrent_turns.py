@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evr import api, psql, stack_pid, BUILDDIR  # noqa: E402
 from benchlib import pool  # noqa: E402
+import figures  # noqa: E402
 
 N = int(os.environ.get("BENCH_CONCURRENT", "1000"))
 HZ = os.sysconf("SC_CLK_TCK")
@@ -84,6 +85,12 @@ def main():
               % (peak / 1e6, rss0 / 1e6, cpu1 - cpu0, wall, (cpu1 - cpu0) / wall))
         print("    reference, the fake provider serving the streams: peak RSS %.1f MB, %.2f cores"
               % (fpeak / 1e6, (fcpu1 - fcpu0) / wall))
+        figures.record("concurrent turns completed", done, "turns")
+        figures.record("concurrent turns, wall time", wall, "s", better="lower", kind="throughput")
+        figures.record("runner peak RSS, %d concurrent turns" % N, peak / 1e6, "MB", better="lower",
+                       reference="idle %.1f MB" % (rss0 / 1e6))
+        figures.record("runner CPU, %d concurrent turns" % N, (cpu1 - cpu0) / wall, "cores", better="lower",
+                       reference="fake provider %.2f cores" % ((fcpu1 - fcpu0) / wall))
     finally:
         fake.kill()
 

@@ -48,3 +48,12 @@ print("  API upload (PUT, raw bytes)     %8.1f MB/s  (%.1f ms per file)" % (mb(t
 print("  API download (_/download)       %8.1f MB/s  (%.1f ms per file)" % (mb(td), td / rounds * 1000))
 print("    download = %.2f x nginx static, upload = %.2f x nginx static" % (ts / td, ts / tu))
 PY
+mbs() { python3 -c "import sys; s, r, t = map(float, sys.argv[1:]); print(s * r / t / 1e6)" "$SIZE" "$ROUNDS" "$1"; }
+ratio() { python3 -c "import sys; print(float(sys.argv[1]) / float(sys.argv[2]))" "$1" "$2"; }
+figure "nginx static GET, 10 MB" "$(mbs "$T_STATIC")" MB/s --better higher
+figure "API upload, 10 MB" "$(mbs "$T_UP")" MB/s --better higher
+figure "API download, 10 MB" "$(mbs "$T_DOWN")" MB/s --better higher
+figure "API upload / nginx static" "$(ratio "$T_STATIC" "$T_UP")" x --kind ratio --target 0.25 \
+	--reference "nginx static GET of the same file"
+figure "API download / nginx static" "$(ratio "$T_STATIC" "$T_DOWN")" x --kind ratio \
+	--reference "nginx static GET of the same file"

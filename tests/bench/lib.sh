@@ -63,7 +63,15 @@ bench_pgbench() {
 	"${run[@]}" "$EVR_PG_BINDIR/pgbench" -d "$EVR_DATABASE_URL" "$@"
 }
 
-# wrk_stats OUTPUT: "rps p50_ms p99_ms" from `wrk --latency` output
+# figure NAME VALUE UNIT [options of figures.py record]: keep a figure for
+# the run's report (a no-op unless tests/bench/run set $BENCH_FIGURES)
+figure() {
+	python3 "$SRCDIR/tests/bench/figures.py" record "$@"
+}
+
+# wrk_stats OUTPUT: "rps p50_ms p99_ms pcts" from `wrk --latency` output;
+# pcts ("P:MS,P:MS,...") comes from the lines of wrk_pct.lua when wrk ran
+# with `-s "$SRCDIR/tests/bench/wrk_pct.lua"`, else "-".
 wrk_stats() {
 	python3 - "$1" <<'PY'
 import re, sys
@@ -76,6 +84,7 @@ def ms(p):
 errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 if errs:
     sys.exit("wrk saw %s non-2xx responses" % errs.group(1))
-print("%.0f %.2f %.2f" % (rps, ms(50), ms(99)))
+pcts = ",".join("%s:%s" % m for m in re.findall(r"^pct ([\d.]+) ([\d.]+)$", t, re.M)) or "-"
+print("%.0f %.2f %.2f %s" % (rps, ms(50), ms(99), pcts))
 PY
 }

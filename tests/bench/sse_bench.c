@@ -222,6 +222,29 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The distribution of sorted v (seconds), for the bench report: one line
+ * "WHAT<TAB>P:MS,P:MS,..." appended to the file $BENCH_PCTS, if set. */
+static void report_pcts(const char *what, const double *v, size_t n)
+{
+	static const double ps[] = {1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9};
+	const char *path = getenv("BENCH_PCTS");
+	FILE *f;
+	size_t i;
+
+	if (!path || !*path || !(f = fopen(path, "a")))
+		return;
+	fprintf(f, "%s\t", what);
+	for (i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+		/* the rank report() uses: v[n / 2] is its p50 */
+		size_t k = (size_t)((double)n * ps[i] / 100);
+
+		fprintf(f, "%s%g:%.3f", i ? "," : "", ps[i],
+			v[k < n ? k : n - 1] * 1e3);
+	}
+	fprintf(f, "\n");
+	fclose(f);
+}
+
 static void report(const char *what, double *v, size_t n)
 {
 	if (!n) {
@@ -232,6 +255,7 @@ static void report(const char *what, double *v, size_t n)
 	printf("%-28s n=%-7zu p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n",
 	       what, n, v[n / 2] * 1e3, v[(size_t)((double)n * 0.99)] * 1e3,
 	       v[n - 1] * 1e3);
+	report_pcts(what, v, n);
 }
 
 static int hold(int seconds)

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evr  # noqa: E402
 from evr import api, new_org, stack_pid, stack_env, BUILDDIR, HOME  # noqa: E402
 from benchlib import pool  # noqa: E402
+import figures  # noqa: E402
 
 BENCH = os.path.join(BUILDDIR, "tests", "bench", "sse-bench")
 PORT = stack_env("EVR_HTTP_PORT")
@@ -114,18 +115,45 @@ def idle():
           "client plus upstream connection)"
           % (len(workers), before[1] / 1024, held["nginx"] / 1024,
              (held["nginx"] - before[1]) / len(lines)))
+    figures.record("everruns-sse RSS with %d idle streams" % len(lines), held["sse"] / 1024, "MB",
+                   "lower", reference="idle %.1f MB" % (before[0] / 1024))
+    figures.record("everruns-sse RSS / 256 MB target, %d idle streams" % len(lines),
+                   held["sse"] / 1024 / 256, "x", "lower", "ratio", target=1.0)
+    figures.record("nginx RSS per idle stream", (held["nginx"] - before[1]) / len(lines), "KB", "lower")
+
+
+def fanout_case(title, label, args, lines):
+    """One sse-bench fanout run; its distributions become figures."""
+    print(title)
+    pcts_file = os.path.join(HOME, "bench-pcts.txt")
+    if os.path.exists(pcts_file):
+        os.unlink(pcts_file)
+    os.environ["BENCH_PCTS"] = pcts_file
+    run(args, lines)
+    if not os.path.exists(pcts_file):
+        return
+    with open(pcts_file) as f:
+        for line in f:
+            what, spec = line.rstrip("\n").split("\t")
+            pcts = [tuple(map(float, x.split(":"))) for x in spec.split(",")]
+            p = dict(pcts)
+            ref = "libpq LISTEN" in what
+            name = "%s, %s" % (label, "LISTEN reference" if ref else "SSE commit-to-client")
+            p50_target = 1 if label == "light load" and not ref else None
+            p99_target = 50 if label != "light load" and not ref else None
+            figures.record(name + " p50", p[50.0], "ms", "lower", "latency", pcts=pcts,
+                           target=p50_target)
+            figures.record(name + " p99", p[99.0], "ms", "lower", "latency", target=p99_target)
 
 
 def fanout():
     conninfo = stack_env("EVR_DATABASE_URL")
-    print("light load: 1 stream, one event per round, 200 rounds")
-    one = sessions(1, 1)
-    run(["fanout", "127.0.0.1", PORT, conninfo, "200"], one)
-    print("one event to 1,000 streams of one session, 30 rounds")
-    s = sessions(1, 1)
-    run(["fanout", "127.0.0.1", PORT, conninfo, "30"], s * 1000)
-    print("one event to each of 1,000 sessions (one commit), one stream each, 20 rounds")
-    run(["fanout", "127.0.0.1", PORT, conninfo, "20"], sessions(1, 1000))
+    fanout_case("light load: 1 stream, one event per round, 200 rounds", "light load",
+                ["fanout", "127.0.0.1", PORT, conninfo, "200"], sessions(1, 1))
+    fanout_case("one event to 1,000 streams of one session, 30 rounds", "1,000 streams of one session",
+                ["fanout", "127.0.0.1", PORT, conninfo, "30"], sessions(1, 1) * 1000)
+    fanout_case("one event to each of 1,000 sessions (one commit), one stream each, 20 rounds",
+                "1,000 sessions", ["fanout", "127.0.0.1", PORT, conninfo, "20"], sessions(1, 1000))
 
 
 if __name__ == "__main__":

@@ -21,15 +21,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evr import api, psql  # noqa: E402
 from benchlib import pool as run_threads  # noqa: E402
+import figures  # noqa: E402
 
 N_TURNS = int(os.environ.get("BENCH_TURNS", "1000"))
 N_SESSIONS = int(os.environ.get("BENCH_SESSIONS", "400"))
 TOOLS_PER_TURN = 20
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+pct = figures.pct
 
 
 def setup():
@@ -78,6 +77,9 @@ def overhead(model, base, per_session):
           % (pct(lat, 50), pct(lat, 99)))
     print("    server input.message -> turn.completed  p50 %.2f ms  p99 %.2f ms  (targets p50 <= 5, p99 <= 20)"
           % (pct(srv, 50), pct(srv, 99)))
+    figures.latency("turn overhead, client, %d per session" % per_session, lat)
+    figures.latency("turn overhead, server, %d per session" % per_session, srv)
+    return pct(srv, 50)
 
 
 def event_writes(model, base):
@@ -105,6 +107,11 @@ def event_writes(model, base):
     n, span = int(n), float(span)
     print("  durable event writes: %d turns x %d tool calls at once, %d events" % (N_SESSIONS, TOOLS_PER_TURN, n))
     print("    runner: %.0f events/s over %.2f s of writes (wall %.1f s incl. posting)" % (n / span, span, wall))
+    figures.record("durable event writes, runner", n / span, "events/s")
+    out = os.environ.get("BENCH_EVENTS_OUT")
+    if out:
+        with open(out, "w") as f:
+            f.write("%.1f\n" % (n / span))
     assert int(psql("SELECT count(*) FROM events")[0][0]) - before == n
     return n
 
@@ -114,8 +121,13 @@ def main():
     model, base = setup()
     # a conversation's own history grows with it; the overhead of a turn
     # is measured on conversations of 10 turns, and once on one long one
-    overhead(model, base, 10)
-    overhead(model, base, N_TURNS)
+    short = overhead(model, base, 10)
+    long_ = overhead(model, base, N_TURNS)
+    print("    p50 in one conversation of %d turns = %.2f x p50 in 10-turn conversations (target <= 1.2)"
+          % (N_TURNS, long_ / short))
+    figures.record("turn overhead p50, long / 10-turn conversations", long_ / short, "x",
+                   better="lower", kind="ratio", target=1.2,
+                   reference="server p50 in 10-turn conversations, same run")
     event_writes(model, base)
 
 
