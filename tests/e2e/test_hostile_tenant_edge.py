@@ -208,7 +208,16 @@ class NginxErrorsAreJson(EdgeCase):
         with self.watch("malformed requests"):
             for what, data, status in cases:
                 with self.subTest(what):
+                    t0 = time.monotonic()
                     self.assert_json_error(raw_request(data), status)
+                    print("\n    %s: %d in %.1f ms" % (what, status, 1000 * (time.monotonic() - t0)),
+                          end="")
+            # the same again for a second, the bystander running
+            end, n = time.monotonic() + 1, 0
+            while time.monotonic() < end and n < 2000:
+                what, data, status = cases[n % len(cases)]
+                self.assertEqual(raw_request(data).status, status, what)
+                n += 1
             # plain HTTP to the TLS port (nginx's 497)
             r = raw_request(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                             port=HTTPS_PORT)
@@ -265,13 +274,23 @@ class BodyAfterKey(EdgeCase):
                    ("/api/v1/sessions/%s/fs/big.bin" % sid, "application/octet-stream", 30 * mb),
                    ("/api/v1/images", "multipart/form-data; boundary=x", 20 * mb)]
         out = []
-        with self.watch("three 30 MB uploads with a bad key"):
-            ts = [threading.Thread(target=self.bad_key_upload, args=t + (out,)) for t in targets]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join(90)
-        self.assertEqual(len(out), len(targets))
+        with self.watch("bad-key uploads of 30 MiB (3 at a time, 1.5 s)"):
+            end, rounds = time.monotonic() + 1.5, 0
+            while rounds < 1 or (time.monotonic() < end and rounds < 300):
+                ts = [threading.Thread(target=self.bad_key_upload, args=t + (out,))
+                      for t in targets]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join(90)
+                rounds += 1
+                if rounds == 1:
+                    self.assertEqual(len(out), len(targets))
+                    first = list(out)
+        for path, r, _, _ in out:
+            self.assertEqual(r.status, 401, path)
+        print("\n    %d uploads refused" % len(out), end="")
+        out = first
         for path, r, (secs, sent), size in out:
             print("\n    %s: %d after %.3f s, %.1f MiB of %.0f sent by then"
                   % (path.replace(sid, "{id}"), r.status, secs, sent / 2**20, size / 2**20), end="")
