@@ -222,6 +222,12 @@ class NginxErrorsAreJson(EdgeCase):
             r = raw_request(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                             port=HTTPS_PORT)
             self.assert_json_error(r, 400, "bad_request")
+            # the access log names the path asked for, not the error page
+            path = evr.HOME + "/log/nginx-access.log"
+            evr.wait_until(lambda: '"GET /no-such-file.html HTTP/1.1" 404' in open(path).read(),
+                           timeout=5, what="the access log line of the 404")
+            # (but for the one asked for by its name, answered 404)
+            self.assertNotRegex(open(path).read(), r'/_evr_error/\d+ HTTP/1\.1" (?!404)')
             # the API's own errors pass unchanged
             r = get("/api/v1/no-such-route", key)
             self.assert_json_error(r, 404, "not_found")
