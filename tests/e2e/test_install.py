@@ -102,6 +102,9 @@ class Install(unittest.TestCase):
         site = self.read("etc/everruns/nginx-site.conf")
         self.assertIn("root %s/usr/share/everruns/www;" % self.root, site)
         self.assertIn("worker_connections", site)  # the advice about Debian's 768
+        # nginx's error pages (conf/nginx-errors.conf) in each of its servers
+        self.assertNotIn("@ERROR_PAGES@", site)
+        self.assertEqual(site.count("error_page 429 /_evr_error/429;"), 3)
         tls = os.path.join(evr.HOME, "tls")
         site = site.replace("/etc/ssl/certs/everruns.crt", tls + "/server.crt")
         site = site.replace("/etc/ssl/private/everruns.key", tls + "/server.key")
