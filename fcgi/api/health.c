@@ -8,13 +8,15 @@
  * While no runner is alive nothing runs or ends turns, so the API does:
  * api_fail_unclaimed() (here and on GET /sessions/{id}, what a client
  * looking at a stuck session calls) fails the turns that waited more than
- * no_runner_timeout_s with error_code no_runner (evr_fail_unclaimed).
+ * no_runner_timeout_s with error_code no_runner (evr_fail_unclaimed), at
+ * most once a second per process.
  */
 #include "api.h"
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 static double alive_s(void)
 {
@@ -25,9 +27,22 @@ static double alive_s(void)
 void api_fail_unclaimed(struct req *rq)
 {
 	static const char q[] = "SELECT evr_fail_unclaimed($1, $2)";
+	static long long last; /* ms; shared by the process's threads */
 	char wait[32], alive[32];
 	const char *p[2] = {wait, alive};
 	double w = config_double("no_runner_timeout_s", 180);
+	struct timespec ts;
+	long long now, prev;
+
+	/* at most once a second per process: it is on a hot read path, and
+	 * the turns it fails have waited minutes */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+	if (now - prev < 1000 ||
+	    !__atomic_compare_exchange_n(&last, &prev, now, 0,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
 
 	snprintf(wait, sizeof(wait), "%g", w >= 1 && w <= 86400 ? w : 180);
 	snprintf(alive, sizeof(alive), "%g", alive_s());
