@@ -276,6 +276,31 @@ class Connections(Base):
               % (time.monotonic() - t0))
 
 
+    def test_sse_gives_up_a_silent_database_in_time(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        self.addCleanup(s.close)
+        binary = evr.stack_env("EVR_SSE_BIN") or os.path.join(evr.BUILDDIR, "fcgi", "sse",
+                                                                "everruns-sse")
+        env = evr._stack_environ()
+        env.update({"EVERRUNS_DATABASE_URL": "host=127.0.0.1 port=%d dbname=everruns "
+                    "user=everruns" % s.getsockname()[1], "EVERRUNS_DB_CONNECT_TIMEOUT_S": "1"})
+        log = os.path.join(evr.HOME, "log", "sse-faults.log")
+        with open(log, "wb") as out:
+            p = subprocess.Popen(evr._as_run_user(
+                [binary, "--socket", os.path.join(evr.HOME, "run", "sse-faults.sock")]),
+                env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        self.extras.append(p)
+
+        def gave_up():
+            with open(log, errors="replace") as f:
+                return "LISTEN connection: timed out" in f.read()
+        t0 = time.monotonic()
+        wait_until(gave_up, timeout=4, what="everruns-sse to give up connecting")
+        print("a silent database: everruns-sse gave up after %.1f s" % (time.monotonic() - t0))
+
+
 class Writes(Base):
     def test_failed_flight_writes_nothing_after_it(self):
         name, mid = self.model()
