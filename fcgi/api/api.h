@@ -201,6 +201,8 @@ void api_models_page(struct req *rq, const char *provider_hex,
 
 /* --- handlers, one file per resource -------------------------------------*/
 void h_health(struct req *rq);
+/* health.c: fail the turns no runner is alive to run (no_runner). */
+void api_fail_unclaimed(struct req *rq);
 void h_metrics(struct req *rq);
 
 void h_me(struct req *rq);

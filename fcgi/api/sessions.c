@@ -212,6 +212,7 @@ void h_sessions_get(struct req *rq)
 	const char *p[2] = {id, rq->org};
 	if (api_id(rq, rq->cap[0], "ses", "session_id", id) != 0)
 		return;
+	api_fail_unclaimed(rq);
 	api_send_json_row(rq, 200, "Session not found", q, 2, p);
 }
 

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "db.h"
 #include "buf.h"
+#include "config.h"
 #include "log.h"
 
 #include <poll.h>
@@ -16,12 +17,56 @@ static void on_notice(void *arg, const char *msg)
 	log_debug("sql notice: %s", msg);
 }
 
+static char app_name[64];
+
+void db_application_name(const char *name)
+{
+	snprintf(app_name, sizeof(app_name), "%s", name ? name : "");
+}
+
+/* Open a connection with bounded waits: connect_timeout for the whole
+ * connection set-up, TCP keepalives and tcp_user_timeout so a half-open
+ * connection (a host or network gone) fails in about a minute instead of
+ * freezing the caller until the kernel gives up. libpq ignores the TCP
+ * settings on a unix socket; later keywords override what the connection
+ * string says, PQreset reuses them. */
+static PGconn *open_conn(const char *conninfo)
+{
+	static const char *const kw[] = {
+		"dbname", "connect_timeout", "keepalives", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
+		"application_name", NULL};
+	char ct[16], idle[16], utm[24];
+	long c = config_long("db_connect_timeout_s", 10);
+	long k = config_long("db_keepalive_idle_s", 30);
+	const char *val[9];
+
+	if (c < 1 || c > 300)
+		c = 10;
+	if (k < 1 || k > 3600)
+		k = 30;
+	snprintf(ct, sizeof(ct), "%ld", c);
+	snprintf(idle, sizeof(idle), "%ld", k);
+	/* unacknowledged data: the same bound as an idle connection's */
+	snprintf(utm, sizeof(utm), "%ld", (k + 30) * 1000);
+	val[0] = conninfo;
+	val[1] = ct;
+	val[2] = "1";
+	val[3] = idle;
+	val[4] = "10";
+	val[5] = "3";
+	val[6] = utm;
+	val[7] = app_name; /* "": ignored, the connection string's stays */
+	val[8] = NULL;
+	return PQconnectdbParams(kw, val, 1);
+}
+
 int db_connect(struct db *db, const char *conninfo, int prepared_mode)
 {
 	memset(db, 0, sizeof(*db));
 	db->conninfo = xstrdup(conninfo);
 	db->prepared_mode = prepared_mode;
-	db->conn = PQconnectdb(conninfo);
+	db->conn = open_conn(conninfo);
 	db->generation = 1;
 	PQsetNoticeProcessor(db->conn, on_notice, NULL);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
@@ -77,7 +122,7 @@ static int server_closed(struct db *db)
 int db_ensure(struct db *db)
 {
 	if (!db->conn) {
-		db->conn = PQconnectdb(db->conninfo);
+		db->conn = open_conn(db->conninfo);
 		PQsetNoticeProcessor(db->conn, on_notice, NULL);
 		if (PQstatus(db->conn) == CONNECTION_OK)
 			return 0;

@@ -34,7 +34,12 @@ struct db {
 	unsigned nstmts;
 };
 
-/* Connect; returns 0, or -1 (logged). db->conn stays set either way so a
+/* application_name of the connections opened from now on (NULL or "":
+ * the connection string's). */
+void db_application_name(const char *name);
+
+/* Connect (connect_timeout db_connect_timeout_s, TCP keepalives after
+ * db_keepalive_idle_s); returns 0, or -1 (logged). db->conn stays set either way so a
  * later call can retry. */
 int db_connect(struct db *db, const char *conninfo, int prepared_mode);
 void db_close(struct db *db);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
 static CURLM *wake_multi;
@@ -45,10 +46,15 @@ static void setup(struct runner *r)
 	r->llm_idle_s = config_long("llm_idle_timeout_s", 120);
 	r->llm_total_s = config_long("llm_call_timeout_s", 600);
 	r->turn_wall_s = config_long("turn_wall_time_s", 1800);
+	r->tool_timeout_s = config_long("tool_timeout_s", 30);
+	if (r->tool_timeout_s < 1 || r->tool_timeout_s > 3600)
+		r->tool_timeout_s = 30;
 	r->tool_result_max = config_long("tool_result_max_bytes", 65536);
 	r->default_max_iterations = config_long("default_max_iterations", 50);
 	snprintf(def, sizeof(def), "%s/server.key", config_home());
 	keyring_init(&r->keys, config_get("server_key_file", def));
+	snprintf(def, sizeof(def), "everruns-runner/%d", (int)getpid());
+	db_application_name(def);
 	db_connect(&r->listen, conninfo, 1);
 	db_connect(&r->write, conninfo, 1);
 	db_connect(&r->write2, conninfo, 1);
@@ -104,7 +110,7 @@ static void loop(struct runner *r)
 {
 	long long drain_deadline = 0;
 	long long drain_ms = config_long("drain_s", 20) * 1000;
-	int want_claim = 1, running;
+	int want_claim = 1, woke = 0, running;
 
 	while (!(r->draining && (r->inflight == 0 || now_ms() >= drain_deadline))) {
 		struct curl_waitfd wfd[3];
@@ -129,8 +135,11 @@ static void loop(struct runner *r)
 			wfd[nfd].revents = 0;
 			nfd++;
 		}
+		/* woke: notifications that libpq read while a query ran on
+		 * the listen connection are already off its socket */
 		curl_multi_poll(r->multi, nfd ? wfd : NULL, nfd,
-				poll_timeout(r), NULL);
+				woke ? 0 : poll_timeout(r), NULL);
+		woke = 0;
 		writer_poll(r);
 		curl_multi_perform(r->multi, &running);
 		reap_transfers(r);
@@ -172,6 +181,12 @@ static void loop(struct runner *r)
 			r->next_housekeeping_ms =
 				now + config_long("housekeeping_s", 60) * 1000;
 		}
+		/* what the renewal, heartbeat and claim above read besides
+		 * their results: cancels act now, new turns are claimed in the
+		 * next pass without sleeping */
+		queue_drain_notifies(r, &woke);
+		if (woke)
+			want_claim = 1;
 	}
 	writer_wait(r);
 	if (r->inflight) {
@@ -211,6 +226,7 @@ int main(int argc, char **argv)
 	log_info("started: runner %s, max_inflight_turns=%d, lease %gs",
 		 r.id, r.max_inflight, r.lease_s);
 	loop(&r);
+	queue_goodbye(&r);
 	history_cache_free();
 	curl_multi_cleanup(r.multi);
 	db_close(&r.listen);

@@ -16,6 +16,29 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The cancels of this runner's turns that a lost connection may have
+ * swallowed: after every (re)LISTEN, the turns it holds that are
+ * cancelling are cancelled here (turn_cancel ignores those it knows). */
+static void recheck_cancels(struct runner *r)
+{
+	static const char sql[] =
+		"SELECT replace(id::text, '-', '') FROM turns "
+		"WHERE lease_owner = $1 AND state = 'cancelling'";
+	const char *p[1] = {r->id};
+	PGresult *res;
+	int i;
+
+	if (!r->turns)
+		return;
+	res = db_exec(&r->listen, sql, 1, p);
+	for (i = 0; res && i < PQntuples(res); i++) {
+		struct turn *t = turn_find(r, PQgetvalue(res, i, 0));
+		if (t)
+			turn_cancel(r, t);
+	}
+	PQclear(res);
+}
+
 int queue_listen(struct runner *r)
 {
 	static const char sql[] = "LISTEN turns; LISTEN cancels";
@@ -31,6 +54,7 @@ int queue_listen(struct runner *r)
 	}
 	PQclear(res);
 	r->listen_gen = r->listen.generation;
+	recheck_cancels(r);
 	return 0;
 }
 
@@ -65,7 +89,7 @@ int queue_claim(struct runner *r)
 	static const char claim[] =
 		"SELECT replace(c.id::text, '-', ''), "
 		"replace(c.session_id::text, '-', ''), "
-		"replace(c.org_id::text, '-', ''), c.state, c.attempt "
+		"replace(c.org_id::text, '-', ''), c.state, c.attempt, c.age_ms "
 		"FROM evr_claim($1, $2, $3) c";
 	/* one round trip for the configurations of all claimed turns, each
 	 * with only the events this runner has not cached yet */
@@ -107,6 +131,7 @@ int queue_claim(struct runner *r)
 			turn_start(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 				   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
 				   atoi(PQgetvalue(res, i, 4)),
+				   atoll(PQgetvalue(res, i, 5)),
 				   cfg ? db_val(cfg, i, 0) : NULL);
 		log_debug("claimed %d turn(s) in %lld ms", n, now_ms() - t0);
 		PQclear(cfg);
@@ -192,4 +217,11 @@ void queue_heartbeat(struct runner *r)
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	res = db_exec(&r->listen, sql, 3, p);
 	PQclear(res);
+}
+
+void queue_goodbye(struct runner *r)
+{
+	static const char sql[] = "DELETE FROM runners WHERE id = $1";
+	const char *p[1] = {r->id};
+	PQclear(db_exec(&r->listen, sql, 1, p));
 }

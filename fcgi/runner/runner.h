@@ -61,7 +61,7 @@ struct turn {
 	int has_temperature;
 	char effort[8];
 	int iterations, max_iterations;
-	long long started_ms;
+	long long started_ms; /* the turn's first start (its wall-time limit) */
 
 	/* the current LLM call */
 	CURL *easy;
@@ -115,6 +115,7 @@ struct runner {
 	double lease_s, renew_s, poll_s;
 	long llm_connect_s, llm_first_byte_s, llm_idle_s, llm_total_s;
 	long turn_wall_s, tool_result_max, default_max_iterations;
+	long tool_timeout_s;
 	long long next_renew_ms, next_poll_ms, next_housekeeping_ms,
 		next_delta_ms;
 	struct keyring keys; /* the server key; rotation needs no restart */
@@ -129,14 +130,19 @@ int queue_claim(struct runner *r);
 void queue_renew(struct runner *r);
 void queue_release_all(struct runner *r);
 void queue_heartbeat(struct runner *r);
+void queue_goodbye(struct runner *r); /* a clean stop: no heartbeat row */
 
 /* turn.c */
 /* cfg: the JSON of evr_turn_config() (NULL: the turn is gone). */
+/* age_ms: how long ago the turn was first started (0: now). */
 struct turn *turn_start(struct runner *r, const char *id, const char *session,
 			const char *org, const char *state, int attempt,
-			const char *cfg);
+			long long age_ms, const char *cfg);
 void turn_step(struct runner *r, struct turn *t); /* advance timers/phases */
 void turn_cancel(struct runner *r, struct turn *t);
+/* The writer saw an event of t refused because t is cancelling: close it
+ * with the cancel pair, once. */
+void turn_refused(struct turn *t);
 void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc);
 void turn_free(struct runner *r, struct turn *t);
 struct turn *turn_find(struct runner *r, const char *id);

@@ -55,6 +55,16 @@ void turn_cancel(struct runner *r, struct turn *t)
 	turn_finish_cancel(t);
 }
 
+void turn_refused(struct turn *t)
+{
+	if (t->dropped || t->cancelling)
+		return;
+	log_info("turn %s: cancelled while finishing", t->id);
+	stop_transfer(t->r, t);
+	t->cancelling = 1;
+	turn_finish_cancel(t);
+}
+
 /* --- the message being streamed ------------------------------------------*/
 
 static void end_thinking(struct turn *t)
@@ -577,9 +587,53 @@ void turn_step(struct runner *r, struct turn *t)
 	}
 }
 
+/* For a takeover: the turn's last message in the log (its own events are
+ * the tail) is its answer (no tool calls) or its failure message (with
+ * error_code): queue the closing events that did not land and return 1. */
+static int answered_in_log(struct turn *t)
+{
+	struct json_object *events = jx_get(t->cfg, "events"), *d, *parts;
+	const char *code;
+	char tid[40];
+	size_t i = json_object_array_length(events), k;
+
+	snprintf(tid, sizeof(tid), "trn_%s", t->id);
+	for (d = NULL; i > 0 && !d; i--) {
+		struct json_object *e = json_object_array_get_idx(events, i - 1);
+		const char *et = jx_gets(e, "turn_id"), *type = jx_gets(e, "type");
+		if (!et || strcmp(et, tid))
+			return 0;
+		if (type && !strcmp(type, "output.message.completed"))
+			d = jx_get(e, "data");
+		else if (type && !strcmp(type, "reason.started"))
+			return 0; /* a reasoning began after it */
+	}
+	if (!d)
+		return 0;
+	parts = jx_get(jx_get(d, "message"), "content");
+	for (k = 0; parts && k < json_object_array_length(parts); k++) {
+		const char *pt = jx_gets(json_object_array_get_idx(parts, k),
+					 "type");
+		if (pt && !strcmp(pt, "tool_call"))
+			return 0;
+	}
+	turn_announce(t);
+	if ((code = jx_gets(d, "error_code"))) {
+		struct json_object *f = turn_ref(t);
+		jx_put_str(f, "error",
+			   "the turn failed before it was taken over");
+		jx_put_str(f, "error_code", code);
+		turn_emit(t, "turn.failed", f, 0, 0, EV_NORMAL, NULL);
+		turn_finish_idle(t, "failed");
+	} else {
+		turn_complete(t, "end_turn");
+	}
+	return 1;
+}
+
 struct turn *turn_start(struct runner *r, const char *id, const char *session,
 			const char *org, const char *state, int attempt,
-			const char *cfg)
+			long long age_ms, const char *cfg)
 {
 	struct turn *t = xcalloc(1, sizeof(*t));
 
@@ -588,7 +642,8 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 	snprintf(t->org, sizeof(t->org), "%s", org);
 	t->attempt = attempt;
 	t->r = r;
-	t->started_ms = now_ms();
+	/* the wall-time limit counts from the first start, across takeovers */
+	t->started_ms = now_ms() - (age_ms > 0 ? age_ms : 0);
 	t->m_seq = t->t_seq = -1;
 	buf_init(&t->text, 0);
 	buf_init(&t->thinking, 0);
@@ -617,7 +672,14 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		     attempt - 1);
 		return t;
 	}
-	if (turn_resume_point(t) > 0) {
+	if (turn_resume_point(t) == 0 && answered_in_log(t)) {
+		/* asking the model again would give the user a second
+		 * answer: only the closing events are missing */
+		log_info("turn %s: answered before the takeover; closing it",
+			 t->id);
+		return t;
+	}
+	if (json_object_array_length(t->calls) > 0) {
 		struct json_object *d = jx_obj(), *calls = json_object_new_array();
 		size_t i;
 		for (i = 0; i < json_object_array_length(t->calls); i++) {

@@ -7,8 +7,10 @@
  */
 #include "turn_int.h"
 #include "json.h"
+#include "log.h"
 #include "tools/tools.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* The effective config of the capability that provides tool `name`, or
@@ -23,6 +25,65 @@ static struct json_object *tool_config(struct turn *t, const char *name)
 static void tool_event(void *arg, const char *type, const char *data)
 {
 	writer_event(arg, type, xstrdup(data), 0, 0, EV_NORMAL, NULL);
+}
+
+/* Tools whose effects outlive the turn (files, the key-value store, the
+ * title) run in a transaction that first takes the turn's fence, as the
+ * event writer does (the session row, then the turn row under the same
+ * (id, attempt), still running): a runner that lost the turn changes
+ * nothing, and no takeover can claim it while the tool runs. The
+ * transaction's statement_timeout (tool_timeout_s) bounds the tool.
+ * Returns 1 fenced in (commit after the tool), 0 fenced out (the turn is
+ * dropped), -1 on a database error (the tool's error text is set). */
+static int fence_begin(struct runner *r, struct turn *t, struct buf *error)
+{
+	static const char lock_session[] =
+		"SELECT 1 FROM sessions WHERE id = $1 FOR NO KEY UPDATE";
+	static const char lock_turn[] =
+		"SELECT 1 FROM turns WHERE id = $1 AND attempt = $2 "
+		"AND state = 'running' FOR SHARE";
+	char att[16], tmo[48];
+	const char *p[2] = {t->session, NULL};
+	PGresult *res;
+	int ok;
+
+	snprintf(tmo, sizeof(tmo), "SET LOCAL statement_timeout = %ld",
+		 r->tool_timeout_s * 1000);
+	if (db_begin(&r->tools) != 0)
+		goto fail;
+	res = PQexec(r->tools.conn, tmo);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	if (!ok || !(res = db_exec(&r->tools, lock_session, 1, p)))
+		goto fail;
+	PQclear(res);
+	snprintf(att, sizeof(att), "%d", t->attempt);
+	p[0] = t->id;
+	p[1] = att;
+	if (!(res = db_exec(&r->tools, lock_turn, 2, p)))
+		goto fail;
+	ok = PQntuples(res) == 1;
+	PQclear(res);
+	if (ok)
+		return 1;
+	db_rollback(&r->tools);
+	log_info("turn %s: fenced before a tool (lease lost or cancelled); "
+		 "dropping it", t->id);
+	t->dropped = 1;
+	return 0;
+fail:
+	db_rollback(&r->tools);
+	buf_adds(error, "The tool could not run: the session's data could not "
+			"be reached in time; try again later.");
+	return -1;
+}
+
+static int has_effects(const char *name)
+{
+	const char *cap = tools_capability_of(name);
+	return cap && (!strcmp(cap, "session_file_system") ||
+		       !strcmp(cap, "session_storage") ||
+		       !strcmp(cap, "session"));
 }
 
 /* Record the current tool's outcome; after the last one, reason again. */
@@ -117,7 +178,28 @@ void turn_act_step(struct runner *r, struct turn *t)
 	} else {
 		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id,
 				       cfg, tool_event, t};
-		st = tools_run(&ctx, name, args, &result, &error);
+		int fenced;
+		r->tools.sqlstate[0] = '\0';
+		fenced = has_effects(name) ? fence_begin(r, t, &error) : 2;
+		if (!fenced)
+			goto out; /* dropped: nothing more of this attempt */
+		st = fenced < 0 ? TOOL_ERROR
+				: tools_run(&ctx, name, args, &result, &error);
+		if (fenced == 1 && st != TOOL_OK) {
+			db_rollback(&r->tools);
+		} else if (fenced == 1 && db_commit(&r->tools) != 0) {
+			buf_reset(&result);
+			buf_adds(&error, "The tool's changes could not be saved "
+					 "(a database error); try again later.");
+			st = TOOL_ERROR;
+		}
+		if (st == TOOL_ERROR && r->tools.sqlstate[0] &&
+		    !strcmp(r->tools.sqlstate, "57014")) {
+			buf_reset(&error);
+			buf_addf(&error, "The tool %s did not finish within %ld s.",
+				 name, r->tool_timeout_s);
+		}
+		r->tools.sqlstate[0] = '\0';
 		if (st == TOOL_UNKNOWN) {
 			buf_reset(&error);
 			buf_addf(&error, "the tool '%s' cannot run here", name);

@@ -161,8 +161,13 @@ static void take_results(struct flight *f, PGresult *res)
 			e->t->dropped = 1;
 			continue;
 		}
-		if (PQgetisnull(res, k, 1))
+		if (PQgetisnull(res, k, 1)) {
+			/* refused, not fenced: the turn is cancelling (a cancel
+			 * landed while these were on their way, maybe its last
+			 * events): it ends with the cancel pair now */
+			turn_refused(e->t);
 			continue;
+		}
 		if (!strcmp(e->type, "output.message.started"))
 			e->t->m_seq = atoll(PQgetvalue(res, k, 1));
 		else if (!strcmp(e->type, "reason.thinking.started"))
@@ -235,6 +240,14 @@ static void take_batch(int i)
 			      (e->final || e->kind == EV_CANCEL);
 		int held = t->held_pass == pass;
 		int other = t->in_flight && t->in_flight != i + 1;
+		if (t->dropped) {
+			/* left to a takeover (an earlier flight failed, or it
+			 * was fenced): nothing more of this attempt is written,
+			 * or the log would have a gap */
+			free(e->data);
+			t->pending--;
+			continue;
+		}
 		if (!held && !other && (f->evs.n < MAX_BATCH || closing)) {
 			push(&f->evs, e);
 			t->in_flight = i + 1;
@@ -370,6 +383,10 @@ static void add_chunks(struct turn *t, long long m, const struct buf *text,
 	while (*sent < text->len) {
 		size_t n = chunk_len(text->data + *sent, text->len - *sent,
 				     DELTA_MAX_ESCAPED);
+		/* the turn's fence: only its attempt's chunks are written */
+		db_array_add(&a[4], t->id);
+		snprintf(num, sizeof(num), "%d", t->attempt);
+		db_array_add(&a[5], num);
 		db_array_add(&a[0], t->session);
 		snprintf(num, sizeof(num), "%lld", m);
 		db_array_add(&a[1], num);
@@ -385,15 +402,16 @@ static void add_chunks(struct turn *t, long long m, const struct buf *text,
 int writer_deltas(struct runner *r, struct turn *only)
 {
 	static const char set[] = "SET LOCAL synchronous_commit = off";
-	static const char sql[] = "SELECT evr_write_deltas($1::uuid[], "
-				  "$2::bigint[], $3::int[], $4::text[])";
-	struct buf a[4];
-	const char *p[4];
+	static const char sql[] = "SELECT evr_write_deltas($5::uuid[], "
+				  "$6::int[], $1::uuid[], $2::bigint[], "
+				  "$3::int[], $4::text[])";
+	struct buf a[6];
+	const char *p[6];
 	struct turn *t;
 	int k, ret = 0;
 	PGresult *res;
 
-	for (k = 0; k < 4; k++)
+	for (k = 0; k < 6; k++)
 		buf_init(&a[k], 0);
 	for (t = only ? only : r->turns; t; t = only ? NULL : t->next) {
 		if (t->dropped)
@@ -405,7 +423,7 @@ int writer_deltas(struct runner *r, struct turn *only)
 	}
 	if (!a[0].len)
 		goto out;
-	for (k = 0; k < 4; k++) {
+	for (k = 0; k < 6; k++) {
 		db_array_end(&a[k]);
 		p[k] = a[k].data;
 	}
@@ -415,7 +433,7 @@ int writer_deltas(struct runner *r, struct turn *only)
 	}
 	res = db_exec(&r->deltas, set, 0, NULL);
 	PQclear(res);
-	res = res ? db_exec(&r->deltas, sql, 4, p) : NULL;
+	res = res ? db_exec(&r->deltas, sql, 6, p) : NULL;
 	if (!res) {
 		db_rollback(&r->deltas);
 		ret = -1;
@@ -424,7 +442,7 @@ int writer_deltas(struct runner *r, struct turn *only)
 	PQclear(res);
 	ret = db_commit(&r->deltas);
 out:
-	for (k = 0; k < 4; k++)
+	for (k = 0; k < 6; k++)
 		buf_release(&a[k]);
 	return ret;
 }

@@ -8,14 +8,15 @@
 #include "dbq.h"
 #include "log.h"
 #include "buf.h"
+#include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
 #define DBQ_MAX_CONNS 16
-#define DBQ_CONNECT_TIMEOUT_S 10.0
 
 enum dq_state { DQ_DOWN, DQ_CONNECTING, DQ_IDLE, DQ_BUSY };
 
@@ -108,16 +109,33 @@ static void watch(struct dq_conn *k, uint32_t ev)
 	dbq_watch(k->pc, &k->w, k, ev, k->state == DQ_CONNECTING);
 }
 
+double dbq_connect_timeout(void)
+{
+	long c = config_long("db_connect_timeout_s", 10);
+	return c >= 1 && c <= 300 ? (double)c : 10.0;
+}
+
 PGconn *dbq_connect_start(const char *conninfo, const char *app)
 {
 	/* libpq ignores the TCP settings on a unix socket; later keywords
-	 * override what the dbname connection string says */
+	 * override what the dbname connection string says. The keepalives
+	 * are lib/db.c's (db_keepalive_idle_s); libpq does not time a
+	 * connection started without blocking: dbq_connect_timeout() is
+	 * enforced by the callers' ticks. */
 	static const char *const kw[] = {
 		"dbname", "keepalives", "keepalives_idle",
 		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
 		"application_name", NULL};
-	const char *val[] = {conninfo, "1", "30", "10", "3", "60000", app, NULL};
-	PGconn *pc = PQconnectStartParams(kw, val, 1);
+	long k = config_long("db_keepalive_idle_s", 30);
+	char idle[16], utm[24];
+	const char *val[] = {conninfo, "1", idle, "10", "3", utm, app, NULL};
+	PGconn *pc;
+
+	if (k < 1 || k > 3600)
+		k = 30;
+	snprintf(idle, sizeof(idle), "%ld", k);
+	snprintf(utm, sizeof(utm), "%ld", (k + 30) * 1000);
+	pc = PQconnectStartParams(kw, val, 1);
 
 	if (!pc || PQstatus(pc) == CONNECTION_BAD) {
 		log_error("%s connection: %s", app,
@@ -437,7 +455,7 @@ void dbq_run(double now)
 	for (i = 0; i < nconns; i++) {
 		struct dq_conn *k = &conns[i];
 		if (k->state == DQ_CONNECTING &&
-		    now - k->since > DBQ_CONNECT_TIMEOUT_S)
+		    now - k->since > dbq_connect_timeout())
 			conn_down(k, "connect timed out");
 		else if (k->state == DQ_BUSY && qtimeout > 0 &&
 			 now - k->sent_at > qtimeout)

@@ -52,6 +52,8 @@ struct dbq_sock {
 	uint32_t ev;
 };
 PGconn *dbq_connect_start(const char *conninfo, const char *app);
+/* Seconds a connection may take to come up (db_connect_timeout_s). */
+double dbq_connect_timeout(void);
 void dbq_watch(PGconn *pc, struct dbq_sock *w, void *tag, uint32_t ev,
 	       int connecting);
 void dbq_unwatch(struct dbq_sock *w);

@@ -34,7 +34,6 @@ struct hub_org {
 	int n;
 };
 
-#define HUB_CONNECT_TIMEOUT_S 10.0
 
 /* The LISTEN connection: connecting, LISTEN sent, listening. */
 enum { L_DOWN, L_CONNECTING, L_LISTENING, L_UP };
@@ -274,7 +273,7 @@ void hub_tick(double now)
 		next_try = now + 1.0;
 		hub_connect(now);
 	}
-	if (lconn && lstate != L_UP && now - lsince > HUB_CONNECT_TIMEOUT_S)
+	if (lconn && lstate != L_UP && now - lsince > dbq_connect_timeout())
 		hub_down("timed out");
 	if (now >= hub_next_safety) {
 		hub_next_safety = now + HUB_SAFETY_S;
