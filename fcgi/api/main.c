@@ -135,7 +135,7 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 
 	if (!(rt->flags & ROUTE_NOAUTH)) {
 		int a = auth_check(rq->db, rq->authorization, rq->org,
-				   rq->user, rq->key);
+				   rq->user, rq->key, rq->role);
 		if (a < 0) {
 			api_db_error(rq);
 			goto out;
@@ -146,6 +146,8 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 			goto out;
 		}
 	}
+	if (!router_allowed(rt, rq))
+		goto out;
 	rt->fn(rq);
 	/* a handler that failed half-way must not leave a transaction open
 	 * on this thread's connection */

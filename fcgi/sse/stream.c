@@ -313,7 +313,8 @@ static void on_auth(void *ctx, PGresult *res)
 		PQclear(res);
 		return;
 	}
-	a = res ? auth_lookup_result(res, rq->org, rq->user, rq->key, &touch)
+	a = res ? auth_lookup_result(res, rq->org, rq->user, rq->key,
+					     rq->role, &touch)
 		: -1;
 	PQclear(res);
 	if (touch) {
