@@ -215,6 +215,16 @@ void api_model_write(struct req *rq, const char *sql, const char *prefix,
 void api_models_page(struct req *rq, const char *provider_hex,
 		     int provider_required);
 
+/* --- quota.c: per-organization limits -----------------------------------*/
+
+enum org_quota { ORG_SESSIONS, ORG_EVENTS, ORG_STORAGE };
+/* The limit from the configuration (storage in bytes). */
+long long api_org_limit(enum org_quota q);
+/* Would `adding` more (sessions: 1, events: 1 for "any more", bytes)
+ * pass the organization's limit? 0 = no; -1 = it would (a 429 or 413
+ * naming the limit sent) or the query failed (sent). */
+int api_org_quota(struct req *rq, enum org_quota q, long long adding);
+
 /* --- handlers, one file per resource -------------------------------------*/
 void h_health(struct req *rq);
 void h_metrics(struct req *rq);

@@ -77,6 +77,9 @@ void h_messages_create(struct req *rq)
 	if (in.has_model && api_ref(rq, model, "mod", "controls.model_id",
 				    "llm_models", in.model) != 0)
 		goto out;
+	/* a turn adds events: none once the organization is at its limit */
+	if (api_org_quota(rq, ORG_EVENTS, 1) != 0)
+		goto out;
 
 	ids_new("trn", turn, sizeof(turn));
 	ids_new("msg", mid, sizeof(mid));

@@ -115,6 +115,8 @@ void h_sessions_create(struct req *rq)
 	p[6] = in.has_caps ? in.caps.data : NULL;
 	p[7] = in.system_prompt;
 	p[8] = in.has_max_iter ? smax : NULL;
+	if (api_org_quota(rq, ORG_SESSIONS, 1) != 0)
+		goto out;
 
 	if (db_begin(rq->db) != 0) {
 		api_db_error(rq);

@@ -209,7 +209,9 @@ static void stream_start(struct sse_conn *c)
 	if (hub_subscribe(s) != 0) {
 		res_header(&o->rq, "Retry-After", "5");
 		res_error(&o->rq, 429, "too_many_streams",
-			  "Too many streams for this session or organization");
+			  "Too many streams and long-polls for this session "
+			  "(sse_max_per_session) or organization "
+			  "(sse_max_per_org)");
 		sse_open_respond(c);
 		return;
 	}
