@@ -19,8 +19,9 @@
  * query, auth_dead_sql) and closes their streams (`disconnecting`
  * key_revoked) and answers their long-polls with a 401, so a revoked
  * key loses its connections within a second or so. The same check runs
- * with every safety round (keys that expired) and after a reconnect
- * (revocations missed meanwhile).
+ * with every safety round and after a reconnect (revocations missed
+ * meanwhile). A key's expiry is known when it is checked: sse_sub_tick
+ * ends its connections then (key_expired).
  *
  * Limits: streams and long-polls waiting in the hub both count towards
  * sse_max_per_session and sse_max_per_org (a long-poll holds a
@@ -533,19 +534,7 @@ static void close_dead(const char *id, void *val, void *ctx)
 		next = s->s_next;
 		if (!hub_live(s) || !strmap_get(ctx, s->key))
 			continue;
-		if (s->kind == SSE_STREAM) {
-			sse_stream_close(s, "key_revoked");
-		} else {
-			static const char r[] =
-				"Status: 401 Unauthorized\r\n"
-				"WWW-Authenticate: Bearer\r\n"
-				"Content-Type: application/json\r\n\r\n"
-				"{\"error\":\"Unauthorized\",\"code\":"
-				"\"unauthorized\"}";
-			hub_unsubscribe(s);
-			sse_conn_send(s->conn, r, sizeof(r) - 1);
-			sse_conn_finish(s->conn);
-		}
+		sse_sub_key_gone(s, "key_revoked");
 	}
 }
 

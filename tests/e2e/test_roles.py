@@ -8,6 +8,7 @@ with keys (its own only, never an admin key), /auth/me, key expiry
 everruns-sse), everruns-admin create-key --role and the CLI."""
 
 import base64
+import calendar
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import unittest
 import uuid
 
 from evr import BASE, api, admin, admin_run, new_org, psql
+from test_sse import Stream
 
 V1 = "/api/v1"
 SRC = os.environ.get("EVR_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
@@ -337,7 +339,16 @@ class Roles(unittest.TestCase):
         self.assertEqual(me.json["api_key_expires_at"], k["expires_at"])
         r = api("GET", V1 + "/sessions/%s/events" % c.session, key=k["key"])
         self.assertEqual(r.status, 200, r)
-        time.sleep(4)
+        # a stream of the key ends when the key does
+        st = Stream(c.session, k["key"], timeout=10)
+        self.assertEqual(st.status, 200)
+        try:
+            frames = st.until(lambda f: f.get("event") == "disconnecting", limit=50)
+        finally:
+            st.close()
+        self.assertEqual(frames[-1]["data"]["reason"], "key_expired")
+        time.sleep(max(0.0, calendar.timegm(time.strptime(soon, "%Y-%m-%dT%H:%M:%SZ"))
+                       - time.time() + 0.5))
         self.assertEqual(api("GET", V1 + "/auth/me", key=k["key"]).status, 401)
         # everruns-sse refuses it too
         self.assertEqual(api("GET", V1 + "/sessions/%s/events" % c.session, key=k["key"]).status, 401)
