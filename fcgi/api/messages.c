@@ -77,9 +77,6 @@ void h_messages_create(struct req *rq)
 	if (in.has_model && api_ref(rq, model, "mod", "controls.model_id",
 				    "llm_models", in.model) != 0)
 		goto out;
-	/* a turn adds events: none once the organization is at its limit */
-	if (api_org_quota(rq, ORG_EVENTS, 1) != 0)
-		goto out;
 
 	ids_new("trn", turn, sizeof(turn));
 	ids_new("msg", mid, sizeof(mid));
@@ -87,7 +84,11 @@ void h_messages_create(struct req *rq)
 		api_db_error(rq);
 		goto out;
 	}
-	if (idem_begin(rq, hash) != 0 || attach_images(rq, &in) != 0)
+	/* a turn adds events: none once the organization is at its limit
+	 * (after the key: a replay is answered even then) */
+	if (idem_begin(rq, hash) != 0 ||
+	    api_org_quota(rq, ORG_EVENTS, 1) != 0 ||
+	    attach_images(rq, &in) != 0)
 		goto rollback;
 	p[0] = rq->org;
 	p[1] = session;

@@ -115,8 +115,6 @@ void h_sessions_create(struct req *rq)
 	p[6] = in.has_caps ? in.caps.data : NULL;
 	p[7] = in.system_prompt;
 	p[8] = in.has_max_iter ? smax : NULL;
-	if (api_org_quota(rq, ORG_SESSIONS, 1) != 0)
-		goto out;
 
 	if (db_begin(rq->db) != 0) {
 		api_db_error(rq);
@@ -129,6 +127,11 @@ void h_sessions_create(struct req *rq)
 		db_rollback(rq->db);
 		goto out;
 	default:
+		db_rollback(rq->db);
+		goto out;
+	}
+	/* after the key: a replay is answered even at the limit */
+	if (api_org_quota(rq, ORG_SESSIONS, 1) != 0) {
 		db_rollback(rq->db);
 		goto out;
 	}
