@@ -18,3 +18,20 @@ CREATE OR REPLACE FUNCTION api_key(k api_keys) RETURNS json LANGUAGE sql STABLE 
     'expires_at', evr_ts(k.expires_at), 'last_used_at', evr_ts(k.last_used_at),
     'created_at', evr_ts(k.created_at))
 $$;
+
+-- The keys revoking p_key revokes: itself (if it is active, of p_org when
+-- given, and p_scope's own or made by p_scope when given: a member's
+-- view) and, from a member key, the keys it made, theirs, and so on, so
+-- that a member cannot outlive its revocation through keys it minted.
+CREATE FUNCTION evr_key_revocation(p_key uuid, p_org uuid, p_scope uuid)
+RETURNS SETOF uuid LANGUAGE sql STABLE AS $$
+  WITH RECURSIVE t(id, role) AS (
+    SELECT id, role FROM api_keys
+    WHERE id = p_key AND revoked_at IS NULL
+      AND (p_org IS NULL OR org_id = p_org)
+      AND (p_scope IS NULL OR id = p_scope OR created_by = p_scope)
+    UNION
+    SELECT k.id, k.role FROM api_keys k JOIN t ON k.created_by = t.id
+    WHERE t.role = 'member' AND k.revoked_at IS NULL)
+  SELECT id FROM t
+$$;

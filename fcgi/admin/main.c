@@ -456,8 +456,8 @@ static int cmd_create_key(int argc, char **argv)
 static int cmd_revoke_key(const char *id)
 {
 	static const char q[] =
-		"WITH r AS (UPDATE api_keys SET revoked_at = now() "
-		"WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
+		"WITH r AS (UPDATE api_keys SET revoked_at = now() WHERE id IN "
+		"(SELECT evr_key_revocation($1, NULL, NULL)) RETURNING id) "
 		"SELECT pg_notify('" AUTH_REVOKE_CHANNEL "', "
 		"replace(id::text, '-', '')) FROM r";
 	char hex[33];

@@ -6,8 +6,9 @@
  * Roles (sql/010): an admin key sees and revokes every key of its
  * organization and creates either role; a member key sees and revokes
  * only itself and the keys it created, creates only member keys, and
- * those never outlive it (their expiry is capped at its own). Another's
- * key is a 404 to a member, as a resource of another organization is.
+ * those never outlive it (their expiry is capped at its own, and revoking
+ * a member key revokes the keys it made, sql/010). Another's key is a 404
+ * to a member, as a resource of another organization is.
  * Expiry: `expires_in_days` (1..3650) or `expires_at` (RFC 3339, in the
  * future, at most 10 years ahead), not both; an expired key is a 401.
  */
@@ -216,9 +217,8 @@ void h_keys_delete(struct req *rq)
 	/* the notification makes every api thread drop its key cache and
 	 * everruns-sse close the key's streams */
 	static const char q[] =
-		"WITH r AS (UPDATE api_keys SET revoked_at = now() WHERE id = $1 "
-		"AND org_id = $2 AND revoked_at IS NULL AND ($3::uuid IS NULL "
-		"OR id = $3 OR created_by = $3) RETURNING id) "
+		"WITH r AS (UPDATE api_keys SET revoked_at = now() WHERE id IN "
+		"(SELECT evr_key_revocation($1, $2, $3::uuid)) RETURNING id) "
 		"SELECT pg_notify('" AUTH_REVOKE_CHANNEL "', "
 		"replace(id::text, '-', '')) FROM r";
 	char id[33];
@@ -232,7 +232,7 @@ void h_keys_delete(struct req *rq)
 		api_db_error(rq);
 		return;
 	}
-	if (PQntuples(res) == 1)
+	if (PQntuples(res) >= 1)
 		res_empty(rq, 204);
 	else
 		res_error(rq, 404, "not_found", "API key not found");

@@ -322,6 +322,17 @@ class Roles(unittest.TestCase):
         self.assertEqual(api("GET", V1 + "/auth/me", key=adm["key"]).status, 200)
         self.assertEqual(api("DELETE", V1 + "/auth/api-keys/" + mine["id"], key=c.member).status, 204)
         self.assertEqual(api("GET", V1 + "/auth/me", key=mine["key"]).status, 401)
+        # revoking a member key revokes what it minted (and so on down);
+        # keys an admin key made stay
+        m = api("POST", V1 + "/auth/api-keys", {"name": "m2"}, key=c.admin).json
+        child = api("POST", V1 + "/auth/api-keys", {"name": "c"}, key=m["key"]).json
+        grand = api("POST", V1 + "/auth/api-keys", {"name": "g"}, key=child["key"]).json
+        self.assertEqual(api("GET", V1 + "/auth/me", key=grand["key"]).status, 200)
+        self.assertEqual(api("DELETE", V1 + "/auth/api-keys/" + m["id"], key=c.admin).status, 204)
+        for k in (m, child, grand):
+            self.assertEqual(api("GET", V1 + "/auth/me", key=k["key"]).status, 401, k["name"])
+        self.assertEqual(api("GET", V1 + "/auth/me", key=adm["key"]).status, 200)
+        self.assertEqual(api("GET", V1 + "/auth/me", key=c.member).status, 200)
 
     def test_expiry(self):
         c = self.c
