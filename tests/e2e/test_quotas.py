@@ -185,12 +185,25 @@ class Quotas(unittest.TestCase):
         self.assertLessEqual(self.rows(sid), 1000)
         print("  copy over the entry limit refused after %.2f s (%d rows)" % (
             time.monotonic() - t0, self.rows(sid)))
-        # one more entry of any kind is refused too; a deletion makes room
-        n = self.rows(sid)
-        r = self.api("POST", V1 + "/sessions/%s/fs/x/y/z" % sid, {"is_directory": True}, key=key)
-        if n + 3 > 1000:
-            self.assertEqual((r.status, r.json["code"]), (413, "too_many_entries"))
-        self.assertEqual(self.api("DELETE", V1 + "/sessions/%s/fs/d/c0?recursive=true" % sid,
+        # the limit is exact: /d holds 512 entries and /d/cI 2^(I+1);
+        # fill the remaining 488 with copies that fit, refuse one that
+        # does not (256 with 232 left), then any single entry
+        self.assertEqual(self.rows(sid), 512)
+        cp = lambda src, dst: self.api("POST", V1 + "/sessions/%s/fs/_/copy" % sid,
+                                       {"src_path": src, "dst_path": dst}, key=key)
+        self.assertEqual(cp("/d/c7", "/x7").status, 201)
+        r = cp("/d/c7", "/y7")
+        self.assertEqual((r.status, r.json["code"]), (413, "too_many_entries"), r)
+        for i in (6, 5, 4, 2):
+            self.assertEqual(cp("/d/c%d" % i, "/x%d" % i).status, 201)
+        self.assertEqual(self.rows(sid), 1000)
+        r = self.put(key, sid, "one-more")
+        self.assertEqual((r.status, r.json["code"]), (413, "too_many_entries"), r)
+        r = self.api("POST", V1 + "/sessions/%s/fs/new-dir" % sid, {"is_directory": True}, key=key)
+        self.assertEqual(r.status, 413, r)
+        self.assertEqual(self.rows(sid), 1000)
+        # a deletion makes room; the count follows every change
+        self.assertEqual(self.api("DELETE", V1 + "/sessions/%s/fs/x2?recursive=true" % sid,
                                   key=key).status, 200)
         self.assertEqual(self.put(key, sid, "after").status, 201)
         used = psql("SELECT entries FROM session_fs_usage WHERE session_id = "
