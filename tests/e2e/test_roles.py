@@ -32,7 +32,10 @@ def router_routes():
     text = open(os.path.join(SRC, "fcgi", "api", "router.c")).read()
     table = text[text.index("routes[] = {"):]
     table = table[:table.index("\n};")]
-    out = re.findall(r'\{"(\w+)", (?:V1 )?"([^"]*)".*?(R_\w+)\},', table, flags=re.S)
+    out = []
+    for m, p, rest in re.findall(r'\{"(\w+)", (?:V1 )?"([^"]*)"([^{}]*?)\},', table, flags=re.S):
+        role = re.search(r'\bR_\w+', rest)
+        out.append((m, p, role.group(0) if role else None))
     assert len(out) > 40, out
     return out
 
@@ -263,6 +266,8 @@ class Roles(unittest.TestCase):
         routes = router_routes()
         missing = [(m, p) for m, p, _ in routes if (m, p) not in EXPECT]
         self.assertEqual(missing, [], "routes of the router without a row in EXPECT")
+        norole = [(m, p) for m, p, r in routes if r in (None, "R_UNSET")]
+        self.assertEqual(norole, [], "routes of the router without a role")
         stale = set(EXPECT) - {(m, p) for m, p, _ in routes}
         self.assertEqual(stale, set(), "rows of EXPECT the router does not have")
         bad = []
