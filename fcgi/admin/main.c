@@ -12,7 +12,8 @@
  *   create-org NAME [--email E]   an organization with a user and a key;
  *                             prints {"organization_id","user_id","api_key"}
  *   create-user --org ORG EMAIL [--name N]
- *   create-key --org ORG [--user USR] [--name N]   prints the new key
+ *   create-key --org ORG [--user USR] [--name N] [--role admin|member]
+ *              [--expires-in-days N]             prints the new key
  *   revoke-key KEY_ID
  *   check-config              connect, load the server key, report
  *   rotate-server-key         a new server key, every provider key
@@ -172,22 +173,31 @@ static int cmd_migrate(const char *dir)
 }
 
 /* Insert a key for (org, user); key text into `key`. In the caller's tx. */
-static void new_key(const char *org, const char *user, const char *name,
-		    char key[AUTH_KEY_LEN + 1], char id[33])
+/* A key with role (NULL: admin) expiring in days (NULL: never). */
+static void new_key_role(const char *org, const char *user, const char *name,
+			 const char *role, const char *days,
+			 char key[AUTH_KEY_LEN + 1], char id[33])
 {
 	static const char q[] =
 		"INSERT INTO api_keys (org_id, user_id, name, key_prefix, "
-		"key_hash) VALUES ($1, $2, $3, $4, $5) "
+		"key_hash, role, expires_at) VALUES ($1, $2, $3, $4, $5, "
+		"coalesce($6, 'admin'), now() + make_interval(days => $7::int)) "
 		"RETURNING replace(id::text, '-', '')";
 	char hash[65], prefix[16];
-	const char *p[5] = {org, user, name, prefix, hash};
+	const char *p[7] = {org, user, name, prefix, hash, role, days};
 	PGresult *res;
 
 	auth_new_key(key, hash);
 	snprintf(prefix, sizeof(prefix), "%.12s...", key);
-	res = must(db_exec(&db, q, 5, p));
+	res = must(db_exec(&db, q, 7, p));
 	memcpy(id, PQgetvalue(res, 0, 0), 33);
 	PQclear(res);
+}
+
+static void new_key(const char *org, const char *user, const char *name,
+		    char key[AUTH_KEY_LEN + 1], char id[33])
+{
+	new_key_role(org, user, name, NULL, NULL, key, id);
 }
 
 /* Create org + seed + user + key in one transaction. */
@@ -392,6 +402,8 @@ static int cmd_create_key(int argc, char **argv)
 	static const char check_user[] =
 		"SELECT 1 FROM users WHERE id = $1 AND org_id = $2";
 	const char *orgs = NULL, *users = NULL, *name = "cli";
+	const char *role = "admin", *days = NULL;
+	char *end;
 	char org[33], user[33], key[AUTH_KEY_LEN + 1], keyid[33];
 	const char *p[2];
 	PGresult *res;
@@ -404,10 +416,17 @@ static int cmd_create_key(int argc, char **argv)
 			users = argv[++i];
 		else if (!strcmp(argv[i], "--name") && i + 1 < argc)
 			name = argv[++i];
+		else if (!strcmp(argv[i], "--role") && i + 1 < argc)
+			role = argv[++i];
+		else if (!strcmp(argv[i], "--expires-in-days") && i + 1 < argc)
+			days = argv[++i];
 		else
 			return 2;
 	}
-	if (!orgs)
+	if (!orgs || (strcmp(role, "admin") && strcmp(role, "member")))
+		return 2;
+	if (days && (strtol(days, &end, 10) < 1 || *end ||
+		     strtol(days, NULL, 10) > 3650))
 		return 2;
 	if (parse_id(orgs, "org", org) != 0 ||
 	    (users && parse_id(users, "usr", user) != 0))
@@ -429,7 +448,7 @@ static int cmd_create_key(int argc, char **argv)
 				"organization\n");
 		return 1;
 	}
-	new_key(org, user, name, key, keyid);
+	new_key_role(org, user, name, role, days, key, keyid);
 	printf("%s\n", key);
 	return 0;
 }
@@ -437,9 +456,10 @@ static int cmd_create_key(int argc, char **argv)
 static int cmd_revoke_key(const char *id)
 {
 	static const char q[] =
-		"WITH r AS (UPDATE api_keys SET revoked_at = now() "
-		"WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
-		"SELECT pg_notify('" AUTH_REVOKE_CHANNEL "', '') FROM r";
+		"WITH r AS (UPDATE api_keys SET revoked_at = now() WHERE id IN "
+		"(SELECT evr_key_revocation($1, NULL, NULL)) RETURNING id) "
+		"SELECT pg_notify('" AUTH_REVOKE_CHANNEL "', "
+		"replace(id::text, '-', '')) FROM r";
 	char hex[33];
 	const char *p[1] = {hex};
 	PGresult *res;
@@ -480,6 +500,7 @@ static int usage(void)
 		"  create-org NAME [--email EMAIL]\n"
 		"  create-user --org ORG_ID EMAIL [--name NAME]\n"
 		"  create-key --org ORG_ID [--user USER_ID] [--name NAME]\n"
+		"             [--role admin|member] [--expires-in-days N]\n"
 		"  revoke-key KEY_ID\n"
 		"  check-config\n"
 		"  rotate-server-key\n");

@@ -29,6 +29,16 @@ enum route_flags {
 	ROUTE_FS_BODY = 1 << 3,   /* the file routes' limit: fs_body_max() */
 };
 
+/* Who may call a route (DESIGN 4.1 plus key roles, sql/010): every route
+ * names one; R_UNSET (a route added without a rule) is refused to all
+ * and fails the unit test that walks the table. */
+enum route_role {
+	R_UNSET = 0,
+	R_PUBLIC, /* no key */
+	R_MEMBER, /* any valid key */
+	R_ADMIN,  /* an admin key */
+};
+
 struct route {
 	const char *method;
 	/* "/api/v1/sessions/{session_id}/cancel": "{name}" captures one
@@ -38,6 +48,7 @@ struct route {
 	unsigned flags;
 	size_t max_body; /* 0 = the default 1 MiB */
 	const char *summary; /* for the OpenAPI document */
+	enum route_role role;
 };
 
 #define API_MAX_BODY (1024 * 1024)
@@ -53,6 +64,11 @@ const struct route *router_match(struct req *rq, struct buf *allow,
 				 int *bad_path);
 
 void router_cap_name(const char *pat, size_t k, char *out, size_t n);
+/* May the authenticated caller (rq->role) use the route? 1, or 0 with a
+ * 403 `forbidden` naming the role needed sent. */
+int router_allowed(const struct route *rt, struct req *rq);
+/* "admin", "member", "public" (the OpenAPI document's x-role). */
+const char *router_role_name(enum route_role r);
 
 /* --- common.c: helpers shared by the handlers ----------------------------*/
 
@@ -198,6 +214,16 @@ void api_model_write(struct req *rq, const char *sql, const char *prefix,
  * empty page. */
 void api_models_page(struct req *rq, const char *provider_hex,
 		     int provider_required);
+
+/* --- quota.c: per-organization limits -----------------------------------*/
+
+enum org_quota { ORG_SESSIONS, ORG_EVENTS, ORG_STORAGE };
+/* The limit from the configuration (storage in bytes). */
+long long api_org_limit(enum org_quota q);
+/* Would `adding` more (sessions: 1, events: 1 for "any more", bytes)
+ * pass the organization's limit? 0 = no; -1 = it would (a 429 or 413
+ * naming the limit sent) or the query failed (sent). */
+int api_org_quota(struct req *rq, enum org_quota q, long long adding);
 
 /* --- handlers, one file per resource -------------------------------------*/
 void h_health(struct req *rq);

@@ -42,6 +42,11 @@ void api_db_error(struct req *rq)
 	if (rq->db->sqlstate[0] == '\0' || !strncmp(rq->db->sqlstate, "08", 2))
 		res_error(rq, 503, "database_unavailable",
 			  "The database is unavailable; try again shortly");
+	else if (!strcmp(rq->db->sqlstate, "57014")) /* statement_timeout */
+		res_error(rq, 503, "statement_timeout",
+			  "The request's query ran past %ld ms "
+			  "(api_statement_timeout_s) and was cancelled",
+			  rq->db->timeout_ms);
 	else
 		res_internal(rq);
 }

@@ -5,7 +5,8 @@
  * magic bytes (PNG, JPEG, GIF, WebP), whatever type the client claims.
  * Limits: 20 MiB per image (413), the route's body limit 21 MiB (as
  * nginx's client_max_body_size for /api/v1/images). An image that is not
- * one of the four formats is a 415 `unsupported_image_type`.
+ * one of the four formats is a 415 `unsupported_image_type`; one that
+ * would take the organization past org_max_storage_mb a 413 (quota.c).
  *
  * Images belong to an organization: another organization's image is a
  * 404. An image never referenced by a message is purged after 24 h by the
@@ -109,6 +110,8 @@ void h_images_create(struct req *rq)
 		res_error(rq, 404, "not_found", "session_id: not found");
 		return;
 	}
+	if (api_org_quota(rq, ORG_STORAGE, (long long)file->len) != 0)
+		return;
 	snprintf(size, sizeof(size), "%zu", file->len);
 	p[0] = rq->org;
 	p[1] = session && *session ? sess_hex : NULL;

@@ -36,6 +36,7 @@ static const char *conninfo;
 static int prepared_mode;
 static volatile sig_atomic_t stopping;
 static int alive; /* workers still running (atomic builtins) */
+static long statement_timeout_ms;
 
 static const char *param(FCGX_Request *r, const char *name)
 {
@@ -135,7 +136,7 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 
 	if (!(rt->flags & ROUTE_NOAUTH)) {
 		int a = auth_check(rq->db, rq->authorization, rq->org,
-				   rq->user, rq->key);
+				   rq->user, rq->key, rq->role);
 		if (a < 0) {
 			api_db_error(rq);
 			goto out;
@@ -146,6 +147,8 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 			goto out;
 		}
 	}
+	if (!router_allowed(rt, rq))
+		goto out;
 	rt->fn(rq);
 	/* a handler that failed half-way must not leave a transaction open
 	 * on this thread's connection */
@@ -205,6 +208,7 @@ static void *worker(void *arg)
 	sigaddset(&usr2, SIGUSR2);
 	pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
 	db_connect(&db, conninfo, prepared_mode); /* retried per request */
+	db_set_statement_timeout(&db, statement_timeout_ms);
 	FCGX_InitRequest(&r, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
 	for (;;) {
 		int rc;
@@ -263,6 +267,11 @@ int main(int argc, char **argv)
 	prepared_mode = strcmp(config_get("db_pool", "session"),
 			       "transaction") != 0;
 	nthreads = config_long("api_threads", 4);
+	/* every statement of a request is bounded (db.h says how, by mode) */
+	statement_timeout_ms = config_long("api_statement_timeout_s", 30);
+	if (statement_timeout_ms < 0 || statement_timeout_ms > 3600)
+		statement_timeout_ms = 30;
+	statement_timeout_ms *= 1000;
 	/* LISTEN is not available through PgBouncer's transaction mode */
 	auth_cache_init(prepared_mode ? config_double("auth_cache_s", 30) : 0);
 	if (nthreads < 1 || nthreads > 256)

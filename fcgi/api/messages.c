@@ -84,7 +84,11 @@ void h_messages_create(struct req *rq)
 		api_db_error(rq);
 		goto out;
 	}
-	if (idem_begin(rq, hash) != 0 || attach_images(rq, &in) != 0)
+	/* a turn adds events: none once the organization is at its limit
+	 * (after the key: a replay is answered even then) */
+	if (idem_begin(rq, hash) != 0 ||
+	    api_org_quota(rq, ORG_EVENTS, 1) != 0 ||
+	    attach_images(rq, &in) != 0)
 		goto rollback;
 	p[0] = rq->org;
 	p[1] = session;

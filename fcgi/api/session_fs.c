@@ -57,6 +57,8 @@ static void fs_fail(struct req *rq, enum fs_status st, const char *path,
 		return;
 	}
 	fs_error(st, path, limit, &e);
+	if (e.status == 429) /* a quota: room comes only when data goes */
+		res_header(rq, "Retry-After", "3600");
 	res_apierr(rq, &e);
 }
 

@@ -130,6 +130,11 @@ void h_sessions_create(struct req *rq)
 		db_rollback(rq->db);
 		goto out;
 	}
+	/* after the key: a replay is answered even at the limit */
+	if (api_org_quota(rq, ORG_SESSIONS, 1) != 0) {
+		db_rollback(rq->db);
+		goto out;
+	}
 	res = db_exec(rq->db, q, 9, p);
 	if (!res) {
 		/* the agent or harness was deleted since we looked */

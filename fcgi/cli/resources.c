@@ -37,8 +37,8 @@ static const struct col capability_cols[] = {
 	{"ID", "id", 0}, {"NAME", "name", 28}, {"DESCRIPTION", "description", 60}, {NULL, NULL, 0},
 };
 static const struct col key_cols[] = {
-	{"ID", "id", 0}, {"NAME", "name", 24}, {"PREFIX", "key_prefix", 0},
-	{"LAST USED", "last_used_at", 0}, {"EXPIRES", "expires_at", 0}, {NULL, NULL, 0},
+	{"ID", "id", 0}, {"NAME", "name", 24}, {"ROLE", "role", 0},
+	{"PREFIX", "key_prefix", 0}, {"LAST USED", "last_used_at", 0}, {"EXPIRES", "expires_at", 0}, {NULL, NULL, 0},
 };
 static const struct col image_cols[] = {
 	{"ID", "id", 0}, {"FILENAME", "filename", 30}, {"TYPE", "content_type", 0},
@@ -170,6 +170,11 @@ static int keys_create(struct cli *c, struct args *a)
 		jx_put_str(body, "name", args_get(a, "name"));
 	if (days)
 		jx_put_int(body, "expires_in_days", days);
+	if (args_get(a, "expires-at"))
+		jx_put_str(body, "expires_at", args_get(a, "expires-at"));
+	/* the server checks it: member or admin (only an admin may) */
+	if (args_get(a, "role"))
+		jx_put_str(body, "role", args_get(a, "role"));
 	rc = http_json(c, "POST", "/auth/api-keys", body, &r);
 	if (!rc && c->json)
 		out_json_body(&r);
@@ -263,7 +268,8 @@ static const struct optdef agent_create_opts[] = {
 	{"capability", OPT_LIST},     {"tag", OPT_LIST},	   {NULL, 0},
 };
 static const struct optdef key_create_opts[] = {
-	{"name", OPT_VALUE}, {"expires-in-days", OPT_VALUE}, {NULL, 0},
+	{"name", OPT_VALUE}, {"expires-in-days", OPT_VALUE},
+	{"expires-at", OPT_VALUE}, {"role", OPT_VALUE}, {NULL, 0},
 };
 static const struct optdef upload_opts[] = {{"session", OPT_VALUE}, {NULL, 0}};
 
@@ -314,8 +320,12 @@ const struct cmd capabilities_cmds[] = {
 const struct cmd apikeys_cmds[] = {
 	{"list", keys_list, page_opts, "api-keys list [--limit N] [--offset N]",
 	 "List the organization's API keys (prefixes only). " PAGE_HELP, 0, 0, 0},
-	{"create", keys_create, key_create_opts, "api-keys create [--name NAME] [--expires-in-days N]",
-	 "Create an API key; it is printed once.\n", 0, 0, 0},
+	{"create", keys_create, key_create_opts, "api-keys create [--name NAME] [--role member|admin] "
+	 "[--expires-in-days N | --expires-at RFC3339]",
+	 "Create an API key; it is printed once. --role member (the "
+	 "default) may use sessions, messages, files and images and read "
+	 "agents and models; admin may do everything (only an admin key "
+	 "can create one).\n", 0, 0, 0},
 	{"delete", keys_delete, NULL, "api-keys delete KEY_ID", "Revoke an API key.\n", 1, 1, 0},
 	END_CMDS,
 };

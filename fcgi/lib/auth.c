@@ -4,6 +4,7 @@
 
 #include <time.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -48,7 +49,7 @@ void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65])
 
 struct cached_key {
 	char hash[65];
-	char org[33], user[33], key[33];
+	char org[33], user[33], key[33], role[AUTH_ROLE_LEN];
 	long long until_ms;
 };
 
@@ -102,9 +103,14 @@ const char auth_lookup_sql[] =
 	"SELECT replace(org_id::text,'-',''), "
 	"replace(user_id::text,'-',''), replace(id::text,'-',''), "
 	"last_used_at IS NULL OR last_used_at < now() - interval '60 s', "
-	"extract(epoch FROM expires_at - now()) "
+	"extract(epoch FROM expires_at - now()), role "
 	"FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL "
 	"AND (expires_at IS NULL OR expires_at > now())";
+const char auth_dead_sql[] =
+	"SELECT replace(k::text,'-','') FROM unnest($1::uuid[]) k "
+	"WHERE NOT EXISTS (SELECT 1 FROM api_keys a WHERE a.id = k "
+	"AND a.revoked_at IS NULL "
+	"AND (a.expires_at IS NULL OR a.expires_at > now()))";
 const char auth_touch_sql[] =
 	"UPDATE api_keys SET last_used_at = now() WHERE id = $1";
 
@@ -118,11 +124,12 @@ int auth_hash(const char *header, char hash[65])
 }
 
 int auth_lookup_result(const PGresult *res, char org[33], char user[33],
-		       char keyid[33], int *touch)
+		       char keyid[33], char role[AUTH_ROLE_LEN], int *touch)
 {
 	*touch = 0;
-	if (PQntuples(res) != 1)
+	if (PQntuples(res) != 1 || PQnfields(res) < 6)
 		return 0;
+	snprintf(role, AUTH_ROLE_LEN, "%s", PQgetvalue(res, 0, 5));
 	memcpy(org, PQgetvalue(res, 0, 0), 33);
 	memcpy(user, PQgetvalue(res, 0, 1), 33);
 	memcpy(keyid, PQgetvalue(res, 0, 2), 33);
@@ -131,7 +138,7 @@ int auth_lookup_result(const PGresult *res, char org[33], char user[33],
 }
 
 int auth_check(struct db *db, const char *header, char org[33],
-	       char user[33], char keyid[33])
+	       char user[33], char keyid[33], char role[AUTH_ROLE_LEN])
 {
 	char hash[65];
 	const char *p[1] = {hash};
@@ -150,12 +157,13 @@ int auth_check(struct db *db, const char *header, char org[33],
 		memcpy(org, c->org, 33);
 		memcpy(user, c->user, 33);
 		memcpy(keyid, c->key, 33);
+		memcpy(role, c->role, AUTH_ROLE_LEN);
 		return 1;
 	}
 	res = db_exec(db, auth_lookup_sql, 1, p);
 	if (!res)
 		return -1;
-	ok = auth_lookup_result(res, org, user, keyid, &touch);
+	ok = auth_lookup_result(res, org, user, keyid, role, &touch);
 	if (ok) {
 		if (touch) {
 			const char *k[1] = {keyid};
@@ -171,6 +179,7 @@ int auth_check(struct db *db, const char *header, char org[33],
 			memcpy(c->org, org, 33);
 			memcpy(c->user, user, 33);
 			memcpy(c->key, keyid, 33);
+			memcpy(c->role, role, AUTH_ROLE_LEN);
 			c->until_ms = mono_ms() + (long long)(ttl * 1000);
 		}
 	}

@@ -15,8 +15,9 @@
 const char *auth_key_from_header(const char *header);
 /* Generate a new key (NUL-terminated, AUTH_KEY_LEN chars) and its hash. */
 void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65]);
-/* Look the key up. 1 = valid (org, user, key ids filled as 32 hex),
- * 0 = missing/unknown/revoked/expired, -1 = database error.
+/* Look the key up. 1 = valid (org, user, key ids filled as 32 hex, role
+ * "admin" or "member"), 0 = missing/unknown/revoked/expired, -1 =
+ * database error.
  *
  * With auth_cache_init(ttl_s > 0), valid keys are remembered per thread
  * for up to ttl_s seconds (never past the key's expiry), which saves a
@@ -26,8 +27,9 @@ void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65]);
  * every lookup. With PgBouncer in transaction mode (no LISTEN) the cache
  * must stay off. */
 void auth_cache_init(double ttl_s);
+#define AUTH_ROLE_LEN 8 /* "member" and its NUL fit */
 int auth_check(struct db *db, const char *header, char org[33],
-	       char user[33], char keyid[33]);
+	       char user[33], char keyid[33], char role[AUTH_ROLE_LEN]);
 /* The lookup auth_check runs, for callers that run it themselves (the
  * SSE program, without blocking): auth_hash() gives its one parameter
  * (0 if the header holds no key of an accepted form), and
@@ -37,8 +39,13 @@ extern const char auth_lookup_sql[];
 extern const char auth_touch_sql[];
 int auth_hash(const char *header, char hash[65]);
 int auth_lookup_result(const PGresult *res, char org[33], char user[33],
-		       char keyid[33], int *touch);
-/* SQL that revokes keys must notify, e.g. pg_notify('keys', ''). */
+		       char keyid[33], char role[AUTH_ROLE_LEN], int *touch);
+/* Of the key ids (32 hex) given as a PostgreSQL array literal ($1), the
+ * ones that no longer authenticate (revoked, expired or deleted): what a
+ * program holding connections open for keys runs when `keys` notifies. */
+extern const char auth_dead_sql[];
+/* SQL that revokes keys must notify, e.g. pg_notify('keys', ''); the
+ * payload may name the key (32 hex), listeners must not rely on it. */
 #define AUTH_REVOKE_CHANNEL "keys"
 
 #endif

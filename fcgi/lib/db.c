@@ -119,13 +119,37 @@ static int server_closed(struct db *db)
 	return PQstatus(db->conn) != CONNECTION_OK;
 }
 
+/* Session settings of a new connection (prepared_mode only). */
+static void session_setup(struct db *db)
+{
+	char q[64];
+	PGresult *r;
+	if (!db->prepared_mode || db->timeout_ms <= 0 ||
+	    PQstatus(db->conn) != CONNECTION_OK)
+		return;
+	snprintf(q, sizeof(q), "SET statement_timeout = %ld", db->timeout_ms);
+	r = PQexec(db->conn, q);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		log_error("%s: %s", q, PQerrorMessage(db->conn));
+	PQclear(r);
+}
+
+void db_set_statement_timeout(struct db *db, long ms)
+{
+	db->timeout_ms = ms > 0 ? ms : 0;
+	if (db->conn)
+		session_setup(db);
+}
+
 int db_ensure(struct db *db)
 {
 	if (!db->conn) {
 		db->conn = open_conn(db->conninfo);
 		PQsetNoticeProcessor(db->conn, on_notice, NULL);
-		if (PQstatus(db->conn) == CONNECTION_OK)
+		if (PQstatus(db->conn) == CONNECTION_OK) {
+			session_setup(db);
 			return 0;
+		}
 	} else if (!server_closed(db)) {
 		return 0;
 	}
@@ -139,6 +163,7 @@ int db_ensure(struct db *db)
 		return -1;
 	}
 	log_info("database connection re-established");
+	session_setup(db);
 	return 0;
 }
 
@@ -260,7 +285,11 @@ int db_begin(struct db *db)
 		PGresult *res;
 		if (db_ensure(db) != 0)
 			return -1;
-		res = PQexec(db->conn, "BEGIN");
+		char q[80] = "BEGIN";
+		if (!db->prepared_mode && db->timeout_ms > 0)
+			snprintf(q, sizeof(q), "BEGIN; SET LOCAL "
+				 "statement_timeout = %ld", db->timeout_ms);
+		res = PQexec(db->conn, q);
 		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
 			PQclear(res);
 			db->in_tx = 1;

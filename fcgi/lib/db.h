@@ -29,6 +29,7 @@ struct db {
 	int prepared_mode;
 	int in_tx;
 	unsigned generation; /* bumped by every (re)connect: session state is gone */
+	long timeout_ms;     /* statement_timeout; 0 = the server's */
 	char sqlstate[6];
 	const char *stmt_sql[DB_STMT_SLOTS];
 	unsigned nstmts;
@@ -60,6 +61,13 @@ PGresult *db_exec_res(struct db *db, const char *sql, int nparams,
 		      const int *formats, int result_format);
 
 int db_begin(struct db *db);
+/* Bound every statement of this connection to ms milliseconds (0 = the
+ * server's setting): with prepared_mode (a session of our own) a SET on
+ * the session, made again after every reconnect; without (PgBouncer in
+ * transaction mode: no session state) a SET LOCAL in each db_begin()
+ * transaction only, so single statements outside one rely on the pooler's
+ * query_timeout. A statement cancelled by it fails with SQLSTATE 57014. */
+void db_set_statement_timeout(struct db *db, long ms);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
 

@@ -43,6 +43,29 @@ long long fs_cap_total(void)
 	return (mb > 0 ? mb : 100) * MIB;
 }
 
+/* The quotas evr_fs_write and evr_fs_move enforce (sql/010_quotas.sql),
+ * as their p_quota JSON. */
+static void fs_quota_json(char *out, size_t n)
+{
+	long entries = config_long("fs_session_max_entries", 10000);
+	long min_kb = config_long("fs_entry_min_kb", 4);
+	long org_mb = config_long("org_max_storage_mb", 10240);
+	long events = config_long("org_max_events", 10000000);
+	if (entries < 1)
+		entries = 10000;
+	if (min_kb < 0 || min_kb > 1024)
+		min_kb = 4;
+	if (org_mb < 1)
+		org_mb = 10240;
+	if (events < 1)
+		events = 10000000;
+	snprintf(out, n,
+		 "{\"max_entries\":%ld,\"min_charge\":%lld,"
+		 "\"org_max_bytes\":%lld,\"org_max_events\":%ld}",
+		 entries, (long long)min_kb * 1024, (long long)org_mb * MIB,
+		 events);
+}
+
 size_t fs_body_max(void)
 {
 	return (size_t)(fs_cap_file() / 1024 * 4 / 3 + 64) * 1024;
@@ -64,6 +87,9 @@ static enum fs_status status_of(const char *s)
 		{"not_empty", FS_NOT_EMPTY}, {"into_itself", FS_INTO_ITSELF},
 		{"too_large_file", FS_TOO_LARGE_FILE},
 		{"too_large_total", FS_TOO_LARGE_TOTAL},
+		{"too_many_entries", FS_TOO_MANY_ENTRIES},
+		{"org_storage_full", FS_ORG_STORAGE_FULL},
+		{"org_events_full", FS_ORG_EVENTS_FULL},
 	};
 	size_t i;
 	for (i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
@@ -111,13 +137,14 @@ enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 	static const char q[] =
 		"SELECT status, info::text, event::text FROM evr_fs_write("
 		"$1::uuid, $2::uuid, $3, $4::bytea, $5, $6::bigint, "
-		"$7::bigint, $8::boolean, $9)";
+		"$7::bigint, $8::boolean, $9, $10::jsonb)";
 	static const char *const modes[] = {"create", "replace", "mkdir"};
-	char capf[24], capt[24];
-	const char *p[9];
-	int lens[9] = {0}, fmts[9] = {0};
+	char capf[24], capt[24], quota[256];
+	const char *p[10];
+	int lens[10] = {0}, fmts[10] = {0};
 	PGresult *res;
 
+	fs_quota_json(quota, sizeof(quota));
 	snprintf(capf, sizeof(capf), "%lld", fs_cap_file());
 	snprintf(capt, sizeof(capt), "%lld", fs_cap_total());
 	p[0] = c->session;
@@ -131,7 +158,8 @@ enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 	p[6] = capt;
 	p[7] = c->emit ? "false" : "true";
 	p[8] = c->source;
-	if (!(res = db_exec_bin(c->db, q, 9, p, lens, fmts)))
+	p[9] = quota;
+	if (!(res = db_exec_bin(c->db, q, 10, p, lens, fmts)))
 		return FS_DB_ERROR;
 	return change_done(c, res, info, limit);
 }
@@ -286,16 +314,17 @@ enum fs_status fs_move(const struct fs_ctx *c, const char *src,
 	static const char q[] =
 		"SELECT status, info::text, event::text FROM evr_fs_move("
 		"$1::uuid, $2::uuid, $3, $4, $5::boolean, $6::bigint, "
-		"$7::bigint, $8::boolean, $9)";
-	char capf[24], capt[24];
-	const char *p[9] = {c->session, c->org, src, dst,
-			    copy ? "true" : "false", capf, capt,
-			    c->emit ? "false" : "true", c->source};
+		"$7::bigint, $8::boolean, $9, $10::jsonb)";
+	char capf[24], capt[24], quota[256];
+	const char *p[10] = {c->session, c->org, src, dst,
+			     copy ? "true" : "false", capf, capt,
+			     c->emit ? "false" : "true", c->source, quota};
 	PGresult *res;
 
+	fs_quota_json(quota, sizeof(quota));
 	snprintf(capf, sizeof(capf), "%lld", fs_cap_file());
 	snprintf(capt, sizeof(capt), "%lld", fs_cap_total());
-	if (!(res = db_exec(c->db, q, 9, p)))
+	if (!(res = db_exec(c->db, q, 10, p)))
 		return FS_DB_ERROR;
 	return change_done(c, res, info, limit);
 }
@@ -571,7 +600,26 @@ void fs_error(enum fs_status st, const char *path, long long limit,
 	case FS_TOO_LARGE_TOTAL:
 		apierr_set(e, 413, "payload_too_large",
 			   "%s: the session's files would exceed its total "
-			   "limit of %lld bytes",
+			   "limit of %lld bytes (every file or directory "
+			   "counts at least fs_entry_min_kb)",
+			   path, limit);
+		break;
+	case FS_TOO_MANY_ENTRIES:
+		apierr_set(e, 413, "too_many_entries",
+			   "%s: the session would hold more than %lld files "
+			   "and directories (fs_session_max_entries)",
+			   path, limit);
+		break;
+	case FS_ORG_STORAGE_FULL:
+		apierr_set(e, 413, "org_storage_full",
+			   "%s: the organization's files and images would "
+			   "exceed %lld bytes (org_max_storage_mb)",
+			   path, limit);
+		break;
+	case FS_ORG_EVENTS_FULL:
+		apierr_set(e, 429, "org_event_limit",
+			   "%s: the organization holds %lld events, its limit "
+			   "(org_max_events); delete sessions to make room",
 			   path, limit);
 		break;
 	default:

@@ -52,6 +52,9 @@ enum fs_status {
 	FS_INTO_ITSELF,
 	FS_TOO_LARGE_FILE,
 	FS_TOO_LARGE_TOTAL,
+	FS_TOO_MANY_ENTRIES,  /* fs_session_max_entries (413) */
+	FS_ORG_STORAGE_FULL,  /* org_max_storage_mb (413) */
+	FS_ORG_EVENTS_FULL,   /* org_max_events (429) */
 	FS_BAD_PATTERN,
 	FS_DB_ERROR,
 };

@@ -55,6 +55,7 @@ struct req {
 
 	/* filled by auth: 32-hex uuids; empty when not authenticated */
 	char org[33], user[33], key[33];
+	char role[8]; /* the key's: "admin" or "member" */
 
 	/* response */
 	int status;

@@ -13,8 +13,25 @@
  * After a lost connection the hub reconnects (from hub_tick) and marks
  * every subscriber for catch-up, so a lost NOTIFY never loses an event;
  * a safety round every HUB_SAFETY_S does the same.
+ *
+ * Keys: the hub also listens on `keys` (a revocation, fcgi/lib/auth.h).
+ * It then asks which keys of its subscribers no longer authenticate (one
+ * query, auth_dead_sql) and closes their streams (`disconnecting`
+ * key_revoked) and answers their long-polls with a 401, so a revoked
+ * key loses its connections within a second or so. The same check runs
+ * with every safety round and after a reconnect (revocations missed
+ * meanwhile). A key's expiry is known when it is checked: sse_sub_tick
+ * ends its connections then (key_expired).
+ *
+ * Limits: streams and long-polls waiting in the hub both count towards
+ * sse_max_per_session and sse_max_per_org (a long-poll holds a
+ * connection as long as a stream); over the session limit, a stream or
+ * long-poll of a key that already holds one of the same kind there
+ * replaces that key's oldest (a replaced long-poll is answered at once
+ * with its page), anything else is a 429.
  */
 #include "hub_int.h"
+#include "auth.h"
 #include "strmap.h"
 #include "dbq.h"
 #include "config.h"
@@ -56,6 +73,11 @@ static long max_per_session, max_per_org;
 static size_t delta_held, delta_cap;
 static long delta_dropped;
 static double delta_warned;
+/* the dead-key check (see the top): in flight, and wanted again */
+static struct dbq_job *keys_job;
+static int keys_again;
+
+static void keys_check(void);
 
 static struct hub_session *session_get(const char *id, int create)
 {
@@ -221,7 +243,8 @@ static void connect_step(void)
 		return;
 	case PGRES_POLLING_OK:
 		PQsetnonblocking(lconn, 1);
-		if (!PQsendQuery(lconn, "LISTEN ev; LISTEN evd") ||
+		if (!PQsendQuery(lconn, "LISTEN ev; LISTEN evd; LISTEN "
+					AUTH_REVOKE_CHANNEL) ||
 		    PQflush(lconn) != 0) { /* a few bytes: all sent */
 			hub_down(NULL);
 			return;
@@ -278,6 +301,7 @@ void hub_tick(double now)
 	if (now >= hub_next_safety) {
 		hub_next_safety = now + HUB_SAFETY_S;
 		all_need();
+		keys_check();
 	}
 }
 
@@ -375,7 +399,8 @@ void hub_event(uint32_t events)
 		/* notifications sent while we were away are gone: read the
 		 * table */
 		all_need();
-		log_info("listening on channels ev, evd");
+		keys_check();
+		log_info("listening on channels ev, evd, " AUTH_REVOKE_CHANNEL);
 	}
 	/* One commit's notifications come in a burst of many reads (libpq
 	 * takes one recv per PQconsumeInput): read on while they come, so
@@ -387,6 +412,8 @@ void hub_event(uint32_t events)
 				on_ev(n->extra);
 			else if (!strcmp(n->relname, "evd"))
 				on_evd(n->extra);
+			else if (!strcmp(n->relname, AUTH_REVOKE_CHANNEL))
+				keys_check();
 			PQfreemem(n);
 			got++;
 		}
@@ -408,23 +435,24 @@ int hub_subscribe(struct sse_sub *s)
 	struct hub_session *hs = session_get(s->session, 1);
 	struct hub_org *o;
 
-	if (s->kind == SSE_STREAM) {
-		if (hs->nstreams >= max_per_session) {
-			struct sse_sub *old;
-			for (old = hs->subs; old; old = old->s_next)
-				if (old->kind == SSE_STREAM && hub_live(old) &&
-				    !strcmp(old->key, s->key))
-					break;
-			if (!old)
-				goto full;
-			sse_stream_close(old, "replaced");
-		}
-		o = org_get(s->org, 0);
-		if (o && o->n >= max_per_org)
+	if (hs->nstreams >= max_per_session) {
+		struct sse_sub *old;
+		for (old = hs->subs; old; old = old->s_next)
+			if (old->kind == s->kind && hub_live(old) &&
+			    !strcmp(old->key, s->key))
+				break;
+		if (!old)
 			goto full;
-		org_get(s->org, 1)->n++;
-		hs->nstreams++;
+		if (old->kind == SSE_STREAM)
+			sse_stream_close(old, "replaced");
+		else
+			sse_poll_wake(old);
 	}
+	o = org_get(s->org, 0);
+	if (o && o->n >= max_per_org)
+		goto full;
+	org_get(s->org, 1)->n++;
+	hs->nstreams++;
 	s->hs = hs;
 	s->s_prev = hs->tail;
 	s->s_next = NULL;
@@ -458,10 +486,8 @@ void hub_unsubscribe(struct sse_sub *s)
 		s->s_next->s_prev = s->s_prev;
 	else
 		hs->tail = s->s_prev;
-	if (s->kind == SSE_STREAM) {
-		hs->nstreams--;
-		org_drop(s->org);
-	}
+	hs->nstreams--;
+	org_drop(s->org);
 	s->hs = NULL;
 	s->s_prev = s->s_next = NULL;
 	/* freed at the end of hub_run: someone may be walking its list */
@@ -477,6 +503,83 @@ void hub_kick(struct sse_sub *s)
 	s->need = 1;
 	if (s->hs)
 		hub_mark_dirty(s->hs);
+}
+
+/* --- keys that stopped working --------------------------------------- */
+
+static void key_add(const char *id, void *val, void *ctx)
+{
+	struct hub_session *hs = val;
+	struct strmap *keys = ctx;
+	struct sse_sub *s;
+	(void)id;
+	for (s = hs->subs; s; s = s->s_next)
+		if (hub_live(s) && s->key[0])
+			strmap_put(keys, s->key, s);
+}
+
+static void key_lit(const char *key, void *val, void *ctx)
+{
+	(void)val;
+	db_array_add(ctx, key);
+}
+
+static void close_dead(const char *id, void *val, void *ctx)
+{
+	struct hub_session *hs = val;
+	struct sse_sub *s, *next;
+	(void)id;
+	for (s = hs->subs; s; s = next) {
+		next = s->s_next;
+		if (!hub_live(s) || !strmap_get(ctx, s->key))
+			continue;
+		sse_sub_key_gone(s, "key_revoked");
+	}
+}
+
+static void on_dead_keys(void *ctx, PGresult *res)
+{
+	struct strmap dead = STRMAP_INIT;
+	int i, n;
+	(void)ctx;
+	keys_job = NULL;
+	n = res ? PQntuples(res) : 0;
+	for (i = 0; i < n; i++)
+		strmap_put(&dead, PQgetvalue(res, i, 0), &dead);
+	PQclear(res);
+	if (n) {
+		log_info("closing the connections of %d revoked or expired "
+			 "key(s)", n);
+		strmap_each(&sessions, close_dead, &dead);
+	}
+	strmap_release(&dead);
+	if (keys_again) {
+		keys_again = 0;
+		keys_check();
+	}
+}
+
+/* Ask which of the subscribers' keys no longer authenticate. */
+static void keys_check(void)
+{
+	struct strmap keys = STRMAP_INIT;
+	struct buf lit = BUF_INIT;
+	const char *p[1];
+
+	if (keys_job) { /* one at a time; the next sees this one's keys */
+		keys_again = 1;
+		return;
+	}
+	strmap_each(&sessions, key_add, &keys);
+	if (keys.n) {
+		buf_init(&lit, 40 * keys.n + 2);
+		strmap_each(&keys, key_lit, &lit);
+		db_array_end(&lit);
+		p[0] = lit.data;
+		keys_job = dbq_query(auth_dead_sql, 1, p, on_dead_keys, NULL);
+	}
+	buf_release(&lit);
+	strmap_release(&keys);
 }
 
 /* --- the loop's round ------------------------------------------------ */
@@ -547,6 +650,8 @@ void hub_free(void)
 	}
 	deltas_tail = &hub_deltas;
 	delta_held = 0;
+	keys_job = NULL; /* dbq_free drops it */
+	keys_again = 0;
 	delta_dropped = 0;
 	catchup_free();
 	strmap_each(&sessions, release_one, NULL);

@@ -65,14 +65,24 @@ static void on_first_page(void *ctx, PGresult *res)
 	PQclear(res);
 	/* nothing yet: wait for a catch-up round to find a match after
 	 * the cursor (s->cursor is the resolved one) */
-	o->sub = NULL;
-	c->sub = s;
-	sse_open_done(c);
 	s->deadline = sse_now() + s->q.wait_s;
 	/* a wake-up that came while the page was read found no subscriber:
 	 * look once */
 	s->need = 1;
-	hub_subscribe(s); /* polls are not counted against stream limits */
+	/* a waiting long-poll holds a connection as a stream does: it
+	 * counts towards the same limits (hub.c) */
+	if (hub_subscribe(s) != 0) {
+		res_header(&o->rq, "Retry-After", "5");
+		res_error(&o->rq, 429, "too_many_streams",
+			  "Too many streams and long-polls for this session "
+			  "(sse_max_per_session) or organization "
+			  "(sse_max_per_org)");
+		sse_open_respond(c);
+		return;
+	}
+	o->sub = NULL;
+	c->sub = s;
+	sse_open_done(c);
 }
 
 void sse_poll_open(struct sse_conn *c)

@@ -51,6 +51,7 @@ struct sse_open {
 	const char *seg;        /* the {id} segment of the path */
 	size_t seglen;
 	long long last_seq;     /* the session's, when resolved */
+	double key_exp;         /* when the key expires (sse_now()); 0: never */
 	struct sse_sub *sub;    /* being built; freed with the open */
 };
 
@@ -80,6 +81,7 @@ struct sse_sub {
 	long long dm;           /* the message whose deltas it follows */
 	size_t doff;            /* bytes of it sent */
 	double next_ping, cycle_at, deadline;
+	double key_exp;         /* its key's expiry (sse_now() time); 0: never */
 	struct hub_session *hs;
 	struct sse_sub *s_prev, *s_next; /* the session's subscribers */
 };
@@ -121,6 +123,9 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 		      size_t alen);
 /* Send `disconnecting {reason}` and finish. */
 void sse_stream_close(struct sse_sub *s, const char *reason);
+/* Its key stopped working (reason "key_revoked", "key_expired"): a
+ * stream is closed with that reason, a waiting long-poll answered 401. */
+void sse_sub_key_gone(struct sse_sub *s, const char *reason);
 /* A query failed (the database is away, or restarting): 503 with
  * Retry-After, as the api answers then. */
 void sse_db_unavailable(struct req *rq);

@@ -147,8 +147,28 @@ void sse_stream_close(struct sse_sub *s, const char *reason)
 	sse_conn_finish(s->conn);
 }
 
+void sse_sub_key_gone(struct sse_sub *s, const char *reason)
+{
+	static const char r[] = "Status: 401 Unauthorized\r\n"
+				"WWW-Authenticate: Bearer\r\n"
+				"Content-Type: application/json\r\n\r\n"
+				"{\"error\":\"Unauthorized\",\"code\":"
+				"\"unauthorized\"}";
+	if (s->kind == SSE_STREAM) {
+		sse_stream_close(s, reason);
+		return;
+	}
+	hub_unsubscribe(s);
+	sse_conn_send(s->conn, r, sizeof(r) - 1);
+	sse_conn_finish(s->conn);
+}
+
 void sse_sub_tick(struct sse_sub *s, double now)
 {
+	if (s->key_exp > 0 && now >= s->key_exp) {
+		sse_sub_key_gone(s, "key_expired");
+		return;
+	}
 	if (s->kind == SSE_POLL) {
 		if (now >= s->deadline)
 			sse_poll_wake(s);
@@ -209,7 +229,9 @@ static void stream_start(struct sse_conn *c)
 	if (hub_subscribe(s) != 0) {
 		res_header(&o->rq, "Retry-After", "5");
 		res_error(&o->rq, 429, "too_many_streams",
-			  "Too many streams for this session or organization");
+			  "Too many streams and long-polls for this session "
+			  "(sse_max_per_session) or organization "
+			  "(sse_max_per_org)");
 		sse_open_respond(c);
 		return;
 	}
@@ -295,6 +317,7 @@ static void open_sub(struct sse_conn *c)
 	}
 	s->conn = c;
 	s->kind = o->route == 1 ? SSE_STREAM : SSE_POLL;
+	s->key_exp = o->key_exp;
 	memcpy(s->session, s->q.session, 33);
 	memcpy(s->org, rq->org, 33);
 	memcpy(s->key, rq->key, 33);
@@ -313,8 +336,12 @@ static void on_auth(void *ctx, PGresult *res)
 		PQclear(res);
 		return;
 	}
-	a = res ? auth_lookup_result(res, rq->org, rq->user, rq->key, &touch)
+	a = res ? auth_lookup_result(res, rq->org, rq->user, rq->key,
+					     rq->role, &touch)
 		: -1;
+	/* an expiring key's connections end when it does */
+	if (a == 1 && !PQgetisnull(res, 0, 4))
+		c->open->key_exp = sse_now() + atof(PQgetvalue(res, 0, 4));
 	PQclear(res);
 	if (touch) {
 		const char *k[1] = {rq->key};

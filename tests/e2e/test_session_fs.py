@@ -385,7 +385,8 @@ class SessionFs(unittest.TestCase):
         self.assertEqual(r.status, 413, r.text)
         self.assertEqual(rows(sid), ["/a", "/b"])
         # replacing counts the difference: a smaller a frees room for c
-        self.assertEqual(self.call("PUT", fs(sid, "a"), raw=b"x" * (MIB - 10),
+        # (which, at 10 bytes, is charged the minimum, fs_entry_min_kb = 4)
+        self.assertEqual(self.call("PUT", fs(sid, "a"), raw=b"x" * (MIB - 4096),
                                    content_type="x/y").status, 200)
         self.assertEqual(self.call("PUT", fs(sid, "c"), raw=b"y" * 10, content_type="x/y").status, 201)
         self.assertEqual(self.call("PUT", fs(sid, "d"), raw=b"z", content_type="x/y").status, 413)
@@ -394,7 +395,7 @@ class SessionFs(unittest.TestCase):
         self.assertEqual(self.call("PUT", fs(sid, "d"), raw=b"z", content_type="x/y").status, 201)
         used = psql("SELECT bytes FROM session_fs_usage WHERE session_id = "
                     "replace(substr($1, 5), '-', '')::uuid", sid)[0][0]
-        self.assertEqual(int(used), MIB - 10 + 10 + 1)
+        self.assertEqual(int(used), MIB - 4096 + 10 + 1)
 
     # --- concurrency, deletion, tenants, events ------------------------------------
 

@@ -109,7 +109,16 @@ START_TEST(openapi_lists_every_route)
 			for (j = 0; t[i].method[j] && j < sizeof(m) - 1; j++)
 				m[j] = (char)(t[i].method[j] | 0x20);
 			m[j] = '\0';
-			found = json_object_object_get_ex(ops, m, NULL);
+			struct json_object *op, *xr;
+			found = json_object_object_get_ex(ops, m, &op);
+			/* the role the document states is the router's */
+			ck_assert_msg(found &&
+				      json_object_object_get_ex(op, "x-role", &xr) &&
+				      !strcmp(json_object_get_string(xr),
+					      router_role_name(t[i].role)),
+				      "openapi.json: %s %s needs x-role \"%s\"",
+				      t[i].method, t[i].pattern,
+				      router_role_name(t[i].role));
 		}
 		ck_assert_msg(found, "route %s %s missing from openapi.json",
 			      t[i].method, t[i].pattern);
@@ -146,6 +155,23 @@ START_TEST(openapi_lists_every_route)
 }
 END_TEST
 
+/* A route added without an access rule is refused to every key; this
+ * makes it fail the build's tests first. */
+START_TEST(every_route_has_a_role)
+{
+	size_t n, i;
+	const struct route *t = router_table(&n);
+	for (i = 0; i < n; i++) {
+		ck_assert_msg(t[i].role != R_UNSET, "route %s %s has no role",
+			      t[i].method, t[i].pattern);
+		ck_assert_msg((t[i].role == R_PUBLIC) ==
+				      !!(t[i].flags & ROUTE_NOAUTH),
+			      "route %s %s: R_PUBLIC goes with ROUTE_NOAUTH",
+			      t[i].method, t[i].pattern);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("api");
@@ -157,6 +183,7 @@ int main(void)
 	tcase_add_test(tc, matches_and_captures);
 	tcase_add_test(tc, not_found_and_method_not_allowed);
 	tcase_add_test(tc, openapi_lists_every_route);
+	tcase_add_test(tc, every_route_has_a_role);
 	suite_add_tcase(s, tc);
 	status = check_run(s);
 	req_release(&rq);
