@@ -173,8 +173,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		return n;
 	}
 	if (llm_parser_feed(t->parser, data, n) != 0) {
-		snprintf(t->stream_error, sizeof(t->stream_error),
-			 "malformed_response: %s", llm_parser_error(t->parser));
+		snprintf(t->stream_error, sizeof(t->stream_error), "%s: %s",
+			 llm_parser_too_large(t->parser) ? "output_too_large"
+							 : "malformed_response",
+			 llm_parser_error(t->parser));
 		return CURL_WRITEFUNC_ERROR;
 	}
 	return n;
@@ -434,6 +436,11 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 		*code = t->http_status == 401 || t->http_status == 403
 				? "authentication_error"
 				: "invalid_request";
+		return 0;
+	}
+	if (!strncmp(t->stream_error, "output_too_large: ", 18)) {
+		*code = "output_too_large";
+		buf_adds(why, t->stream_error + 18);
 		return 0;
 	}
 	if (t->stream_error[0]) {
