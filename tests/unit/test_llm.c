@@ -832,6 +832,22 @@ START_TEST(build_errors)
 			json_object_put(m);
 		}
 	}
+	/* a key is a header value: no header lines smuggled through it */
+	for (i = 0; i < 4; i++) {
+		static const char *const keys[] = {"sk\r\nX-Injected: 1", "sk\n",
+						   "sk\x7f", "sk\x1b"};
+		for (k = 0; k < 2; k++) {
+			struct json_object *m = json_tokener_parse("[]");
+			struct llm_request r = {.kind = kinds[k], .model = "m",
+						.messages = m,
+						.api_key = keys[i]};
+			build(&r, &b);
+			ck_assert_int_eq(b.rc, -1);
+			ck_assert_ptr_nonnull(strstr(b.err.data, "api_key"));
+			built_release(&b);
+			json_object_put(m);
+		}
+	}
 	{
 		struct json_object *m = json_tokener_parse("[]");
 		struct llm_request r = {.kind = LLM_SIM, .model = "llmsim",
