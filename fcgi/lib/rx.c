@@ -9,10 +9,13 @@
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct rx {
 	size_t used, cap; /* bytes PCRE2 holds through alloc(), its cap */
 	int refused;	  /* alloc() said no */
+	unsigned long calls; /* callouts of the current match */
+	double deadline;     /* of the current match */
 	pcre2_general_context *gc;
 	pcre2_compile_context *cc;
 	pcre2_match_context *mc;
@@ -39,6 +42,30 @@ unsigned long rx_depth_limit(void)
 unsigned long rx_memory_kb(void)
 {
 	return bounded("regex_memory_kb", 8192, 256, 1048576);
+}
+
+unsigned long rx_time_ms(void)
+{
+	return bounded("regex_time_ms", 200, 10, 5000);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Called before every item of the pattern (PCRE2_AUTO_CALLOUT), so the
+ * work between two calls is at most one item's (a back reference or a
+ * character repeat over one line): the clock is read every 256th call. */
+static int on_callout(pcre2_callout_block *b, void *arg)
+{
+	struct rx *r = arg;
+	(void)b;
+	if ((++r->calls & 255) == 0 && now_s() > r->deadline)
+		return PCRE2_ERROR_CALLOUT;
+	return 0;
 }
 
 /* The counting allocator: each block carries its size in front. */
@@ -147,9 +174,11 @@ struct rx *rx_compile(const char *pattern, const char *field,
 	pcre2_set_match_limit(r->mc, (uint32_t)rx_match_limit());
 	pcre2_set_depth_limit(r->mc, (uint32_t)rx_depth_limit());
 	pcre2_set_heap_limit(r->mc, (uint32_t)rx_memory_kb());
+	pcre2_set_callout(r->mc, on_callout, r);
 	r->code = pcre2_compile((PCRE2_SPTR)pat.data, pat.len,
 				PCRE2_UTF | PCRE2_MATCH_INVALID_UTF |
-					PCRE2_NEVER_BACKSLASH_C,
+					PCRE2_NEVER_BACKSLASH_C |
+					PCRE2_AUTO_CALLOUT,
 				&err, &off, r->cc);
 	buf_release(&pat);
 	if (!r->code) {
@@ -176,13 +205,23 @@ struct rx *rx_compile(const char *pattern, const char *field,
 int rx_match(struct rx *r, const char *s, size_t len, const char *where,
 	     struct apierr *e)
 {
-	int rc = pcre2_match(r->code, (PCRE2_SPTR)s, len, 0, 0, r->md, r->mc);
+	int rc;
 
+	r->calls = 0;
+	r->deadline = now_s() + (double)rx_time_ms() / 1000.0;
+	rc = pcre2_match(r->code, (PCRE2_SPTR)s, len, 0, 0, r->md, r->mc);
 	if (rc >= 0)
 		return 1;
 	if (rc == PCRE2_ERROR_NOMATCH)
 		return 0;
 	switch (rc) {
+	case PCRE2_ERROR_CALLOUT:
+		apierr_set(e, 422, "regex_limit",
+			   "pattern: matching %s takes longer than "
+			   "regex_time_ms (%lu ms); simplify the pattern "
+			   "(nested repeats, back references)",
+			   where, rx_time_ms());
+		break;
 	case PCRE2_ERROR_MATCHLIMIT:
 		apierr_set(e, 422, "regex_limit",
 			   "pattern: matching %s needs more than "

@@ -3,12 +3,16 @@
  * the REST API and of the runner's grep_files tool (fs.c's fs_grep).
  *
  * The engine is PCRE2 (the interpreter, no JIT). Every match runs under
- * a match limit (backtracking steps, config key regex_match_limit), a
- * depth limit (regex_depth_limit) and a heap limit; every byte PCRE2
- * allocates, for compiling and for matching, goes through a counting
- * allocator that refuses past regex_memory_kb. So one match costs at most
- * a known time (about 60 ms for the default 1,000,000 steps on one core)
- * and a known memory, whatever the pattern and the line.
+ * a time limit checked inside the match (regex_time_ms: the pattern is
+ * compiled with automatic callouts, and the callout reads the clock), a
+ * match limit (backtracking steps, regex_match_limit), a depth limit
+ * (regex_depth_limit) and a heap limit; every byte PCRE2 allocates, for
+ * compiling and for matching, goes through a counting allocator that
+ * refuses past regex_memory_kb. The step limit alone would not bound the
+ * time: one step may compare a back reference across the whole line
+ * ((a*)\1*\1*[bc] on 1,000 'a' took 19 s within 1,000,000 steps). So one
+ * match costs at most a known time and a known memory, whatever the
+ * pattern and the line.
  *
  * Syntax: PCRE2's (Perl's), which accepts the POSIX extended (ERE)
  * patterns the search took before: alternation, groups, bracket
@@ -43,5 +47,6 @@ void rx_free(struct rx *r);
 unsigned long rx_match_limit(void);
 unsigned long rx_depth_limit(void);
 unsigned long rx_memory_kb(void);
+unsigned long rx_time_ms(void);
 
 #endif

@@ -30,6 +30,9 @@ RUNAWAY = "a" * 300 + "!"
 # backtracks for ever in glibc's regexec (as the issue's ^(a*)*\1\1b$) and
 # in PCRE2, which sees at once that the pattern needs a 'b'
 RUNAWAY_RE = "^(a*)*\\1\\1[bc]$"
+# few backtracking steps, each comparing a back reference along the line:
+# only a clock read inside the match stops it
+SLOW_STEPS_RE = "(a*)\\1*\\1*[bc]"
 
 
 def fs(sid, path=""):
@@ -121,7 +124,7 @@ class Hostile(unittest.TestCase):
         with self.bystander.running() as load:
             # the pattern: PCRE2 sees at once that no 'b' is there
             for pat in ("^(a*)*\\1\\1b$", RUNAWAY_RE, "^(a+)+$", "^(a|a)*$",
-                        "((a*)*)*\\2\\1!b", "(*NO_START_OPT)^(a*)*\\1\\1b$"):
+                        "((a*)*)*\\2\\1!b", "(*NO_START_OPT)^(a*)*\\1\\1b$", SLOW_STEPS_RE):
                 t = time.monotonic()
                 r = api("POST", fs(sid, "_/grep"), {"pattern": pat}, key=self.key, timeout=20)
                 results[pat] = (r, time.monotonic() - t)
@@ -146,10 +149,12 @@ class Hostile(unittest.TestCase):
             else:
                 self.assertEqual(r.status, 422, r.text)
                 self.assertEqual(r.json["code"], "regex_limit", r.text)
-                self.assertRegex(r.json["error"], r"regex_(match_limit|depth_limit|memory_kb)")
+                self.assertRegex(r.json["error"],
+                                 r"regex_(match_limit|depth_limit|memory_kb|time_ms)")
                 self.assertIn("line 2 of /a.txt", r.json["error"])
         self.assertEqual(results[RUNAWAY_RE][0].status, 422)
         self.assertEqual(results["^(a+)+$"][0].status, 422)
+        self.assertIn("regex_time_ms", results[SLOW_STEPS_RE][0].json["error"])
         self.assertEqual(results["(*NO_START_OPT)^(a*)*\\1\\1b$"][0].status, 422)
         self.assertEqual(sorted(s for s, _ in many), [422] * 8)
         report("8 concurrent grep %r (slowest)" % RUNAWAY_RE, max(d for _, d in many))
@@ -171,7 +176,7 @@ class Hostile(unittest.TestCase):
         done = [e["data"] for e in evs if e["type"] == "tool.completed"]
         self.assertEqual(len(done), 1, [e["type"] for e in evs])
         self.assertFalse(done[0]["success"], done[0])
-        self.assertIn("regex_match_limit", done[0]["error"])
+        self.assertRegex(done[0]["error"], r"regex_(match_limit|time_ms)")
         self.assertIn("turn.completed", [e["type"] for e in evs])
         report("grep_files %r (whole turn)" % RUNAWAY_RE, dt)
         self.bystander.check(quiet, load, "runaway grep_files in the runner")

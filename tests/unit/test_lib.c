@@ -383,7 +383,8 @@ START_TEST(rx_is_bounded_and_takes_ere)
 {
 	static const char *const runaway[] = {
 		"^(a*)*\\1\\1b$", "(*NO_START_OPT)^(a*)*\\1\\1b$", "^(a+)+$",
-		"^(a|a)*$",	  "((a*)*)*\\2\\1!b",		  "(a|aa)*c"};
+		"^(a|a)*$",	  "((a*)*)*\\2\\1!b",		  "(a|aa)*c",
+		"(a*)\\1*\\1*[bc]", "(a*)\\1*\\1*[bc]"};
 	char line[70001];
 	struct apierr e;
 	struct rx *r;
@@ -429,6 +430,18 @@ START_TEST(rx_is_bounded_and_takes_ere)
 					     "pattern", &e));
 	ck_assert_int_eq(rx_match(r, line, 301, "line 1 of /f", &e), -1);
 	ck_assert_ptr_nonnull(strstr(e.msg, "regex_match_limit"));
+	rx_free(r);
+
+	/* a back reference compared across the line at every step: the
+	 * step limit is not reached, the clock is */
+	memset(line, 'a', 1000);
+	line[1000] = '!';
+	ck_assert_ptr_nonnull(r = rx_compile("(a*)\\1*\\1*[bc]", "pattern", &e));
+	t = mono_s();
+	ck_assert_int_eq(rx_match(r, line, 1001, "line 1 of /f", &e), -1);
+	t = mono_s() - t;
+	ck_assert_ptr_nonnull(strstr(e.msg, "regex_time_ms (200 ms)"));
+	ck_assert_msg(t < 0.5, "took %.3f s", t);
 	rx_free(r);
 
 	/* compile memory is bounded too */
