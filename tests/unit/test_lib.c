@@ -429,7 +429,9 @@ START_TEST(rx_is_bounded_and_takes_ere)
 	ck_assert_ptr_nonnull(r = rx_compile("(*NO_START_OPT)^(a*)*\\1\\1b$",
 					     "pattern", &e));
 	ck_assert_int_eq(rx_match(r, line, 301, "line 1 of /f", &e), -1);
-	ck_assert_ptr_nonnull(strstr(e.msg, "regex_match_limit"));
+	/* the step limit, or the clock on a slow machine */
+	ck_assert(strstr(e.msg, "regex_match_limit") ||
+		  strstr(e.msg, "regex_time_ms"));
 	rx_free(r);
 
 	/* a back reference compared across the line at every step: the
