@@ -181,6 +181,27 @@ class Hostile(unittest.TestCase):
         report("grep_files %r (whole turn)" % RUNAWAY_RE, dt)
         self.bystander.check(quiet, load, "runaway grep_files in the runner")
 
+    def test_slow_grep_files_is_cut_short(self):
+        """Lines that each stay under the limits but cost tens of ms: the
+        runner's thread is given back after grep_tool_budget_ms."""
+        sid = self.session()
+        r = api("PUT", fs(sid, "slow.txt"), {"content": ("a" * 100 + "!\n") * 300},
+                key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        quiet = self.bystander.measure(2.0)
+        with self.bystander.running() as load:
+            evs, dt = self.turn(sid, "#tool grep_files %s\ngo" % json.dumps({"pattern": SLOW_STEPS_RE}),
+                                timeout=40)
+        done = [e["data"] for e in evs if e["type"] == "tool.completed"]
+        self.assertEqual(len(done), 1, [e["type"] for e in evs])
+        if done[0]["success"]:
+            self.assertTrue(done[0]["result"]["truncated"], done[0])
+        else:  # a line past regex_time_ms on a loaded machine
+            self.assertIn("regex_time_ms", done[0]["error"])
+        report("grep_files on 300 slow lines (whole turn)", dt, "cut short")
+        self.assertLess(dt, 3.5)
+        self.bystander.check(quiet, load, "slow grep_files in the runner")
+
     # --- output bombs -------------------------------------------------
 
     def bomb_turn(self, kind, response):
