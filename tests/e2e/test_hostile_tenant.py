@@ -235,23 +235,23 @@ class Hostile(unittest.TestCase):
         with self.bystander.running() as load:
             cases = [
                 ("text 3 MiB", "openai_completions",
-                 {"text": "a" * (3 * mib), "chunks": 48}, "llm_max_text_kb"),
+                 {"text": "a" * (3 * mib), "chunks": 48}, "llm_max_text_kb (2048 KiB)"),
                 ("thinking 3 MiB", "anthropic",
                  {"thinking": "t" * (3 * mib), "text": "done", "chunks": 48},
-                 "llm_max_thinking_kb"),
+                 "llm_max_thinking_kb (2048 KiB)"),
                 ("tool arguments 2 x 2.5 MiB", "openai_completions",
                  {"tool_calls": [{"id": "c%d" % i, "name": "write_file",
                                   "arguments": json.dumps({"path": "/x%d" % i,
                                                            "content": "z" * (5 * mib // 2)})}
                                  for i in range(2)], "split": 20},
-                 "llm_max_tool_args_kb"),
+                 "llm_max_tool_args_kb (4096 KiB)"),
             ]
             for wbits, enc in ((31, "gzip"), (15, "deflate")):
                 body = self.compressed_stream(wbits, 64)
                 cases.append(("%s bomb %d KiB -> 64 MiB" % (enc, len(body) // 1024),
                               "openai_completions",
                               {"raw_b64": base64.b64encode(body).decode(),
-                               "content_encoding": enc}, "llm_max_response_mb"))
+                               "content_encoding": enc}, "llm_max_response_mb (16 MiB)"))
             for label, kind, response, key in cases:
                 f, dt = self.bomb_turn(kind, response)
                 report(label, dt)

@@ -144,6 +144,8 @@ const char *llm_parser_too_large(const struct llm_parser *p)
 static int count(struct llm_parser *p, size_t *count, size_t n, size_t max,
 		 const char *key, const char *what)
 {
+	int mib;
+
 	if (p->too_large)
 		return -1;
 	if (n <= max && *count <= max - n) {
@@ -151,14 +153,10 @@ static int count(struct llm_parser *p, size_t *count, size_t n, size_t max,
 		return 0;
 	}
 	p->too_large = key;
+	mib = strstr(key, "_mb") != NULL;
 	return llm_parser_fail(p, "the model's %s exceeded %s (%zu %s)", what,
-			       key,
-			       max >= 1024 * 1024 && !(max % (1024 * 1024))
-				       ? max / (1024 * 1024)
-				       : max / 1024,
-			       max >= 1024 * 1024 && !(max % (1024 * 1024))
-				       ? "MiB"
-				       : "KiB");
+			       key, max / (mib ? 1024 * 1024 : 1024),
+			       mib ? "MiB" : "KiB");
 }
 
 int llm_count_tool_args(struct llm_parser *p, size_t n)
