@@ -25,6 +25,7 @@ import zlib
 from bystander import Bystander
 from evr import HOME, api, new_org, psql, stack_pid, start_runner, wait_until
 from test_drivers import Fake
+from test_sse import close_all, open_stream_on, spawn_sse
 
 RUNAWAY = "a" * 300 + "!"
 # backtracks for ever in glibc's regexec (as the issue's ^(a*)*\1\1b$) and
@@ -259,6 +260,47 @@ class Hostile(unittest.TestCase):
                 self.assertIn(key, f["error"], label)
                 self.assertLess(dt, 30, label)
         self.bystander.check(quiet, load, "output bombs")
+
+    def test_sse_accumulated_text_is_capped(self):
+        """everruns-sse keeps at most llm_max_text_kb of a message as its
+        accumulated text, whatever live_text and the deltas hold (here an
+        everruns-sse with a 4 KiB cap, and 12,000 bytes of deltas)."""
+        proc, sock, _ = spawn_sse("hostile-acc", EVERRUNS_LLM_MAX_TEXT_KB=4,
+                                  EVERRUNS_LLM_MAX_THINKING_KB=4)
+        readers = []
+        chunks, size = 6, 2000
+        try:
+            sid = self.session()
+            h = sid[4:]
+            uuid = "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+            m = api("GET", "/api/v1/sessions/%s/events" % sid, key=self.key).json["data"][-1]["sequence"]
+            a = open_stream_on(sock, sid, self.key, readers)
+            wait_until(lambda: a.first("event: connected"), what="connected")
+
+            def deltas():
+                return [json.loads(b.split("\ndata: ", 1)[1])["data"]
+                        for b in a.text().split("\n\n")[:-1]
+                        if b.startswith("event: output.message.delta")]
+            quiet = self.bystander.measure(2.0)
+            with self.bystander.running() as load:
+                psql("WITH c AS (SELECT i, repeat(chr(65 + i %% 26), %d) AS t "
+                     "FROM generate_series(0, %d) i), "
+                     "ins AS (INSERT INTO live_text (session_id, m, off, text) "
+                     "SELECT '%s', %d, i * %d, t FROM c) "
+                     "SELECT count(pg_notify('evd', json_build_object('s', '%s', 'm', %d, "
+                     "'off', i * %d, 'd', t)::text)) FROM c"
+                     % (size, chunks - 1, uuid, m, size, h, m, size))
+                wait_until(lambda: deltas() and len(deltas()[-1]["accumulated"]) >= 2 * size,
+                           timeout=10, what="the first 4,000 bytes")
+                time.sleep(1.0)
+            ds = deltas()
+            self.assertLessEqual(max(len(d["accumulated"]) for d in ds), 4096,
+                                 [len(d["accumulated"]) for d in ds])
+            self.assertEqual("".join(d["delta"] for d in ds), "A" * size + "B" * size)
+            self.assertIsNone(proc.poll())
+            self.bystander.check(quiet, load, "sse accumulated text")
+        finally:
+            close_all(proc, readers)
 
     # --- provider secrets ---------------------------------------------
 
