@@ -329,7 +329,6 @@ static int grep_file(struct rx *re, const char *path, const char *data,
 		     size_t *count, const char *sep, double deadline,
 		     struct apierr *e)
 {
-	char where[FS_PATH_MAX + 48];
 	int m;
 	size_t start = 0, no = 0, here = 0;
 	int full = 0;
@@ -339,8 +338,8 @@ static int grep_file(struct rx *re, const char *path, const char *data,
 		size_t end = nl ? (size_t)(nl - data) : len;
 		size_t show, take = end - start;
 
-		/* one match costs at most rx's limits (tens of ms), so the
-		 * clock is read before each line */
+		/* one match costs at most regex_time_ms, so the clock is
+		 * read before each line */
 		if (now_s() > deadline) {
 			full = 1;
 			break;
@@ -355,8 +354,11 @@ static int grep_file(struct rx *re, const char *path, const char *data,
 			take--;
 		buf_add(line, data + start, take);
 		start = end + 1;
-		snprintf(where, sizeof(where), "line %zu of %s", no, path);
-		if ((m = rx_match(re, line->data, line->len, where, e)) < 0) {
+		if ((m = rx_match(re, line->data, line->len, e)) < 0) {
+			char why[sizeof(e->msg)];
+			snprintf(why, sizeof(why), "%s", e->msg);
+			apierr_set(e, e->status, e->code,
+				   "pattern: line %zu of %s: %s", no, path, why);
 			full = -1;
 			break;
 		}

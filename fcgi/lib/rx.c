@@ -202,8 +202,7 @@ struct rx *rx_compile(const char *pattern, const char *field,
 	return r;
 }
 
-int rx_match(struct rx *r, const char *s, size_t len, const char *where,
-	     struct apierr *e)
+int rx_match(struct rx *r, const char *s, size_t len, struct apierr *e)
 {
 	int rc;
 
@@ -217,36 +216,35 @@ int rx_match(struct rx *r, const char *s, size_t len, const char *where,
 	switch (rc) {
 	case PCRE2_ERROR_CALLOUT:
 		apierr_set(e, 422, "regex_limit",
-			   "pattern: matching %s takes longer than "
-			   "regex_time_ms (%lu ms); simplify the pattern "
-			   "(nested repeats, back references)",
-			   where, rx_time_ms());
+			   "matching it takes longer than regex_time_ms (%lu "
+			   "ms); simplify the pattern (nested repeats, back "
+			   "references)",
+			   rx_time_ms());
 		break;
 	case PCRE2_ERROR_MATCHLIMIT:
 		apierr_set(e, 422, "regex_limit",
-			   "pattern: matching %s needs more than "
-			   "regex_match_limit (%lu) steps; simplify the "
-			   "pattern (nested repeats, back references)",
-			   where, rx_match_limit());
+			   "matching it needs more than regex_match_limit "
+			   "(%lu) steps; simplify the pattern (nested "
+			   "repeats, back references)",
+			   rx_match_limit());
 		break;
 	case PCRE2_ERROR_DEPTHLIMIT:
 		apierr_set(e, 422, "regex_limit",
-			   "pattern: matching %s nests deeper than "
-			   "regex_depth_limit (%lu); simplify the pattern",
-			   where, rx_depth_limit());
+			   "matching it nests deeper than regex_depth_limit "
+			   "(%lu); simplify the pattern",
+			   rx_depth_limit());
 		break;
 	case PCRE2_ERROR_HEAPLIMIT:
 	case PCRE2_ERROR_NOMEMORY:
 		apierr_set(e, 422, "regex_limit",
-			   "pattern: matching %s needs more than "
-			   "regex_memory_kb (%lu KiB); simplify the pattern",
-			   where, rx_memory_kb());
+			   "matching it needs more than regex_memory_kb (%lu "
+			   "KiB); simplify the pattern",
+			   rx_memory_kb());
 		break;
 	default: {
 		PCRE2_UCHAR why[120];
 		pcre2_get_error_message(rc, why, sizeof(why));
-		apierr_set(e, 422, "regex_limit",
-			   "pattern: matching %s failed (%s)", where,
+		apierr_set(e, 422, "regex_limit", "matching it failed (%s)",
 			   (const char *)why);
 	}
 	}

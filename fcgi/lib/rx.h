@@ -38,9 +38,9 @@ struct rx;
 struct rx *rx_compile(const char *pattern, const char *field,
 		      struct apierr *e);
 /* 1 when s[0..len) matches, 0 when not, -1 with a 422 regex_limit in e
- * naming the limit that stopped the match (and `where`, e.g. the line). */
-int rx_match(struct rx *r, const char *s, size_t len, const char *where,
-	     struct apierr *e);
+ * naming the limit that stopped the match ("matching it needs more than
+ * regex_match_limit ..."; the caller says what "it" was). */
+int rx_match(struct rx *r, const char *s, size_t len, struct apierr *e);
 void rx_free(struct rx *r);
 
 /* The limits in force (config keys, clamped to their bounds). */
