@@ -168,8 +168,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	if (!t->http_status)
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->http_status);
 	if (t->http_status < 200 || t->http_status >= 300) {
-		if (t->err_body.len < 65536)
-			buf_add(&t->err_body, data, n);
+		/* 64 KiB explain the error; the rest (a bomb?) is not read */
+		if (t->err_body.len >= 65536)
+			return CURL_WRITEFUNC_ERROR;
+		buf_add(&t->err_body, data, n);
 		return n;
 	}
 	if (llm_parser_feed(t->parser, data, n) != 0) {

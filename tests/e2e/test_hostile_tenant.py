@@ -259,6 +259,16 @@ class Hostile(unittest.TestCase):
                 self.assertEqual(f["error_code"], "output_too_large", (label, f))
                 self.assertIn(key, f["error"], label)
                 self.assertLess(dt, 30, label)
+            # an error answer of 32 MiB: its first 64 KiB explain it, the
+            # rest is not read
+            _, mid, name = self.provider(self.fake.base + "/v1")
+            self.fake.script(name, {"status": 400, "body": '{"error":{"message":"%s"}}'
+                                    % ("x" * (32 * mib))})
+            evs, dt = self.turn(self.session(mid), "hello", timeout=60)
+            report("error body of 32 MiB", dt)
+            self.assertEqual(self.failed(evs)["error_code"], "invalid_request")
+            wait_until(lambda: self.fake.requests(name)[0]["client_disconnected"], timeout=10,
+                       what="the runner to hang up on the error body")
         self.bystander.check(quiet, load, "output bombs")
 
     def test_sse_accumulated_text_is_capped(self):
