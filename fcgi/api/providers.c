@@ -6,6 +6,12 @@
  * (crypto_seal, AES-256-GCM) before it reaches SQL, and the JSON only
  * says whether one is set. DELETE removes the provider and, by the
  * foreign key's cascade, its models.
+ *
+ * The stored key follows its address: a PATCH that changes base_url or
+ * provider_type of a provider with a key must give api_key too (a new
+ * key, or null for none), else it is a 400 and nothing changes. The key
+ * is sent as a header value, so control characters (C0, DEL) in it are
+ * a 400.
  */
 #include "api.h"
 #include "crypto.h"
@@ -64,6 +70,15 @@ static int check_url(const char *u, struct apierr *e)
 	return 0;
 }
 
+/* C0 controls (CR, LF, NUL ...) and DEL: never in a header value. */
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 static int check_body(struct json_object *body, int create,
 		      struct provider_input *in, struct apierr *e)
 {
@@ -95,6 +110,10 @@ static int check_body(struct json_object *body, int create,
 	if (in->api_key && !*in->api_key)
 		return apierr_field(e, "api_key",
 				    "must not be empty (null removes the key)");
+	if (in->api_key && has_control(in->api_key))
+		return apierr_field(e, "api_key",
+				    "must not contain control characters (it "
+				    "is sent as an HTTP header value)");
 	in->has_key = in->api_key || api_is_null(body, "api_key");
 	if (create)
 		return 0;
@@ -203,8 +222,15 @@ void h_providers_get(struct req *rq)
 
 void h_providers_update(struct req *rq)
 {
+	/* one statement under the row's lock: (the provider's JSON or NULL,
+	 * whether the change needs the key); no row: not found */
 	static const char q[] =
-		"UPDATE llm_providers p SET "
+		"WITH cur AS (SELECT p.id, p.api_key_enc IS NOT NULL "
+		"  AND NOT $7::bool AND (($5::bool AND p.base_url IS DISTINCT "
+		"  FROM $6::text) OR p.provider_type <> coalesce($4::text, "
+		"  p.provider_type)) AS needs_key FROM llm_providers p "
+		"  WHERE p.id = $1 AND p.org_id = $2 FOR UPDATE), "
+		"upd AS (UPDATE llm_providers p SET "
 		"  name = coalesce($3::text, p.name), "
 		"  provider_type = coalesce($4::text, p.provider_type), "
 		"  base_url = CASE WHEN $5::bool THEN $6::text "
@@ -212,11 +238,14 @@ void h_providers_update(struct req *rq)
 		"  api_key_enc = CASE WHEN $7::bool THEN $8::text "
 		"    ELSE p.api_key_enc END, "
 		"  status = coalesce($9::text, p.status), updated_at = now() "
-		"WHERE p.id = $1 AND p.org_id = $2 RETURNING api_provider(p)";
+		"  FROM cur WHERE p.id = cur.id AND NOT cur.needs_key "
+		"  RETURNING api_provider(p) AS j) "
+		"SELECT (SELECT j FROM upd), needs_key FROM cur";
 	struct json_object *body = NULL;
 	struct provider_input in;
 	char hex[33];
-	const char *p[9];
+	const char *p[9], *v;
+	PGresult *res;
 
 	memset(&in, 0, sizeof(in));
 	buf_init(&in.key_enc, 0);
@@ -234,7 +263,21 @@ void h_providers_update(struct req *rq)
 	p[6] = in.has_key ? "true" : "false";
 	p[7] = in.api_key ? in.key_enc.data : NULL;
 	p[8] = in.status;
-	api_send_json_row(rq, 200, NOT_FOUND, q, 9, p);
+	if (!(res = db_exec(rq->db, q, 9, p))) {
+		api_db_error(rq);
+		goto out;
+	}
+	if (PQntuples(res) != 1)
+		res_error(rq, 404, "not_found", NOT_FOUND);
+	else if ((v = db_val(res, 0, 0)) != NULL)
+		res_json(rq, 200, v, strlen(v));
+	else
+		res_error(rq, 400, "validation_error",
+			  "api_key: is required when base_url or "
+			  "provider_type changes (the stored key is never "
+			  "sent to another address): give the key again, or "
+			  "null for none");
+	PQclear(res);
 out:
 	buf_release(&in.key_enc);
 	json_object_put(body);

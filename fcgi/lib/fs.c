@@ -9,12 +9,12 @@
 #include "fs.h"
 #include "config.h"
 #include "db.h"
+#include "rx.h"
 #include "utf8.h"
 
 #include <fnmatch.h>
 #include <libpq-fe.h>
 #include <openssl/evp.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,11 +351,14 @@ static double now_s(void)
 
 /* Match the lines of one file: {"path","matches":[...]} when it has
  * any (after `sep`, "" or ","); 1 when the match limit or the time
- * budget (deadline) was reached. */
-static int grep_file(regex_t *re, const char *path, const char *data,
+ * budget (deadline) was reached; -1 with e set when one line needs more
+ * than a limit of rx (a runaway pattern). */
+static int grep_file(struct rx *re, const char *path, const char *data,
 		     size_t len, struct buf *line, struct buf *out,
-		     size_t *count, const char *sep, double deadline)
+		     size_t *count, const char *sep, double deadline,
+		     struct apierr *e)
 {
+	int m;
 	size_t start = 0, no = 0, here = 0;
 	int full = 0;
 
@@ -364,7 +367,9 @@ static int grep_file(regex_t *re, const char *path, const char *data,
 		size_t end = nl ? (size_t)(nl - data) : len;
 		size_t show, take = end - start;
 
-		if ((no & 255) == 255 && now_s() > deadline) {
+		/* one match costs at most regex_time_ms, so the clock is
+		 * read before each line */
+		if (now_s() > deadline) {
 			full = 1;
 			break;
 		}
@@ -378,7 +383,15 @@ static int grep_file(regex_t *re, const char *path, const char *data,
 			take--;
 		buf_add(line, data + start, take);
 		start = end + 1;
-		if (regexec(re, line->data, 0, NULL, 0) != 0)
+		if ((m = rx_match(re, line->data, line->len, e)) < 0) {
+			char why[sizeof(e->msg)];
+			snprintf(why, sizeof(why), "%s", e->msg);
+			apierr_set(e, e->status, e->code,
+				   "pattern: line %zu of %s: %s", no, path, why);
+			full = -1;
+			break;
+		}
+		if (!m)
 			continue;
 		if (*count == FS_GREP_MAX_MATCHES) {
 			full = 1;
@@ -403,9 +416,21 @@ static int grep_file(regex_t *re, const char *path, const char *data,
 		buf_addch(out, '}');
 		(*count)++;
 	}
-	if (here)
+	if (here && full >= 0)
 		buf_adds(out, "]}");
 	return full;
+}
+
+/* The time a search may take: FS_GREP_SECONDS for the API (one of its
+ * threads), grep_tool_budget_ms for the grep_files tool, which runs on
+ * the runner's only thread, between the steps of every tenant's turns. */
+static double grep_budget_s(const struct fs_ctx *c)
+{
+	long ms;
+	if (!c->source || strcmp(c->source, "tool"))
+		return FS_GREP_SECONDS;
+	ms = config_long("grep_tool_budget_ms", 1000);
+	return (double)(ms < 100 ? 100 : ms > 5000 ? 5000 : ms) / 1000.0;
 }
 
 enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
@@ -424,28 +449,21 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 	const char *p[3] = {c->session, c->org, NULL};
 	struct buf line = BUF_INIT;
 	PGresult *res, *one;
-	regex_t re;
+	struct rx *re;
 	size_t count = 0, before;
-	int i, n, rc, full = 0, files = 0;
-	double deadline = now_s() + FS_GREP_SECONDS;
+	int i, n, full = 0, files = 0;
+	double deadline = now_s() + grep_budget_s(c);
 	enum fs_status st = FS_OK;
-	char why[160];
 
 	buf_init(&line, 256);
 	st = stat_path(c, "/", &line, NULL);
 	buf_release(&line);
 	if (st != FS_OK)
 		return st;
-	if ((rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB)) != 0) {
-		regerror(rc, &re, why, sizeof(why));
-		apierr_set(e, 400, "validation_error",
-			   "pattern: not a POSIX extended regular expression "
-			   "(%s)",
-			   why);
+	if (!(re = rx_compile(pattern, "pattern", e)))
 		return FS_BAD_PATTERN;
-	}
 	if (!(res = db_exec(c->db, q_paths, 2, p))) {
-		regfree(&re);
+		rx_free(re);
 		return FS_DB_ERROR;
 	}
 	buf_init(&line, 256);
@@ -469,18 +487,25 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 		    utf8_valid(PQgetvalue(one, 0, 0),
 			       (size_t)PQgetlength(one, 0, 0), 0)) {
 			before = count;
-			full = grep_file(&re, path, PQgetvalue(one, 0, 0),
+			full = grep_file(re, path, PQgetvalue(one, 0, 0),
 					 (size_t)PQgetlength(one, 0, 0), &line,
-					 out, &count, files ? "," : "", deadline);
+					 out, &count, files ? "," : "", deadline,
+					 e);
 			files += count > before;
 		}
 		PQclear(one);
+	}
+	if (full < 0) {
+		PQclear(res);
+		buf_release(&line);
+		rx_free(re);
+		return FS_BAD_PATTERN;
 	}
 	buf_addf(out, "],\"count\":%zu,\"truncated\":%s}", count,
 		 full ? "true" : "false");
 	PQclear(res);
 	buf_release(&line);
-	regfree(&re);
+	rx_free(re);
 	return st;
 }
 

@@ -122,14 +122,17 @@ enum fs_status fs_move(const struct fs_ctx *c, const char *src,
 #define FS_GREP_MAX_MATCHES 1000
 #define FS_GREP_LINE_MAX 500 /* bytes of a matched line shown */
 #define FS_GREP_SCAN_MAX 65536 /* bytes of a line searched */
-#define FS_GREP_SECONDS 5.0 /* then the answer is cut short */
-/* Lines of the session's text files matching the POSIX ERE pattern, in
+#define FS_GREP_SECONDS 5.0 /* then the answer is cut short (API) */
+/* Lines of the session's text files matching the pattern (rx.h: PCRE2
+ * syntax, which takes POSIX ERE; every line's match bounded), in
  * the files whose path matches the glob path_pattern (NULL = all; a glob
  * without "/" is also tried on the file's name): appends
  * {"data":[{path,matches:[{path,line_number,line}]}],"count":n,
  * "truncated":bool} (files by path; count = all matches; truncated
- * after FS_GREP_MAX_MATCHES matches or FS_GREP_SECONDS) to out.
- * FS_BAD_PATTERN with the reason in e (a 400). */
+ * after FS_GREP_MAX_MATCHES matches or FS_GREP_SECONDS, for the source
+ * "tool" grep_tool_budget_ms, default 1000) to out.
+ * FS_BAD_PATTERN with the reason in e: a 400 for a bad pattern, a 422
+ * regex_limit when one line needs more than a limit of rx.h. */
 enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 		       const char *path_pattern, struct buf *out,
 		       struct apierr *e);

@@ -20,12 +20,18 @@
 struct net {
 	unsigned char a[16];
 	int bits;	/* prefix length over the 16 bytes */
+	int port;	/* 0: any */
+};
+
+struct host {
+	char *name;
+	int port;	/* 0: any */
 };
 
 struct allow {
 	struct net *nets;
 	size_t nnets;
-	char **hosts;
+	struct host *hosts;
 	size_t nhosts;
 	int loaded;
 };
@@ -72,6 +78,10 @@ static const char *classify4(const unsigned char *b)
 	if ((b[0] == 192 && b[1] == 0 && b[2] == 0) ||
 	    (b[0] == 198 && (b[1] & 0xfe) == 18))
 		return "a reserved address";
+	if ((b[0] == 192 && b[1] == 0 && b[2] == 2) ||
+	    (b[0] == 198 && b[1] == 51 && b[2] == 100) ||
+	    (b[0] == 203 && b[1] == 0 && b[2] == 113))
+		return "a documentation address";
 	if (b[0] >= 224 && b[0] < 240)
 		return "a multicast address";
 	if (b[0] >= 240)
@@ -83,11 +93,23 @@ static const char *classify16(const unsigned char a[16])
 {
 	static const unsigned char zero[16];
 	static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
+	static const unsigned char nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
+	static const unsigned char teredo[4] = {0x20, 0x01, 0, 0};
+	static const unsigned char doc6[4] = {0x20, 0x01, 0x0d, 0xb8};
 	static const unsigned char metadata6[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0,
 						    0, 0, 0, 0, 0, 0, 0x02, 0x54};
 
 	if (!memcmp(a, v4mapped, 12) || !memcmp(a, nat64, 12))
 		return classify4(a + 12);
+	/* RFC 8215: a site's own translator, to any IPv4 it chooses */
+	if (!memcmp(a, nat64_local, 6))
+		return "a local-use NAT64 address";
+	/* Teredo 2001::/32 (only: 2001::/16 holds ordinary networks)
+	 * tunnels to an IPv4 server and client of its own choosing */
+	if (!memcmp(a, teredo, 4))
+		return "a Teredo address";
+	if (!memcmp(a, doc6, 4) || (a[0] == 0x3f && a[1] == 0xff && !(a[2] & 0xf0)))
+		return "a documentation address";
 	if (a[0] == 0x20 && a[1] == 0x02) /* 6to4 */
 		return classify4(a + 2);
 	if (!memcmp(a, metadata6, 16))
@@ -115,32 +137,76 @@ const char *guard_classify(const char *ip)
 	return classify16(a);
 }
 
-/* One allow entry into l. 0, or -1 if it is malformed. */
-static int allow_add(struct allow *l, const char *e)
+/* Split an entry's ":port" off into *port (0 when none): "a.b.c.d:p",
+ * "a.b.c.d/n:p", "name:p", "[v6]:p", "[v6/n]:p". The rest goes to out.
+ * 0, or -1 if it is malformed. */
+static int split_port(const char *e, char *out, size_t size, int *port)
 {
-	const char *slash = strchr(e, '/');
-	char ip[64];
-	struct net n;
-	size_t len = slash ? (size_t)(slash - e) : strlen(e);
-	int v4;
+	const char *colon, *end = e + strlen(e);
+	size_t len;
 
+	*port = 0;
+	if (*e == '[') {
+		const char *close = strchr(e, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			return -1;
+		colon = close[1] ? close + 1 : NULL;
+		e++;
+		end = close;
+	} else {
+		colon = strchr(e, ':');
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL; /* a bare IPv6 address */
+		else if (colon)
+			end = colon;
+	}
+	if (colon) {
+		char *stop;
+		long p = strtol(colon + 1, &stop, 10);
+		if (!colon[1] || *stop || p < 1 || p > 65535)
+			return -1;
+		*port = (int)p;
+	}
+	len = (size_t)(end - e);
+	if (!len || len >= size)
+		return -1;
+	memcpy(out, e, len);
+	out[len] = '\0';
+	return 0;
+}
+
+/* One allow entry into l. 0, or -1 if it is malformed. */
+static int allow_add(struct allow *l, const char *entry)
+{
+	char e[300], ip[64];
+	const char *slash;
+	struct net n;
+	size_t len;
+	int v4, port;
+
+	if (split_port(entry, e, sizeof(e), &port))
+		return -1;
+	slash = strchr(e, '/');
+	len = slash ? (size_t)(slash - e) : strlen(e);
 	if (len >= sizeof(ip))
 		return -1;
 	memcpy(ip, e, len);
 	ip[len] = '\0';
 	if (parse_ip(ip, n.a)) {
 		size_t i;
-		if (slash)
+		if (slash || *entry == '[')
 			return -1;
 		for (i = 0; e[i]; i++)
 			if (!isalnum((unsigned char)e[i]) && e[i] != '-' &&
 			    e[i] != '.')
 				return -1;
 		l->hosts = xrealloc(l->hosts, (l->nhosts + 1) * sizeof(*l->hosts));
-		l->hosts[l->nhosts++] = xstrdup(e);
+		l->hosts[l->nhosts].name = xstrdup(e);
+		l->hosts[l->nhosts++].port = port;
 		return 0;
 	}
 	v4 = strchr(ip, ':') == NULL;
+	n.port = port;
 	n.bits = 128;
 	if (slash) {
 		char *end;
@@ -170,39 +236,66 @@ static void allow_release(struct allow *l)
 {
 	size_t i;
 	for (i = 0; i < l->nhosts; i++)
-		free(l->hosts[i]);
+		free(l->hosts[i].name);
 	free(l->hosts);
 	free(l->nets);
 	memset(l, 0, sizeof(*l));
 }
 
-static int allow_match(const struct allow *l, const char *host, const char *ip)
+static int allow_match(const struct allow *l, const char *host, const char *ip,
+		       int port)
 {
 	unsigned char a[16];
 	size_t i;
 
 	if (host)
 		for (i = 0; i < l->nhosts; i++)
-			if (!strcasecmp(l->hosts[i], host))
+			if (!strcasecmp(l->hosts[i].name, host) &&
+			    (!l->hosts[i].port || l->hosts[i].port == port))
 				return 1;
 	if (!ip || parse_ip(ip, a))
 		return 0;
 	for (i = 0; i < l->nnets; i++)
-		if (in_net(a, l->nets[i].a, l->nets[i].bits))
+		if (in_net(a, l->nets[i].a, l->nets[i].bits) &&
+		    (!l->nets[i].port || l->nets[i].port == port))
 			return 1;
 	return 0;
 }
 
-int guard_allowed_by(const char *spec, const char *host, const char *ip)
+int guard_allowed_at(const char *spec, const char *host, const char *ip,
+		     int port)
 {
 	struct allow l;
 	int ok;
 
 	memset(&l, 0, sizeof(l));
 	allow_parse(&l, spec, "allow list");
-	ok = allow_match(&l, host, ip);
+	ok = allow_match(&l, host, ip, port);
 	allow_release(&l);
 	return ok;
+}
+
+int guard_allowed_by(const char *spec, const char *host, const char *ip)
+{
+	return guard_allowed_at(spec, host, ip, 0);
+}
+
+void guard_warn_config(void)
+{
+	static const char *const keys[2] = {"guard_allow_providers",
+					    "guard_allow_fetch"};
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		const char *spec = config_get(keys[k], "");
+		if (guard_allowed_at(spec, NULL, "127.0.0.1", 0) ||
+		    guard_allowed_at(spec, NULL, "::1", 0))
+			log_warn("%s = %s lets every port of this host's "
+				 "loopback be reached on a tenant's behalf: for "
+				 "development only (name the address and port, "
+				 "e.g. 127.0.0.1:11434)",
+				 keys[k], spec);
+	}
 }
 
 static const struct allow *scope_list(enum guard_scope s)
@@ -234,7 +327,7 @@ static char *current_host(CURL *easy)
 
 /* Judge the peer address ip of g's transfer: 1 allowed, 0 refused (why
  * noted in g). */
-static int judge(struct guard *g, const char *ip)
+static int judge(struct guard *g, const char *ip, int port)
 {
 	const struct allow *l = scope_list(g->scope);
 	const char *why = guard_classify(ip);
@@ -245,7 +338,7 @@ static int judge(struct guard *g, const char *ip)
 		return 1;
 	if (l->nhosts)
 		host = current_host(g->easy);
-	ok = allow_match(l, host, ip);
+	ok = allow_match(l, host, ip, port);
 	curl_free(host);
 	if (ok)
 		return 1;
@@ -262,15 +355,19 @@ static curl_socket_t on_open(void *ud, curlsocktype purpose,
 {
 	struct guard *g = ud;
 	char ip[INET6_ADDRSTRLEN] = "";
+	int port = 0;
 
 	(void)purpose;
-	if (a->family == AF_INET)
+	if (a->family == AF_INET) {
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr,
 			  ip, sizeof(ip));
-	else if (a->family == AF_INET6)
+		port = ntohs(((struct sockaddr_in *)&a->addr)->sin_port);
+	} else if (a->family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr,
 			  ip, sizeof(ip));
-	if (!judge(g, ip))
+		port = ntohs(((struct sockaddr_in6 *)&a->addr)->sin6_port);
+	}
+	if (!judge(g, ip, port))
 		return CURL_SOCKET_BAD;
 	return socket(a->family, a->socktype, a->protocol);
 }
@@ -282,8 +379,8 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip,
 {
 	(void)local_ip;
 	(void)local_port;
-	(void)primary_port;
-	return judge(ud, primary_ip) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+	return judge(ud, primary_ip, primary_port) ? CURL_PREREQFUNC_OK
+						   : CURL_PREREQFUNC_ABORT;
 }
 
 int guard_refused(const struct guard *g, CURLcode rc)

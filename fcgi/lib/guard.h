@@ -18,18 +18,23 @@
  * (10/8, 172.16/12, 192.168/16), shared CGNAT 100.64/10, link-local
  * (169.254/16, fe80::/10), unique-local fc00::/7, site-local fec0::/10,
  * multicast, reserved 240/4 and broadcast, IETF/benchmark ranges
- * (192.0.0/24, 198.18/15), the IPv4-compatible ::/96, and IPv4 embedded in
- * ::ffff:0:0/96, 64:ff9b::/96 (NAT64) or 2002::/16 (6to4) when the IPv4
- * address is refused; cloud metadata addresses (169.254.169.254,
+ * (192.0.0/24, 198.18/15), documentation ranges (192.0.2/24,
+ * 198.51.100/24, 203.0.113/24, 2001:db8::/32, 3fff::/20), the
+ * IPv4-compatible ::/96, local-use NAT64 64:ff9b:1::/48 and Teredo
+ * 2001::/32 (both reach IPv4 hosts of their own choosing), and IPv4
+ * embedded in ::ffff:0:0/96, 64:ff9b::/96 (NAT64) or 2002::/16 (6to4) when
+ * the IPv4 address is refused; cloud metadata addresses (169.254.169.254,
  * fd00:ec2::254) are named as such.
  *
  * Allow lists: config keys guard_allow_providers and guard_allow_fetch, a
  * comma- or blank-separated list of CIDRs (10.1.0.0/16, fd12::/64), single
  * addresses, or host names (matched exactly, ignoring case, against the
- * host of the request's URL). An IPv4 entry also matches the IPv4-mapped
- * IPv6 form of its addresses. The lists are parsed on first use and kept
- * for the process's life (config is read-only after start); a bad entry is
- * logged and ignored.
+ * host of the request's URL), each optionally with a port that the
+ * connection must use too: 127.0.0.1:11434, 10.0.0.0/8:443,
+ * [::1]:11434, [fd12::/64]:80, llm.internal:8080. An IPv4 entry also
+ * matches the IPv4-mapped IPv6 form of its addresses. The lists are
+ * parsed on first use and kept for the process's life (config is
+ * read-only after start); a bad entry is logged and ignored.
  *
  * Not thread-safe on first use of a scope (the runner is single-threaded).
  */
@@ -50,6 +55,13 @@ const char *guard_classify(const char *ip);
  * by the allow list `spec` (the config value's syntax)? 1 or 0. Exposed
  * for tests; the hook uses the lists of the config keys. */
 int guard_allowed_by(const char *spec, const char *host, const char *ip);
+/* The same for a connection to port (an entry with a port matches only
+ * it; guard_allowed_by passes 0, which only port-less entries match). */
+int guard_allowed_at(const char *spec, const char *host, const char *ip,
+		     int port);
+/* Log a warning for each allow list that lets every port of loopback be
+ * reached (a development setting); programs call it once at start. */
+void guard_warn_config(void);
 
 /* The state of one guarded transfer. Owned by the caller, who keeps it
  * alive as long as the easy handle. */

@@ -9,6 +9,7 @@
 #include "runner.h"
 #include "config.h"
 #include "crypto.h"
+#include "guard.h"
 #include "ids.h"
 #include "log.h"
 
@@ -225,6 +226,7 @@ int main(int argc, char **argv)
 	queue_heartbeat(&r);
 	log_info("started: runner %s, max_inflight_turns=%d, lease %gs",
 		 r.id, r.max_inflight, r.lease_s);
+	guard_warn_config();
 	loop(&r);
 	queue_goodbye(&r);
 	history_cache_free();

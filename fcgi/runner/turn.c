@@ -178,13 +178,17 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	if (!t->http_status)
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->http_status);
 	if (t->http_status < 200 || t->http_status >= 300) {
-		if (t->err_body.len < 65536)
-			buf_add(&t->err_body, data, n);
+		/* 64 KiB explain the error; the rest (a bomb?) is not read */
+		if (t->err_body.len >= 65536)
+			return CURL_WRITEFUNC_ERROR;
+		buf_add(&t->err_body, data, n);
 		return n;
 	}
 	if (llm_parser_feed(t->parser, data, n) != 0) {
-		snprintf(t->stream_error, sizeof(t->stream_error),
-			 "malformed_response: %s", llm_parser_error(t->parser));
+		snprintf(t->stream_error, sizeof(t->stream_error), "%s: %s",
+			 llm_parser_too_large(t->parser) ? "output_too_large"
+							 : "malformed_response",
+			 llm_parser_error(t->parser));
 		return CURL_WRITEFUNC_ERROR;
 	}
 	return n;
@@ -444,6 +448,11 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 		*code = t->http_status == 401 || t->http_status == 403
 				? "authentication_error"
 				: "invalid_request";
+		return 0;
+	}
+	if (!strncmp(t->stream_error, "output_too_large: ", 18)) {
+		*code = "output_too_large";
+		buf_adds(why, t->stream_error + 18);
 		return 0;
 	}
 	if (t->stream_error[0]) {

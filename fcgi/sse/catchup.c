@@ -20,8 +20,14 @@
  * for it, and so does the rest of its session: a catch-up delivery that
  * meets such a delta between two rows pauses there (holding the shared
  * result) and resumes when the lookup is answered.
+ *
+ * A message's acc holds at most what the runner lets a model send
+ * (llm_max_text_kb / llm_max_thinking_kb, the larger): a delta that would
+ * end past it is dropped (the runner fails such a turn with
+ * output_too_large) and a loaded text is cut there.
  */
 #include "hub_int.h"
+#include "config.h"
 #include "dbq.h"
 #include "log.h"
 
@@ -315,13 +321,32 @@ static void on_type(void *ctx, PGresult *res)
 	lookup_done(hs);
 }
 
+/* The most bytes of one message's acc (see the top). */
+static size_t acc_max(void)
+{
+	static size_t max;
+	if (!max) {
+		long t = config_long("llm_max_text_kb", 2048);
+		long k = config_long("llm_max_thinking_kb", 2048);
+		t = t > k ? t : k;
+		max = (size_t)(t < 1 ? 1 : t > 65536 ? 65536 : t) * 1024;
+	}
+	return max;
+}
+
 static void on_acc(void *ctx, PGresult *res)
 {
 	struct hub_session *hs = ctx;
 	const char *t = res ? db_val(res, 0, 0) : NULL;
+	size_t n = t ? (size_t)PQgetlength(res, 0, 0) : 0;
 	buf_reset(&hs->acc);
+	if (n > acc_max()) {
+		n = acc_max();
+		while (n && ((unsigned char)t[n] & 0xC0) == 0x80)
+			n--;
+	}
 	if (t)
-		buf_add(&hs->acc, t, (size_t)PQgetlength(res, 0, 0));
+		buf_add(&hs->acc, t, n);
 	PQclear(res);
 	lookup_done(hs);
 }
@@ -353,7 +378,8 @@ static int one_delta(struct delta *d)
 
 	if (d->done)
 		return 0;
-	if (!hs || !hs->subs)
+	if (!hs || !hs->subs || d->off > acc_max() ||
+	    d->dlen > acc_max() - d->off)
 		goto done;
 	if (hs->type_m != d->m) {
 		hs->type_m = d->m;

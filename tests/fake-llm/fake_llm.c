@@ -26,8 +26,11 @@
  * instead; without a body, the provider's usual error JSON),
  * "hang_after_headers", "cut_after_chunks" N (close after N events,
  * message_start/role chunk and ping included),
- * "malformed" (a non-JSON data line after the first event) and
- * "stream_error" {type,message} (an error event ending the stream).
+ * "malformed" (a non-JSON data line after the first event),
+ * "stream_error" {type,message} (an error event ending the stream), and
+ * "raw_b64" (these bytes, base64, are the whole body instead of the
+ * rendered events, in chunks of 64 KiB) with "content_encoding" (its
+ * Content-Encoding header, e.g. "gzip" for a body the test compressed).
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -43,6 +46,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "apierr.h"
 #include "buf.h"
@@ -154,6 +159,29 @@ struct req {
 	struct json_object *headers; /* owned until a handler takes it */
 };
 
+/* The bytes of base64 text b64 as pieces of at most 64 KiB. */
+static void raw_pieces(struct wire_stream *s, const char *b64)
+{
+	size_t n = strlen(b64) / 4 * 3, off;
+	unsigned char *all = xmalloc(n + 3);
+	int got = EVP_DecodeBlock(all, (const unsigned char *)b64,
+				  (int)(n / 3 * 4));
+
+	n = got < 0 ? 0 : (size_t)got;
+	/* EVP_DecodeBlock counts the padding as bytes */
+	for (off = strlen(b64); off && b64[off - 1] == '=' && n; off--)
+		n--;
+	s->v = xrealloc(s->v, (s->n + n / 65536 + 1) * sizeof(*s->v));
+	for (off = 0; off < n; off += 65536) {
+		struct wire_piece *p = &s->v[s->n++];
+		p->len = n - off < 65536 ? n - off : 65536;
+		p->data = xmalloc(p->len);
+		memcpy(p->data, all + off, p->len);
+		p->delay_ms = 0;
+	}
+	free(all);
+}
+
 static void provider(struct conn *c, enum wire w, struct req *q)
 {
 	struct apierr e;
@@ -197,6 +225,9 @@ static void provider(struct conn *c, enum wire w, struct req *q)
 			  "Content-Type: text/event-stream\r\n"
 			  "Cache-Control: no-cache\r\n"
 			  "Transfer-Encoding: chunked\r\n");
+	if (wire_str(r, "content_encoding"))
+		buf_addf(&c->out, "Content-Encoding: %s\r\n",
+			 wire_str(r, "content_encoding"));
 	if (c->close_after)
 		buf_adds(&c->out, "Connection: close\r\n");
 	buf_adds(&c->out, "\r\n");
@@ -204,7 +235,9 @@ static void provider(struct conn *c, enum wire w, struct req *q)
 	c->chunked = 1;
 	c->hang = (int)wire_int(r, "hang_after_headers", 0);
 	c->cut_after = wire_int(r, "cut_after_chunks", -1);
-	if (!c->hang)
+	if (wire_str(r, "raw_b64"))
+		raw_pieces(&c->ev, wire_str(r, "raw_b64"));
+	else if (!c->hang)
 		wire_render(&c->ev, w, r, req, model);
 	c->due = now_ms();
 	json_object_put(r);

@@ -140,6 +140,67 @@ START_TEST(allow_lists)
 }
 END_TEST
 
+START_TEST(refuses_tunnels_and_documentation_ranges)
+{
+	static const char *const bad[] = {
+		"64:ff9b:1::1", "64:ff9b:1:ffff:ffff::8.8.8.8", "2001::1",
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:ffff::1",
+		"2001:db8::1", "2001:db8:ffff::1", "3fff::1",
+		"3fff:fff:ffff::1", "3fff:0fff::1", "192.0.2.1", "192.0.2.255",
+		"198.51.100.7", "203.0.113.200", "::ffff:192.0.2.1",
+		"64:ff9b::203.0.113.5",
+	};
+	/* the neighbours of those ranges are ordinary networks */
+	static const char *const good[] = {
+		"2001:1::1", "2001:4860:4860::8888", "2001:db9::1",
+		"2001:db7::1", "2001:200::1", "3ffe::1", "3fff:1000::1", "4000::1",
+		"64:ff9b:2::1", "64:ff9b::8.8.8.8", "192.0.3.1",
+		"198.51.101.1", "198.51.99.1", "203.0.112.1", "203.0.114.1",
+		"2606:4700::1111",
+	};
+	size_t i;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(refused(bad[i]), "%s should be refused", bad[i]);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(!refused(good[i]), "%s should pass (%s)", good[i],
+			      guard_classify(good[i]));
+	ck_assert_str_eq(guard_classify("2001::1"), "a Teredo address");
+	ck_assert_str_eq(guard_classify("64:ff9b:1::1"),
+			 "a local-use NAT64 address");
+	ck_assert_str_eq(guard_classify("2001:db8::1"),
+			 "a documentation address");
+	ck_assert_str_eq(guard_classify("203.0.113.9"),
+			 "a documentation address");
+}
+END_TEST
+
+START_TEST(allow_lists_with_ports)
+{
+	const char *spec = "127.0.0.1:8089 [::1]:8089 10.0.0.0/8:443 "
+			   "[fd12::/16]:80 llm.internal:8080";
+	ck_assert(guard_allowed_at(spec, NULL, "127.0.0.1", 8089));
+	ck_assert(!guard_allowed_at(spec, NULL, "127.0.0.1", 5432));
+	ck_assert(!guard_allowed_at(spec, NULL, "127.0.0.1", 0));
+	ck_assert(!guard_allowed_at(spec, NULL, "127.0.0.2", 8089));
+	ck_assert(guard_allowed_at(spec, NULL, "::ffff:127.0.0.1", 8089));
+	ck_assert(guard_allowed_at(spec, NULL, "::1", 8089));
+	ck_assert(!guard_allowed_at(spec, NULL, "::1", 22));
+	ck_assert(guard_allowed_at(spec, NULL, "10.9.8.7", 443));
+	ck_assert(!guard_allowed_at(spec, NULL, "10.9.8.7", 80));
+	ck_assert(guard_allowed_at(spec, NULL, "fd12:1::5", 80));
+	ck_assert(!guard_allowed_at(spec, NULL, "fd12:1::5", 81));
+	ck_assert(guard_allowed_at(spec, "llm.internal", "10.1.1.1", 8080));
+	ck_assert(!guard_allowed_at(spec, "llm.internal", "10.1.1.1", 8081));
+	/* port-less entries match any port */
+	ck_assert(guard_allowed_at("127.0.0.0/8", NULL, "127.0.0.1", 5432));
+	/* malformed ports are ignored entries */
+	ck_assert(!guard_allowed_at("127.0.0.1:0 127.0.0.1:70000 "
+				    "127.0.0.1: [::1 [::1]x",
+				    NULL, "127.0.0.1", 70000 & 0xffff));
+	ck_assert(!guard_allowed_at("[::1]:", NULL, "::1", 1));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("guard");
@@ -151,6 +212,8 @@ int main(void)
 	tcase_add_test(tc, refuses_what_is_not_numeric);
 	tcase_add_test(tc, resolved_spellings_are_refused);
 	tcase_add_test(tc, allow_lists);
+	tcase_add_test(tc, refuses_tunnels_and_documentation_ranges);
+	tcase_add_test(tc, allow_lists_with_ports);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -13,6 +14,7 @@
 #include "http.h"
 #include "ids.h"
 #include "json.h"
+#include "rx.h"
 #include "status.h"
 #include "strmap.h"
 #include "check_run.h"
@@ -370,6 +372,91 @@ START_TEST(strmap_put_get_del)
 }
 END_TEST
 
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(rx_is_bounded_and_takes_ere)
+{
+	static const char *const runaway[] = {
+		"^(a*)*\\1\\1b$", "(*NO_START_OPT)^(a*)*\\1\\1b$", "^(a+)+$",
+		"^(a|a)*$",	  "((a*)*)*\\2\\1!b",		  "(a|aa)*c",
+		"(a*)\\1*\\1*[bc]", "(a*)\\1*\\1*[bc]"};
+	char line[70001];
+	struct apierr e;
+	struct rx *r;
+	size_t i;
+	double t;
+
+	/* POSIX ERE as sent before, and GNU's word edges */
+	ck_assert_ptr_nonnull(r = rx_compile("^fo+[[:digit:]]{2,3}(x|y)$",
+					     "pattern", &e));
+	ck_assert_int_eq(rx_match(r, "foo12y", 6, &e), 1);
+	ck_assert_int_eq(rx_match(r, "foo1y", 5, &e), 0);
+	rx_free(r);
+	ck_assert_ptr_nonnull(r = rx_compile("\\<cat\\>", "pattern", &e));
+	ck_assert_int_eq(rx_match(r, "a cat sat", 9, &e), 1);
+	ck_assert_int_eq(rx_match(r, "concatenate", 11, &e), 0);
+	rx_free(r);
+	ck_assert_ptr_null(rx_compile("a(b", "pattern", &e));
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_str_eq(e.code, "validation_error");
+
+	/* runaways end with a 422 naming the limit, fast, on 300 and on
+	 * 65,536 bytes */
+	for (i = 0; i < sizeof(runaway) / sizeof(*runaway); i++) {
+		size_t n = i & 1 ? 65536 : 300;
+		memset(line, 'a', n);
+		line[n] = '!';
+		ck_assert_ptr_nonnull(r = rx_compile(runaway[i], "pattern", &e));
+		t = mono_s();
+		int m = rx_match(r, line, n + 1, &e);
+		t = mono_s() - t;
+		ck_assert_msg(m == -1 || m == 0, "%s: %d", runaway[i], m);
+		if (m == -1) {
+			ck_assert_int_eq(e.status, 422);
+			ck_assert_str_eq(e.code, "regex_limit");
+			ck_assert_ptr_nonnull(strstr(e.msg, "regex_"));
+		}
+		ck_assert_msg(t < 2.0, "%s took %.3f s", runaway[i], t);
+		rx_free(r);
+	}
+	memset(line, 'a', 300);
+	line[300] = '!';
+	ck_assert_ptr_nonnull(r = rx_compile("(*NO_START_OPT)^(a*)*\\1\\1b$",
+					     "pattern", &e));
+	ck_assert_int_eq(rx_match(r, line, 301, &e), -1);
+	/* the step limit, or the clock on a slow machine */
+	ck_assert(strstr(e.msg, "regex_match_limit") ||
+		  strstr(e.msg, "regex_time_ms"));
+	rx_free(r);
+
+	/* a back reference compared across the line at every step: the
+	 * step limit is not reached, the clock is */
+	memset(line, 'a', 1000);
+	line[1000] = '!';
+	ck_assert_ptr_nonnull(r = rx_compile("(a*)\\1*\\1*[bc]", "pattern", &e));
+	t = mono_s();
+	ck_assert_int_eq(rx_match(r, line, 1001, &e), -1);
+	t = mono_s() - t;
+	ck_assert_ptr_nonnull(strstr(e.msg, "regex_time_ms (200 ms)"));
+	ck_assert_msg(t < 0.5, "took %.3f s", t);
+	rx_free(r);
+
+	/* compile memory is bounded too */
+	config_set("regex_memory_kb", "256");
+	e.status = 0;
+	r = rx_compile("(((((a{1,1000}){1,1000}){1,1000}){1,1000}){1,1000})",
+		       "pattern", &e);
+	ck_assert_ptr_null(r);
+	ck_assert_int_ge(e.status, 400);
+	config_set("regex_memory_kb", "8192");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lib");
@@ -388,6 +475,7 @@ int main(void)
 	tcase_add_test(tc, auth_header_forms);
 	tcase_add_test(tc, error_bodies);
 	tcase_add_test(tc, strmap_put_get_del);
+	tcase_add_test(tc, rx_is_bounded_and_takes_ere);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

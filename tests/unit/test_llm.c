@@ -832,6 +832,22 @@ START_TEST(build_errors)
 			json_object_put(m);
 		}
 	}
+	/* a key is a header value: no header lines smuggled through it */
+	for (i = 0; i < 4; i++) {
+		static const char *const keys[] = {"sk\r\nX-Injected: 1", "sk\n",
+						   "sk\x7f", "sk\x1b"};
+		for (k = 0; k < 2; k++) {
+			struct json_object *m = json_tokener_parse("[]");
+			struct llm_request r = {.kind = kinds[k], .model = "m",
+						.messages = m,
+						.api_key = keys[i]};
+			build(&r, &b);
+			ck_assert_int_eq(b.rc, -1);
+			ck_assert_ptr_nonnull(strstr(b.err.data, "api_key"));
+			built_release(&b);
+			json_object_put(m);
+		}
+	}
 	{
 		struct json_object *m = json_tokener_parse("[]");
 		struct llm_request r = {.kind = LLM_SIM, .model = "llmsim",
@@ -1001,6 +1017,67 @@ START_TEST(llmsim_directives)
 }
 END_TEST
 
+/* Feed s whole to a parser with limits l: the name of the limit it went
+ * past, or "-". */
+static const char *too_large(enum llm_kind kind, const char *s,
+			     const struct llm_limits *l, struct buf *log)
+{
+	struct llm_sink sink = {log, rec_text, rec_thinking, rec_tool,
+				rec_usage, rec_error};
+	struct llm_parser *p = llm_parser_new(kind, &sink);
+	const char *why;
+	int rc;
+
+	llm_parser_set_limits(p, l);
+	rc = llm_parser_feed(p, s, strlen(s));
+	why = llm_parser_too_large(p);
+	ck_assert_int_eq(rc, why ? -1 : 0);
+	if (why)
+		ck_assert_ptr_nonnull(strstr(llm_parser_error(p), why));
+	llm_parser_free(p);
+	return why ? why : "-";
+}
+
+START_TEST(output_limits)
+{
+	struct llm_limits big = llm_limits_config(), l;
+	struct buf log = BUF_INIT;
+
+	buf_init(&log, 0);
+	ck_assert_uint_eq(big.response, 16u << 20);
+	ck_assert_uint_eq(big.text, 2048u << 10);
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_text, &big, &log), "-");
+	/* "Hello" + " w\xc3\xb6rld \xe2\x98\x80" = 5 + 11 bytes */
+	l = big;
+	l.text = 16;
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_text, &l, &log), "-");
+	l.text = 15;
+	buf_reset(&log);
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_text, &l, &log),
+			 "llm_max_text_kb");
+	ck_assert_str_eq(log.data, "text:Hello\n"); /* nothing past it */
+	l = big;
+	l.response = strlen(oa_text) - 1;
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_text, &l, &log),
+			 "llm_max_response_mb");
+	l = big;
+	l.tool_args = 20;
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_tools, &l, &log),
+			 "llm_max_tool_args_kb");
+	l.tool_args = 64;
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_tools, &l, &log), "-");
+	l = big;
+	l.thinking = 4;
+	ck_assert_str_eq(too_large(LLM_ANTHROPIC, an_full, &l, &log),
+			 "llm_max_thinking_kb");
+	l = big;
+	l.tool_args = 4;
+	ck_assert_str_eq(too_large(LLM_ANTHROPIC, an_full, &l, &log),
+			 "llm_max_tool_args_kb");
+	buf_release(&log);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("llm");
@@ -1025,6 +1102,7 @@ int main(void)
 	tcase_add_test(tc, build_errors);
 	tcase_add_test(tc, http_errors);
 	tcase_add_test(tc, llmsim_directives);
+	tcase_add_test(tc, output_limits);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

@@ -480,8 +480,11 @@ static int block_start(struct llm_parser *p, struct an_state *st,
 		b->name = xstrdup(llm_jstr(cb, "name"));
 		in = llm_jget(cb, "input");
 		if (json_object_is_type(in, json_type_object) &&
-		    json_object_object_length(in) > 0)
+		    json_object_object_length(in) > 0) {
+			if (llm_count_tool_args(p, strlen(jx_str(in))))
+				return -1;
 			b->input = xstrdup(jx_str(in));
+		}
 	}
 	/* other block types (server tools, their results) are run by the
 	 * provider and not ours to handle */
@@ -520,6 +523,8 @@ static int block_delta(struct llm_parser *p, struct an_state *st,
 			if (b->json.len + vlen(v) > SSE_MAX_LINE)
 				return llm_parser_fail(p, "tool input too "
 							  "long");
+			if (llm_count_tool_args(p, vlen(v)))
+				return -1;
 			buf_add(&b->json, json_object_get_string(v), vlen(v));
 		}
 	} else if (!strcmp(type, "signature_delta")) {

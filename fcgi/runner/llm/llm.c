@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "json.h"
 #include "llm_int.h"
 
@@ -39,6 +40,15 @@ int llm_build(const struct llm_request *r, struct buf *url,
 		buf_adds(err, "messages must be an array");
 		return -1;
 	}
+	/* it becomes a header value: CR/LF would add header lines (the API
+	 * refuses such keys; one stored before it did is refused here) */
+	for (const char *k = r->api_key; k && *k; k++) {
+		if ((unsigned char)*k < 0x20 || *k == 0x7f) {
+			buf_adds(err, "the provider's api_key contains control "
+				      "characters; set it again");
+			return -1;
+		}
+	}
 	switch (r->kind) {
 	case LLM_OPENAI:
 		return llm_openai_build(r, url, headers, body, err);
@@ -53,6 +63,16 @@ int llm_build(const struct llm_request *r, struct buf *url,
 
 /* --- the parser shell ----------------------------------------------- */
 
+/* The driver's handler, until the parser failed (a limit reached in the
+ * middle of a chunk stops the events after it). */
+static int dispatch(void *ctx, const char *event, const char *data,
+		    size_t len)
+{
+	struct llm_parser *p = ctx;
+	int rc = p->failed ? -1 : p->event(ctx, event, data, len);
+	return rc ? rc : p->failed ? -1 : 0;
+}
+
 struct llm_parser *llm_parser_new(enum llm_kind kind,
 				  const struct llm_sink *sink)
 {
@@ -61,6 +81,7 @@ struct llm_parser *llm_parser_new(enum llm_kind kind,
 
 	p->kind = kind;
 	p->sink = *sink;
+	p->lim = llm_limits_config();
 	buf_init(&p->err, 0);
 	switch (kind) {
 	case LLM_OPENAI:
@@ -75,7 +96,8 @@ struct llm_parser *llm_parser_new(enum llm_kind kind,
 		llm_parser_fail(p, "llmsim has no response stream");
 		break;
 	}
-	sse_parser_init(&p->sse, fn, p);
+	p->event = fn;
+	sse_parser_init(&p->sse, fn ? dispatch : NULL, p);
 	return p;
 }
 
@@ -92,15 +114,71 @@ int llm_parser_fail(struct llm_parser *p, const char *fmt, ...)
 	return -1;
 }
 
+static size_t limit_of(const char *key, long def, long max, size_t unit)
+{
+	long v = config_long(key, def);
+	return (size_t)(v < 1 ? 1 : v > max ? max : v) * unit;
+}
+
+struct llm_limits llm_limits_config(void)
+{
+	struct llm_limits l;
+	l.response = limit_of("llm_max_response_mb", 16, 1024, 1024 * 1024);
+	l.text = limit_of("llm_max_text_kb", 2048, 65536, 1024);
+	l.thinking = limit_of("llm_max_thinking_kb", 2048, 65536, 1024);
+	l.tool_args = limit_of("llm_max_tool_args_kb", 4096, 65536, 1024);
+	return l;
+}
+
+void llm_parser_set_limits(struct llm_parser *p, const struct llm_limits *l)
+{
+	p->lim = *l;
+}
+
+const char *llm_parser_too_large(const struct llm_parser *p)
+{
+	return p->too_large;
+}
+
+/* Add n to *count; past max, fail naming the limit. */
+static int count(struct llm_parser *p, size_t *count, size_t n, size_t max,
+		 const char *key, const char *what)
+{
+	int mib;
+
+	if (p->too_large)
+		return -1;
+	if (n <= max && *count <= max - n) {
+		*count += n;
+		return 0;
+	}
+	p->too_large = key;
+	mib = strstr(key, "_mb") != NULL;
+	return llm_parser_fail(p, "the model's %s exceeded %s (%zu %s)", what,
+			       key, max / (mib ? 1024 * 1024 : 1024),
+			       mib ? "MiB" : "KiB");
+}
+
+int llm_count_tool_args(struct llm_parser *p, size_t n)
+{
+	return count(p, &p->tool_args, n, p->lim.tool_args,
+		     "llm_max_tool_args_kb", "tool call arguments");
+}
+
 int llm_parser_feed(struct llm_parser *p, const char *data, size_t n)
 {
 	if (p->failed)
 		return -1;
+	if (count(p, &p->got, n, p->lim.response, "llm_max_response_mb",
+		  "response"))
+		return -1;
 	if (sse_parser_feed(&p->sse, data, n))
-		return llm_parser_fail(p, "event stream line or event longer "
-					  "than %d bytes",
-				       SSE_MAX_LINE);
-	return 0;
+		return p->failed ? -1
+				 : llm_parser_fail(p, "event stream line or "
+						      "event longer than %d "
+						      "bytes",
+						   SSE_MAX_LINE);
+	return p->failed ? -1 : 0;
 }
 
 int llm_parser_finish(struct llm_parser *p)
@@ -180,12 +258,17 @@ struct json_object *llm_parse_chunk(struct llm_parser *p, const char *data,
 
 void llm_emit_text(struct llm_parser *p, const char *s, size_t n)
 {
+	if (count(p, &p->text, n, p->lim.text, "llm_max_text_kb", "text"))
+		return;
 	if (n && p->sink.text)
 		p->sink.text(p->sink.ctx, s, n);
 }
 
 void llm_emit_thinking(struct llm_parser *p, const char *s, size_t n)
 {
+	if (count(p, &p->thinking, n, p->lim.thinking, "llm_max_thinking_kb",
+		  "thinking"))
+		return;
 	if (n && p->sink.thinking)
 		p->sink.thinking(p->sink.ctx, s, n);
 }

@@ -81,8 +81,25 @@ struct llm_parser;
 
 struct llm_parser *llm_parser_new(enum llm_kind kind,
 				  const struct llm_sink *sink);
+/* What one response may bring, in bytes (every parser starts with
+ * llm_limits_config()): the body as received (after any content
+ * decoding: a compressed bomb is judged on what it expands to), the
+ * answer text, the thinking text, and the tool calls' arguments
+ * together. Past one, the parser fails and llm_parser_too_large() names
+ * the config key. */
+struct llm_limits {
+	size_t response, text, thinking, tool_args;
+};
+/* llm_max_response_mb (default 16, 1..1024), llm_max_text_kb (2048),
+ * llm_max_thinking_kb (2048), llm_max_tool_args_kb (4096); the KiB ones
+ * take 1..65536. */
+struct llm_limits llm_limits_config(void);
+void llm_parser_set_limits(struct llm_parser *p, const struct llm_limits *l);
+/* The config key of the limit the response went past, or NULL. */
+const char *llm_parser_too_large(const struct llm_parser *p);
+
 /* Feed response bytes (any split). Returns 0, or -1 if the stream is
- * malformed beyond recovery (message in llm_parser_error). */
+ * malformed beyond recovery or too large (message in llm_parser_error). */
 int llm_parser_feed(struct llm_parser *p, const char *data, size_t n);
 /* The body ended. Returns 0 if the response was complete (a finish
  * reason / message_stop / [DONE] was seen), -1 if it was cut short. */

@@ -25,7 +25,15 @@ struct llm_parser {
 	int complete;	 /* an end marker was seen */
 	int failed;	 /* malformed: feed returns -1 from now on */
 	int errored;	 /* the provider reported an error in the stream */
+	sse_event_fn event;    /* the driver's */
+	struct llm_limits lim;
+	size_t got, text, thinking, tool_args; /* bytes so far */
+	const char *too_large; /* the limit's config key, once past it */
 };
+
+/* Count n more bytes of tool-call arguments: 0, or -1 once past the
+ * limit (the parser failed, llm_parser_too_large() says which). */
+int llm_count_tool_args(struct llm_parser *p, size_t n);
 
 /* Record the failure message (first one wins) and return -1. */
 int llm_parser_fail(struct llm_parser *p, const char *fmt, ...)

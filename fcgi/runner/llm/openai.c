@@ -426,6 +426,8 @@ static int tool_delta(struct llm_parser *p, struct oa_state *st,
 		if (c->args.len + strlen(args) > SSE_MAX_LINE)
 			return llm_parser_fail(p, "tool call arguments too "
 						  "long");
+		if (llm_count_tool_args(p, strlen(args)))
+			return -1;
 		buf_adds(&c->args, args);
 	}
 	return 0;
