@@ -26,8 +26,11 @@
  * instead; without a body, the provider's usual error JSON),
  * "hang_after_headers", "cut_after_chunks" N (close after N events,
  * message_start/role chunk and ping included),
- * "malformed" (a non-JSON data line after the first event) and
- * "stream_error" {type,message} (an error event ending the stream).
+ * "malformed" (a non-JSON data line after the first event),
+ * "stream_error" {type,message} (an error event ending the stream) and
+ * "raw" (1: text, thinking and arguments are sent as they are between
+ * the quotes, already JSON-escaped, in one part: for escapes such as
+ * \u0000 or a lone \ud800 that a provider might send).
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -157,7 +160,10 @@ struct req {
 static void provider(struct conn *c, enum wire w, struct req *q)
 {
 	struct apierr e;
-	struct json_object *req = jx_parse(q->body, q->len, &e), *r;
+	/* providers read deeper JSON than our API takes: a history may
+	 * carry tool arguments nested as deep as the API allows, a few
+	 * levels down in the request */
+	struct json_object *req = jx_parse_depth(q->body, q->len, 128, &e), *r;
 	const char *model = wire_str(req, "model");
 	struct rec *rec = xcalloc(1, sizeof(*rec));
 
