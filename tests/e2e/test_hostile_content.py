@@ -603,7 +603,17 @@ class Hostile(unittest.TestCase):
                      "#tool write_session_title %s\n#tool get_session_info {}" % args}]}})
             return self.turn(sid, r, stats, lock, kind)
         if kind == "size":
-            which = rng.choice(["text_at", "text_past", "meta_at", "meta_past"])
+            which = rng.choice(["text_at", "text_past", "meta_at", "meta_past", "tool_result"])
+            if which == "tool_result":
+                # a file read back past tool_result_max_bytes (64 KiB): cut
+                # on a character boundary, whatever the offset
+                body = ("x" * rng.randrange(4) + "\u00e9\U0001F600\u4e2d" * 6000).encode()
+                r = api("PUT", "/api/v1/sessions/%s/fs/big.txt" % sid, raw=body, key=self.key,
+                        content_type="text/plain")
+                assert r.status in (200, 201), r
+                r = post(self.key, path, {"message": {"content": [{"type": "text", "text":
+                         '#tool read_file {"path":"/big.txt"}'}]}})
+                return self.turn(sid, r, stats, lock, kind)
             if which.startswith("text"):
                 n = MAX_TEXT + (1 if which == "text_past" else 0)
                 text = "\u00e9" * (n // 2) + ("x" if n % 2 else "")
