@@ -75,6 +75,9 @@ const char *router_role_name(enum route_role r);
 /* The request body as a JSON object (owned by the caller), or NULL with
  * the error already sent. An empty body is an empty object. */
 struct json_object *api_body(struct req *rq);
+/* The same, but the top-level string member `bytes_field` (stored as
+ * bytes, not text) may hold what text columns refuse. */
+struct json_object *api_body_bytes(struct req *rq, const char *bytes_field);
 /* Run a query whose single column of row 0 is a JSON document and send
  * it with `status`; no row is a 404 with `what` ("Session not found"). */
 void api_send_json_row(struct req *rq, int status, const char *what,

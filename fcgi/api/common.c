@@ -10,6 +10,7 @@
 #include "json.h"
 #include "keyring.h"
 #include "log.h"
+#include "utf8.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +19,13 @@
 
 struct json_object *api_body(struct req *rq)
 {
+	return api_body_bytes(rq, NULL);
+}
+
+/* Every string of a body ends up in a text or jsonb column, which refuse
+ * \u0000 and lone surrogates: such a body is a 400 naming the field. */
+struct json_object *api_body_bytes(struct req *rq, const char *bytes_field)
+{
 	struct apierr e;
 	struct json_object *o;
 
@@ -25,6 +33,15 @@ struct json_object *api_body(struct req *rq)
 		return json_object_new_object();
 	o = jx_parse(rq->body, rq->body_len, &e);
 	if (!o) {
+		/* too deep: say where */
+		if (strstr(e.msg, "nesting deeper"))
+			jx_check_text(rq->body, rq->body_len, NULL,
+				      JX_MAX_DEPTH, &e);
+		res_apierr(rq, &e);
+		return NULL;
+	}
+	if (jx_check_text(rq->body, rq->body_len, bytes_field, 0, &e) != 0) {
+		json_object_put(o);
 		res_apierr(rq, &e);
 		return NULL;
 	}
@@ -189,8 +206,10 @@ int api_check_capabilities(struct json_object *caps, const char *field,
 		cap = catalog_find(json_object_get_string(ref));
 		if (!cap)
 			return apierr_set(e, 400, "validation_error",
-					  "%s.ref: unknown capability '%.64s'",
-					  name, json_object_get_string(ref));
+					  "%s.ref: unknown capability '%.*s'",
+					  name, (int)utf8_cut(json_object_get_string(ref),
+							      strlen(json_object_get_string(ref)), 64),
+					  json_object_get_string(ref));
 		for (j = 0; j < i; j++) {
 			struct json_object *p = json_object_array_get_idx(caps, j);
 			struct json_object *pr = p;

@@ -183,7 +183,7 @@ static int write_input(struct req *rq, struct buf *data, const char **bytes,
 		*len = rq->body_len;
 		return 0;
 	}
-	if (!(body = api_body(rq)))
+	if (!(body = api_body_bytes(rq, "content"))) /* a bytea column */
 		return -1;
 	if (jx_get_bool(body, "is_directory", dir, &e) < 0 ||
 	    jx_get_str(body, "encoding", 0, &enc, &e) < 0)

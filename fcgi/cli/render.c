@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "utf8.h"
 
 #define PREVIEW 200
 
@@ -102,12 +103,7 @@ static void preview(struct buf *b, struct json_object *v)
 		    ? json_object_get_string(v)
 		    : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
 							 JSON_C_TO_STRING_NOSLASHESCAPE);
-	n = strlen(s);
-	if (n > PREVIEW) {
-		n = PREVIEW;
-		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	}
+	n = utf8_cut(s, strlen(s), PREVIEW);
 	for (size_t i = 0; i < n; i++)
 		buf_addch(b, (unsigned char)s[i] < 0x20 ? ' ' : s[i]);
 	if (n < strlen(s))

@@ -1,17 +1,25 @@
 #include "apierr.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 int apierr_set(struct apierr *e, int status, const char *code,
 	       const char *fmt, ...)
 {
+	char full[2 * sizeof(e->msg)];
+	size_t n;
 	va_list ap;
 	e->status = status;
 	e->code = code;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	vsnprintf(full, sizeof(full), fmt, ap);
 	va_end(ap);
+	/* messages quote what was sent: never end on half a character */
+	n = utf8_cut(full, strlen(full), sizeof(e->msg) - 1);
+	memcpy(e->msg, full, n);
+	e->msg[n] = '\0';
 	return -1;
 }
 

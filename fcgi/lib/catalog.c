@@ -12,6 +12,7 @@
  */
 #include "catalog.h"
 #include "log.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -618,7 +619,8 @@ static int check_object(struct json_object *schema, struct json_object *v,
 		struct json_object *ps = NULL;
 		if (props)
 			json_object_object_get_ex(props, key, &ps);
-		snprintf(sub, sizeof(sub), "%s.%.64s", path, key);
+		snprintf(sub, sizeof(sub), "%s.%.*s", path,
+			 (int)utf8_cut(key, strlen(key), 64), key);
 		if (ps) {
 			if (check_value(ps, val, sub, e))
 				return -1;
@@ -626,8 +628,9 @@ static int check_object(struct json_object *schema, struct json_object *v,
 			   json_object_is_type(extra, json_type_boolean)) {
 			if (!json_object_get_boolean(extra))
 				return apierr_set(e, 400, "validation_error",
-						  "%s: unknown key '%.64s'",
-						  path, key);
+						  "%s: unknown key '%.*s'", path,
+						  (int)utf8_cut(key, strlen(key), 64),
+						  key);
 		} else if (extra &&
 			   json_object_is_type(extra, json_type_object)) {
 			if (check_value(extra, val, sub, e))

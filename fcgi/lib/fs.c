@@ -376,11 +376,7 @@ static int grep_file(struct rx *re, const char *path, const char *data,
 		no++;
 		buf_reset(line);
 		/* only the head of a very long line is searched */
-		if (take > FS_GREP_SCAN_MAX)
-			take = FS_GREP_SCAN_MAX;
-		while (take && take < end - start &&
-		       ((unsigned char)data[start + take] & 0xC0) == 0x80)
-			take--;
+		take = utf8_cut(data + start, take, FS_GREP_SCAN_MAX);
 		buf_add(line, data + start, take);
 		start = end + 1;
 		if ((m = rx_match(re, line->data, line->len, e)) < 0) {
@@ -397,13 +393,7 @@ static int grep_file(struct rx *re, const char *path, const char *data,
 			full = 1;
 			break;
 		}
-		show = line->len;
-		if (show > FS_GREP_LINE_MAX) {
-			show = FS_GREP_LINE_MAX;
-			while (show &&
-			       ((unsigned char)line->data[show] & 0xC0) == 0x80)
-				show--;
-		}
+		show = utf8_cut(line->data, line->len, FS_GREP_LINE_MAX);
 		if (!here) {
 			buf_addf(out, "%s{\"path\":", sep);
 			buf_add_json_str(out, path, strlen(path));

@@ -1,6 +1,9 @@
+#define _GNU_SOURCE /* memmem */
 #include "json.h"
+#include "utf8.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +30,12 @@ static int has_single_quote(const char *s, size_t len)
 
 struct json_object *jx_parse(const char *s, size_t len, struct apierr *e)
 {
+	return jx_parse_depth(s, len, JX_MAX_DEPTH, e);
+}
+
+struct json_object *jx_parse_depth(const char *s, size_t len, int depth,
+				   struct apierr *e)
+{
 	struct json_tokener *tok;
 	struct json_object *o = NULL;
 	enum json_tokener_error jerr;
@@ -42,7 +51,7 @@ struct json_object *jx_parse(const char *s, size_t len, struct apierr *e)
 	}
 	/* json-c's depth counts nested containers: JX_MAX_DEPTH levels are
 	 * accepted, one more is refused */
-	tok = json_tokener_new_ex(JX_MAX_DEPTH);
+	tok = json_tokener_new_ex(depth);
 	if (!tok)
 		abort();
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
@@ -68,7 +77,7 @@ struct json_object *jx_parse(const char *s, size_t len, struct apierr *e)
 		if (jerr == json_tokener_error_depth)
 			apierr_set(e, 400, "invalid_json",
 				   "Invalid JSON: nesting deeper than %d",
-				   JX_MAX_DEPTH);
+				   depth);
 		else if (jerr == json_tokener_error_parse_utf8_string)
 			apierr_set(e, 400, "invalid_json",
 				   "Invalid JSON: invalid UTF-8");
@@ -243,4 +252,271 @@ const char *jx_str(struct json_object *o)
 {
 	return json_object_to_json_string_ext(
 		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* --- what PostgreSQL can store ------------------------------------------*/
+
+static int hex4(const char *s, size_t n, unsigned *cp)
+{
+	size_t i;
+	*cp = 0;
+	if (n < 4)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		char c = s[i];
+		*cp <<= 4;
+		if (c >= '0' && c <= '9')
+			*cp |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*cp |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			*cp |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+/* The string token at s[0] (the opening quote): its end (past the closing
+ * quote), and in *bad whether it holds an escape PostgreSQL refuses. */
+static size_t scan_string(const char *s, size_t n, int *bad)
+{
+	size_t i = 1;
+	unsigned cp, lo;
+
+	*bad = 0;
+	while (i < n && s[i] != '"') {
+		if (s[i] != '\\') {
+			i++;
+			continue;
+		}
+		if (i + 1 < n && s[i + 1] == 'u' &&
+		    hex4(s + i + 2, n - i - 2, &cp) == 0) {
+			i += 6;
+			if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff)) {
+				*bad = 1;
+			} else if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (i + 1 < n && s[i] == '\\' && s[i + 1] == 'u' &&
+				    hex4(s + i + 2, n - i - 2, &lo) == 0 &&
+				    lo >= 0xdc00 && lo <= 0xdfff)
+					i += 6;
+				else
+					*bad = 1;
+			}
+			continue;
+		}
+		i += 2;
+	}
+	return i < n ? i + 1 : n;
+}
+
+#define PATH_FRAMES 64
+
+struct frame {
+	int array;
+	long idx;
+	const char *key; /* the raw key token (without quotes) */
+	size_t klen;
+};
+
+static void path_text(const struct frame *st, int depth, int key_bad,
+		      char *out, size_t size)
+{
+	struct buf b = BUF_INIT;
+	int i;
+
+	buf_init(&b, 64);
+	for (i = 0; i < depth && i < PATH_FRAMES; i++) {
+		if (st[i].array)
+			buf_addf(&b, "[%ld]", st[i].idx);
+		else if (st[i].key && (i < depth - 1 || !key_bad))
+			buf_addf(&b, "%s%.*s", b.len ? "." : "",
+				 (int)st[i].klen, st[i].key);
+	}
+	if (key_bad)
+		buf_adds(&b, b.len ? " (a key)" : "a key");
+	if (!b.len)
+		buf_adds(&b, "body");
+	snprintf(out, size, "%.*s", (int)utf8_cut(b.data, b.len, size - 1),
+		 b.data);
+	buf_release(&b);
+}
+
+int jx_check_text(const char *s, size_t len, const char *exempt,
+		  int max_depth, struct apierr *e)
+{
+	struct frame st[PATH_FRAMES];
+	int depth = 0, want_key = 0, bad;
+	size_t i = 0, end;
+	char path[200];
+
+	if (!max_depth && !memmem(s, len, "\\u", 2))
+		return 0; /* no escape of a code point at all */
+	while (i < len) {
+		char c = s[i];
+		struct frame *top = depth && depth <= PATH_FRAMES ? &st[depth - 1] : NULL;
+		switch (c) {
+		case '{':
+		case '[':
+			/* json-c's depth counts the innermost value too:
+			 * max_depth - 1 containers are accepted */
+			if (max_depth && depth >= max_depth - 1) {
+				path_text(st, depth, 0, path, sizeof(path));
+				return apierr_set(e, 400, "invalid_json",
+						  "Invalid JSON: %s: nesting deeper "
+						  "than %d levels", path, max_depth);
+			}
+			if (depth < PATH_FRAMES) {
+				st[depth].array = c == '[';
+				st[depth].idx = 0;
+				st[depth].key = NULL;
+				st[depth].klen = 0;
+			}
+			depth++;
+			want_key = c == '{';
+			i++;
+			break;
+		case '}':
+		case ']':
+			depth--;
+			want_key = 0;
+			i++;
+			break;
+		case ',':
+			if (top && top->array)
+				top->idx++;
+			want_key = top && !top->array;
+			i++;
+			break;
+		case '"':
+			end = scan_string(s + i, len - i, &bad);
+			if (want_key) {
+				if (top) {
+					top->key = s + i + 1;
+					top->klen = end >= 2 ? end - 2 : 0;
+				}
+				want_key = 0;
+				if (bad) {
+					path_text(st, depth, 1, path, sizeof(path));
+					goto refuse;
+				}
+			} else if (bad && !(depth == 1 && top && !top->array &&
+					    exempt && top->klen == strlen(exempt) &&
+					    !memcmp(top->key, exempt, top->klen))) {
+				path_text(st, depth, 0, path, sizeof(path));
+				goto refuse;
+			}
+			i += end;
+			break;
+		default:
+			i++;
+		}
+	}
+	return 0;
+refuse:
+	return apierr_set(e, 400, "validation_error",
+			  "%s: must not contain \\u0000 or unpaired UTF-16 "
+			  "surrogates (PostgreSQL cannot store them)", path);
+}
+
+/* Clean one string (a value or a key): the replacement, or NULL when it
+ * is fine as it is. */
+static char *clean_str(const char *s, size_t n, size_t *out_len)
+{
+	struct buf b = BUF_INIT;
+	if (utf8_valid(s, n, 0))
+		return NULL;
+	buf_init(&b, n + 8);
+	utf8_clean(&b, s, n);
+	return buf_detach(&b, out_len);
+}
+
+static int storable(struct json_object **o, int level, int max_depth)
+{
+	struct json_object *v = *o, *repl;
+	int fixed = 0;
+	size_t i, n, len;
+	char *c;
+
+	switch (json_object_get_type(v)) {
+	case json_type_string:
+		c = clean_str(json_object_get_string(v),
+			      (size_t)json_object_get_string_len(v), &len);
+		if (c) {
+			json_object_set_string_len(v, c, (int)len);
+			free(c);
+			fixed++;
+		}
+		return fixed;
+	case json_type_array:
+	case json_type_object:
+		if (level >= max_depth) { /* as json-c counts it */
+			/* its text, as a string, is as deep as it can go */
+			const char *t = jx_str(v);
+			c = clean_str(t, strlen(t), &len);
+			repl = c ? json_object_new_string_len(c, (int)len)
+				 : json_object_new_string(t);
+			free(c);
+			json_object_put(v);
+			*o = repl;
+			return 1;
+		}
+		break;
+	default:
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_array)) {
+		n = json_object_array_length(v);
+		for (i = 0; i < n; i++) {
+			struct json_object *m = json_object_array_get_idx(v, i);
+			if (!m)
+				continue;
+			json_object_get(m);
+			fixed += storable(&m, level + 1, max_depth);
+			json_object_array_put_idx(v, i, m); /* releases the old */
+		}
+		return fixed;
+	}
+	/* an object: its keys first (a bad key means a new object) */
+	{
+		int bad_key = 0;
+		json_object_object_foreach(v, k, m) {
+			(void)m;
+			if (!utf8_valid(k, strlen(k), 0))
+				bad_key = 1;
+		}
+		if (bad_key) {
+			repl = json_object_new_object();
+			json_object_object_foreach(v, k2, m2) {
+				c = clean_str(k2, strlen(k2), &len);
+				json_object_object_add(repl, c ? c : k2,
+						       json_object_get(m2));
+				fixed += c != NULL;
+				free(c);
+			}
+			json_object_put(v);
+			*o = v = repl;
+		}
+	}
+	{
+		json_object_object_foreach(v, k, m) {
+			struct json_object *mm = m;
+			if (!mm)
+				continue;
+			json_object_get(mm);
+			fixed += storable(&mm, level + 1, max_depth);
+			if (mm != m)
+				json_object_object_add(v, k, mm);
+			else
+				json_object_put(mm);
+		}
+	}
+	return fixed;
+}
+
+int jx_storable(struct json_object **o, int max_depth)
+{
+	if (!*o)
+		return 0;
+	return storable(o, 1, max_depth);
 }

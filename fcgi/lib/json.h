@@ -24,6 +24,28 @@
 #define JX_MAX_DEPTH 32
 
 struct json_object *jx_parse(const char *s, size_t len, struct apierr *e);
+/* The same with another nesting bound (the runner reads documents that
+ * wrap what the API accepted in a few more levels). */
+struct json_object *jx_parse_depth(const char *s, size_t len, int depth,
+				   struct apierr *e);
+
+/* Text that parsed (jx_parse) but cannot be stored as PostgreSQL text or
+ * jsonb: a \u0000 escape or a lone UTF-16 surrogate escape anywhere, in a
+ * key or a value. (json-c decodes escapes after its UTF-8 check, and
+ * quietly turns lone surrogates into U+FFFD, so this looks at the text.)
+ * -1 with a 400 naming the JSON path of the first such string ("metadata.x",
+ * "tags[2]"), else 0. A string member of the top-level object named
+ * `exempt` (a field stored as bytes) is not checked. With max_depth > 0,
+ * a container nested deeper is refused the same way (to name where). */
+int jx_check_text(const char *s, size_t len, const char *exempt,
+		  int max_depth, struct apierr *e);
+
+/* Make *o storable and loadable again by jx_parse_depth(max_depth): in
+ * every string and key, NUL and invalid UTF-8 become U+FFFD; a container
+ * nested deeper than max_depth is replaced by its JSON text as a string.
+ * *o may be replaced (the old one is released). Returns how many values
+ * were changed. */
+int jx_storable(struct json_object **o, int max_depth);
 
 /* A string of at most `max` bytes (0 = no limit). */
 int jx_get_str(struct json_object *o, const char *key, size_t max,

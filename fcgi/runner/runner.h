@@ -46,6 +46,7 @@ struct turn {
 	int announced;  /* turn.started written (or found in the log) */
 	int pending;    /* its events queued or in flight: not freed before 0 */
 	int in_flight;  /* 1 + the flight its events are in, or 0 (writer.c) */
+	int store_failed; /* writer.c: PostgreSQL refused its events once */
 	unsigned held_pass; /* writer.c: an event of it stayed queued */
 
 	/* configuration (from evr_turn_config) */
@@ -143,6 +144,10 @@ void turn_cancel(struct runner *r, struct turn *t);
 /* The writer saw an event of t refused because t is cancelling: close it
  * with the cancel pair, once. */
 void turn_refused(struct turn *t);
+/* Stop t at once and close it: turn.failed {code, why}, or the cancel
+ * pair when it is being cancelled. */
+void turn_abort(struct runner *r, struct turn *t, const char *code,
+		const char *why);
 void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc);
 void turn_free(struct runner *r, struct turn *t);
 struct turn *turn_find(struct runner *r, const char *id);

@@ -12,6 +12,7 @@
 #include "json.h"
 #include "log.h"
 #include "tools/tools.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,16 @@ void turn_refused(struct turn *t)
 	turn_finish_cancel(t);
 }
 
+void turn_abort(struct runner *r, struct turn *t, const char *code,
+		const char *why)
+{
+	stop_transfer(r, t);
+	if (t->cancelling)
+		turn_finish_cancel(t);
+	else
+		turn_fail(t, code, "%s", why);
+}
+
 /* --- the message being streamed ------------------------------------------*/
 
 static void end_thinking(struct turn *t)
@@ -101,7 +112,7 @@ static void on_text(void *ctx, const char *s, size_t n)
 {
 	struct turn *t = ctx;
 	start_message(t);
-	buf_add(&t->text, s, n);
+	utf8_clean(&t->text, s, n); /* deltas are text rows too */
 }
 
 static void on_thinking(void *ctx, const char *s, size_t n)
@@ -114,7 +125,7 @@ static void on_thinking(void *ctx, const char *s, size_t n)
 		t->think_started = 1;
 	}
 	if (!t->think_done)
-		buf_add(&t->thinking, s, n);
+		utf8_clean(&t->thinking, s, n);
 }
 
 static void on_tool_call(void *ctx, const char *id, const char *name,
@@ -324,7 +335,6 @@ static void reason_complete(struct runner *r, struct turn *t)
 {
 	struct json_object *content, *d, *m, *md;
 	size_t i, n = json_object_array_length(t->calls);
-	char preview[201];
 
 	end_thinking(t);
 	start_message(t);
@@ -377,8 +387,8 @@ static void reason_complete(struct runner *r, struct turn *t)
 
 	d = jx_obj();
 	json_object_object_add(d, "success", json_object_new_boolean(1));
-	snprintf(preview, sizeof(preview), "%s", t->text.data);
-	jx_put_str(d, "text_preview", preview);
+	json_object_object_add(d, "text_preview", json_object_new_string_len(
+		t->text.data, (int)utf8_cut(t->text.data, t->text.len, 200)));
 	json_object_object_add(d, "has_tool_calls", json_object_new_boolean(n > 0));
 	jx_put_int(d, "tool_call_count", (long long)n);
 	jx_put_int(d, "duration_ms", now_ms() - t->call_start_ms);
@@ -663,6 +673,13 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 	r->turns = t;
 	r->inflight++;
 
+	if (!cfg && attempt > TURN_MAX_TRIES) {
+		/* its configuration could not be read, claim after claim */
+		turn_fail(t, "turn_unloadable",
+			  "the turn's data could not be read %d times and it "
+			  "was given up", attempt - 1);
+		return t;
+	}
 	if (turn_load(r, t, cfg) != 0 || t->phase == PH_DONE) {
 		if (t->phase != PH_DONE)
 			t->dropped = 1;

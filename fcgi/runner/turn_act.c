@@ -9,6 +9,7 @@
 #include "json.h"
 #include "log.h"
 #include "tools/tools.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,10 +22,23 @@ static struct json_object *tool_config(struct turn *t, const char *name)
 	return cap ? jx_get(t->capcfg, cap) : NULL;
 }
 
-/* tool_ctx.emit: a tool's event (file.written) in the turn's order. */
+/* tool_ctx.emit: a tool's event (file.written) in the turn's order,
+ * made storable as every other event is (turn_emit). */
 static void tool_event(void *arg, const char *type, const char *data)
 {
-	writer_event(arg, type, xstrdup(data), 0, 0, EV_NORMAL, NULL);
+	struct buf clean = BUF_INIT;
+	struct json_object *d;
+	struct apierr e;
+
+	buf_init(&clean, strlen(data));
+	utf8_clean(&clean, data, strlen(data));
+	d = jx_parse_depth(clean.data, clean.len, TURN_CFG_DEPTH, &e);
+	if (!d) {
+		d = jx_obj();
+		jx_put_str(d, "error", "the tool's event could not be read");
+	}
+	turn_emit(arg, type, d, 0, 0, EV_NORMAL, NULL);
+	buf_release(&clean);
 }
 
 /* Tools whose effects outlive the turn (files, the key-value store, the
@@ -105,9 +119,8 @@ static void act_complete(struct runner *r, struct turn *t,
 		if (result->len > (size_t)r->tool_result_max) {
 			jx_put_int(d, "size_bytes", (long long)result->len);
 			json_object_object_add(d, "truncated", json_object_new_boolean(1));
-			result->len = (size_t)r->tool_result_max;
-			while (result->len && ((unsigned char)result->data[result->len] & 0xC0) == 0x80)
-				result->len--;
+			result->len = utf8_cut(result->data, result->len,
+					       (size_t)r->tool_result_max);
 			result->data[result->len] = '\0';
 			rv = json_object_new_string(result->data);
 		} else {

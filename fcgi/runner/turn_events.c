@@ -7,6 +7,7 @@
 #include "ids.h"
 #include "json.h"
 #include "log.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,11 +33,18 @@ static void iso_now(char out[32])
 	snprintf(out, 32, "%.19s.%03dZ", secs, (int)(ts.tv_nsec / 1000000));
 }
 
-/* Queue an event whose data is built with json-c (ownership taken). */
+/* Queue an event whose data is built with json-c (ownership taken). What
+ * models and tools said is made storable here, once for every event: NUL
+ * and invalid UTF-8 become U+FFFD, nesting past TURN_EVENT_DEPTH becomes
+ * text (the objects are fixed in place, so the turn's history has the
+ * same values as the log). */
 void turn_emit(struct turn *t, const char *type, struct json_object *data,
 		 long uin, long uout, enum ev_kind kind, const char *final)
 {
-	char *text = xstrdup(jx_str(data));
+	char *text;
+	if (jx_storable(&data, TURN_EVENT_DEPTH))
+		log_info("turn %s: %s: unstorable text replaced", t->id, type);
+	text = xstrdup(jx_str(data));
 	json_object_put(data);
 	writer_event(t, type, text, uin, uout, kind, final);
 }
@@ -105,7 +113,8 @@ void turn_announce(struct turn *t)
 		return;
 	d = turn_ref(t);
 	snprintf(mid, sizeof(mid), "msg_%s", t->input_msg);
-	jx_put_str(d, "input_message_id", mid);
+	if (t->input_msg[0]) /* unknown when the turn could not be loaded */
+		jx_put_str(d, "input_message_id", mid);
 	turn_emit(t, "turn.started", d, 0, 0, EV_NORMAL, NULL);
 	t->announced = 1;
 }
@@ -135,11 +144,17 @@ void turn_fail(struct turn *t, const char *code, const char *fmt, ...)
 {
 	char why[512], text[640], mid[IDS_MAX_LEN];
 	struct json_object *d;
+	struct buf w = BUF_INIT;
 	va_list ap;
 
+	/* the reason often quotes a provider's words: cut it whole */
+	buf_init(&w, 0);
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	buf_vaddf(&w, fmt, ap);
 	va_end(ap);
+	snprintf(why, sizeof(why), "%.*s",
+		 (int)utf8_cut(w.data, w.len, sizeof(why) - 1), w.data);
+	buf_release(&w);
 	log_info("turn %s failed: %s: %s", t->id, code, why);
 	turn_announce(t);
 	snprintf(text, sizeof(text), "Sorry, I could not complete this: %s",

@@ -10,9 +10,17 @@
 #ifndef EVR_TURN_INT_H
 #define EVR_TURN_INT_H
 
+#include "json.h"
 #include "runner.h"
 
 #define TURN_MAX_TRIES 3
+
+/* Nesting. The API accepts JX_MAX_DEPTH levels; the turn's configuration
+ * wraps stored event data in 3 more (document, events array, event), so
+ * the runner reads it with a bound twice the API's, and every event it
+ * writes is kept within TURN_EVENT_DEPTH so that it can read it back. */
+#define TURN_CFG_DEPTH (2 * JX_MAX_DEPTH)
+#define TURN_EVENT_DEPTH (TURN_CFG_DEPTH - 8)
 
 /* Queue an event (data: built with json-c; ownership taken). */
 void turn_emit(struct turn *t, const char *type, struct json_object *data,

@@ -136,10 +136,16 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 	int64_t n64;
 	double dv;
 
-	t->cfg = cfg ? jx_parse(cfg, strlen(cfg), &e) : NULL;
-	if (!t->cfg) {
+	if (!cfg) {
 		t->dropped = 1; /* the turn or its session is gone */
 		return -1;
+	}
+	t->cfg = jx_parse_depth(cfg, strlen(cfg), TURN_CFG_DEPTH, &e);
+	if (!t->cfg) {
+		/* never left to a takeover, which would fare no better */
+		turn_fail(t, "turn_unloadable",
+			  "the runner cannot read this turn's data (%s)", e.msg);
+		return 0;
 	}
 	json_object_object_add(t->cfg, "events",
 			       history_cache_merge(t->session, t->id,

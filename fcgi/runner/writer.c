@@ -9,6 +9,9 @@
  * batches form by themselves under load while a lone event is written at
  * once (no timer), and the loop keeps streaming while PostgreSQL commits.
  * A batch never separates a turn's terminal event from its session.idled.
+ * One turn's bad row never sinks the others: a batch PostgreSQL refuses
+ * for its content is written again turn by turn, and the turn whose own
+ * batch is refused fails at once (event_unstorable).
  *
  * Deltas go in their own transactions, on their own connection, with
  * synchronous_commit off, every 50 ms tick, as live_text rows plus `evd`
@@ -37,6 +40,7 @@ struct pev {
 	long uin, uout;
 	enum ev_kind kind;
 	const char *final;
+	int solo; /* in a refused batch: written again in one of its turn's own */
 };
 
 struct evlist {
@@ -119,6 +123,7 @@ void writer_event(struct turn *t, const char *type, char *data, long uin,
 	e.uout = uout;
 	e.kind = kind;
 	e.final = final;
+	e.solo = 0;
 	push(&queue, &e);
 	t->pending++;
 }
@@ -175,12 +180,83 @@ static void take_results(struct flight *f, PGresult *res)
 	}
 }
 
+/* Could the refusal be the content of the batch (a row PostgreSQL cannot
+ * hold, a check), rather than the connection or the server's state? */
+static int content_fault(PGresult *res)
+{
+	static const char *const not_rows[] = {"08", "40", "53", "57", "58",
+					       "XX"};
+	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	size_t k;
+	if (!st || strlen(st) < 2)
+		return 0;
+	for (k = 0; k < sizeof(not_rows) / sizeof(*not_rows); k++)
+		if (!strncmp(st, not_rows[k], 2))
+			return 0;
+	return 1;
+}
+
+/* A refused batch of several turns goes back to the head of the queue,
+ * each of its turns to be written on its own; a refused batch of one turn
+ * fails that turn (its queued events are discarded, none of it was
+ * written). */
+static void refused(struct runner *r, struct flight *f, const char *why)
+{
+	struct turn *t = f->evs.n ? f->evs.v[0].t : NULL;
+	size_t k, keep = 0;
+	int several = 0;
+
+	for (k = 0; k < f->evs.n; k++)
+		if (f->evs.v[k].t != t)
+			several = 1;
+	if (several) {
+		log_warn("event write refused (%s); writing its %zu event(s) "
+			 "turn by turn", why, f->evs.n);
+		while (queue.cap < queue.n + f->evs.n)
+			queue.cap = queue.cap ? queue.cap * 2 : 64;
+		queue.v = xrealloc(queue.v, queue.cap * sizeof(*queue.v));
+		memmove(queue.v + f->evs.n, queue.v, queue.n * sizeof(*queue.v));
+		for (k = 0; k < f->evs.n; k++) {
+			queue.v[k] = f->evs.v[k];
+			queue.v[k].solo = 1;
+			queue.v[k].t->in_flight = 0;
+		}
+		queue.n += f->evs.n;
+		f->evs.n = 0;
+		f->busy = 0;
+		return;
+	}
+	for (k = 0; k < f->evs.n; k++)
+		if (!strcmp(f->evs.v[k].type, "turn.started"))
+			t->announced = 0; /* not written: to be said again */
+	for (k = 0; k < queue.n; k++) {
+		if (queue.v[k].t == t) {
+			free(queue.v[k].data);
+			t->pending--;
+		} else {
+			queue.v[keep++] = queue.v[k];
+		}
+	}
+	queue.n = keep;
+	if (t->store_failed || t->dropped) {
+		land(f, 1); /* even its failure could not be written */
+		return;
+	}
+	t->store_failed = 1;
+	log_error("turn %s: its events were refused (%s); failing it", t->id,
+		  why);
+	land(f, 0);
+	turn_abort(r, t, "event_unstorable",
+		   "PostgreSQL refused to store this turn's events");
+}
+
 static int poll_one(struct runner *r, int i)
 {
 	struct flight *f = &fl[i];
 	PGconn *c = conn_of(r, i)->conn;
 	PGresult *res;
-	int failed = 0;
+	int failed = 0, fault = 0;
+	char why[200] = "";
 
 	if (!f->busy)
 		return 0;
@@ -197,11 +273,20 @@ static int poll_one(struct runner *r, int i)
 		} else {
 			log_error("event write: %s", PQresultErrorMessage(res));
 			failed = 1;
+			fault = content_fault(res);
+			snprintf(why, sizeof(why), "%s",
+				 PQresultErrorField(res, PG_DIAG_SQLSTATE)
+					 ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+					 : "?");
 		}
 		PQclear(res);
 	}
 	log_debug("flushed %zu event(s) in %lld ms", f->evs.n,
 		  now_ms() - f->started);
+	if (failed && fault && PQstatus(c) == CONNECTION_OK) {
+		refused(r, f, why);
+		return -1;
+	}
 	land(f, failed);
 	return failed ? -1 : 0;
 }
@@ -229,6 +314,7 @@ static void take_batch(int i)
 {
 	static unsigned pass;
 	struct flight *f = &fl[i];
+	struct turn *solo = NULL;
 	size_t k, keep = 0;
 
 	pass++;
@@ -248,7 +334,14 @@ static void take_batch(int i)
 			t->pending--;
 			continue;
 		}
-		if (!held && !other && (f->evs.n < MAX_BATCH || closing)) {
+		int take = !held && !other && (f->evs.n < MAX_BATCH || closing);
+		if (take && (e->solo || solo)) {
+			/* after a refused batch: one turn per flight */
+			if (!solo && !f->evs.n)
+				solo = t;
+			take = solo == t;
+		}
+		if (take) {
 			push(&f->evs, e);
 			t->in_flight = i + 1;
 		} else {

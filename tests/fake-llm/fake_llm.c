@@ -27,10 +27,13 @@
  * "hang_after_headers", "cut_after_chunks" N (close after N events,
  * message_start/role chunk and ping included),
  * "malformed" (a non-JSON data line after the first event),
- * "stream_error" {type,message} (an error event ending the stream), and
+ * "stream_error" {type,message} (an error event ending the stream),
  * "raw_b64" (these bytes, base64, are the whole body instead of the
  * rendered events, in chunks of 64 KiB) with "content_encoding" (its
- * Content-Encoding header, e.g. "gzip" for a body the test compressed).
+ * Content-Encoding header, e.g. "gzip" for a body the test compressed),
+ * and "raw" (1: text, thinking and arguments are sent as they are between
+ * the quotes, already JSON-escaped, in one part: for escapes such as
+ * \u0000 or a lone \ud800 that a provider might send).
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -185,7 +188,10 @@ static void raw_pieces(struct wire_stream *s, const char *b64)
 static void provider(struct conn *c, enum wire w, struct req *q)
 {
 	struct apierr e;
-	struct json_object *req = jx_parse(q->body, q->len, &e), *r;
+	/* providers read deeper JSON than our API takes: a history may
+	 * carry tool arguments nested as deep as the API allows, a few
+	 * levels down in the request */
+	struct json_object *req = jx_parse_depth(q->body, q->len, 128, &e), *r;
 	const char *model = wire_str(req, "model");
 	struct rec *rec = xcalloc(1, sizeof(*rec));
 

@@ -16,6 +16,7 @@ struct out {
 	const char *model;
 	long delay;
 	struct buf b; /* the event being written */
+	int raw; /* strings go out as they are, already JSON-escaped */
 };
 
 /* The event in o->b is complete: queue it. */
@@ -107,6 +108,8 @@ static void parts(struct out *o, const char *s, long n, const char *pre,
 	struct buf d = BUF_INIT;
 
 	buf_init(&d, 0);
+	if (o->raw) /* one part: a cut could split an escape */
+		n = 1;
 	for (i = 0, n = n < 1 ? 1 : n; i < (size_t)n; i++) {
 		a = cut_at(s, len, i, (size_t)n);
 		z = cut_at(s, len, i + 1, (size_t)n);
@@ -114,7 +117,13 @@ static void parts(struct out *o, const char *s, long n, const char *pre,
 			continue;
 		buf_reset(&d);
 		buf_adds(&d, pre);
-		buf_add_json_str(&d, s + a, z - a);
+		if (o->raw) {
+			buf_addch(&d, '"');
+			buf_add(&d, s + a, z - a);
+			buf_addch(&d, '"');
+		} else {
+			buf_add_json_str(&d, s + a, z - a);
+		}
 		buf_adds(&d, post);
 		if (o->w == W_OPENAI)
 			oa_delta(o, d.data, "null");
@@ -282,7 +291,7 @@ static void stream_end(struct out *o, struct json_object *req, int tools,
 void wire_render(struct wire_stream *s, enum wire w, struct json_object *r,
 		 struct json_object *req, const char *model)
 {
-	struct out o = {s, w, model, wire_int(r, "delay_ms", 0), BUF_INIT};
+	struct out o = {s, w, model, wire_int(r, "delay_ms", 0), BUF_INIT, 0};
 	struct json_object *tcs = NULL, *usage = NULL, *se = NULL;
 	const char *text = wire_str(r, "text");
 	const char *thinking = wire_str(r, "thinking");
@@ -291,6 +300,7 @@ void wire_render(struct wire_stream *s, enum wire w, struct json_object *r,
 	size_t i, ntc = 0;
 
 	buf_init(&o.b, 0);
+	o.raw = (int)wire_int(r, "raw", 0);
 	json_object_object_get_ex(r, "tool_calls", &tcs);
 	json_object_object_get_ex(r, "usage", &usage);
 	json_object_object_get_ex(r, "stream_error", &se);

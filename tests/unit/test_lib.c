@@ -17,6 +17,7 @@
 #include "rx.h"
 #include "status.h"
 #include "strmap.h"
+#include "utf8.h"
 #include "check_run.h"
 
 START_TEST(buf_grows_and_formats)
@@ -89,6 +90,91 @@ START_TEST(json_depth_limit_is_32)
 	ck_assert_ptr_nonnull(strstr(e.msg, "nesting"));
 	free(ok);
 	free(bad);
+}
+END_TEST
+
+START_TEST(utf8_cut_and_clean)
+{
+	static const char e9[] = "a\xc3\xa9\xc3\xa9"; /* "aéé", 5 bytes */
+	struct buf b = BUF_INIT;
+
+	ck_assert_uint_eq(utf8_cut(e9, 5, 10), 5);
+	ck_assert_uint_eq(utf8_cut(e9, 5, 5), 5);
+	ck_assert_uint_eq(utf8_cut(e9, 5, 4), 3); /* not inside the second é */
+	ck_assert_uint_eq(utf8_cut(e9, 5, 2), 1);
+	ck_assert_uint_eq(utf8_cut("\xf0\x9f\x98\x80", 4, 3), 0);
+	buf_init(&b, 0);
+	ck_assert_uint_eq(utf8_clean(&b, "a\0b\xff" "c\xed\xa0\x80\xc3", 9), 6);
+	ck_assert_uint_eq(b.len, 3 + 6 * 3);
+	ck_assert(utf8_valid(b.data, b.len, 0));
+	ck_assert_int_eq(memcmp(b.data, "a\xef\xbf\xbd" "b", 5), 0);
+	buf_reset(&b);
+	ck_assert_uint_eq(utf8_clean(&b, e9, 5), 0);
+	ck_assert_str_eq(b.data, e9);
+	buf_release(&b);
+}
+END_TEST
+
+START_TEST(json_text_pg_cannot_store)
+{
+	static const struct {
+		const char *in, *path; /* path NULL: accepted */
+	} cases[] = {
+		{"{\"a\":\"x\\u0041\\ud83d\\ude00\"}", NULL},
+		{"{\"a\":\"\\\\u0000\"}", NULL}, /* an escaped backslash */
+		{"{\"metadata\":{\"x\":\"a\\u0000b\"}}", "metadata.x:"},
+		{"{\"tags\":[\"a\",\"\\ud800\"]}", "tags[1]:"},
+		{"{\"m\":{\"k\\udc00\":1}}", "m (a key):"},
+		{"{\"a\":[{\"b\":[0,\"\\ud83dx\"]}]}", "a[0].b[1]:"},
+		{"[\"\\u0000\"]", "[0]:"},
+	};
+	struct apierr e;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = jx_check_text(cases[i].in, strlen(cases[i].in), NULL, 0, &e);
+		if (!cases[i].path) {
+			ck_assert_msg(r == 0, "refused: %s", cases[i].in);
+			continue;
+		}
+		ck_assert_msg(r == -1, "accepted: %s", cases[i].in);
+		ck_assert_int_eq(e.status, 400);
+		ck_assert_msg(!strncmp(e.msg, cases[i].path, strlen(cases[i].path)),
+			      "%s: %s", cases[i].in, e.msg);
+	}
+	/* a field stored as bytes is exempt, only at the top */
+	ck_assert_int_eq(jx_check_text("{\"content\":\"\\u0000\"}", 18, "content", 0, &e), 0);
+	ck_assert_int_eq(jx_check_text("{\"x\":{\"content\":\"\\u0000\"}}", 24, "content", 0, &e), -1);
+}
+END_TEST
+
+START_TEST(json_storable_fixes_in_place)
+{
+	struct apierr e;
+	struct json_object *o = json_object_new_object(), *deep;
+	const char *s;
+	char *d = nested(40);
+
+	json_object_object_add(o, "t", json_object_new_string_len("a\0b\xff", 4));
+	json_object_object_add(o, "k\xfe", json_object_new_int(1));
+	deep = jx_parse_depth(d, strlen(d), 64, &e);
+	ck_assert_ptr_nonnull(deep);
+	json_object_object_add(o, "deep", deep);
+	ck_assert_int_eq(jx_storable(&o, 10), 3);
+	s = jx_str(o);
+	ck_assert(utf8_valid(s, strlen(s), 0));
+	ck_assert_ptr_null(strstr(s, "\\u0000"));
+	ck_assert_str_eq(jx_gets(o, "t"), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+	ck_assert_ptr_nonnull(jx_get(o, "k\xef\xbf\xbd"));
+	json_object_put(o);
+	/* what it leaves is readable again with that bound */
+	o = jx_parse_depth(d, strlen(d), 64, &e);
+	jx_storable(&o, 10);
+	deep = jx_parse_depth(jx_str(o), strlen(jx_str(o)), 10, &e);
+	ck_assert_ptr_nonnull(deep);
+	json_object_put(deep);
+	json_object_put(o);
+	free(d);
 }
 END_TEST
 
@@ -466,6 +552,9 @@ int main(void)
 	tcase_add_test(tc, arena_allocates_and_resets);
 	tcase_add_test(tc, json_depth_limit_is_32);
 	tcase_add_test(tc, json_rejects_bad_input);
+	tcase_add_test(tc, utf8_cut_and_clean);
+	tcase_add_test(tc, json_text_pg_cannot_store);
+	tcase_add_test(tc, json_storable_fixes_in_place);
 	tcase_add_test(tc, json_typed_getters);
 	tcase_add_test(tc, ids_parse_and_new);
 	tcase_add_test(tc, crypto_hash_and_seal);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "json.h"
 #include "llm_int.h"
+#include "utf8.h"
 
 int llm_kind_from_type(const char *provider_type)
 {
@@ -440,9 +441,7 @@ static void add_line(struct buf *out, const char *s, size_t n, size_t max)
 	if (!n)
 		return;
 	if (n > max) {
-		n = max;
-		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
+		n = utf8_cut(s, n, max);
 		cut = 1;
 	}
 	buf_adds(out, ": ");

@@ -12,6 +12,7 @@
 #include "ids.h"
 #include "json.h"
 #include "llm_int.h"
+#include "utf8.h"
 
 #define SIM_MAX_TOKENS 1000000L
 #define SIM_DEFAULT_DELAY_MS 10
@@ -226,13 +227,7 @@ static int summarize(struct json_object *msgs, size_t from, struct buf *out)
 			buf_adds(&t, json_object_get_string(c));
 		else if (c)
 			jx_append(&t, c);
-		len = t.len;
-		if (len > SIM_RESULT_MAX) {
-			len = SIM_RESULT_MAX;
-			while (len &&
-			       ((unsigned char)t.data[len] & 0xC0) == 0x80)
-				len--;
-		}
+		len = utf8_cut(t.data, t.len, SIM_RESULT_MAX);
 		buf_adds(out, count ? "; " : "Tool results: ");
 		buf_addf(out, "%s: %.*s%s",
 			 call_name(msgs, from, llm_jstr(m, "tool_call_id")),

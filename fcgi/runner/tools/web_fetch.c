@@ -15,6 +15,7 @@
 #include "config.h"
 #include "guard.h"
 #include "json.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,9 +202,7 @@ enum tool_status web_fetch_done(struct web_fetch *f, CURLcode rc,
 	else
 		text_clean(f->body.data, f->body.len, &text);
 	if (text.len > f->max_text) {
-		size_t n = f->max_text;
-		while (n && ((unsigned char)text.data[n] & 0xc0) == 0x80)
-			n--;
+		size_t n = utf8_cut(text.data, text.len, f->max_text);
 		text.len = n;
 		text.data[n] = '\0';
 		truncated = 1;
