@@ -116,17 +116,26 @@ void sse_stream_event(struct sse_sub *s, const char *frame, size_t len)
 }
 
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
+		      const char *turn, const char *msg,
 		      const char *delta, size_t dlen, const char *acc,
 		      size_t alen)
 {
 	struct buf f = BUF_INIT;
-	char ts[32];
+	char ts[32], id[EVQ_DELTA_ID_MAX];
 
 	ts_now(ts);
-	buf_init(&f, dlen + alen + 256);
-	buf_addf(&f, "event: %s\ndata: {\"type\":\"%s\",\"session_id\":\"ses_%s\","
-		     "\"ts\":\"%s\",\"data\":{\"delta\":",
-		 type, type, s->session, ts);
+	evq_delta_id(id, s->cursor, m, alen);
+	buf_init(&f, dlen + alen + 384);
+	buf_addf(&f, "event: %s\nid: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
+		     "\"ts\":\"%s\",\"session_id\":\"ses_%s\","
+		     "\"context\":{\"turn_id\":",
+		 type, id, id, type, ts, s->session);
+	add_id(&f, "trn", turn);
+	buf_adds(&f, ",\"input_message_id\":");
+	add_id(&f, "msg", msg);
+	buf_adds(&f, "},\"data\":{\"turn_id\":");
+	add_id(&f, "trn", turn);
+	buf_adds(&f, ",\"delta\":");
 	buf_add_json_str(&f, delta, dlen);
 	buf_adds(&f, ",\"accumulated\":");
 	buf_add_json_str(&f, acc, alen);
@@ -203,6 +212,9 @@ static void stream_start(struct sse_conn *c)
 
 	if (!s->q.has_cursor)
 		s->cursor = o->last_seq;
+	/* resumed from a delta: its message's text goes on from there */
+	s->dm = s->q.dm;
+	s->doff = s->q.doff;
 	/* a wake-up for an event after the cursor may have come (and been
 	 * dropped: no subscriber yet) while the query ran: look once */
 	s->need = 1;

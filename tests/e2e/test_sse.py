@@ -93,7 +93,7 @@ def idled(f):
 
 
 def durable(frames):
-    return [f for f in frames if f.get("id")]
+    return [f for f in frames if f.get("id", "").startswith("evt_")]
 
 
 class SSE(unittest.TestCase):
@@ -181,7 +181,14 @@ class SSE(unittest.TestCase):
                          and len(f["data"]["data"]["accumulated"]) > 20)
         started = [f for f in frames if f.get("event") == "output.message.started"][0]
         deltas = [f for f in frames if f.get("event") == "output.message.delta"]
-        self.assertTrue(all("id" not in f for f in deltas))
+        # a delta's id is a cursor (dlt_<cursor>_<message>_<offset>) and
+        # its envelope the document's Event
+        for f in deltas:
+            m, off = f["data"]["data"]["message_sequence"], len(f["data"]["data"]["accumulated"].encode())
+            self.assertRegex(f["id"], r"^dlt_\d+_%d_%d$" % (m, off))
+            self.assertEqual(f["id"], f["data"]["id"])
+            self.assertEqual(f["data"]["context"], started["data"]["context"])
+            self.assertEqual(f["data"]["data"]["turn_id"], started["data"]["context"]["turn_id"])
         text = "".join(f["data"]["data"]["delta"] for f in deltas)
         self.assertEqual(text, deltas[-1]["data"]["data"]["accumulated"])
         self.assertEqual(deltas[0]["data"]["data"]["message_sequence"],

@@ -284,8 +284,14 @@ class Turns(unittest.TestCase):
         send(self.key, sid, "hello")
         evs = wait_idle(self.key, sid, 0)
         n = len(evs)
-        r = api("GET", "/api/v1/sessions/%s/events?limit=3" % sid, key=self.key).json
+        r = api("GET", "/api/v1/sessions/%s/events?since_sequence=0&limit=3" % sid, key=self.key).json
         self.assertEqual([e["sequence"] for e in r["data"]], [1, 2, 3])
+        self.assertTrue(r["has_more"])
+        # the document's names: after_sequence; limit alone is the newest
+        r = api("GET", "/api/v1/sessions/%s/events?after_sequence=1&limit=2" % sid, key=self.key).json
+        self.assertEqual([e["sequence"] for e in r["data"]], [2, 3])
+        r = api("GET", "/api/v1/sessions/%s/events?limit=3" % sid, key=self.key).json
+        self.assertEqual([e["sequence"] for e in r["data"]], [n - 2, n - 1, n])
         self.assertTrue(r["has_more"])
         r = api("GET", "/api/v1/sessions/%s/events?before_sequence=%d&limit=2" % (sid, n), key=self.key).json
         self.assertEqual([e["sequence"] for e in r["data"]], [n - 2, n - 1])
