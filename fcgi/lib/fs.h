@@ -53,6 +53,7 @@ enum fs_status {
 	FS_TOO_LARGE_FILE,
 	FS_TOO_LARGE_TOTAL,
 	FS_BAD_PATTERN,
+	FS_READONLY,   /* a read-only file (a session's initial_files) */
 	FS_DB_ERROR,
 };
 

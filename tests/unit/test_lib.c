@@ -314,7 +314,9 @@ START_TEST(error_bodies)
 	req_init(&rq, &a);
 	res_error(&rq, 404, "not_found", "Session \"x\" not found");
 	ck_assert_str_eq(rq.res_body.data,
-			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\"}");
+			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\","
+			 "\"status\":404,\"title\":\"Not Found\","
+			 "\"detail\":\"Session \\\"x\\\" not found\"}");
 	buf_init(&head, 0);
 	res_head(&rq, &head);
 	ck_assert_ptr_nonnull(strstr(head.data, "Status: 404 Not Found\r\n"));
