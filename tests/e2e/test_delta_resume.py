@@ -22,7 +22,7 @@ import json
 from evr import api, new_org, wait_until
 from test_sse import fcgi_request, fcgi_split, spawn_sse
 
-PROMPT = "#think\n#tokens 150\n#rate 50"  # about 3 s of text: a cycle or two
+PROMPT = "#think\n#tokens 250\n#rate 50"  # about 5 s of text: a cycle or two
 
 
 class FcgiStream:
