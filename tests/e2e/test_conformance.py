@@ -343,6 +343,7 @@ class Conformance(unittest.TestCase):
         rec("GET", V + "/sessions/%s/fs/nope.txt" % s3["id"], expect=404)
         rec("POST", V + "/sessions/%s/fs/a/c.txt" % s3["id"], {"content": "again"}, expect=409)
         rec("PUT", V + "/sessions/%s/fs/bin.dat" % s3["id"], {"content": "x"}, expect=400)  # read-only
+        rec("DELETE", V + "/sessions/%s/fs/bin.dat" % s3["id"], expect=403)
         ev3 = rec("GET", V + "/sessions/%s/events?types=file.written" % s3["id"], expect=200).json
         self.assertEqual([e["data"]["path"] for e in ev3["data"]][:2],
                          ["/notes/readme.md", "/bin.dat"])  # /workspace dropped

@@ -506,12 +506,14 @@ class SessionFs(unittest.TestCase):
                          [("created", "/docs/spec.md"), ("created", "/notes.txt")])
         # a read-only file cannot be replaced, moved or deleted (nor its
         # directory); it can be read and copied, and the copy is writable
-        for method, path, b in (("PUT", fs(sid, "docs/spec.md"), {"content": "x"}),
-                                ("DELETE", fs(sid, "docs/spec.md"), None),
-                                ("DELETE", fs(sid, "docs") + "?recursive=true", None),
-                                ("POST", fs(sid, "_/move"), {"src_path": "/docs", "dst_path": "/d2"})):
+        # (the document's statuses: 400 to change, 403 to delete)
+        for method, path, b, st in (("PUT", fs(sid, "docs/spec.md"), {"content": "x"}, 400),
+                                    ("DELETE", fs(sid, "docs/spec.md"), None, 403),
+                                    ("DELETE", fs(sid, "docs") + "?recursive=true", None, 403),
+                                    ("POST", fs(sid, "_/move"), {"src_path": "/docs",
+                                                                 "dst_path": "/d2"}, 400)):
             r = self.call(method, path, b)
-            self.assertEqual((r.status, r.json["code"]), (400, "readonly"), (method, path, r.text))
+            self.assertEqual((r.status, r.json["code"]), (st, "readonly"), (method, path, r.text))
         r = self.call("POST", fs(sid, "_/copy"), {"src_path": "/docs/spec.md", "dst_path": "/copy.md"})
         self.assertEqual(r.status, 201, r.text)
         self.assertFalse(r.json["is_readonly"])
