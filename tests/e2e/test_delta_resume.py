@@ -95,7 +95,7 @@ class DeltaResume(unittest.TestCase):
         r = api("POST", "/api/v1/sessions/%s/messages" % sid,
                 {"message": {"content": [{"type": "text", "text": PROMPT}]}}, key=key)
         self.assertEqual(r.status, 201, r.text)
-        last_id, durable, text = None, [], {}
+        last_id, durable, text, delta_ids = None, [], {}, []
         connects = cycles = kills = delta_cursors = 0
         deadline = time.monotonic() + 90
         done = False
@@ -124,6 +124,7 @@ class DeltaResume(unittest.TestCase):
                     d = f["data"]
                     if f["event"].endswith(".delta"):
                         self.assertRegex(f["id"], r"^dlt_\d+_\d+_\d+$")
+                        delta_ids.append(f["id"])
                         m = (f["event"], d["data"]["message_sequence"])
                         text[m] = text.get(m, "") + d["data"]["delta"]
                         self.assertEqual(text[m], d["data"]["accumulated"],
@@ -165,6 +166,16 @@ class DeltaResume(unittest.TestCase):
             elif e["type"] == "reason.thinking.completed":
                 m = ("reason.thinking.delta", started["reason"])
                 self.assertEqual(text[m], e["data"]["thinking"])
+        # the events page takes a delta's id too: the events after its cursor
+        for did in (delta_ids[0], delta_ids[-1]):
+            c = int(did.split("_")[1])
+            page = api("GET", "/api/v1/sessions/%s/events?since_id=%s" % (sid, did), key=key)
+            self.assertEqual(page.status, 200, page.text)
+            self.assertEqual([e["sequence"] for e in page.json["data"]],
+                             [e["sequence"] for e in log if e["sequence"] > c])
+        for bad in ("dlt_1_2_3", "dlt_x", "dlt_%d_1_0" % (log[-1]["sequence"] + 1)):
+            r = api("GET", "/api/v1/sessions/%s/events?since_id=%s" % (sid, bad), key=key)
+            self.assertEqual((r.status, r.json["code"]), (400, "invalid_cursor"), bad)
         print("delta resume: %d connections, %d cycles, %d resumed from a delta, "
               "%d SIGKILL" % (connects, cycles, delta_cursors, kills))
 
