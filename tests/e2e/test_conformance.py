@@ -361,6 +361,7 @@ class Conformance(unittest.TestCase):
                     expect=201).json
         sid = tools["id"]
         text = ('#think\n#tool calculate {"operation":"add","a":2,"b":3}\n'
+                '#tool calculate {"operation":"divide","a":1,"b":0}\n'
                 "#tokens 40\n#rate 200")
 
         def send():
@@ -392,6 +393,16 @@ class Conformance(unittest.TestCase):
         rec("GET", V + "/sessions/%s/events?limit=5" % sid, expect=200)
         rec("GET", V + "/sessions/%s/events?after_sequence=3&types=tool.output.delta,"
             "tool.completed&exclude=llm.generation" % sid, expect=200)
+
+        # --- a failed turn
+        frames = sse_frames(sid, self.key, "",
+                            lambda f: f.get("event") == "session.idled",
+                            then=lambda: rec("POST", V + "/sessions/%s/messages" % sid,
+                                             {"message": {"content": [
+                                                 {"type": "text", "text": "#error bad_request"}]}},
+                                             expect=201))
+        rec.check_events("SSE", [f["data"] for f in frames if f.get("id")])
+        self.assertIn("turn.failed", [f.get("event") for f in frames])
 
         # --- cancel a streaming turn
         frames = sse_frames(sid, self.key, "",
@@ -443,7 +454,14 @@ class Conformance(unittest.TestCase):
         rec("GET", V + "/agents/nobody", expect=404)
         rec("GET", V + "/sessions", key=None, expect=401)
         rec("GET", V + "/sessions/%s/events?types=no.such" % sid, expect=400)
-        rec("DELETE", V + "/sessions/" + s1["id"])
+        # deleting a session closes its streams with `disconnecting`
+        frames = sse_frames(s1["id"], self.key, "",
+                            lambda f: f.get("event") == "disconnecting",
+                            then=lambda: rec("DELETE", V + "/sessions/" + s1["id"], expect=204))
+        for f in frames:
+            if f.get("event") in ("connected", "disconnecting"):
+                rec.note("SSE frame %s: not an Event of the document (%s)"
+                         % (f["event"], sorted(f["data"])))
         rec("DELETE", V + "/agents/" + plain["id"])
 
         print("checked: %d response kinds, %d responses; %d event types, %d events"
