@@ -648,7 +648,7 @@ class CliTest(unittest.TestCase):
         img = self.js("images", "upload", local, "--session", sid)
         self.assertTrue(img["id"].startswith("img_"))
         self.assertEqual(img["content_type"], "image/png")
-        self.assertIn(img["id"], [i["id"] for i in self.js("images")["data"]])
+        self.assertIn(img["id"], [i["id"] for i in self.js("images")])
         self.assertEqual(self.js("images", "get", img["id"])["id"], img["id"])
         got = subprocess.run([CLI, "images", "download", img["id"]], env=self.env(),
                              stdout=subprocess.PIPE, timeout=30)

@@ -43,9 +43,6 @@ KNOWN = {
     "TypedId": "the document's TypedId (a generic id) carries the pattern of one "
                "instantiation, ^agent_; ids here are the guide's <prefix>_<32 hex> "
                "(hns_, agt_, ...): checked as ^[a-z]+_[0-9a-f]{32}$",
-    "GET /v1/images 200": "the image list is a page {data: [ImageInfo], total, offset, "
-                          "limit} like every other list here, not a bare array: "
-                          "checked as such, with each item an ImageInfo",
 }
 # Responses the document describes in words only: the schema they get.
 LISTING = {"type": "object", "required": ["data"],
@@ -60,11 +57,7 @@ INFERRED = {
 }
 # The later document's names of routes this one has (same handlers).
 ALIASES = (("/v1/providers", "/v1/llm-providers"), ("/v1/models", "/v1/llm-models"))
-OVERRIDES = {
-    "GET /v1/images 200": {"type": "object", "required": ["data", "total"],
-                           "properties": {"data": {"type": "array", "items": {
-                               "$ref": "#/components/schemas/ImageInfo"}}}},
-}
+OVERRIDES = {}  # route kind -> schema, where the document is overruled (none)
 
 
 def jsonschema_version():
