@@ -47,7 +47,7 @@ int evq_delta_id_parse(const char *s, long long *c, long long *m,
 		return 0;
 	s += 4;
 	if (!dec(&s, '_', c) || !dec(&s, '_', m) || !dec(&s, '\0', &o) ||
-	    *m < 1 || *m > *c || o > 0x7fffffff)
+	    *m > *c || o > 0x7fffffff || (*m == 0 && o != 0))
 		return 0;
 	*off = (size_t)o;
 	return 1;

@@ -5,11 +5,13 @@
  * limit / before_sequence) and of the error each bad value gets.
  *
  * Cursors: since_id (or SSE's Last-Event-ID) is a durable event's id,
- * evt_<32 hex>, or a delta's id, dlt_<c>_<m>_<o> (decimal): the stream
- * had delivered every durable event up to sequence c, and the delta
- * ended at byte o of the message whose *.started event is sequence m
- * (c >= m). Resuming from it is resuming after sequence c; a stream then
- * continues message m's text from byte o (evq.dm, evq.doff).
+ * evt_<32 hex>, or a stream cursor, dlt_<c>_<m>_<o> (decimal), the id
+ * of a delta and of a stream's connected and disconnecting frames: the
+ * stream had delivered every durable event up to sequence c, and the
+ * text of the message whose *.started event is sequence m up to byte o
+ * (c >= m; m = 0 and o = 0: no message). Resuming from it is resuming
+ * after sequence c; a stream then continues message m's text from byte
+ * o (evq.dm, evq.doff).
  */
 #ifndef EVR_EVQ_H
 #define EVR_EVQ_H
@@ -39,9 +41,9 @@ struct evq {
 };
 
 #define EVQ_DELTA_ID_MAX 72
-/* A delta's id (see above) into out[EVQ_DELTA_ID_MAX]. */
+/* A stream cursor (see above) into out[EVQ_DELTA_ID_MAX]. */
 void evq_delta_id(char *out, long long c, long long m, size_t off);
-/* Parse a delta id; 1 if it is one. */
+/* Parse a stream cursor; 1 if it is one. */
 int evq_delta_id_parse(const char *s, long long *c, long long *m,
 		       size_t *off);
 

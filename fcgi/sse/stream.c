@@ -146,11 +146,17 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 
 void sse_stream_close(struct sse_sub *s, const char *reason)
 {
-	char f[160];
-	int n = snprintf(f, sizeof(f),
-			 "event: disconnecting\ndata: {\"reason\":\"%s\"%s}\n\n",
-			 reason,
-			 strcmp(reason, "session_deleted") ? ",\"retry_ms\":100" : "");
+	char f[256], id[EVQ_DELTA_ID_MAX];
+	int n;
+
+	/* its id: where this stream stands, to resume from exactly there */
+	evq_delta_id(id, s->cursor, s->dm, s->dm ? s->doff : 0);
+	n = snprintf(f, sizeof(f),
+		     "event: disconnecting\nid: %s\ndata: {\"reason\":\"%s\"%s,"
+		     "\"id\":\"%s\"}\n\n",
+		     id, reason,
+		     strcmp(reason, "session_deleted") ? ",\"retry_ms\":100" : "",
+		     id);
 	sse_conn_send(s->conn, f, (size_t)n);
 	hub_unsubscribe(s);
 	sse_conn_finish(s->conn);
@@ -205,6 +211,7 @@ static void stream_start(struct sse_conn *c)
 		"Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
 		"Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n\r\n"
 		"retry: 1000\nevent: connected\n";
+	char id[EVQ_DELTA_ID_MAX];
 	struct sse_open *o = c->open;
 	struct sse_sub *s = o->sub;
 	struct buf f = BUF_INIT;
@@ -233,8 +240,11 @@ static void stream_start(struct sse_conn *c)
 	s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
 	buf_init(&f, 256);
 	buf_adds(&f, head);
-	buf_addf(&f, "data: {\"status\":\"connected\",\"session_id\":\"ses_%s\"}\n\n",
-		 s->session);
+	/* its id: the stream's starting point, a cursor like a delta's */
+	evq_delta_id(id, s->cursor, s->dm, s->dm ? s->doff : 0);
+	buf_addf(&f, "id: %s\ndata: {\"status\":\"connected\",\"session_id\":\"ses_%s\","
+		     "\"id\":\"%s\"}\n\n",
+		 id, s->session, id);
 	sse_conn_send(c, f.data, f.len);
 	buf_release(&f);
 }

@@ -1,7 +1,8 @@
 """Resume from whatever frame came last (issue "Upstream clients work
 unchanged"): a client that keeps only the `id` of the last frame it saw,
 a delta's as well as a durable event's, and reconnects with it
-(Last-Event-ID and since_id, alternately) gets every durable event once,
+(Last-Event-ID and since_id, alternately; a connected or disconnecting
+frame's id is a cursor too) gets every durable event once,
 in order, and text that joins up: its deltas concatenated equal each
 delta's `accumulated` and the completed message (thinking likewise).
 
@@ -122,7 +123,10 @@ class DeltaResume(unittest.TestCase):
                     self.assertEqual(f["id"], f["data"]["id"])
                     last_id = f["id"]
                     d = f["data"]
-                    if f["event"].endswith(".delta"):
+                    if f["event"] in ("connected", "disconnecting"):
+                        # where the stream stands: a cursor too
+                        self.assertRegex(f["id"], r"^dlt_\d+_\d+_\d+$")
+                    elif f["event"].endswith(".delta"):
                         self.assertRegex(f["id"], r"^dlt_\d+_\d+_\d+$")
                         delta_ids.append(f["id"])
                         m = (f["event"], d["data"]["message_sequence"])

@@ -301,6 +301,8 @@ START_TEST(evq_cursors)
 	ck_assert_str_eq(id, "dlt_12_5_4096");
 	ck_assert_int_eq(evq_delta_id_parse(id, &c, &m, &off), 1);
 	ck_assert(c == 12 && m == 5 && off == 4096);
+	ck_assert_int_eq(evq_delta_id_parse("dlt_4_0_0", &c, &m, &off), 1);
+	ck_assert(c == 4 && m == 0 && off == 0); /* no message */
 	static const char *bad[] = {"dlt_", "dlt_1_2", "dlt_1_2_", "dlt_1_2_3x",
 				    "dlt_1_0_3", "dlt_1_2_3", "dlt_-1_1_0",
 				    "dlt_99999999999999999999_1_0", "evt_1_1_0",
