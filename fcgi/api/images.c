@@ -142,18 +142,29 @@ void h_images_create(struct req *rq)
 	"SELECT id, org_id, session_id, filename, media_type, size_bytes, " \
 	"NULL::bytea AS data, attached, created_at FROM images "
 
+/* The upstream document's list: a bare array, newest first; limit
+ * (default 50, at most 100) and offset. */
 void h_images_list(struct req *rq)
 {
 	static const char q[] =
-		"SELECT json_build_object('data', coalesce((SELECT json_agg("
+		"SELECT coalesce((SELECT json_agg("
 		"api_image(i) ORDER BY i.created_at DESC, i.id DESC) FROM "
 		"(" IMAGE_NO_DATA
 		"WHERE org_id = $1 ORDER BY created_at DESC, "
-		"id DESC OFFSET $2 LIMIT $3) i), '[]'), "
-		"'total', (SELECT count(*) FROM images WHERE org_id = $1), "
-		"'offset', $2::int, 'limit', $3::int)";
+		"id DESC OFFSET $2 LIMIT $3) i), '[]')";
+	struct apierr e;
+	long offset = 0, limit = 50;
+	char so[24], sl[24];
+	const char *p[3] = {rq->org, so, sl};
 
-	api_send_page(rq, q);
+	if (req_query_long(rq, "offset", 0, 1000000000L, &offset, &e) < 0 ||
+	    req_query_long(rq, "limit", 1, 100, &limit, &e) < 0) {
+		res_apierr(rq, &e);
+		return;
+	}
+	snprintf(so, sizeof(so), "%ld", offset);
+	snprintf(sl, sizeof(sl), "%ld", limit);
+	api_send_json_row(rq, 200, "Not found", q, 3, p);
 }
 
 void h_images_get(struct req *rq)

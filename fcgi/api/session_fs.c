@@ -294,10 +294,16 @@ void h_fs_delete(struct req *rq)
 		return;
 	}
 	st = fs_delete(&c, path, recursive);
-	if (st == FS_OK)
+	if (st == FS_OK) {
 		res_jsonf(rq, 200, "{\"deleted\":true}");
-	else
+	} else if (st == FS_READONLY) {
+		struct apierr e;
+		fs_error(st, path, 0, &e);
+		e.status = 403; /* the upstream document's, for a delete */
+		res_apierr(rq, &e);
+	} else {
 		fs_fail(rq, st, path, 0);
+	}
 }
 
 /* A path field of an action's body, normalized into out; -1 if sent. */

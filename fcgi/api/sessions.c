@@ -7,6 +7,7 @@
 #include "api.h"
 #include "ids.h"
 #include "json.h"
+#include "session_ext.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -89,6 +90,8 @@ void h_sessions_create(struct req *rq)
 		"SELECT evr_session_create($1, $2, $3, $4, $5, $6::text[], "
 		"$7::jsonb, $8, $9::int)";
 	struct session_input in;
+	struct session_ext ext;
+	struct buf ext_out = BUF_INIT;
 	struct json_object *body;
 	char hash[65], smax[24];
 	const char *p[9];
@@ -103,7 +106,8 @@ void h_sessions_create(struct req *rq)
 	body = api_body(rq);
 	if (!body)
 		return;
-	if (read_input(rq, body, &in) != 0)
+	if (session_ext_read(rq, body, &ext) != 0 ||
+	    read_input(rq, body, &in) != 0)
 		goto out;
 	snprintf(smax, sizeof(smax), "%lld", (long long)in.max_iter);
 	p[0] = rq->org;
@@ -147,6 +151,10 @@ void h_sessions_create(struct req *rq)
 		goto out;
 	}
 	json = db_val(res, 0, 0);
+	if (session_ext_apply(rq, &ext, &json, &ext_out) != 0) {
+		db_rollback(rq->db);
+		goto out;
+	}
 	res_json(rq, 201, json, strlen(json));
 	if (idem_finish(rq) != 0 || db_commit(rq->db) != 0) {
 		db_rollback(rq->db);
@@ -154,6 +162,7 @@ void h_sessions_create(struct req *rq)
 	}
 out:
 	PQclear(res);
+	buf_release(&ext_out);
 	buf_release(&in.tags);
 	buf_release(&in.caps);
 	json_object_put(body);

@@ -2,7 +2,8 @@
  * config: where the server is and how to authenticate. Each setting comes
  * from the first of: a flag (--api-url, --api-key, --cacert, --insecure),
  * the environment (EVERRUNS_API_URL, EVERRUNS_API_KEY, EVERRUNS_CACERT,
- * EVERRUNS_INSECURE), the config file, the default.
+ * EVERRUNS_INSECURE), the config file, the default. The API URL is the
+ * server's root or that root followed by /api or /api/v1.
  *
  * The config file is $EVERRUNS_CONFIG, else
  * $XDG_CONFIG_HOME/everruns/config, else ~/.config/everruns/config:
@@ -140,8 +141,12 @@ static char *norm_url(const char *u)
 
 	while (n && s[n - 1] == '/')
 		s[--n] = '\0';
+	/* the API's own forms, as the SDKs and upstream's CLI take it:
+	 * "<root>/api" and "<root>/api/v1" name the same server as "<root>" */
 	if (n >= 7 && !strcmp(s + n - 7, "/api/v1"))
 		s[n -= 7] = '\0';
+	else if (n >= 4 && !strcmp(s + n - 4, "/api"))
+		s[n -= 4] = '\0';
 	if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) {
 		fprintf(stderr, "everruns: the API URL must start with http:// or https:// (got '%s')\n", u);
 		free(s);

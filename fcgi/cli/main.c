@@ -34,7 +34,8 @@ static const struct noun nouns[] = {
 
 static const char global_help[] =
 	"Global options (accepted by every command):\n"
-	"  --api-url URL   the server (EVERRUNS_API_URL; default http://127.0.0.1:8080)\n"
+	"  --api-url URL   the server, its root or root/api (EVERRUNS_API_URL;\n"
+	"                  default http://127.0.0.1:8080)\n"
 	"  --api-key KEY   the API key (EVERRUNS_API_KEY)\n"
 	"  --cacert FILE   trust this CA certificate (EVERRUNS_CACERT), e.g. a\n"
 	"                  self-signed server certificate\n"

@@ -171,7 +171,11 @@ void out_resp(struct cli *c, const struct resp *r, const struct col *cols)
 	if (c->json)
 		out_json_body(r);
 	else if (cols) {
-		struct json_object *data = jx_get(r->json, "data");
+		/* a page {data, ...}, or a bare array (GET /images) */
+		struct json_object *data =
+			json_object_is_type(r->json, json_type_array)
+				? r->json
+				: jx_get(r->json, "data");
 		long n = data ? (long)json_object_array_length(data) : 0;
 		long off = json_object_get_int(jx_get(r->json, "offset"));
 		long total = json_object_get_int(jx_get(r->json, "total"));

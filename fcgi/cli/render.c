@@ -159,7 +159,12 @@ static int render_text(struct render *r, const char *ev, struct json_object *env
 		const char *name = jx_gets(d, "tool_name");
 		end_line(r);
 		if (ok && json_object_get_boolean(ok)) {
-			preview(&b, jx_get(d, "result"));
+			struct json_object *res = jx_get(d, "result");
+			/* content parts: the first one's text */
+			if (json_object_is_type(res, json_type_array) &&
+			    jx_get(json_object_array_get_idx(res, 0), "text"))
+				res = jx_get(json_object_array_get_idx(res, 0), "text");
+			preview(&b, res);
 			printf("<- %s: %s\n", name ? name : "?", b.data);
 		} else {
 			preview(&b, jx_get(d, "error"));

@@ -15,7 +15,43 @@ static const char *const known_types[] = {
 	"act.started", "tool.started", "tool.completed", "act.completed",
 	"turn.completed", "turn.failed", "turn.cancelled", "session.idled",
 	"file.written", "connected", "disconnecting",
+	/* defined by the upstream API document, never emitted here */
+	"output.message.replaced", "tool.progress", "tool.output.delta",
+	"tool.call_requested", "llm.generation", "context.compacting",
+	"context.compacted",
 };
+
+void evq_delta_id(char *out, long long c, long long m, size_t off)
+{
+	snprintf(out, EVQ_DELTA_ID_MAX, "dlt_%lld_%lld_%zu", c, m, off);
+}
+
+static int dec(const char **s, char end, long long *out)
+{
+	char *e;
+	if (**s < '0' || **s > '9')
+		return 0;
+	errno = 0;
+	*out = strtoll(*s, &e, 10);
+	if (errno || *e != end)
+		return 0;
+	*s = e + (end ? 1 : 0);
+	return 1;
+}
+
+int evq_delta_id_parse(const char *s, long long *c, long long *m,
+		       size_t *off)
+{
+	long long o;
+	if (strncmp(s, "dlt_", 4))
+		return 0;
+	s += 4;
+	if (!dec(&s, '_', c) || !dec(&s, '_', m) || !dec(&s, '\0', &o) ||
+	    *m > *c || o > 0x7fffffff || (*m == 0 && o != 0))
+		return 0;
+	*off = (size_t)o;
+	return 1;
+}
 
 int evq_type_known(const char *type)
 {
@@ -94,15 +130,24 @@ int evq_parse(const struct req *rq, const char *cursor_header, int max_wait,
 {
 	const char *since_id = req_query(rq, "since_id");
 	const char *since_seq = req_query(rq, "since_sequence");
+	const char *after_seq = req_query(rq, "after_sequence");
 	const char *before = req_query(rq, "before_sequence");
 	long v;
 	int r;
 
+	if (!since_seq) /* the later upstream document's name */
+		since_seq = after_seq;
 	if (cursor_header && *cursor_header) {
 		since_id = cursor_header;
 		since_seq = NULL;
 	}
-	if (since_id) {
+	if (since_id && !strncmp(since_id, "dlt_", 4)) {
+		if (!evq_delta_id_parse(since_id, &q->after, &q->dm, &q->doff))
+			return apierr_set(e, 400, "invalid_cursor",
+					  "since_id: malformed delta id");
+		q->has_cursor = 1;
+		q->delta_cursor = 1;
+	} else if (since_id) {
 		if (!ids_parse(since_id, "evt", q->since_id))
 			return apierr_set(e, 400, "invalid_cursor",
 					  "since_id: malformed event id");
@@ -119,8 +164,13 @@ int evq_parse(const struct req *rq, const char *cursor_header, int max_wait,
 			return apierr_field(e, "before_sequence",
 					    "must be at least 1");
 	}
-	if (req_query_long(rq, "limit", 1, EVQ_MAX_LIMIT, &q->limit, e) < 0)
+	r = req_query_long(rq, "limit", 1, EVQ_MAX_LIMIT, &q->limit, e);
+	if (r < 0)
 		return -1;
+	/* the document's backward pagination: `limit` without a cursor is
+	 * the newest `limit` events */
+	if (r > 0 && !q->has_cursor && !q->before)
+		q->newest = 1;
 	if (type_list(rq, "types", &q->types, e) ||
 	    type_list(rq, "exclude", &q->exclude, e))
 		return -1;
@@ -163,6 +213,11 @@ int evq_resolve_result(struct evq *q, const PGresult *res,
 	if (PQntuples(res) == 0)
 		return 1;
 	*last_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (q->delta_cursor && q->after > *last_seq) {
+		apierr_set(e, 400, "invalid_cursor",
+			   "since_id: not a delta of this session");
+		return 2;
+	}
 	if (q->since_id[0]) {
 		if (PQgetisnull(res, 0, 1)) {
 			apierr_set(e, 400, "invalid_cursor",
@@ -192,7 +247,8 @@ const char *evq_fetch_query(const struct evq *q, struct evq_nums *nums,
 	snprintf(nums->limit, sizeof(nums->limit), "%ld", q->limit + 1);
 	p[0] = q->session;
 	p[1] = nums->after;
-	p[2] = q->before ? nums->before : NULL;
+	p[2] = q->before ? nums->before
+		: q->newest ? "9223372036854775807" : NULL;
 	p[3] = q->types.len ? q->types.data : NULL;
 	p[4] = q->exclude.len ? q->exclude.data : NULL;
 	p[5] = nums->limit;
@@ -209,7 +265,7 @@ void evq_page(const struct evq *q, const PGresult *res, struct buf *out,
 	if (more) {
 		/* the extra row is the oldest for before_sequence (dropped
 		 * from the front), the newest otherwise */
-		if (q->before)
+		if (q->before || q->newest)
 			from = 1;
 		else
 			to = n - 1;

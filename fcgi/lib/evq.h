@@ -1,8 +1,17 @@
 /*
  * evq: event-log queries, shared by the api program (GET .../events) and
  * the SSE program (streams, long-poll, catch-up). One definition of the
- * filters (since_id / since_sequence / types / exclude / limit /
- * before_sequence) and of the error each bad value gets.
+ * filters (since_id / since_sequence / after_sequence / types / exclude /
+ * limit / before_sequence) and of the error each bad value gets.
+ *
+ * Cursors: since_id (or SSE's Last-Event-ID) is a durable event's id,
+ * evt_<32 hex>, or a stream cursor, dlt_<c>_<m>_<o> (decimal), the id
+ * of a delta and of a stream's connected and disconnecting frames: the
+ * stream had delivered every durable event up to sequence c, and the
+ * text of the message whose *.started event is sequence m up to byte o
+ * (c >= m; m = 0 and o = 0: no message). Resuming from it is resuming
+ * after sequence c; a stream then continues message m's text from byte
+ * o (evq.dm, evq.doff).
  */
 #ifndef EVR_EVQ_H
 #define EVR_EVQ_H
@@ -25,9 +34,22 @@ struct evq {
 	struct buf exclude;
 	int wait_s;            /* long-poll seconds; 0 = none */
 	int has_cursor;        /* since_id or since_sequence given */
+	int newest;            /* limit without a cursor: the newest */
+	int delta_cursor;      /* since_id was a delta id */
+	long long dm;          /* its message (0: none) ... */
+	size_t doff;           /* ... and the byte its text had reached */
 };
 
-/* Is `type` an event type of DESIGN 4.5 (connected/disconnecting too)? */
+#define EVQ_DELTA_ID_MAX 72
+/* A stream cursor (see above) into out[EVQ_DELTA_ID_MAX]. */
+void evq_delta_id(char *out, long long c, long long m, size_t off);
+/* Parse a stream cursor; 1 if it is one. */
+int evq_delta_id_parse(const char *s, long long *c, long long *m,
+		       size_t *off);
+
+/* Is `type` an event type of DESIGN 4.5 (connected/disconnecting too)
+ * or one the upstream API document defines (accepted in filters, never
+ * emitted here)? */
 int evq_type_known(const char *type);
 
 void evq_init(struct evq *q);

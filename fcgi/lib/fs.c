@@ -26,8 +26,8 @@
 /* The FileInfo of row f, from its columns (never the whole row, which
  * would drag the content out of TOAST). */
 #define INFO                                                                   \
-	"evr_fs_info(f.path, f.is_directory, f.size_bytes, f.created_at, "     \
-	"f.updated_at)"
+	"evr_fs_info(f.session_id, f.id, f.path, f.is_directory, "             \
+	"f.size_bytes, f.created_at, f.updated_at, f.is_readonly)"
 
 long long fs_cap_file(void)
 {
@@ -90,6 +90,7 @@ static enum fs_status status_of(const char *s)
 		{"too_many_entries", FS_TOO_MANY_ENTRIES},
 		{"org_storage_full", FS_ORG_STORAGE_FULL},
 		{"org_events_full", FS_ORG_EVENTS_FULL},
+		{"readonly", FS_READONLY},
 	};
 	size_t i;
 	for (i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
@@ -171,17 +172,17 @@ void fs_file_release(struct fs_file *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static const char root_info[] =
-	"{\"path\":\"/\",\"name\":\"\",\"is_directory\":true,"
-	"\"size_bytes\":0,\"created_at\":null,\"updated_at\":null}";
+/* the root has no row: its FileInfo is the session's (sql/015) */
+#define ROOT_OR_INFO                                                           \
+	"CASE WHEN $3 = '/' THEN evr_fs_root_info(s.id, s.created_at)::text "  \
+	"WHEN f.path IS NULL THEN NULL ELSE " INFO "::text END"
 
 enum fs_status fs_read(const struct fs_ctx *c, const char *path,
 		       struct fs_file *f)
 {
 	/* binary results: content as raw bytes, the text columns as text */
 	static const char q[] =
-		"SELECT f.content, CASE WHEN f.path IS NULL THEN NULL "
-		"ELSE " INFO "::text END FROM sessions s "
+		"SELECT f.content, " ROOT_OR_INFO " FROM sessions s "
 		"LEFT JOIN session_files f ON f.session_id = s.id "
 		"AND f.path = $3 WHERE s.id = $1::uuid AND s.org_id = $2::uuid";
 	const char *p[3] = {c->session, c->org, path};
@@ -194,7 +195,7 @@ enum fs_status fs_read(const struct fs_ctx *c, const char *path,
 	if (PQntuples(res) == 0)
 		return FS_NO_SESSION;
 	if (!strcmp(path, "/")) {
-		f->info = root_info;
+		f->info = PQgetvalue(res, 0, 1);
 		f->is_directory = 1;
 		return FS_OK;
 	}
@@ -215,8 +216,7 @@ static enum fs_status stat_path(const struct fs_ctx *c, const char *path,
 				struct buf *info, int *is_dir)
 {
 	static const char q[] =
-		"SELECT CASE WHEN f.path IS NULL THEN NULL "
-		"ELSE " INFO "::text END, f.is_directory FROM sessions s "
+		"SELECT " ROOT_OR_INFO ", f.is_directory FROM sessions s "
 		"LEFT JOIN session_files f ON f.session_id = s.id "
 		"AND f.path = $3 WHERE s.id = $1::uuid AND s.org_id = $2::uuid";
 	const char *p[3] = {c->session, c->org, path};
@@ -229,7 +229,7 @@ static enum fs_status stat_path(const struct fs_ctx *c, const char *path,
 	if (PQntuples(res) == 0) {
 		st = FS_NO_SESSION;
 	} else if (!strcmp(path, "/")) {
-		buf_adds(info, root_info);
+		buf_adds(info, db_val(res, 0, 0));
 	} else if (!db_val(res, 0, 0)) {
 		st = FS_NOT_FOUND;
 	} else {
@@ -636,6 +636,11 @@ void fs_error(enum fs_status st, const char *path, long long limit,
 			   "%s: the organization holds %lld events, its limit "
 			   "(org_max_events); delete sessions to make room",
 			   path, limit);
+		break;
+	case FS_READONLY:
+		/* the document's 400 for a read-only file */
+		apierr_set(e, 400, "readonly",
+			   "%s is read-only (or holds a read-only file)", path);
 		break;
 	default:
 		apierr_set(e, 500, "internal_error", "Internal server error");

@@ -56,6 +56,7 @@ enum fs_status {
 	FS_ORG_STORAGE_FULL,  /* org_max_storage_mb (413) */
 	FS_ORG_EVENTS_FULL,   /* org_max_events (429) */
 	FS_BAD_PATTERN,
+	FS_READONLY,   /* a read-only file (a session's initial_files) */
 	FS_DB_ERROR,
 };
 

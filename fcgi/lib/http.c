@@ -205,6 +205,10 @@ void res_apierr(struct req *rq, const struct apierr *e)
 	buf_add_json_str(&rq->res_body, e->msg, strlen(e->msg));
 	buf_adds(&rq->res_body, ",\"code\":");
 	buf_add_json_str(&rq->res_body, e->code, strlen(e->code));
+	/* the later upstream document's problem fields (RFC 9457) */
+	buf_addf(&rq->res_body, ",\"status\":%d,\"title\":\"%s\",\"detail\":",
+		 e->status, http_reason(e->status));
+	buf_add_json_str(&rq->res_body, e->msg, strlen(e->msg));
 	buf_addch(&rq->res_body, '}');
 }
 

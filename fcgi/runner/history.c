@@ -128,6 +128,15 @@ static struct json_object *tool_message(const char *id, struct json_object *done
 			buf_addch(&b, '}');
 		} else if (res && json_object_is_type(res, json_type_string)) {
 			buf_adds(&b, json_object_get_string(res));
+		} else if (res && json_object_is_type(res, json_type_array)) {
+			/* content parts (sql/015 on): their texts */
+			size_t i;
+			buf_adds(&b, ""); /* text even without parts */
+			for (i = 0; i < json_object_array_length(res); i++) {
+				const char *tx = jx_gets(json_object_array_get_idx(res, i), "text");
+				if (tx)
+					buf_adds(&b, tx);
+			}
 		} else {
 			buf_adds(&b, res ? json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN)
 					 : "null");

@@ -100,6 +100,18 @@ static int has_effects(const char *name)
 		       !strcmp(cap, "session"));
 }
 
+/* [{"type":"text","text":result}] */
+static struct json_object *text_parts(const struct buf *result)
+{
+	struct json_object *a = json_object_new_array(), *p = jx_obj();
+	jx_put_str(p, "type", "text");
+	json_object_object_add(p, "text", json_object_new_string_len(
+					       result->data ? result->data : "",
+					       (int)result->len));
+	json_object_array_add(a, p);
+	return a;
+}
+
 /* Record the current tool's outcome; after the last one, reason again. */
 static void act_complete(struct runner *r, struct turn *t,
 			 enum tool_status st, struct buf *result,
@@ -107,7 +119,6 @@ static void act_complete(struct runner *r, struct turn *t,
 {
 	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
 	struct json_object *d;
-	struct apierr e;
 
 	d = jx_obj();
 	jx_put_str(d, "tool_call_id", jx_gets(c, "id"));
@@ -115,20 +126,16 @@ static void act_complete(struct runner *r, struct turn *t,
 	json_object_object_add(d, "success", json_object_new_boolean(st == TOOL_OK));
 	jx_put_str(d, "status", st == TOOL_OK ? "success" : "error");
 	if (st == TOOL_OK) {
-		struct json_object *rv = NULL;
 		if (result->len > (size_t)r->tool_result_max) {
 			jx_put_int(d, "size_bytes", (long long)result->len);
 			json_object_object_add(d, "truncated", json_object_new_boolean(1));
 			result->len = utf8_cut(result->data, result->len,
 					       (size_t)r->tool_result_max);
 			result->data[result->len] = '\0';
-			rv = json_object_new_string(result->data);
-		} else {
-			rv = jx_parse(result->data, result->len, &e);
-			if (!rv)
-				rv = json_object_new_string(result->data);
 		}
-		json_object_object_add(d, "result", rv);
+		/* the document's result: content parts, one text part with
+		 * what the tool answered (what the model reads) */
+		json_object_object_add(d, "result", text_parts(result));
 		t->act_ok++;
 	} else {
 		jx_put_str(d, "error", error->data);

@@ -19,7 +19,10 @@
  * see the message's *.started event. A delta that needs a lookup waits
  * for it, and so does the rest of its session: a catch-up delivery that
  * meets such a delta between two rows pauses there (holding the shared
- * result) and resumes when the lookup is answered.
+ * result) and resumes when the lookup is answered. A delta's frame
+ * carries the context of its *.started event (turn, input message; read
+ * with the type) and an id that is a cursor (evq.h): the subscriber's
+ * durable cursor, the message and the byte its text reached.
  *
  * A message's acc holds at most what the runner lets a model send
  * (llm_max_text_kb / llm_max_thinking_kb, the larger): a delta that would
@@ -137,6 +140,8 @@ static void deliver(struct hub_session *hs)
 			hs->type_m = seq;
 			hs->dtype = type[0] == 'o' ? "output.message.delta"
 						   : "reason.thinking.delta";
+			uuid_hex(hs->dturn, PQgetvalue(res, i, 7));
+			uuid_hex(hs->dmsg, PQgetvalue(res, i, 8));
 		}
 		for (s = hs->subs; s; s = next) {
 			next = s->s_next; /* a woken poll leaves the list */
@@ -317,6 +322,10 @@ static void on_type(void *ctx, PGresult *res)
 	const char *t = res ? db_val(res, 0, 0) : NULL;
 	if (t && !strcmp(t, "reason.thinking.started"))
 		hs->dtype = "reason.thinking.delta";
+	if (t) {
+		uuid_hex(hs->dturn, PQgetvalue(res, 0, 1));
+		uuid_hex(hs->dmsg, PQgetvalue(res, 0, 2));
+	}
 	PQclear(res);
 	lookup_done(hs);
 }
@@ -367,7 +376,8 @@ static void lookup(struct hub_session *hs, struct delta *d, const char *sql,
 static int one_delta(struct delta *d)
 {
 	static const char type_sql[] =
-		"SELECT type FROM events WHERE session_id = $1 AND seq = $2";
+		"SELECT type, turn_id, input_message_id FROM events "
+		"WHERE session_id = $1 AND seq = $2";
 	/* the chunk just announced is already there: it was written in
 	 * the notifying transaction */
 	static const char acc_sql[] =
@@ -384,6 +394,7 @@ static int one_delta(struct delta *d)
 	if (hs->type_m != d->m) {
 		hs->type_m = d->m;
 		hs->dtype = "output.message.delta"; /* if the lookup fails */
+		hs->dturn[0] = hs->dmsg[0] = '\0';
 		lookup(hs, d, type_sql, on_type);
 		return 1;
 	}
@@ -414,8 +425,9 @@ static int one_delta(struct delta *d)
 			continue;
 		s->dm = d->m;
 		s->doff = hs->acc.len;
-		sse_stream_delta(s, hs->dtype, d->m, hs->acc.data + from,
-				 hs->acc.len - from, hs->acc.data, hs->acc.len);
+		sse_stream_delta(s, hs->dtype, d->m, hs->dturn, hs->dmsg,
+				 hs->acc.data + from, hs->acc.len - from,
+				 hs->acc.data, hs->acc.len);
 	}
 done:
 	hub_delta_done(d, hs);

@@ -29,6 +29,7 @@ struct hub_session {
 	struct buf acc;
 	long long type_m;         /* message whose delta type is dtype */
 	const char *dtype;
+	char dturn[33], dmsg[33]; /* its context (hex; "" if unknown) */
 	int ndeltas;              /* of the pending deltas, this session's */
 	int busy;                 /* a query about it is in flight */
 	struct delta *ld;         /* the delta waiting for a lookup */

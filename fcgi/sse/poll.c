@@ -106,7 +106,10 @@ static void on_wake_page(void *ctx, PGresult *res)
 			"Retry-After: 1\r\n"
 			"Content-Type: application/json\r\n\r\n"
 			"{\"error\":\"The database is unavailable; try again "
-			"shortly\",\"code\":\"database_unavailable\"}";
+			"shortly\",\"code\":\"database_unavailable\","
+			"\"status\":503,\"title\":\"Service Unavailable\","
+			"\"detail\":\"The database is unavailable; try again "
+			"shortly\"}";
 		sse_conn_send(c, err, sizeof(err) - 1);
 		sse_conn_finish(c);
 		return;

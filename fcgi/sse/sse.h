@@ -118,7 +118,10 @@ struct sse_event_row {
 void sse_event_frame(struct buf *f, const struct sse_event_row *r);
 /* A durable event's frame for the subscriber (newer than its cursor). */
 void sse_stream_event(struct sse_sub *s, const char *frame, size_t len);
+/* A delta of message m (turn, msg: its context, hex or ""), ending at
+ * byte alen; its id is the cursor of evq.h. */
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
+		      const char *turn, const char *msg,
 		      const char *delta, size_t dlen, const char *acc,
 		      size_t alen);
 /* Send `disconnecting {reason}` and finish. */

@@ -116,17 +116,26 @@ void sse_stream_event(struct sse_sub *s, const char *frame, size_t len)
 }
 
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
+		      const char *turn, const char *msg,
 		      const char *delta, size_t dlen, const char *acc,
 		      size_t alen)
 {
 	struct buf f = BUF_INIT;
-	char ts[32];
+	char ts[32], id[EVQ_DELTA_ID_MAX];
 
 	ts_now(ts);
-	buf_init(&f, dlen + alen + 256);
-	buf_addf(&f, "event: %s\ndata: {\"type\":\"%s\",\"session_id\":\"ses_%s\","
-		     "\"ts\":\"%s\",\"data\":{\"delta\":",
-		 type, type, s->session, ts);
+	evq_delta_id(id, s->cursor, m, alen);
+	buf_init(&f, dlen + alen + 384);
+	buf_addf(&f, "event: %s\nid: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
+		     "\"ts\":\"%s\",\"session_id\":\"ses_%s\","
+		     "\"context\":{\"turn_id\":",
+		 type, id, id, type, ts, s->session);
+	add_id(&f, "trn", turn);
+	buf_adds(&f, ",\"input_message_id\":");
+	add_id(&f, "msg", msg);
+	buf_adds(&f, "},\"data\":{\"turn_id\":");
+	add_id(&f, "trn", turn);
+	buf_adds(&f, ",\"delta\":");
 	buf_add_json_str(&f, delta, dlen);
 	buf_adds(&f, ",\"accumulated\":");
 	buf_add_json_str(&f, acc, alen);
@@ -137,11 +146,17 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 
 void sse_stream_close(struct sse_sub *s, const char *reason)
 {
-	char f[160];
-	int n = snprintf(f, sizeof(f),
-			 "event: disconnecting\ndata: {\"reason\":\"%s\"%s}\n\n",
-			 reason,
-			 strcmp(reason, "session_deleted") ? ",\"retry_ms\":100" : "");
+	char f[256], id[EVQ_DELTA_ID_MAX];
+	int n;
+
+	/* its id: where this stream stands, to resume from exactly there */
+	evq_delta_id(id, s->cursor, s->dm, s->dm ? s->doff : 0);
+	n = snprintf(f, sizeof(f),
+		     "event: disconnecting\nid: %s\ndata: {\"reason\":\"%s\"%s,"
+		     "\"id\":\"%s\"}\n\n",
+		     id, reason,
+		     strcmp(reason, "session_deleted") ? ",\"retry_ms\":100" : "",
+		     id);
 	sse_conn_send(s->conn, f, (size_t)n);
 	hub_unsubscribe(s);
 	sse_conn_finish(s->conn);
@@ -216,6 +231,7 @@ static void stream_start(struct sse_conn *c)
 		"Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
 		"Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n\r\n"
 		"retry: 1000\nevent: connected\n";
+	char id[EVQ_DELTA_ID_MAX];
 	struct sse_open *o = c->open;
 	struct sse_sub *s = o->sub;
 	struct buf f = BUF_INIT;
@@ -223,6 +239,9 @@ static void stream_start(struct sse_conn *c)
 
 	if (!s->q.has_cursor)
 		s->cursor = o->last_seq;
+	/* resumed from a delta: its message's text goes on from there */
+	s->dm = s->q.dm;
+	s->doff = s->q.doff;
 	/* a wake-up for an event after the cursor may have come (and been
 	 * dropped: no subscriber yet) while the query ran: look once */
 	s->need = 1;
@@ -243,8 +262,11 @@ static void stream_start(struct sse_conn *c)
 	s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
 	buf_init(&f, 256);
 	buf_adds(&f, head);
-	buf_addf(&f, "data: {\"status\":\"connected\",\"session_id\":\"ses_%s\"}\n\n",
-		 s->session);
+	/* its id: the stream's starting point, a cursor like a delta's */
+	evq_delta_id(id, s->cursor, s->dm, s->dm ? s->doff : 0);
+	buf_addf(&f, "id: %s\ndata: {\"status\":\"connected\",\"session_id\":\"ses_%s\","
+		     "\"id\":\"%s\"}\n\n",
+		 id, s->session, id);
 	sse_conn_send(c, f.data, f.len);
 	buf_release(&f);
 }

@@ -374,7 +374,11 @@ export class Conversation {
     st.textContent = ok ? 'done' : 'error';
     if (typeof d.duration_ms === 'number') card.querySelector('.tool-duration').textContent = `${d.duration_ms} ms`;
     const res = card.querySelector('.tool-result');
-    const out = ok ? d.result : (d.error || d.result);
+    // content parts (the document's shape): their text, shown as JSON
+    // when it is JSON
+    let result = Array.isArray(d.result) ? d.result.map((p) => p.text || '').join('') : d.result;
+    if (Array.isArray(d.result)) try { result = JSON.parse(result); } catch { /* text */ }
+    const out = ok ? result : (d.error || result);
     res.replaceChildren(h('details', { open: !ok || undefined },
       h('summary', { text: ok ? 'Result' : 'Error' }),
       h('pre', { class: ok ? '' : 'error', text: typeof out === 'string' ? out : json(out) })));

@@ -176,6 +176,20 @@ class CliTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("no API key", p.stderr)
 
+    def test_api_url_root_and_api_forms(self):
+        # the server's root, and the form the SDKs and upstream's CLI use
+        # (ending in /api); by the environment and by --api-url
+        sid = self.session()
+        root = BASE.rstrip("/")
+        for url in (root, root + "/", root + "/api", root + "/api/", root + "/api/v1"):
+            got = self.js("sessions", "list", env=self.env(url=url))
+            self.assertIn(sid, [s["id"] for s in got["data"]], url)
+            got = self.js("--api-url", url, "sessions", "get", sid,
+                          env=self.env(EVERRUNS_API_URL=None))
+            self.assertEqual(got["id"], sid, url)
+            page = self.js("events", "list", sid, env=self.env(url=url))
+            self.assertEqual(page["data"][0]["type"], "session.started", url)
+
     def test_api_errors_exit_1_with_the_servers_message(self):
         p = self.run_cli("me", key="evr_" + "0" * 64)
         self.assertEqual(p.returncode, 1)
@@ -634,7 +648,7 @@ class CliTest(unittest.TestCase):
         img = self.js("images", "upload", local, "--session", sid)
         self.assertTrue(img["id"].startswith("img_"))
         self.assertEqual(img["content_type"], "image/png")
-        self.assertIn(img["id"], [i["id"] for i in self.js("images")["data"]])
+        self.assertIn(img["id"], [i["id"] for i in self.js("images")])
         self.assertEqual(self.js("images", "get", img["id"])["id"], img["id"])
         got = subprocess.run([CLI, "images", "download", img["id"]], env=self.env(),
                              stdout=subprocess.PIPE, timeout=30)

@@ -24,6 +24,12 @@ TWO_ROUNDS = [
     "turn.completed", "session.idled"]
 
 
+def tool_output(d):
+    """What a tool answered: tool.completed's result is content parts
+    (the upstream document's shape), one text part with the tool's JSON."""
+    return json.loads(d["result"][0]["text"])
+
+
 class Fake:
     """The fake provider process and its control endpoints."""
 
@@ -118,7 +124,7 @@ class Drivers(unittest.TestCase):
             done = [e for e in evs if e["type"] == "tool.completed"]
             self.assertEqual([d["data"]["tool_call_id"] for d in done], ["call_a", "call_b", "call_c"])
             self.assertTrue(all(d["data"]["success"] for d in done), done)
-            self.assertEqual(done[0]["data"]["result"]["result"], 5)
+            self.assertEqual(tool_output(done[0]["data"])["result"], 5)
             final = [e for e in evs if e["type"] == "output.message.completed"][-1]["data"]["message"]
             self.assertEqual(final["content"][0]["text"], "2+3 is 5 and it is mild in Paris.")
             tc = [e for e in evs if e["type"] == "turn.completed"][0]["data"]

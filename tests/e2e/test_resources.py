@@ -362,7 +362,8 @@ class TestAgents(Base):
         self.assertEqual(self.ok(api("GET", V1 + "/agents/" + a["name"])), a)
         m = self.create()
         self.assertIsNone(m["max_iterations"])
-        self.assertIsNone(m["harness_id"])
+        # none given: the effective one, the organization's base (never null)
+        self.assertEqual(m["harness_id"], self.ok(api("GET", V1 + "/harnesses/base"))["id"])
 
     def test_create_validation(self):
         n = uniq("v")
@@ -441,7 +442,7 @@ class TestAgents(Base):
         self.assertEqual(p["capabilities"],
                          [{"ref": "stateless_todo_list", "config": {}}])
         self.assertIsNone(p["max_iterations"])
-        self.assertIsNone(p["harness_id"])
+        self.assertEqual(p["harness_id"], self.ok(api("GET", V1 + "/harnesses/base"))["id"])
         self.assertEqual(p["tags"], [])
         for body, status, field in (
                 ({"max_iterations": 0}, 400, "max_iterations"),

@@ -22,6 +22,12 @@ MIB = 1024 * 1024
 FS_CAP = 5  # fs_max_file_mb of the test stack is the default, 25
 
 
+def tool_output(d):
+    """What a tool answered: tool.completed's result is content parts
+    (the upstream document's shape), one text part with the tool's JSON."""
+    return json.loads(d["result"][0]["text"])
+
+
 def fs(sid, path=""):
     return "/api/v1/sessions/%s/fs%s" % (sid, ("/" + path) if path else "")
 
@@ -478,6 +484,59 @@ class SessionFs(unittest.TestCase):
         self.assertEqual(evs[2]["data"]["from_path"], "/e/one.txt")
         self.assertTrue(all(e["data"]["source"] == "api" for e in evs))
 
+    def test_initial_files_and_read_only(self):
+        # the upstream document's create fields: written with the session,
+        # in its transaction, each with its file.written event
+        body = {"agent_name": "assistant", "initial_files": [
+            {"path": "/workspace/docs/spec.md", "content": "# Spec", "is_readonly": True},
+            {"path": "notes.txt", "content": "bm90ZXM=", "encoding": "base64"}]}
+        r = self.call("POST", "/api/v1/sessions", body)
+        self.assertEqual(r.status, 201, r.text)
+        sid = r.json["id"]
+        self.assertEqual(rows(sid), ["/docs", "/docs/spec.md", "/notes.txt"])
+        self.assertEqual(self.call("GET", fs(sid, "notes.txt")).json["content"], "notes")
+        info = self.call("POST", fs(sid, "_/stat"), {"path": "/docs/spec.md"}).json
+        self.assertTrue(info["is_readonly"])
+        self.assertEqual(info["session_id"], sid)
+        self.assertRegex(info["id"], r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+        root = self.call("POST", fs(sid, "_/stat"), {"path": "/"}).json
+        self.assertEqual((root["path"], root["is_directory"], root["is_readonly"]), ("/", True, False))
+        self.assertIsInstance(root["created_at"], str)
+        evs = [e["data"] for e in events(self.key, sid) if e["type"] == "file.written"]
+        self.assertEqual([(e["operation"], e["path"]) for e in evs],
+                         [("created", "/docs/spec.md"), ("created", "/notes.txt")])
+        # a read-only file cannot be replaced, moved or deleted (nor its
+        # directory); it can be read and copied, and the copy is writable
+        # (the document's statuses: 400 to change, 403 to delete)
+        for method, path, b, st in (("PUT", fs(sid, "docs/spec.md"), {"content": "x"}, 400),
+                                    ("DELETE", fs(sid, "docs/spec.md"), None, 403),
+                                    ("DELETE", fs(sid, "docs") + "?recursive=true", None, 403),
+                                    ("POST", fs(sid, "_/move"), {"src_path": "/docs",
+                                                                 "dst_path": "/d2"}, 400)):
+            r = self.call(method, path, b)
+            self.assertEqual((r.status, r.json["code"]), (st, "readonly"), (method, path, r.text))
+        r = self.call("POST", fs(sid, "_/copy"), {"src_path": "/docs/spec.md", "dst_path": "/copy.md"})
+        self.assertEqual(r.status, 201, r.text)
+        self.assertFalse(r.json["is_readonly"])
+        self.assertNotEqual(r.json["id"], info["id"])
+        self.assertEqual(self.call("PUT", fs(sid, "copy.md"), {"content": "y"}).status, 200)
+        moved = self.call("POST", fs(sid, "_/move"), {"src_path": "/copy.md", "dst_path": "/c2.md"}).json
+        self.assertEqual(moved["id"], r.json["id"])  # a move keeps the id
+        # refused bodies: nothing is created
+        n = self.call("GET", "/api/v1/sessions").json["total"]
+        for bad, code in (({"agent_name": "assistant", "initial_files": [{"path": "/a/../b", "content": ""}]}, 400),
+                          ({"agent_name": "assistant", "initial_files": [{"path": "/a"}]}, 400),
+                          ({"agent_name": "assistant", "initial_files": [{"path": "/a", "content": "%",
+                                                                          "encoding": "base64"}]}, 400),
+                          ({"agent_name": "assistant", "initial_files": [{"path": "/a", "content": "1"},
+                                                                         {"path": "/a/b", "content": "2"}]}, 409),
+                          ({"agent_name": "nobody"}, 404),
+                          ({"harness_name": "base", "harness_id": self.harness}, 400),
+                          ({"agent_name": "assistant", "locale": "uk UA"}, 400)):
+            r = self.call("POST", "/api/v1/sessions", bad)
+            self.assertEqual(r.status, code, (bad, r.text))
+        self.assertEqual(self.call("GET", "/api/v1/sessions").json["total"], n)
+
 
 class FsTools(unittest.TestCase):
     """The model writes a report with write_file, edits it with edit_file,
@@ -534,7 +593,7 @@ class FsTools(unittest.TestCase):
                       [e["data"] for e in evs if e["type"] == "turn.failed"])
         done = {e["data"]["tool_call_id"]: e["data"] for e in evs if e["type"] == "tool.completed"}
         self.assertTrue(done["c1"]["success"], done["c1"])
-        self.assertTrue(done["c1"]["result"]["created"])
+        self.assertTrue(tool_output(done["c1"])["created"])
         self.assertTrue(done["c2"]["success"], done["c2"])
         self.assertFalse(done["c3"]["success"])
         self.assertIn("no such file", done["c3"]["error"])
@@ -606,7 +665,7 @@ class FsTools(unittest.TestCase):
         self.assertEqual([d["tool_name"] for d in done], [n for n, _ in calls])
         ok = [d["success"] for d in done]
         self.assertEqual(ok, [True] * 9 + [False, True, True, True, False, False, False])
-        res = [d.get("result") for d in done]
+        res = [tool_output(d) if d.get("result") else None for d in done]
         self.assertEqual((res[0]["created"], res[1]["created"]), (True, False))
         self.assertEqual(res[5]["data"][0]["path"], "/w/a.txt")
         self.assertEqual((res[6]["exists"], res[6]["size_bytes"]), (True, 11))

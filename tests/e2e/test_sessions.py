@@ -299,7 +299,8 @@ class Edge(unittest.TestCase):
                             ("evr_" + "a" * 64, "Bearer"), (ADMIN_KEY, "Basic")]:
             r = api("GET", "/api/v1/sessions", key=key, auth_scheme=scheme)
             self.assertEqual(r.status, 401, (key, scheme))
-            self.assertEqual(r.json, {"error": "Unauthorized", "code": "unauthorized"})
+            self.assertEqual(r.json, {"error": "Unauthorized", "code": "unauthorized", "status": 401,
+                                      "title": "Unauthorized", "detail": "Unauthorized"})
 
     def test_api_keys_create_list_revoke(self):
         org = new_org("keys")

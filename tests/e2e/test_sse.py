@@ -93,7 +93,7 @@ def idled(f):
 
 
 def durable(frames):
-    return [f for f in frames if f.get("id")]
+    return [f for f in frames if f.get("id", "").startswith("evt_")]
 
 
 class SSE(unittest.TestCase):
@@ -181,7 +181,14 @@ class SSE(unittest.TestCase):
                          and len(f["data"]["data"]["accumulated"]) > 20)
         started = [f for f in frames if f.get("event") == "output.message.started"][0]
         deltas = [f for f in frames if f.get("event") == "output.message.delta"]
-        self.assertTrue(all("id" not in f for f in deltas))
+        # a delta's id is a cursor (dlt_<cursor>_<message>_<offset>) and
+        # its envelope the document's Event
+        for f in deltas:
+            m, off = f["data"]["data"]["message_sequence"], len(f["data"]["data"]["accumulated"].encode())
+            self.assertRegex(f["id"], r"^dlt_\d+_%d_%d$" % (m, off))
+            self.assertEqual(f["id"], f["data"]["id"])
+            self.assertEqual(f["data"]["context"], started["data"]["context"])
+            self.assertEqual(f["data"]["data"]["turn_id"], started["data"]["context"]["turn_id"])
         text = "".join(f["data"]["data"]["delta"] for f in deltas)
         self.assertEqual(text, deltas[-1]["data"]["data"]["accumulated"])
         self.assertEqual(deltas[0]["data"]["data"]["message_sequence"],
@@ -479,14 +486,17 @@ class ShortTimings(unittest.TestCase):
         t0 = time.monotonic()
         c = fcgi_request(self.sock, self.params())
         try:
-            text, end = fcgi_stdout(c, "connection_cycle", timeout=6)
+            text, end = fcgi_stdout(c, "\0", timeout=6)  # up to END_REQUEST
         finally:
             c.close()
+        self.assertTrue(end)
         self.assertIn("Status: 200", text)
         self.assertIn("X-Accel-Buffering: no", text)
-        self.assertIn("event: connected", text)
+        self.assertRegex(text, r"event: connected\nid: dlt_\d+_0_0\ndata: ")
         self.assertIn(": ping", text)
-        self.assertIn('{"reason":"connection_cycle","retry_ms":100}', text)
+        # the last frame's id is where the stream stands: a cursor to resume from
+        self.assertRegex(text, r'event: disconnecting\nid: (dlt_\d+_0_0)\n'
+                               r'data: \{"reason":"connection_cycle","retry_ms":100,"id":"\1"\}\n\n$')
         self.assertTrue(1.5 <= time.monotonic() - t0 <= 4, time.monotonic() - t0)
 
     def test_bad_records_close(self):

@@ -103,7 +103,7 @@ class ResumeAtScale(unittest.TestCase):
                         f = s.frame()
                         if f is None:
                             break
-                        if f.get("id"):
+                        if f.get("id", "").startswith("evt_"):
                             seqs.append(f["data"]["sequence"])
                             last_id = f["id"]
                             got += 1

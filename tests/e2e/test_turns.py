@@ -2,6 +2,7 @@
 without a tool round), messages, session_busy, the send-on-turn.completed
 race, cancel, controls, tenant isolation of messages and events."""
 
+import json
 import threading
 import time
 import unittest
@@ -11,6 +12,12 @@ from evr import api, psql, new_org, wait_until
 TURN = ["input.message", "session.activated", "turn.started", "reason.started",
         "output.message.started", "output.message.completed", "reason.completed",
         "turn.completed", "session.idled"]
+
+
+def tool_output(d):
+    """What a tool answered: tool.completed's result is content parts
+    (the upstream document's shape), one text part with the tool's JSON."""
+    return json.loads(d["result"][0]["text"])
 
 
 def events(key, sid, since=0, **q):
@@ -99,7 +106,7 @@ class Turns(unittest.TestCase):
         tool = [e for e in evs if e["type"] == "tool.completed"][0]["data"]
         self.assertTrue(tool["success"])
         self.assertEqual(tool["tool_call_id"], call[-1]["id"])
-        self.assertEqual(tool["result"]["timezone"], "Europe/Paris")
+        self.assertEqual(tool_output(tool)["timezone"], "Europe/Paris")
         tc = [e for e in evs if e["type"] == "turn.completed"][0]["data"]
         self.assertEqual(tc["iterations"], 2)
         msgs = api("GET", "/api/v1/sessions/%s/messages" % sid, key=self.key).json["data"]
@@ -284,8 +291,14 @@ class Turns(unittest.TestCase):
         send(self.key, sid, "hello")
         evs = wait_idle(self.key, sid, 0)
         n = len(evs)
-        r = api("GET", "/api/v1/sessions/%s/events?limit=3" % sid, key=self.key).json
+        r = api("GET", "/api/v1/sessions/%s/events?since_sequence=0&limit=3" % sid, key=self.key).json
         self.assertEqual([e["sequence"] for e in r["data"]], [1, 2, 3])
+        self.assertTrue(r["has_more"])
+        # the document's names: after_sequence; limit alone is the newest
+        r = api("GET", "/api/v1/sessions/%s/events?after_sequence=1&limit=2" % sid, key=self.key).json
+        self.assertEqual([e["sequence"] for e in r["data"]], [2, 3])
+        r = api("GET", "/api/v1/sessions/%s/events?limit=3" % sid, key=self.key).json
+        self.assertEqual([e["sequence"] for e in r["data"]], [n - 2, n - 1, n])
         self.assertTrue(r["has_more"])
         r = api("GET", "/api/v1/sessions/%s/events?before_sequence=%d&limit=2" % (sid, n), key=self.key).json
         self.assertEqual([e["sequence"] for e in r["data"]], [n - 2, n - 1])

@@ -33,6 +33,12 @@ PAGE = """<!DOCTYPE html><html><head><title>Fetch test page</title>
 with <b>bold</b> text.</p><!-- a comment --><ul><li>one</li><li>two</li></ul></body></html>"""
 
 
+def tool_output(d):
+    """What a tool answered: tool.completed's result is content parts
+    (the upstream document's shape), one text part with the tool's JSON."""
+    return json.loads(d["result"][0]["text"])
+
+
 class Site(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -269,7 +275,7 @@ class Allowed(Base):
     def test_html_is_reduced_to_text_and_proxies_are_ignored(self):
         d = self.fetch(self.url("/page"))
         self.assertTrue(d["success"], d)
-        res = d["result"]
+        res = tool_output(d)
         self.assertEqual(res["status"], 200)
         self.assertEqual(res["content_type"], "text/html; charset=utf-8")
         self.assertEqual(res["content"], "Fetch test page\n\nHello & welcome\n\n"
@@ -278,14 +284,14 @@ class Allowed(Base):
         # fetched directly although http_proxy names the victim
         self.assertIn(("/page", "127.0.0.2:%d" % self.site.port), self.site.seen)
         d = self.fetch(self.url("/plain"))
-        self.assertEqual(d["result"]["content"], "just text\n")
+        self.assertEqual(tool_output(d)["content"], "just text\n")
         self.assertEqual(self.victim.seen, [])
 
     def test_redirects(self):
         # within the allowed host: followed, the final URL reported
         d = self.fetch(self.url("/redirect?to=/plain"))
         self.assertTrue(d["success"], d)
-        self.assertEqual(d["result"]["url"], self.url("/plain"))
+        self.assertEqual(tool_output(d)["url"], self.url("/plain"))
         # to loopback, in several spellings: refused, the victim sees nothing
         v = self.victim.port
         for target in ("http://127.0.0.1:%d/" % v, "http://localhost:%d/" % v,
@@ -311,15 +317,15 @@ class Allowed(Base):
         # byte limit: the capability's, lowered by the call's (results stay
         # under the runner's 64 KiB tool-result limit)
         d = self.fetch(self.url("/big"), config={"max_bytes": 20000})
-        self.assertTrue(d["result"]["truncated"])
-        self.assertEqual(len(d["result"]["content"]), 20000)
+        self.assertTrue(tool_output(d)["truncated"])
+        self.assertEqual(len(tool_output(d)["content"]), 20000)
         d = self.fetch(self.url("/big"), config={"max_bytes": 20000}, max_bytes=50000)
-        self.assertEqual(len(d["result"]["content"]), 20000)
+        self.assertEqual(len(tool_output(d)["content"]), 20000)
         d = self.fetch(self.url("/big"), config={"max_bytes": 20000}, max_bytes=5000)
-        self.assertEqual(len(d["result"]["content"]), 5000)
+        self.assertEqual(len(tool_output(d)["content"]), 5000)
         d = self.fetch(self.url("/big"), max_bytes=60000)
-        self.assertFalse(d["result"]["truncated"])
-        self.assertEqual(len(d["result"]["content"]), 50000)
+        self.assertFalse(tool_output(d)["truncated"])
+        self.assertEqual(len(tool_output(d)["content"]), 50000)
         # time limit
         t0 = time.monotonic()
         d = self.fetch(self.url("/slow?s=4"), config={"timeout_s": 1})
@@ -342,7 +348,7 @@ class Allowed(Base):
         evs = wait_idle(self.key, slow, r.json["sequence"], timeout=15)
         done = [e for e in evs if e["type"] == "tool.completed"][0]["data"]
         self.assertTrue(done["success"], done)
-        self.assertEqual(done["result"]["content"], "slow but here")
+        self.assertEqual(tool_output(done)["content"], "slow but here")
 
     def test_image_urls_are_fetched_through_the_guard(self):
         fake = Fake()

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "config.h"
 #include "crypto.h"
+#include "evq.h"
 #include "http.h"
 #include "ids.h"
 #include "json.h"
@@ -372,6 +373,70 @@ START_TEST(query_strings)
 }
 END_TEST
 
+/* Cursors: a delta's id round-trips; since_id, after_sequence and limit
+ * as evq_parse reads them. */
+START_TEST(evq_cursors)
+{
+	struct arena a = ARENA_INIT;
+	struct req rq;
+	struct apierr e;
+	struct evq q;
+	char id[EVQ_DELTA_ID_MAX];
+	long long c, m;
+	size_t off;
+
+	evq_delta_id(id, 12, 5, 4096);
+	ck_assert_str_eq(id, "dlt_12_5_4096");
+	ck_assert_int_eq(evq_delta_id_parse(id, &c, &m, &off), 1);
+	ck_assert(c == 12 && m == 5 && off == 4096);
+	ck_assert_int_eq(evq_delta_id_parse("dlt_4_0_0", &c, &m, &off), 1);
+	ck_assert(c == 4 && m == 0 && off == 0); /* no message */
+	static const char *bad[] = {"dlt_", "dlt_1_2", "dlt_1_2_", "dlt_1_2_3x",
+				    "dlt_1_0_3", "dlt_1_2_3", "dlt_-1_1_0",
+				    "dlt_99999999999999999999_1_0", "evt_1_1_0",
+				    "dlt_5_5_99999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!evq_delta_id_parse(bad[i], &c, &m, &off), "%s",
+			      bad[i]);
+
+	static const struct {
+		const char *query, *header;
+		int ok, delta, newest;
+		long long after;
+	} cases[] = {
+		{"since_id=dlt_7_3_10", NULL, 1, 1, 0, 7},
+		{"", "dlt_9_9_0", 1, 1, 0, 9},
+		{"since_id=dlt_7_9_10", NULL, 0, 0, 0, 0}, /* m > c */
+		{"after_sequence=4", NULL, 1, 0, 0, 4},
+		{"since_sequence=2&after_sequence=4", NULL, 1, 0, 0, 2},
+		{"limit=5", NULL, 1, 0, 1, 0},
+		{"limit=5&after_sequence=0", NULL, 1, 0, 0, 0},
+		{"types=tool.output.delta,llm.generation&exclude=tool.progress",
+		 NULL, 1, 0, 0, 0},
+		{"types=no.such", NULL, 0, 0, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		req_init(&rq, &a);
+		rq.query = cases[i].query;
+		req_parse_query(&rq);
+		evq_init(&q);
+		int r = evq_parse(&rq, cases[i].header, 0, &q, &e);
+		ck_assert_msg((r == 0) == cases[i].ok, "%s", cases[i].query);
+		if (r == 0) {
+			ck_assert_int_eq(q.delta_cursor, cases[i].delta);
+			ck_assert_int_eq(q.newest, cases[i].newest);
+			ck_assert_msg(q.after == cases[i].after, "%s",
+				      cases[i].query);
+		} else {
+			ck_assert_int_eq(e.status, 400);
+		}
+		evq_release(&q);
+		req_release(&rq);
+	}
+	arena_release(&a);
+}
+END_TEST
+
 START_TEST(auth_header_forms)
 {
 	char key[AUTH_KEY_LEN + 1], hash[65], h[128];
@@ -402,7 +467,9 @@ START_TEST(error_bodies)
 	req_init(&rq, &a);
 	res_error(&rq, 404, "not_found", "Session \"x\" not found");
 	ck_assert_str_eq(rq.res_body.data,
-			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\"}");
+			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\","
+			 "\"status\":404,\"title\":\"Not Found\","
+			 "\"detail\":\"Session \\\"x\\\" not found\"}");
 	buf_init(&head, 0);
 	res_head(&rq, &head);
 	ck_assert_ptr_nonnull(strstr(head.data, "Status: 404 Not Found\r\n"));
@@ -561,6 +628,7 @@ int main(void)
 	tcase_add_test(tc, config_file_and_env);
 	tcase_add_test(tc, status_files);
 	tcase_add_test(tc, query_strings);
+	tcase_add_test(tc, evq_cursors);
 	tcase_add_test(tc, auth_header_forms);
 	tcase_add_test(tc, error_bodies);
 	tcase_add_test(tc, strmap_put_get_del);
