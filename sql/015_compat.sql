@@ -149,15 +149,16 @@ LANGUAGE sql STABLE AS $$
       OR (path > p_path || '/' AND path < p_path || '0')))
 $$;
 
--- evr_fs_write, evr_fs_move and evr_fs_delete of 006 with the FileInfo
--- above and the status 'readonly'.
+-- evr_fs_write and evr_fs_move of 010 (quotas) and evr_fs_delete of 006
+-- with the FileInfo above and the status 'readonly'.
 CREATE OR REPLACE FUNCTION evr_fs_write(p_session uuid, p_org uuid, p_path text,
     p_content bytea, p_mode text, p_cap_file bigint, p_cap_total bigint,
-    p_emit boolean, p_source text)
+    p_emit boolean, p_source text, p_quota jsonb DEFAULT '{}')
 RETURNS TABLE (status text, info json, event jsonb) LANGUAGE plpgsql AS $$
 DECLARE is_dir boolean := p_content IS NULL;
         sz bigint := coalesce(octet_length(p_content), 0);
-        lim record; old record; r record; used bigint; st text;
+        lim record; old record; r record; st text; mc bigint; q record;
+        missing bigint;
 BEGIN
   IF NOT evr_fs_lock(p_session, p_org) THEN
     RETURN QUERY SELECT 'no_session', NULL::json, NULL::jsonb; RETURN;
@@ -185,10 +186,15 @@ BEGIN
       RETURN;
     END IF;
   END IF;
-  SELECT bytes INTO used FROM session_fs_usage WHERE session_id = p_session;
-  IF used - coalesce(old.size_bytes, 0) + sz > lim.max_total THEN
-    RETURN QUERY SELECT 'too_large_total', json_build_object('limit', lim.max_total), NULL::jsonb;
-    RETURN;
+  mc := evr_fs_charge(p_session, p_quota);
+  missing := CASE WHEN old.path IS NULL THEN evr_fs_missing_parents(p_session, p_path) ELSE 0 END;
+  SELECT * INTO q FROM evr_fs_quota(p_session, p_org,
+    CASE WHEN old.path IS NULL THEN 1 + missing ELSE 0 END,
+    greatest(sz, mc) - CASE WHEN old.path IS NULL THEN 0 ELSE greatest(old.size_bytes, mc) END
+      + missing * mc,
+    lim.max_total, p_quota);
+  IF q.status IS NOT NULL THEN
+    RETURN QUERY SELECT q.status, q.info, NULL::jsonb; RETURN;
   END IF;
   st := evr_fs_parents(p_session, p_path);
   IF st IS NOT NULL THEN
@@ -211,10 +217,10 @@ END $$;
 
 CREATE OR REPLACE FUNCTION evr_fs_move(p_session uuid, p_org uuid, p_src text,
     p_dst text, p_copy boolean, p_cap_file bigint, p_cap_total bigint,
-    p_emit boolean, p_source text)
+    p_emit boolean, p_source text, p_quota jsonb DEFAULT '{}')
 RETURNS TABLE (status text, info json, event jsonb) LANGUAGE plpgsql AS $$
-DECLARE r record; lim record; used bigint;
-        add bigint; st text; n int := length(p_src);
+DECLARE r record; lim record; q record; mc bigint; missing bigint;
+        add_n bigint := 0; add_c bigint := 0; st text; n int := length(p_src);
 BEGIN
   IF NOT evr_fs_lock(p_session, p_org) THEN
     RETURN QUERY SELECT 'no_session', NULL::json, NULL::jsonb; RETURN;
@@ -229,16 +235,18 @@ BEGIN
   END IF;
   PERFORM 1 FROM session_files WHERE session_id = p_session AND path = p_dst;
   IF FOUND THEN RETURN QUERY SELECT 'exists', NULL::json, NULL::jsonb; RETURN; END IF;
+  SELECT * INTO lim FROM evr_fs_limits(p_session, p_org, p_cap_file, p_cap_total);
+  mc := evr_fs_charge(p_session, p_quota);
+  missing := evr_fs_missing_parents(p_session, p_dst);
   IF p_copy THEN
-    SELECT * INTO lim FROM evr_fs_limits(p_session, p_org, p_cap_file, p_cap_total);
-    SELECT bytes INTO used FROM session_fs_usage WHERE session_id = p_session;
-    SELECT coalesce(sum(size_bytes), 0) INTO add FROM session_files
-      WHERE session_id = p_session
+    SELECT count(*), coalesce(sum(greatest(size_bytes, mc)), 0) INTO add_n, add_c
+      FROM session_files WHERE session_id = p_session
         AND (path = p_src OR (path > p_src || '/' AND path < p_src || '0'));
-    IF used + add > lim.max_total THEN
-      RETURN QUERY SELECT 'too_large_total', json_build_object('limit', lim.max_total), NULL::jsonb;
-      RETURN;
-    END IF;
+  END IF;
+  SELECT * INTO q FROM evr_fs_quota(p_session, p_org, add_n + missing,
+                                    add_c + missing * mc, lim.max_total, p_quota);
+  IF q.status IS NOT NULL THEN
+    RETURN QUERY SELECT q.status, q.info, NULL::jsonb; RETURN;
   END IF;
   st := evr_fs_parents(p_session, p_dst);
   IF st IS NOT NULL THEN

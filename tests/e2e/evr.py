@@ -317,6 +317,12 @@ def admin(*args):
     return p.stdout
 
 
+def tool_output(d):
+    """What a tool answered: tool.completed's result is content parts
+    (the upstream document's shape), one text part with the tool's JSON."""
+    return json.loads(d["result"][0]["text"])
+
+
 def new_org(name):
     """A new organization with a user and an API key (everruns-admin
     create-org): {"organization_id", "user_id", "api_key"}."""

@@ -11,7 +11,7 @@ import unittest
 import urllib.request
 import uuid
 
-from evr import api, new_org, wait_until, BUILDDIR
+from evr import tool_output, api, new_org, wait_until, BUILDDIR
 from test_turns import events, send, wait_idle
 
 TWO_ROUNDS = [
@@ -22,12 +22,6 @@ TWO_ROUNDS = [
     "act.started", "tool.started", "tool.completed", "tool.started", "tool.completed", "act.completed",
     "reason.started", "output.message.started", "output.message.completed", "reason.completed",
     "turn.completed", "session.idled"]
-
-
-def tool_output(d):
-    """What a tool answered: tool.completed's result is content parts
-    (the upstream document's shape), one text part with the tool's JSON."""
-    return json.loads(d["result"][0]["text"])
 
 
 class Fake:

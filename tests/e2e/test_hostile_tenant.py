@@ -23,7 +23,7 @@ import unittest
 import zlib
 
 from bystander import Bystander
-from evr import HOME, api, new_org, psql, stack_pid, start_runner, wait_until
+from evr import HOME, api, new_org, tool_output, psql, stack_pid, start_runner, wait_until
 from test_drivers import Fake
 from test_sse import close_all, open_stream_on, spawn_sse
 
@@ -196,7 +196,7 @@ class Hostile(unittest.TestCase):
         done = [e["data"] for e in evs if e["type"] == "tool.completed"]
         self.assertEqual(len(done), 1, [e["type"] for e in evs])
         if done[0]["success"]:
-            self.assertTrue(done[0]["result"]["truncated"], done[0])
+            self.assertTrue(tool_output(done[0])["truncated"], done[0])
         else:  # a line past regex_time_ms on a loaded machine
             self.assertIn("regex_time_ms", done[0]["error"])
         report("grep_files on 300 slow lines (whole turn)", dt, "cut short")

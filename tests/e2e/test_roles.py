@@ -94,6 +94,22 @@ class Ctx:
         return r.json["id"]
 
 
+def alias(path):
+    """/llm-providers... and /llm-models... under their later names."""
+    for old, new in (("/llm-providers", "/providers"), ("/llm-models", "/models")):
+        if path.startswith(old):
+            return new + path[len(old):]
+    return path
+
+
+def via_alias(fn):
+    """The call fn makes, through the alias of its path."""
+    def call():
+        path, kw = fn()
+        return alias(path), kw
+    return call
+
+
 def calls(c, who):
     """(method, pattern) -> a function giving (path, kwargs of api())."""
     s = "/sessions/" + c.session
@@ -133,7 +149,7 @@ def calls(c, who):
 
     J = lambda p, b=None: (p, {"body": b if b is not None else {}})
     G = lambda p: (p, {})
-    return {
+    table = {
         ("GET", "/health"): lambda: G("/health"),
         ("GET", "/metrics"): lambda: G("/metrics"),
         ("GET", "/auth/me"): lambda: G("/auth/me"),
@@ -195,6 +211,12 @@ def calls(c, who):
         ("GET", "/images/{image_id}/content"): lambda: G("/images/%s/content" % c.image),
         ("DELETE", "/images/{image_id}"): lambda: G(fresh("image")),
     }
+    # the later upstream document's names (/providers, /models) are
+    # aliases: the same call through the alias path
+    for (m, path), fn in list(table.items()):
+        if path.startswith(("/llm-providers", "/llm-models")):
+            table[(m, alias(path))] = via_alias(fn)
+    return table
 
 
 # (method, pattern) -> (status with a member key, status with an admin key).
@@ -255,6 +277,7 @@ EXPECT = {
     ("GET", "/images/{image_id}/content"): (200, 200),
     ("DELETE", "/images/{image_id}"): (204, 204),
 }
+EXPECT.update({(m, alias(p)): v for (m, p), v in EXPECT.items() if alias(p) != p})
 
 
 class Roles(unittest.TestCase):

@@ -14,18 +14,12 @@ import threading
 import time
 import unittest
 
-from evr import api, new_org, psql, BASE
+from evr import tool_output, api, new_org, psql, BASE
 from test_drivers import Fake
 from test_turns import events, send, wait_idle
 
 MIB = 1024 * 1024
 FS_CAP = 5  # fs_max_file_mb of the test stack is the default, 25
-
-
-def tool_output(d):
-    """What a tool answered: tool.completed's result is content parts
-    (the upstream document's shape), one text part with the tool's JSON."""
-    return json.loads(d["result"][0]["text"])
 
 
 def fs(sid, path=""):

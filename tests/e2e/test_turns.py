@@ -7,17 +7,11 @@ import threading
 import time
 import unittest
 
-from evr import api, psql, new_org, wait_until
+from evr import tool_output, api, psql, new_org, wait_until
 
 TURN = ["input.message", "session.activated", "turn.started", "reason.started",
         "output.message.started", "output.message.completed", "reason.completed",
         "turn.completed", "session.idled"]
-
-
-def tool_output(d):
-    """What a tool answered: tool.completed's result is content parts
-    (the upstream document's shape), one text part with the tool's JSON."""
-    return json.loads(d["result"][0]["text"])
 
 
 def events(key, sid, since=0, **q):

@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from evr import api, new_org, psql, stack_pid, start_runner, wait_until
+from evr import tool_output, api, new_org, psql, stack_pid, start_runner, wait_until
 from test_drivers import Fake
 from test_turns import send, wait_idle
 
@@ -31,12 +31,6 @@ PAGE = """<!DOCTYPE html><html><head><title>Fetch test page</title>
 <style>body { color: red }</style><script>document.write('<p>hidden</p>')</script>
 </head><body><h1>Hello &amp; welcome</h1><p>First   paragraph,
 with <b>bold</b> text.</p><!-- a comment --><ul><li>one</li><li>two</li></ul></body></html>"""
-
-
-def tool_output(d):
-    """What a tool answered: tool.completed's result is content parts
-    (the upstream document's shape), one text part with the tool's JSON."""
-    return json.loads(d["result"][0]["text"])
 
 
 class Site(http.server.ThreadingHTTPServer):
