@@ -12,6 +12,7 @@
 #include "json.h"
 #include "log.h"
 #include "tools/tools.h"
+#include "tools/virtual_bash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,10 @@ static void stop_transfer(struct runner *r, struct turn *t)
 		curl_multi_remove_handle(r->multi, web_fetch_easy(t->fetch));
 		web_fetch_free(t->fetch);
 		t->fetch = NULL;
+	}
+	if (t->vbash) { /* kills its whole process tree now */
+		vbash_abort(t->vbash);
+		t->vbash = NULL;
 	}
 }
 
@@ -569,7 +574,9 @@ void turn_step(struct runner *r, struct turn *t)
 		}
 		break;
 	case PH_ACT:
-		if (!t->fetch)
+		if (t->vbash)
+			vbash_step(r, t);
+		else if (!t->fetch)
 			turn_act_step(r, t);
 		break;
 	case PH_DONE:

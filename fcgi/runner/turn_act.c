@@ -8,6 +8,7 @@
 #include "turn_int.h"
 #include "json.h"
 #include "tools/tools.h"
+#include "tools/virtual_bash.h"
 
 #include <string.h>
 
@@ -114,6 +115,12 @@ void turn_act_step(struct runner *r, struct turn *t)
 			curl_multi_add_handle(r->multi, web_fetch_easy(t->fetch));
 			goto out; /* completes in turn_transfer_done */
 		}
+	} else if (!strcmp(name, "bash")) {
+		/* runs in the sandbox, watched by the loop (virtual_bash.c) */
+		if (tools_check_args(name, args, &error) == 0 &&
+		    (t->vbash = vbash_start(r, t, jx_gets(c, "id"), args, cfg,
+					    &error)))
+			goto out; /* completes in vbash_step */
 	} else {
 		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id,
 				       cfg, tool_event, t};
@@ -129,6 +136,13 @@ out:
 	json_object_put(args);
 	buf_release(&result);
 	buf_release(&error);
+}
+
+void turn_act_tool_done(struct runner *r, struct turn *t,
+			enum tool_status st, struct buf *result,
+			struct buf *error)
+{
+	act_complete(r, t, st, result, error);
 }
 
 /* The fetch_url transfer of the current tool ended. */

@@ -355,6 +355,10 @@ static int one_delta(struct delta *d)
 		return 0;
 	if (!hs || !hs->subs)
 		goto done;
+	if (d->x) { /* a command's output: its type is known */
+		hs->type_m = d->m;
+		hs->dtype = "tool.output.delta";
+	}
 	if (hs->type_m != d->m) {
 		hs->type_m = d->m;
 		hs->dtype = "output.message.delta"; /* if the lookup fails */
@@ -388,8 +392,13 @@ static int one_delta(struct delta *d)
 			continue;
 		s->dm = d->m;
 		s->doff = hs->acc.len;
-		sse_stream_delta(s, hs->dtype, d->m, hs->acc.data + from,
-				 hs->acc.len - from, hs->acc.data, hs->acc.len);
+		if (d->x)
+			sse_stream_tool_delta(s, d->x, d->m, hs->acc.data + from,
+					      hs->acc.len - from);
+		else
+			sse_stream_delta(s, hs->dtype, d->m, hs->acc.data + from,
+					 hs->acc.len - from, hs->acc.data,
+					 hs->acc.len);
 	}
 done:
 	hub_delta_done(d, hs);

@@ -119,6 +119,11 @@ void sse_stream_event(struct sse_sub *s, const char *frame, size_t len);
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 		      const char *delta, size_t dlen, const char *acc,
 		      size_t alen);
+/* A tool.output.delta: x is the delta's own fields ({tool_call_id,
+ * tool_name, stream}, a JSON object) to which delta and
+ * message_sequence (the tool.started event's) are added. */
+void sse_stream_tool_delta(struct sse_sub *s, const char *x, long long m,
+			   const char *delta, size_t dlen);
 /* Send `disconnecting {reason}` and finish. */
 void sse_stream_close(struct sse_sub *s, const char *reason);
 /* A query failed (the database is away, or restarting): 503 with

@@ -135,6 +135,29 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 	buf_release(&f);
 }
 
+void sse_stream_tool_delta(struct sse_sub *s, const char *x, long long m,
+			   const char *delta, size_t dlen)
+{
+	struct buf f = BUF_INIT;
+	size_t xl = strlen(x);
+	char ts[32];
+
+	ts_now(ts);
+	buf_init(&f, dlen + xl + 256);
+	buf_addf(&f, "event: tool.output.delta\ndata: {\"type\":\"tool.output.delta\","
+		     "\"session_id\":\"ses_%s\",\"ts\":\"%s\",\"data\":{",
+		 s->session, ts);
+	if (xl > 2) { /* the object's members */
+		buf_add(&f, x + 1, xl - 2);
+		buf_addch(&f, ',');
+	}
+	buf_adds(&f, "\"delta\":");
+	buf_add_json_str(&f, delta, dlen);
+	buf_addf(&f, ",\"message_sequence\":%lld}}\n\n", m);
+	sse_conn_send(s->conn, f.data, f.len);
+	buf_release(&f);
+}
+
 void sse_stream_close(struct sse_sub *s, const char *reason)
 {
 	char f[160];
