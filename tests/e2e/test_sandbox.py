@@ -190,6 +190,32 @@ class Sandbox(unittest.TestCase):
         self.assertLess(deltas[0][1], t_done - 0.7, "the first output came only at the end")
         self.assertLess(kinds.index("tool.output.delta"), kinds.index("tool.completed"))
 
+    # --- availability ------------------------------------------------------------
+
+    def test_health_says_the_sandbox_works(self):
+        self.assertEqual(api("GET", "/health", key=None).json["sandbox"], "ok")
+
+    def test_without_bwrap_the_tool_says_so_and_runs_nothing(self):
+        broken = start_runner(log_name="runner-nobwrap", EVERRUNS_SANDBOX_BWRAP="/nonexistent/bwrap")
+        main = stack_pid("runner")
+        try:
+            wait_until(lambda: "not installed" in (api("GET", "/health", key=None).json["sandbox"] or ""),
+                       timeout=10, what="/health to tell")
+            os.kill(main, signal.SIGSTOP)  # the broken runner claims the turn
+            name, mid = self.model()
+            sid = self.session(mid)
+            out = self.run_turn(sid, name, "echo ran > ran.txt")
+            self.assertFalse(out[0]["success"])
+            self.assertIn("The sandbox is unavailable: /nonexistent/bwrap is not installed", out[0]["error"])
+            self.assertEqual(self.get(sid, "ran.txt").status, 404)
+        finally:
+            os.kill(main, signal.SIGCONT)
+            broken.kill()
+            broken.wait(timeout=10)
+            psql("DELETE FROM runners WHERE pid = $1::int", str(broken.pid))
+        with open(os.path.join(HOME, "log", "runner-nobwrap.log")) as f:
+            self.assertIn("virtual_bash: The sandbox is unavailable", f.read())
+
     # --- escapes ----------------------------------------------------------------
 
     def test_reads_outside_are_denied(self):
@@ -343,8 +369,6 @@ class Sandbox(unittest.TestCase):
             self.assertEqual(len(done), 1)
             self.assertTrue(done[0]["result"]["timed_out"])
         finally:
-            for p in (extra.pid, stack_pid("runner")):
-                pass
             try:
                 extra.kill()
             except ProcessLookupError:
