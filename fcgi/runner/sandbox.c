@@ -161,9 +161,49 @@ static void set_limit(int res, rlim_t soft, rlim_t hard)
 		_exit(126);
 }
 
-/* In the forked child: never returns. */
+/* Tasks (threads) of this real user on the host: what the kernel
+ * compares RLIMIT_NPROC with, whatever the namespace (every sandbox, and
+ * every other program of the user, shares the count). */
+static long user_tasks(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	uid_t me = getuid();
+	long n = 0;
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[300], buf[1024], *p;
+		struct stat st;
+		ssize_t k;
+		int fd;
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || st.st_uid != me)
+			continue;
+		snprintf(path, sizeof(path), "%s/stat", de->d_name);
+		fd = openat(dirfd(d), path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		k = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (k <= 0)
+			continue;
+		buf[k] = '\0';
+		/* num_threads: the 18th field after the comm's ")" */
+		p = strrchr(buf, ')');
+		for (int f = 0; p && f < 18; f++)
+			p = strchr(p + 1, ' ');
+		n += p ? strtol(p + 1, NULL, 10) : 1;
+	}
+	closedir(d);
+	return n;
+}
+
+/* In the forked child: never returns. nproc: RLIMIT_NPROC (the user's
+ * tasks now plus the sandbox's allowance). */
 static void child(const char *const argv[], int out, int err,
-		  const struct sbx_limits *l, pid_t parent)
+		  const struct sbx_limits *l, pid_t parent, long nproc)
 {
 	static char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
 	struct sigaction sa;
@@ -186,7 +226,7 @@ static void child(const char *const argv[], int out, int err,
 	set_limit(RLIMIT_CPU, (rlim_t)l->cpu_s, (rlim_t)l->cpu_s + 1);
 	set_limit(RLIMIT_AS, (rlim_t)l->mem_mb * 1048576,
 		  (rlim_t)l->mem_mb * 1048576);
-	set_limit(RLIMIT_NPROC, (rlim_t)l->procs, (rlim_t)l->procs);
+	set_limit(RLIMIT_NPROC, (rlim_t)nproc, (rlim_t)nproc);
 	set_limit(RLIMIT_NOFILE, (rlim_t)l->nofile, (rlim_t)l->nofile);
 	set_limit(RLIMIT_FSIZE, (rlim_t)l->file_mb * 1048576,
 		  (rlim_t)l->file_mb * 1048576);
@@ -202,6 +242,7 @@ int sbx_spawn(struct sbx *s, const char *dir, const char *command,
 	char nums[2][32];
 	int po[2] = {-1, -1}, pe[2] = {-1, -1};
 	pid_t parent = getpid(), pid;
+	long nproc;
 
 	memset(s, 0, sizeof(*s));
 	s->pidfd = s->out = s->err = -1;
@@ -210,6 +251,7 @@ int sbx_spawn(struct sbx *s, const char *dir, const char *command,
 		return -1;
 	}
 	build_argv(argv, nums, dir, command, l);
+	nproc = user_tasks() + l->procs;
 	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
 		buf_addf(err, "The sandbox could not start: %s.", strerror(errno));
 		goto fail;
@@ -220,7 +262,7 @@ int sbx_spawn(struct sbx *s, const char *dir, const char *command,
 		goto fail;
 	}
 	if (pid == 0)
-		child(argv, po[1], pe[1], l, parent);
+		child(argv, po[1], pe[1], l, parent, nproc);
 	close(po[1]);
 	close(pe[1]);
 	s->pid = pid;

@@ -36,7 +36,7 @@ struct sbx_limits {
 	long cpu_s;    /* RLIMIT_CPU of each process */
 	long wall_s;   /* then the whole tree is killed (caller's timer) */
 	long mem_mb;   /* RLIMIT_AS of each process */
-	long procs;    /* RLIMIT_NPROC */
+	long procs;    /* processes more than the user has (RLIMIT_NPROC) */
 	long nofile;   /* RLIMIT_NOFILE */
 	long file_mb;  /* RLIMIT_FSIZE */
 	long tmp_mb;   /* size of the private /tmp */
