@@ -49,6 +49,20 @@ print("TOTAL %.2f" % total)
 EOF'''
 
 
+SPAWN40 = """
+import subprocess
+ps = []
+try:
+    for i in range(40):
+        ps.append(subprocess.Popen(["sleep", "5"]))
+except OSError:
+    pass
+for p in ps:
+    p.kill()
+print("started", len(ps))
+"""
+
+
 def marked(mark):
     """Pids of the host's processes that carry the marker."""
     found = []
@@ -215,6 +229,31 @@ class Sandbox(unittest.TestCase):
             psql("DELETE FROM runners WHERE pid = $1::int", str(broken.pid))
         with open(os.path.join(HOME, "log", "runner-nobwrap.log")) as f:
             self.assertIn("virtual_bash: The sandbox is unavailable", f.read())
+
+    def test_process_limit_is_the_sandbox_s_own(self):
+        # RLIMIT_NPROC counts all the user's tasks (the stack's too): a
+        # limit of 16 must still start the sandbox and then stop the 17th
+        # or so process of the command, not fail bwrap itself
+        small = start_runner(log_name="runner-nproc", EVERRUNS_SANDBOX_MAX_PROCESSES="16")
+        main = stack_pid("runner")
+        try:
+            wait_until(lambda: int(psql("SELECT count(*) FROM runners WHERE seen_at > now() - "
+                                        "interval '3 s'")[0][0]) >= 2, timeout=10, what="two runners")
+            os.kill(main, signal.SIGSTOP)  # the small runner claims the turn
+            name, mid = self.model()
+            sid = self.session(mid)
+            out = self.run_turn(sid, name, "python3 -c '%s'" % SPAWN40)
+            self.assertTrue(out[0]["success"], out[0])
+            r = out[0]["result"]
+            self.assertNotIn("Creating new namespace failed", r["stderr"])
+            self.assertEqual(r["exit_code"], 0, r)
+            got = int(r["stdout"].split()[-1])
+            self.assertTrue(5 <= got < 40, r)
+        finally:
+            os.kill(main, signal.SIGCONT)
+            small.kill()
+            small.wait(timeout=10)
+            psql("DELETE FROM runners WHERE pid = $1::int", str(small.pid))
 
     # --- escapes ----------------------------------------------------------------
 
