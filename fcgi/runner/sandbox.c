@@ -27,8 +27,13 @@
 static char unavailable[512];
 static int probed;
 
-/* Killed bwrap processes not reaped yet. */
-static pid_t *graveyard;
+/* Killed bwrap processes not reaped yet, with the directory to remove
+ * once they are (or NULL). */
+struct grave {
+	pid_t pid;
+	char *dir;
+};
+static struct grave *graveyard;
 static size_t ngrave, capgrave;
 
 static long clamp(const char *key, long def, long lo, long hi)
@@ -52,6 +57,7 @@ void sandbox_limits(struct sbx_limits *l)
 	l->file_mb = clamp("sandbox_file_mb", 25, 1, 4096);
 	l->tmp_mb = clamp("sandbox_tmp_mb", 64, 1, 4096);
 	l->out_bytes = clamp("sandbox_output_bytes", 32768, 1024, 10485760);
+	l->disk_mb = clamp("sandbox_disk_mb", 512, 1, 65536);
 }
 
 const char *sandbox_unavailable(void)
@@ -222,7 +228,15 @@ static void child(const char *const argv[], int out, int err,
 	fd = open("/dev/null", O_RDONLY);
 	if (fd < 0 || dup2(fd, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(126);
-	syscall(SYS_close_range, 3U, ~0U, 0U);
+	/* nothing of the runner's (database and provider sockets) passes */
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+		struct rlimit nf;
+		long max = getrlimit(RLIMIT_NOFILE, &nf) == 0 &&
+			   nf.rlim_cur != RLIM_INFINITY && nf.rlim_cur < 1048576
+				   ? (long)nf.rlim_cur : 65536;
+		for (long i = 3; i < max; i++)
+			close((int)i);
+	}
 	set_limit(RLIMIT_CPU, (rlim_t)l->cpu_s, (rlim_t)l->cpu_s + 1);
 	set_limit(RLIMIT_AS, (rlim_t)l->mem_mb * 1048576,
 		  (rlim_t)l->mem_mb * 1048576);
@@ -304,15 +318,22 @@ int sbx_poll_exit(struct sbx *s)
 
 void sbx_kill(struct sbx *s)
 {
+	sbx_kill_rm(s, NULL);
+}
+
+int sbx_kill_rm(struct sbx *s, const char *dir)
+{
 	if (s->pid <= 0 || s->exited)
-		return;
+		return 0;
 	kill(s->pid, SIGKILL);
 	if (ngrave == capgrave) {
 		capgrave = capgrave ? capgrave * 2 : 16;
 		graveyard = xrealloc(graveyard, capgrave * sizeof(*graveyard));
 	}
-	graveyard[ngrave++] = s->pid;
+	graveyard[ngrave].pid = s->pid;
+	graveyard[ngrave++].dir = dir ? xstrdup(dir) : NULL;
 	s->pid = 0;
+	return dir != NULL;
 }
 
 void sbx_close(struct sbx *s)
@@ -332,11 +353,16 @@ void sandbox_reap(void)
 {
 	size_t i = 0;
 	while (i < ngrave) {
-		pid_t p = waitpid(graveyard[i], NULL, WNOHANG);
-		if (p == graveyard[i] || (p < 0 && errno == ECHILD))
+		pid_t p = waitpid(graveyard[i].pid, NULL, WNOHANG);
+		if (p == graveyard[i].pid || (p < 0 && errno == ECHILD)) {
+			if (graveyard[i].dir) {
+				sandbox_rmtree(graveyard[i].dir);
+				free(graveyard[i].dir);
+			}
 			graveyard[i] = graveyard[--ngrave];
-		else
+		} else {
 			i++;
+		}
 	}
 }
 
@@ -383,6 +409,40 @@ static void rm_at(int at, const char *name, int depth)
 	} else {
 		unlinkat(at, name, 0);
 	}
+}
+
+static void usage_at(int at, const char *name, int depth, long max,
+		     long *entries, long long *bytes)
+{
+	struct stat st;
+	if (*entries > max || fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return;
+	(*entries)++;
+	*bytes += (long long)st.st_blocks * 512;
+	if (S_ISDIR(st.st_mode) && depth < 256) {
+		int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					  O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			return;
+		}
+		while ((de = readdir(d)) && *entries <= max)
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				usage_at(dirfd(d), de->d_name, depth + 1, max,
+					 entries, bytes);
+		closedir(d);
+	}
+}
+
+long long sandbox_usage(const char *dir, long max_entries, long *entries)
+{
+	long long bytes = 0;
+	*entries = 0;
+	usage_at(AT_FDCWD, dir, 0, max_entries, entries, &bytes);
+	return bytes;
 }
 
 void sandbox_rmtree(const char *path)

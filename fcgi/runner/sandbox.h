@@ -41,6 +41,7 @@ struct sbx_limits {
 	long file_mb;  /* RLIMIT_FSIZE */
 	long tmp_mb;   /* size of the private /tmp */
 	long out_bytes; /* output kept per stream (caller's) */
+	long disk_mb;   /* of the working directory (caller's watch) */
 };
 
 /* The server's limits (config keys sandbox_*), clamped to their bounds. */
@@ -69,6 +70,10 @@ int sbx_poll_exit(struct sbx *s);
 /* SIGKILL the tree now (see above) and leave the reaping to
  * sandbox_reap(). */
 void sbx_kill(struct sbx *s);
+/* The same, and remove dir once bwrap is reaped (its processes are
+ * dying: removing it earlier could leave files they still write). 1 if
+ * the removal was taken over, 0 if there was nothing to kill. */
+int sbx_kill_rm(struct sbx *s, const char *dir);
 void sbx_close(struct sbx *s);
 /* Reap killed sandboxes (each loop pass). */
 void sandbox_reap(void);
@@ -77,6 +82,9 @@ void sandbox_reap(void);
  * sandbox_dir (default $TMPDIR or /tmp): 0, or -1 with err. path holds
  * PATH_MAX bytes. */
 int sandbox_mkdir(char *path, struct buf *err);
+/* Bytes (allocated) under dir and, in *entries, how many files and
+ * directories; the count stops past max_entries. Never follows links. */
+long long sandbox_usage(const char *dir, long max_entries, long *entries);
 /* Remove a tree made by sandbox_mkdir (whatever the command left in it;
  * never follows a link). */
 void sandbox_rmtree(const char *path);

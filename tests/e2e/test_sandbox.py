@@ -234,7 +234,8 @@ class Sandbox(unittest.TestCase):
         # RLIMIT_NPROC counts all the user's tasks (the stack's too): a
         # limit of 16 must still start the sandbox and then stop the 17th
         # or so process of the command, not fail bwrap itself
-        small = start_runner(log_name="runner-nproc", EVERRUNS_SANDBOX_MAX_PROCESSES="16")
+        small = start_runner(log_name="runner-nproc", EVERRUNS_SANDBOX_MAX_PROCESSES="16",
+                             EVERRUNS_SANDBOX_DISK_MB="8")
         main = stack_pid("runner")
         try:
             wait_until(lambda: int(psql("SELECT count(*) FROM runners WHERE seen_at > now() - "
@@ -242,13 +243,20 @@ class Sandbox(unittest.TestCase):
             os.kill(main, signal.SIGSTOP)  # the small runner claims the turn
             name, mid = self.model()
             sid = self.session(mid)
-            out = self.run_turn(sid, name, "python3 -c '%s'" % SPAWN40)
+            out = self.run_turn(sid, name, "python3 -c '%s'" % SPAWN40,
+                                "for i in 1 2 3 4 5 6 7 8; do head -c 2M /dev/zero > f$i; sleep 0.2; done")
             self.assertTrue(out[0]["success"], out[0])
             r = out[0]["result"]
             self.assertNotIn("Creating new namespace failed", r["stderr"])
             self.assertEqual(r["exit_code"], 0, r)
             got = int(r["stdout"].split()[-1])
             self.assertTrue(5 <= got < 40, r)
+            # past sandbox_disk_mb (8): killed, nothing written back
+            r = out[1]["result"]
+            self.assertIsNone(r["exit_code"], r)
+            self.assertIn("more than the sandbox's disk limit", r["notes"][0])
+            self.assertEqual(api("GET", "/api/v1/sessions/%s/fs?recursive=true" % sid,
+                                 key=self.key).json["data"], [])
         finally:
             os.kill(main, signal.SIGCONT)
             small.kill()

@@ -76,6 +76,7 @@ struct walk {
 	struct json_object *notes;
 	const struct vb_snap *snap;
 	int truncated;
+	long long read_total; /* bytes of changed files read */
 };
 
 static int by_path(const void *a, const void *b)
@@ -359,6 +360,17 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 				skip(w, path);
 				continue;
 			}
+			if (!(old && !old->is_dir && old->ino == st.st_ino &&
+			      old->size == (long long)st.st_size &&
+			      old->ctime.tv_sec == st.st_ctim.tv_sec &&
+			      old->ctime.tv_nsec == st.st_ctim.tv_nsec) &&
+			    w->read_total + (long long)st.st_size > fs_cap_total()) {
+				note(w->notes, "%s: not written back (the command's "
+					       "changes pass the size limit of all "
+					       "the session's files)", path);
+				skip(w, path);
+				continue;
+			}
 			c = add(w, path, 0);
 			if (old && !old->is_dir && old->ino == st.st_ino &&
 			    old->size == (long long)st.st_size &&
@@ -368,6 +380,7 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 			if (!(st.st_mode & S_IRUSR))
 				fchmodat(dirfd, de->d_name, st.st_mode | S_IRUSR, 0);
 			c->changed = 1;
+			w->read_total += (long long)st.st_size;
 			if (read_file(w, dirfd, de->d_name, &st, c) != 0) {
 				c->changed = 0;
 				skip(w, path);

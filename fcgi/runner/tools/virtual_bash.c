@@ -58,9 +58,13 @@ struct vbash {
 	size_t nseg, capseg, seg_at; /* segs[seg_at..] not all sent */
 	size_t live_sent, live_off;  /* raw bytes sent; text offset */
 	long long m;		     /* seq of the tool.started event */
-	long long started_ms, deadline_ms;
+	long long started_ms, deadline_ms, next_du_ms;
 	int timed_out;
+	const char *killed; /* why the tree was killed, or NULL */
 };
+
+#define DU_EVERY_MS 250
+#define DU_MAX_ENTRIES 20000
 
 /* Append s[0..n) to b as UTF-8 without NUL (U+FFFD for what is not);
  * with partial, an incomplete sequence at the end is left: returns the
@@ -109,9 +113,10 @@ static void tool_event(void *arg, const char *type, const char *data)
 
 static void vbash_free(struct vbash *v)
 {
-	sbx_close(&v->sbx);
-	if (v->dir[0])
+	/* a killed tree's directory goes when its bwrap is reaped */
+	if (!(v->dir[0] && sbx_kill_rm(&v->sbx, v->dir)) && v->dir[0])
 		sandbox_rmtree(v->dir);
+	sbx_close(&v->sbx);
 	vbf_free(v->snap);
 	buf_release(&v->out);
 	buf_release(&v->err);
@@ -124,8 +129,7 @@ void vbash_abort(struct vbash *v)
 {
 	if (!v)
 		return;
-	sbx_kill(&v->sbx); /* the whole tree, now */
-	vbash_free(v);
+	vbash_free(v); /* kills the whole tree, now */
 }
 
 struct vbash *vbash_start(struct runner *r, struct turn *t,
@@ -293,14 +297,14 @@ static void finish(struct runner *r, struct turn *t, struct vbash *v)
 	buf_init(&result, 0);
 	buf_init(&error, 0);
 	vbash_deltas(r, t); /* the last output before the completion */
-	if (v->timed_out) {
+	if (v->killed) {
 		json_object_object_add(report, "exit_code", NULL);
 		jx_put_str(report, "signal", "SIGKILL");
-		json_object_object_add(report, "timed_out", json_object_new_boolean(1));
+		json_object_object_add(report, "timed_out",
+				       json_object_new_boolean(v->timed_out));
 		json_object_object_add(report, "notes", json_object_new_array());
-		json_object_array_add(jx_get(report, "notes"), json_object_new_string(
-			"the command passed its time limit: the whole process "
-			"tree was killed and its file changes were discarded"));
+		json_object_array_add(jx_get(report, "notes"),
+				      json_object_new_string(v->killed));
 	} else {
 		if (WIFEXITED(status)) {
 			jx_put_int(report, "exit_code", WEXITSTATUS(status));
@@ -348,10 +352,26 @@ void vbash_step(struct runner *r, struct turn *t)
 		return;
 	}
 	if (now_ms() >= v->deadline_ms) {
-		log_info("turn %s: bash passed its %ld s; killed", t->id,
-			 v->lim.wall_s);
 		v->timed_out = 1;
-		sbx_kill(&v->sbx);
+		v->killed = "the command passed its time limit: the whole "
+			    "process tree was killed and its file changes were "
+			    "discarded";
+	} else if (now_ms() >= v->next_du_ms) {
+		long n;
+		long long used = sandbox_usage(v->dir, DU_MAX_ENTRIES, &n);
+		v->next_du_ms = now_ms() + DU_EVERY_MS;
+		if (used > (long long)v->lim.disk_mb * 1048576 || n > DU_MAX_ENTRIES)
+			v->killed = n > DU_MAX_ENTRIES
+				? "the command created too many files: the whole "
+				  "process tree was killed and its file changes "
+				  "were discarded"
+				: "the command wrote more than the sandbox's disk "
+				  "limit: the whole process tree was killed and "
+				  "its file changes were discarded";
+	}
+	if (v->killed) {
+		log_info("turn %s: bash killed: %s", t->id, v->killed);
+		/* killed by vbash_free, below */
 		pump(v, &v->sbx.out, 0, 4 * READ_CHUNK);
 		pump(v, &v->sbx.err, 1, 4 * READ_CHUNK);
 		finish(r, t, v);
@@ -398,7 +418,7 @@ static void find_m(struct runner *r, struct vbash *v)
 
 static void collect(struct vbash *v, struct buf *a)
 {
-	int running = !v->sbx.exited && !v->timed_out;
+	int running = !v->sbx.exited && !v->killed;
 	while (v->seg_at < v->nseg) {
 		struct seg *s = &v->segs[v->seg_at];
 		struct buf text = BUF_INIT;
