@@ -30,7 +30,8 @@ SALES = ("region,product,units,price\n"
          "south,gizmo,12,1.25\n")
 
 ANALYSIS = r'''python3 - <<'EOF'
-import csv, time, collections
+import csv, time, collections, sys
+print("reading sales.csv", file=sys.stderr, flush=True)
 rows = list(csv.DictReader(open("sales.csv")))
 by_region = collections.OrderedDict()
 total = 0.0
@@ -172,6 +173,13 @@ class Sandbox(unittest.TestCase):
         th = threading.Thread(target=read, daemon=True)
         th.start()
         self.assertEqual(send(self.key, sid, "Analyze sales.csv and create a report in report.md").status, 201)
+        # a stream that joins during the command gets the output so far
+        # as its first delta
+        wait_until(lambda: sum(f.get("event") == "tool.output.delta" for f in frames) >= 3,
+                   timeout=20, what="some output")
+        late = Stream(sid, self.key, timeout=30)
+        first = late.until(lambda f: f.get("event") == "tool.output.delta")[-1]["data"]["data"]
+        late.conn.close()
         th.join(30)
         st.conn.close()
         evs = wait_idle(self.key, sid, 1)
@@ -197,9 +205,17 @@ class Sandbox(unittest.TestCase):
         self.assertTrue(deltas, kinds)
         for f, _ in deltas:
             d = f["data"]["data"]
-            self.assertEqual((d["tool_call_id"], d["tool_name"], d["stream"]), ("call_0", "bash", "stdout"))
-        text = "".join(f["data"]["data"]["delta"] for f, _ in deltas)
+            self.assertEqual((d["tool_call_id"], d["tool_name"]), ("call_0", "bash"))
+            self.assertEqual(d["message_sequence"],
+                             [e["sequence"] for e in evs if e["type"] == "tool.started"][0])
+        streams = [f["data"]["data"]["stream"] for f, _ in deltas]
+        self.assertEqual(streams[0], "stderr")
+        self.assertEqual(set(streams[1:]), {"stdout"})
+        self.assertEqual(deltas[0][0]["data"]["data"]["delta"], "reading sales.csv\n")
+        text = "".join(f["data"]["data"]["delta"] for f, _ in deltas[1:])
         self.assertEqual(text, res["stdout"])
+        self.assertEqual(res["stderr"], "reading sales.csv\n")
+        self.assertTrue(first["delta"].startswith("reading sales.csv\nrow 1: north 25.00\n"), first)
         t_done = arrived[kinds.index("tool.completed")]
         self.assertLess(deltas[0][1], t_done - 0.7, "the first output came only at the end")
         self.assertLess(kinds.index("tool.output.delta"), kinds.index("tool.completed"))
