@@ -70,11 +70,14 @@ static const char *bwrap_path(void)
 	return config_get("sandbox_bwrap", "/usr/bin/bwrap");
 }
 
-/* argv of bwrap for the command in dir; the strings in nums stay alive
- * with it. */
-static int build_argv(const char *argv[], char nums[2][32], const char *dir,
+/* argv of bwrap for the command in dir; tmp_size (the /tmp size as
+ * text) lives as long as argv. */
+static int build_argv(const char *argv[], char tmp_size[32], const char *dir,
 		      const char *command, const struct sbx_limits *l)
 {
+	static const char *const links[] = {"usr/bin", "usr/lib", "usr/lib64",
+					    "usr/sbin"};
+	static const char *const paths[] = {"/bin", "/lib", "/lib64", "/sbin"};
 	int n = 0;
 	struct stat st;
 #define A(x) (argv[n++] = (x))
@@ -94,10 +97,6 @@ static int build_argv(const char *argv[], char nums[2][32], const char *dir,
 	A("/usr");
 	A("/usr");
 	/* a merged /usr (Debian): the usual links; else the directories */
-	static const char *const tops[] = {"bin", "lib", "lib64", "sbin"};
-	static const char *const links[] = {"usr/bin", "usr/lib", "usr/lib64",
-					    "usr/sbin"};
-	static const char *const paths[] = {"/bin", "/lib", "/lib64", "/sbin"};
 	for (int i = 0; i < 4; i++) {
 		if (lstat(paths[i], &st) != 0)
 			continue;
@@ -109,7 +108,6 @@ static int build_argv(const char *argv[], char nums[2][32], const char *dir,
 			A(paths[i]);
 		}
 		A(paths[i]);
-		(void)tops;
 	}
 	A("--ro-bind-try");
 	A("/etc/ld.so.cache");
@@ -121,9 +119,9 @@ static int build_argv(const char *argv[], char nums[2][32], const char *dir,
 	A("/proc");
 	A("--dev");
 	A("/dev");
-	snprintf(nums[0], 32, "%lld", (long long)l->tmp_mb * 1048576);
+	snprintf(tmp_size, 32, "%lld", (long long)l->tmp_mb * 1048576);
 	A("--size");
-	A(nums[0]);
+	A(tmp_size);
 	A("--tmpfs");
 	A("/tmp");
 	A("--bind");
@@ -156,7 +154,6 @@ static int build_argv(const char *argv[], char nums[2][32], const char *dir,
 	A(command);
 	argv[n] = NULL;
 #undef A
-	(void)nums[1];
 	return n;
 }
 
@@ -253,7 +250,7 @@ int sbx_spawn(struct sbx *s, const char *dir, const char *command,
 	      const struct sbx_limits *l, struct buf *err)
 {
 	const char *argv[SBX_ARGS_MAX];
-	char nums[2][32];
+	char tmp_size[32];
 	int po[2] = {-1, -1}, pe[2] = {-1, -1};
 	pid_t parent = getpid(), pid;
 	long nproc;
@@ -264,7 +261,7 @@ int sbx_spawn(struct sbx *s, const char *dir, const char *command,
 		buf_adds(err, sandbox_unavailable());
 		return -1;
 	}
-	build_argv(argv, nums, dir, command, l);
+	build_argv(argv, tmp_size, dir, command, l);
 	nproc = user_tasks() + l->procs;
 	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
 		buf_addf(err, "The sandbox could not start: %s.", strerror(errno));
