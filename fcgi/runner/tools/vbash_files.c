@@ -465,6 +465,12 @@ static int conflict(PGresult *now, const struct vb_snap *s, const char *path)
 	return !old->is_dir && strcmp(old->updated, PQgetvalue(now, k, 2));
 }
 
+static int cur_by_path(const void *a, const void *b)
+{
+	return strcmp(((const struct cur_ent *)a)->path,
+		      ((const struct cur_ent *)b)->path);
+}
+
 static int by_path_desc(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)b, *(char *const *)a);
@@ -503,18 +509,22 @@ int vbf_write_back(struct db *db, const char *org, const char *session,
 	walk_dir(&w, root, "", 0);
 	close(root);
 
-	/* deletions: what the snapshot had and the walk did not see */
+	/* deletions: what the snapshot had and the walk did not see (none
+	 * when the walk stopped short) */
+	if (w.n)
+		qsort(w.v, w.n, sizeof(*w.v), cur_by_path);
 	gone = xcalloc(s->n ? s->n : 1, sizeof(char *));
-	for (i = 0; i < s->n; i++) {
-		int seen = 0;
+	for (i = 0; i < s->n && !w.truncated; i++) {
+		struct cur_ent key, *seen;
 		if (is_skipped(&w, s->v[i].path))
 			continue;
-		for (size_t k = 0; k < w.n && !seen; k++)
-			seen = !strcmp(w.v[k].path, s->v[i].path) &&
-			       w.v[k].is_dir == s->v[i].is_dir;
-		if (!seen)
+		key.path = s->v[i].path;
+		seen = w.n ? bsearch(&key, w.v, w.n, sizeof(*w.v), cur_by_path) : NULL;
+		if (!seen || seen->is_dir != s->v[i].is_dir)
 			gone[ngone++] = s->v[i].path;
 	}
+	if (w.truncated)
+		note(w.notes, "%s: no deletion was written back (too many files)", "/");
 	qsort(gone, ngone, sizeof(char *), by_path_desc);
 
 	snprintf(att, sizeof(att), "%d", attempt);
@@ -536,6 +546,8 @@ int vbf_write_back(struct db *db, const char *org, const char *session,
 
 	for (i = 0; i < ngone; i++) {
 		enum fs_status st;
+		if (cur_find(now, gone[i]) < 0)
+			continue; /* deleted over the API as well */
 		if (conflict(now, s, gone[i])) {
 			note(w.notes, "%s: not deleted (conflict: it changed over "
 				      "the API during the command; that version "
@@ -560,9 +572,7 @@ int vbf_write_back(struct db *db, const char *org, const char *session,
 
 		if (e->is_dir ? (old && old->is_dir) : !e->changed)
 			continue;
-		if (conflict(now, s, e->path) &&
-		    !(old && old->is_dir != e->is_dir &&
-		      cur_find(now, e->path) < 0)) {
+		if (conflict(now, s, e->path)) {
 			note(w.notes, "%s: not written back (conflict: it changed "
 				      "over the API during the command; that "
 				      "version was kept)", e->path);
