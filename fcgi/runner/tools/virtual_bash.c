@@ -201,7 +201,7 @@ int vbash_fds(struct vbash *v, int fds[3])
 
 long long vbash_deadline(struct vbash *v)
 {
-	return v->deadline_ms;
+	return v->next_du_ms < v->deadline_ms ? v->next_du_ms : v->deadline_ms;
 }
 
 /* Read what fd holds (up to max bytes this pass). */

@@ -33,7 +33,8 @@ struct vbash *vbash_start(struct runner *r, struct turn *t,
 void vbash_step(struct runner *r, struct turn *t);
 /* Kill it now and free it (no result, nothing written back). */
 void vbash_abort(struct vbash *v);
-/* Its fds to poll (room for 3) and when its wall time ends. */
+/* Its fds to poll (room for 3) and when the loop must look at it next
+ * (its wall time ends, its disk use is due for a check). */
 int vbash_fds(struct vbash *v, int fds[3]);
 long long vbash_deadline(struct vbash *v);
 /* Send the new output of every running command (or only that turn's)
