@@ -295,7 +295,8 @@ class Sandbox(unittest.TestCase):
             "grep -rls OTHER-SESSION-SECRET / --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr; echo end",
             "python3 -c 'import socket; s=socket.create_connection((\"127.0.0.1\", %d), 2)'" % self.api_port(),
             "python3 -c 'import socket; s=socket.create_connection((\"1.1.1.1\", 53), 2)'",
-            "getent hosts example.com || echo no-dns; ls /sys/class/net 2>&1")
+            "getent hosts example.com || echo no-dns; ls /sys/class/net 2>&1",
+            "ls /proc/self/fd; ls /proc | grep -c '^[0-9]'")
         r = [d["result"] for d in out]
         self.assertNotEqual(r[0]["exit_code"], 0)
         self.assertIn("No such file", r[0]["stderr"])
@@ -306,6 +307,12 @@ class Sandbox(unittest.TestCase):
             self.assertNotEqual(r[i]["exit_code"], 0, r[i])
             self.assertTrue("refused" in r[i]["stderr"] or "unreachable" in r[i]["stderr"], r[i])
         self.assertIn("no-dns", r[5]["stdout"])
+        # nothing of the runner's (its database sockets) was inherited,
+        # and the command sees only its own processes
+        words = r[6]["stdout"].split()
+        fds, nproc = words[:-1], words[-1]
+        self.assertEqual(fds, ["0", "1", "2", "3"], r[6])
+        self.assertLessEqual(int(nproc), 5, r[6])
 
     def api_port(self):
         from evr import BASE
