@@ -178,8 +178,10 @@ class Sandbox(unittest.TestCase):
         # as its first delta
         wait_until(lambda: sum(f.get("event") == "tool.output.delta" for f in frames) >= 3,
                    timeout=20, what="some output")
-        late = Stream(sid, self.key, timeout=30)
-        first = late.until(lambda f: f.get("event") == "tool.output.delta")[-1]["data"]["data"]
+        late = Stream(sid, self.key, query="types=tool.output.delta", timeout=30)
+        got = late.until(lambda f: f.get("event") == "tool.output.delta")
+        self.assertEqual([f.get("event") for f in got], ["connected", "tool.output.delta"])
+        first = got[-1]["data"]["data"]
         late.conn.close()
         th.join(30)
         st.conn.close()
