@@ -3,7 +3,8 @@
  * "runners" counts runners whose heartbeat is under runner_alive_s (30 s)
  * old; "runner_status" is "none_alive" when there is none (turns are not
  * being run); "oldest_queued_turn_s" is the age of the oldest turn still
- * queued.
+ * queued. "sandbox" (virtual_bash): "ok" when those runners can sandbox
+ * commands, else the reason one of them gave; null without a runner.
  *
  * While no runner is alive nothing runs or ends turns, so the API does:
  * api_fail_unclaimed() (here and on GET /sessions/{id}, what a client
@@ -56,7 +57,10 @@ void h_health(struct req *rq)
 		"        WHERE seen_at > now() - $1 * interval '1 second'), "
 		"round(coalesce(extract(epoch FROM now() - "
 		"  (SELECT min(created_at) FROM turns WHERE state = 'queued')),"
-		"  0)::numeric, 3)";
+		"  0)::numeric, 3), "
+		"(SELECT to_json(coalesce(max(sandbox_error), 'ok')) FROM runners "
+		" WHERE seen_at > now() - $1 * interval '1 second' "
+		" HAVING count(*) > 0)";
 	char alive[32];
 	const char *p[1] = {alive};
 	PGresult *res;
@@ -72,9 +76,10 @@ void h_health(struct req *rq)
 	res_jsonf(rq, 200,
 		  "{\"status\":\"ok\",\"version\":\"%s\",\"database\":\"ok\","
 		  "\"runners\":%s,\"runner_status\":\"%s\","
-		  "\"oldest_queued_turn_s\":%s}",
+		  "\"oldest_queued_turn_s\":%s,\"sandbox\":%s}",
 		  PACKAGE_VERSION, PQgetvalue(res, 0, 0),
 		  atoi(PQgetvalue(res, 0, 0)) ? "ok" : "none_alive",
-		  PQgetvalue(res, 0, 1));
+		  PQgetvalue(res, 0, 1),
+		  PQgetisnull(res, 0, 2) ? "null" : PQgetvalue(res, 0, 2));
 	PQclear(res);
 }

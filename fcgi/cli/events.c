@@ -46,7 +46,8 @@ static void summarize(struct buf *b, struct json_object *ev)
 	} else if (!strcmp(t, "turn.completed")) {
 		buf_adds(b, "stop_reason=");
 		out_value(b, d, "stop_reason");
-	} else if (!strcmp(t, "output.message.delta") || !strcmp(t, "reason.thinking.delta")) {
+	} else if (!strcmp(t, "output.message.delta") || !strcmp(t, "reason.thinking.delta") ||
+		   !strcmp(t, "tool.output.delta")) {
 		out_value(b, d, "delta");
 	} else if (!strcmp(t, "file.written")) {
 		out_value(b, d, "path");
@@ -153,6 +154,7 @@ static int cmd_tail(struct cli *c, struct args *a)
 	if (!args_has(a, "deltas") && !args_has(a, "type")) {
 		http_query_add(&filters, "exclude", "output.message.delta");
 		http_query_add(&filters, "exclude", "reason.thinking.delta");
+		http_query_add(&filters, "exclude", "tool.output.delta");
 	}
 	buf_init(&t.line, 128);
 	end = sse_follow(c, a->pos[0], filters.data + (filters.len ? 1 : 0), since, &h);

@@ -383,6 +383,11 @@ static const char weather_tools[] =
 	"\"required\":[\"city\"],\"additionalProperties\":false}}"
 	"]";
 
+/* --- virtual_bash (catalog_bash.c) --------------------------------------*/
+
+extern const char catalog_bash_prompt[], catalog_bash_tools[],
+	catalog_bash_schema[];
+
 /* --- the table -----------------------------------------------------------*/
 
 static const struct catalog_cap caps[] = {
@@ -394,6 +399,10 @@ static const struct catalog_cap caps[] = {
 	 "Fetch public web pages and text documents over HTTP(S), with HTML "
 	 "reduced to text.",
 	 fetch_prompt, fetch_tools, fetch_schema},
+	{"virtual_bash", "Shell",
+	 "Run bash and python3 in a sandbox (no network, limited time, "
+	 "memory and processes) over the session's files.",
+	 catalog_bash_prompt, catalog_bash_tools, catalog_bash_schema},
 	{"current_time", "Current Time",
 	 "Tell the current date and time in any IANA time zone.", time_prompt,
 	 time_tools, NO_CONFIG},

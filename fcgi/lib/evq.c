@@ -12,7 +12,8 @@ static const char *const known_types[] = {
 	"output.message.delta", "output.message.completed",
 	"reason.completed", "reason.thinking.started",
 	"reason.thinking.delta", "reason.thinking.completed",
-	"act.started", "tool.started", "tool.completed", "act.completed",
+	"act.started", "tool.started", "tool.output.delta", "tool.completed",
+	"act.completed",
 	"turn.completed", "turn.failed", "turn.cancelled", "session.idled",
 	"file.written", "connected", "disconnecting",
 	/* defined by the upstream API document, never emitted here */

@@ -12,6 +12,8 @@
 #include "guard.h"
 #include "ids.h"
 #include "log.h"
+#include "sandbox.h"
+#include "tools/virtual_bash.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -80,7 +82,9 @@ static int poll_timeout(struct runner *r)
 			next = t->next_step_ms;
 		/* tools to run, or a finished turn to free (once its events
 		 * have landed: the write socket wakes us for those) */
-		if ((t->phase == PH_ACT && !t->fetch) ||
+		if (t->vbash && vbash_deadline(t->vbash) < next)
+			next = vbash_deadline(t->vbash);
+		if ((t->phase == PH_ACT && !t->fetch && !t->vbash) ||
 		    ((t->phase == PH_DONE || t->dropped) && !t->pending))
 			next = now;
 		if (t->phase == PH_REASON && (t->text.len > t->text_sent ||
@@ -113,8 +117,10 @@ static void loop(struct runner *r)
 	long long drain_ms = config_long("drain_s", 20) * 1000;
 	int want_claim = 1, woke = 0, running;
 
+	static struct curl_waitfd *wfd; /* grows with the running commands */
+	static size_t wcap;
+
 	while (!(r->draining && (r->inflight == 0 || now_ms() >= drain_deadline))) {
-		struct curl_waitfd wfd[3];
 		int fds[3];
 		unsigned nfd = 0, nfds;
 		struct turn *t, *next;
@@ -128,6 +134,19 @@ static void loop(struct runner *r)
 		}
 		fds[0] = PQsocket(r->listen.conn);
 		nfds = 1 + (unsigned)writer_busy_fds(r, fds + 1);
+		if (wcap < 3 + 3 * (size_t)r->inflight) {
+			wcap = 3 + 3 * (size_t)r->inflight + 32;
+			wfd = xrealloc(wfd, wcap * sizeof(*wfd));
+		}
+		for (t = r->turns; t; t = t->next) { /* bash's pipes, exit */
+			int vf[3], nv = t->vbash ? vbash_fds(t->vbash, vf) : 0;
+			for (int k = 0; k < nv; k++) {
+				wfd[nfd].fd = vf[k];
+				wfd[nfd].events = CURL_WAIT_POLLIN;
+				wfd[nfd].revents = 0;
+				nfd++;
+			}
+		}
 		for (unsigned k = 0; k < nfds; k++) {
 			if (fds[k] < 0)
 				continue;
@@ -150,8 +169,10 @@ static void loop(struct runner *r)
 			turn_step(r, t);
 
 		now = now_ms();
+		sandbox_reap();
 		if (now >= r->next_delta_ms) {
 			writer_deltas(r, NULL);
+			vbash_deltas(r, NULL);
 			r->next_delta_ms = now + 50;
 		}
 		writer_flush(r);
@@ -220,6 +241,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	writer_init();
+	sandbox_init(); /* says whether virtual_bash can work here */
 	if (queue_listen(&r) != 0)
 		log_warn("LISTEN failed; relying on polling until the "
 			 "database is back");

@@ -10,6 +10,7 @@
  */
 #include "runner.h"
 #include "log.h"
+#include "sandbox.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,17 +206,19 @@ void queue_release_all(struct runner *r)
 void queue_heartbeat(struct runner *r)
 {
 	static const char sql[] =
-		"INSERT INTO runners (id, host, pid, seen_at) VALUES ($1, $2, $3, now()) "
-		"ON CONFLICT (id) DO UPDATE SET seen_at = now()";
+		"INSERT INTO runners (id, host, pid, seen_at, sandbox_error) "
+		"VALUES ($1, $2, $3, now(), $4) "
+		"ON CONFLICT (id) DO UPDATE SET seen_at = now(), "
+		"sandbox_error = EXCLUDED.sandbox_error";
 	char host[256], pid[16];
-	const char *p[3] = {r->id, host, pid};
+	const char *p[4] = {r->id, host, pid, sandbox_unavailable()};
 	PGresult *res;
 
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "unknown");
 	host[sizeof(host) - 1] = '\0';
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	res = db_exec(&r->listen, sql, 3, p);
+	res = db_exec(&r->listen, sql, 4, p);
 	PQclear(res);
 }
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "tools/tools.h"
 #include "utf8.h"
+#include "tools/virtual_bash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,10 @@ static void stop_transfer(struct runner *r, struct turn *t)
 		curl_multi_remove_handle(r->multi, web_fetch_easy(t->fetch));
 		web_fetch_free(t->fetch);
 		t->fetch = NULL;
+	}
+	if (t->vbash) { /* kills its whole process tree now */
+		vbash_abort(t->vbash);
+		t->vbash = NULL;
 	}
 }
 
@@ -598,7 +603,9 @@ void turn_step(struct runner *r, struct turn *t)
 		}
 		break;
 	case PH_ACT:
-		if (!t->fetch)
+		if (t->vbash)
+			vbash_step(r, t);
+		else if (!t->fetch)
 			turn_act_step(r, t);
 		break;
 	case PH_DONE:

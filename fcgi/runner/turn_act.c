@@ -10,6 +10,7 @@
 #include "log.h"
 #include "tools/tools.h"
 #include "utf8.h"
+#include "tools/virtual_bash.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -195,6 +196,12 @@ void turn_act_step(struct runner *r, struct turn *t)
 			curl_multi_add_handle(r->multi, web_fetch_easy(t->fetch));
 			goto out; /* completes in turn_transfer_done */
 		}
+	} else if (!strcmp(name, "bash")) {
+		/* runs in the sandbox, watched by the loop (virtual_bash.c) */
+		if (tools_check_args(name, args, &error) == 0 &&
+		    (t->vbash = vbash_start(r, t, jx_gets(c, "id"), args, cfg,
+					    &error)))
+			goto out; /* completes in vbash_step */
 	} else {
 		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id,
 				       cfg, tool_event, t};
@@ -231,6 +238,13 @@ out:
 	json_object_put(args);
 	buf_release(&result);
 	buf_release(&error);
+}
+
+void turn_act_tool_done(struct runner *r, struct turn *t,
+			enum tool_status st, struct buf *result,
+			struct buf *error)
+{
+	act_complete(r, t, st, result, error);
 }
 
 /* The fetch_url transfer of the current tool ended. */

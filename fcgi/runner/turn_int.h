@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "runner.h"
+#include "tools/tools.h"
 
 #define TURN_MAX_TRIES 3
 
@@ -56,6 +57,11 @@ void turn_reason_begin(struct runner *r, struct turn *t);
  * transfer (from turn_transfer_done). */
 void turn_act_step(struct runner *r, struct turn *t);
 void turn_act_fetch_done(struct runner *r, struct turn *t, CURLcode rc);
+/* The outcome of the current tool, when it ran outside turn_act_step
+ * (bash: tools/virtual_bash.c). */
+void turn_act_tool_done(struct runner *r, struct turn *t,
+			enum tool_status st, struct buf *result,
+			struct buf *error);
 /* For a takeover: iterations so far and, in t->calls, the tool calls of
  * its last message still without a result; returns how many. */
 int turn_resume_point(struct turn *t);

@@ -395,9 +395,11 @@ static int one_delta(struct delta *d)
 		hs->type_m = d->m;
 		hs->dtype = "output.message.delta"; /* if the lookup fails */
 		hs->dturn[0] = hs->dmsg[0] = '\0';
-		lookup(hs, d, type_sql, on_type);
+		lookup(hs, d, type_sql, on_type); /* (and the context) */
 		return 1;
 	}
+	if (d->x) /* a command's output (m is its tool.started) */
+		hs->dtype = "tool.output.delta";
 	if (hs->acc_m != d->m) {
 		buf_reset(&hs->acc);
 		hs->acc_m = d->m;
@@ -425,9 +427,15 @@ static int one_delta(struct delta *d)
 			continue;
 		s->dm = d->m;
 		s->doff = hs->acc.len;
-		sse_stream_delta(s, hs->dtype, d->m, hs->dturn, hs->dmsg,
-				 hs->acc.data + from, hs->acc.len - from,
-				 hs->acc.data, hs->acc.len);
+		if (d->x)
+			sse_stream_tool_delta(s, d->x, d->m, hs->dturn, hs->dmsg,
+					      hs->acc.data + from,
+					      hs->acc.len - from, hs->acc.len);
+		else
+			sse_stream_delta(s, hs->dtype, d->m, hs->dturn,
+					 hs->dmsg, hs->acc.data + from,
+					 hs->acc.len - from, hs->acc.data,
+					 hs->acc.len);
 	}
 done:
 	hub_delta_done(d, hs);

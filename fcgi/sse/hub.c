@@ -366,6 +366,9 @@ static void on_evd(const char *payload)
 	}
 	d->dlen = (size_t)json_object_get_string_len(v);
 	d->d = xstrndup(json_object_get_string(v), d->dlen);
+	if (json_object_object_get_ex(o, "x", &v) &&
+	    json_object_is_type(v, json_type_object))
+		d->x = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 	d->bound = hs->known;
 	hs->ndeltas++;
 	*deltas_tail = d;
@@ -597,6 +600,7 @@ void hub_run(void)
 		if (d->done) {
 			*pp = d->next;
 			free(d->d);
+			free(d->x);
 			free(d);
 		} else {
 			pp = &d->next;
@@ -646,6 +650,7 @@ void hub_free(void)
 		struct delta *d = hub_deltas;
 		hub_deltas = d->next;
 		free(d->d);
+		free(d->x);
 		free(d);
 	}
 	deltas_tail = &hub_deltas;

@@ -47,6 +47,7 @@ struct delta {
 	size_t dlen;
 	int done;
 	int loaded;               /* live_text was read for it */
+	char *x; /* a tool.output.delta: its own fields (JSON object), or NULL */
 	struct delta *next;
 };
 

@@ -124,6 +124,14 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 		      const char *turn, const char *msg,
 		      const char *delta, size_t dlen, const char *acc,
 		      size_t alen);
+/* A tool.output.delta: x is the delta's own fields ({tool_call_id,
+ * tool_name, stream}, a JSON object) to which delta and
+ * message_sequence (the tool.started event's) are added; in the same
+ * envelope, context and cursor id (output ending at byte alen) as
+ * sse_stream_delta's. */
+void sse_stream_tool_delta(struct sse_sub *s, const char *x, long long m,
+			   const char *turn, const char *msg,
+			   const char *delta, size_t dlen, size_t alen);
 /* Send `disconnecting {reason}` and finish. */
 void sse_stream_close(struct sse_sub *s, const char *reason);
 /* Its key stopped working (reason "key_revoked", "key_expired"): a

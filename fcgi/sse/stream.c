@@ -144,6 +144,36 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 	buf_release(&f);
 }
 
+void sse_stream_tool_delta(struct sse_sub *s, const char *x, long long m,
+			   const char *turn, const char *msg,
+			   const char *delta, size_t dlen, size_t alen)
+{
+	struct buf f = BUF_INIT;
+	size_t xl = strlen(x);
+	char ts[32], id[EVQ_DELTA_ID_MAX];
+
+	ts_now(ts);
+	evq_delta_id(id, s->cursor, m, alen);
+	buf_init(&f, dlen + xl + 384);
+	buf_addf(&f, "event: tool.output.delta\nid: %s\ndata: {\"id\":\"%s\","
+		     "\"type\":\"tool.output.delta\",\"ts\":\"%s\","
+		     "\"session_id\":\"ses_%s\",\"context\":{\"turn_id\":",
+		 id, id, ts, s->session);
+	add_id(&f, "trn", turn);
+	buf_adds(&f, ",\"input_message_id\":");
+	add_id(&f, "msg", msg);
+	buf_adds(&f, "},\"data\":{");
+	if (xl > 2) { /* the object's members */
+		buf_add(&f, x + 1, xl - 2);
+		buf_addch(&f, ',');
+	}
+	buf_adds(&f, "\"delta\":");
+	buf_add_json_str(&f, delta, dlen);
+	buf_addf(&f, ",\"message_sequence\":%lld}}\n\n", m);
+	sse_conn_send(s->conn, f.data, f.len);
+	buf_release(&f);
+}
+
 void sse_stream_close(struct sse_sub *s, const char *reason)
 {
 	char f[256], id[EVQ_DELTA_ID_MAX];

@@ -12,7 +12,10 @@
 //
 // Rendering: user text as text; agent text as sanitized markdown
 // (markdown.js); tool calls as cards keyed by the call id, updated by
-// tool.completed; thinking in a collapsed <details>.
+// tool.completed; thinking in a collapsed <details>. A bash call's card
+// has a terminal: tool.output.delta appends to it as the command runs (the
+// first delta of each stream connection holds the output so far, so it
+// replaces), and tool.completed shows the final stdout and stderr.
 
 import { $, h, clear, json, errText } from './dom.js';
 import { renderMarkdown } from './markdown.js';
@@ -86,6 +89,7 @@ export class Conversation {
     if (this.ctrl || !this.sid) return;
     const ctrl = new AbortController();
     this.ctrl = ctrl;
+    this.streamGen = (this.streamGen || 0) + 1;
     const sid = this.sid;
     const it = this.app.client.events.stream(sid, {
       sinceSequence: since, signal: ctrl.signal, includeControl: true,
@@ -206,6 +210,7 @@ export class Conversation {
       case 'output.message.completed': this.completeText(d); break;
       case 'reason.thinking.completed': this.completeThinking(d); break;
       case 'tool.started': this.toolStarted(d); break;
+      case 'tool.output.delta': this.toolOutput(d); break;
       case 'tool.completed': this.toolCompleted(d); break;
       case 'turn.completed': this.turnDone(d); break;
       case 'turn.failed':
@@ -221,7 +226,7 @@ export class Conversation {
       case 'file.written': if (!history) this.app.files.changed(); break;
       default: break;
     }
-    if (ev.type !== 'output.message.delta' && ev.type !== 'reason.thinking.delta') this.prevType = ev.type;
+    if (!ev.type.endsWith('.delta')) this.prevType = ev.type;
     this.scroll(false);
   }
 
@@ -356,9 +361,22 @@ export class Conversation {
       h('header', {}, h('span', { class: 'tool-name', text: d.display_name || tc.name || 'tool' }), state,
         h('span', { class: 'tool-duration' })),
       h('details', { class: 'tool-args' }, h('summary', { text: 'Arguments' }), h('pre', { text: json(tc.arguments) })),
+      tc.name === 'bash' ? h('pre', { class: 'tool-terminal', 'aria-label': 'Output', 'aria-live': 'polite' }) : null,
       h('div', { class: 'tool-result' }));
     this.tools.set(tc.id, card);
     this.add(card);
+  }
+
+  // tool.output.delta: a running command's output, as a terminal shows it
+  toolOutput(d) {
+    const term = this.tools.get(d.tool_call_id)?.querySelector('.tool-terminal');
+    if (!term || typeof d.delta !== 'string') return;
+    if (term.dataset.gen !== String(this.streamGen)) {
+      term.dataset.gen = String(this.streamGen);
+      term.textContent = '';
+    }
+    term.append(d.stream === 'stderr' ? h('span', { class: 'stderr', text: d.delta }) : d.delta);
+    term.scrollTop = term.scrollHeight;
   }
 
   toolCompleted(d) {
@@ -373,6 +391,14 @@ export class Conversation {
     st.dataset.state = card.dataset.state;
     st.textContent = ok ? 'done' : 'error';
     if (typeof d.duration_ms === 'number') card.querySelector('.tool-duration').textContent = `${d.duration_ms} ms`;
+    const term = card.querySelector('.tool-terminal');
+    const r = d.result;
+    if (term && r && typeof r === 'object' && typeof r.stdout === 'string') {
+      term.replaceChildren(r.stdout, h('span', { class: 'stderr', text: r.stderr || '' }),
+        r.truncated ? h('span', { class: 'cut', text: '\n[output cut]' }) : '',
+        h('span', { class: 'exit', text: r.timed_out ? '\n[killed: time limit]'
+          : r.exit_code === null ? `\n[${r.signal || 'killed'}]` : `\n[exit ${r.exit_code}]` }));
+    }
     const res = card.querySelector('.tool-result');
     // content parts (the document's shape): their text, shown as JSON
     // when it is JSON

@@ -89,7 +89,7 @@ const checks = [
     page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
     page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text()); });
     agent = await client.request('POST', '/agents', { body: { name: 'ui-tools', display_name: 'UI tools',
-      system_prompt: 'You test the UI.', capabilities: [{ ref: 'test_math' }, { ref: 'session_file_system' }] } });
+      system_prompt: 'You test the UI.', capabilities: [{ ref: 'test_math' }, { ref: 'session_file_system' }, { ref: 'virtual_bash' }] } });
 
     await page.goto(`${env.base}/`);
     await shot('01-login');
@@ -201,6 +201,28 @@ const checks = [
     await sendTurn('#tool calculate {"operation":"divide","a":1,"b":0}');
     assert.equal(await page.locator('.tool-card').last().getAttribute('data-state'), 'error');
     assert.match(await page.locator('.tool-card').last().locator('.tool-result pre.error').textContent(), /Division by zero/);
+  }],
+
+  ['bash_terminal', async () => {
+    await send('#tool bash {"command":"for i in 1 2 3 4 5 6; do echo line$i; sleep 0.4; done; echo oops >&2"}');
+    const card = page.locator('.tool-card').last();
+    await card.waitFor();
+    // the output shows while the command runs, in a monospaced terminal
+    await page.waitForFunction(() => {
+      const c = [...document.querySelectorAll('.tool-card')].pop();
+      const t = c && c.querySelector('.tool-terminal');
+      return t && c.dataset.state === 'running' && /line2/.test(t.textContent);
+    }, null, { timeout: 15000 });
+    assert.match(await card.locator('.tool-terminal').evaluate((e) => getComputedStyle(e).fontFamily), /mono/i);
+    await shot('04b-bash-running');
+    await page.waitForFunction(() => [...document.querySelectorAll('.tool-card')].pop().dataset.state === 'success',
+      null, { timeout: 15000 });
+    const term = await card.locator('.tool-terminal').textContent();
+    assert.match(term, /line1\nline2\nline3\nline4\nline5\nline6\n/);
+    assert.match(term, /oops/);
+    assert.match(term, /\[exit 0\]/);
+    assert.equal(await card.locator('.tool-terminal .stderr').first().textContent(), 'oops\n');
+    await statusIs('idle');
   }],
 
   ['stop', async () => {

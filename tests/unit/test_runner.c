@@ -1,14 +1,20 @@
 /*
  * Unit tests of the runner's in-memory state: the history cache (what a
- * runner keeps of each session's conversation between turns).
+ * runner keeps of each session's conversation between turns); and of the
+ * sandbox's host side (its directories, and its refusal to run as root).
  */
 #include <check.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "runner.h"
+#include "sandbox.h"
 #include "check_run.h"
 
 /* The fresh events of a turn: one event of an earlier turn (seq), then
@@ -69,12 +75,82 @@ START_TEST(history_cache_keeps_earlier_turns_lru)
 }
 END_TEST
 
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A sandbox's directory is removed whatever the command left in it
+ * (unreadable directories, links out), never following a link; its use
+ * is counted without following links either. */
+START_TEST(sandbox_dir_usage_and_removal_never_follow_links)
+{
+	char dir[PATH_MAX], out[PATH_MAX], p[PATH_MAX + 64];
+	struct buf err = BUF_INIT;
+	struct stat st;
+	long n;
+
+	buf_init(&err, 0);
+	snprintf(out, sizeof(out), "/tmp/evr-unit-out-%d", (int)getpid());
+	ck_assert_int_eq(mkdir(out, 0700), 0);
+	snprintf(p, sizeof(p), "%s/keep.txt", out);
+	put(p, "outside");
+	config_set("sandbox_dir", "/tmp");
+	ck_assert_int_eq(sandbox_mkdir(dir, &err), 0);
+	ck_assert_int_eq(strncmp(dir, "/tmp/evr-sbx-", 13), 0);
+	snprintf(p, sizeof(p), "%s/a", dir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/a/f.txt", dir);
+	put(p, "0123456789");
+	snprintf(p, sizeof(p), "%s/a/out", dir);
+	ck_assert_int_eq(symlink(out, p), 0);
+	snprintf(p, sizeof(p), "%s/a", dir);
+	ck_assert_int_eq(chmod(p, 0), 0);
+	ck_assert_int_gt(sandbox_usage(dir, 100, &n), 0);
+	ck_assert_int_eq(n, 4); /* dir, a, f.txt, the link */
+	sandbox_rmtree(dir);
+	ck_assert_int_ne(lstat(dir, &st), 0);
+	snprintf(p, sizeof(p), "%s/keep.txt", out);
+	ck_assert_int_eq(stat(p, &st), 0);
+	unlink(p);
+	rmdir(out);
+	buf_release(&err);
+	config_free();
+}
+END_TEST
+
+/* Run as root (as the unit tests may be), the sandbox refuses to start
+ * anything, and says why. */
+START_TEST(sandbox_refuses_root)
+{
+	struct sbx_limits l;
+	struct sbx s;
+	struct buf err = BUF_INIT;
+
+	if (geteuid() != 0)
+		return;
+	buf_init(&err, 0);
+	sandbox_init();
+	ck_assert_ptr_nonnull(sandbox_unavailable());
+	ck_assert_ptr_nonnull(strstr(sandbox_unavailable(), "runs as root"));
+	sandbox_limits(&l);
+	ck_assert_int_eq(sbx_spawn(&s, "/tmp", "true", &l, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.data, "root"));
+	buf_release(&err);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("runner");
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, history_cache_keeps_earlier_turns_lru);
+	tcase_add_test(tc, sandbox_dir_usage_and_removal_never_follow_links);
+	tcase_add_test(tc, sandbox_refuses_root);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

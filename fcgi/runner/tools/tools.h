@@ -4,7 +4,8 @@
  * synchronously on the runner's own database connection, outside any
  * transaction of the event writer, and must finish quickly (the slow,
  * network-bound ones — web_fetch — run on the curl multi instead and are
- * not dispatched here; see web_fetch_new below).
+ * not dispatched here; see web_fetch_new below; bash runs in a sandbox
+ * watched by the runner's loop, see virtual_bash.h).
  *
  * A tool never fails the turn: bad arguments, a missing file, a refused
  * address... are returned to the model as the tool's error text.
