@@ -121,7 +121,7 @@ void message_input_release(struct message_input *in);
 int message_input_parse(struct json_object *body, struct message_input *in,
 			struct apierr *e);
 
-/* --- idempotency.c: Idempotency-Key (DESIGN 4.1) ------------------------*/
+/* --- idempotency.c: Idempotency-Key (ARCHITECTURE 2.2) ------------------------*/
 
 /* 400 (sent) and -1 if the header is present but malformed. */
 int idem_check_header(struct req *rq);

@@ -1,5 +1,5 @@
 /*
- * idempotency: the Idempotency-Key protocol of DESIGN 4.1 for POST routes
+ * idempotency: the Idempotency-Key protocol of ARCHITECTURE 2.2 for POST routes
  * with an effect (session create, message send).
  *
  * Inside the effect's transaction, before the effect, idem_begin() inserts

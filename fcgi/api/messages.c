@@ -1,5 +1,5 @@
 /*
- * messages: POST /sessions/{id}/messages starts a turn (DESIGN 4.4: one
+ * messages: POST /sessions/{id}/messages starts a turn (ARCHITECTURE 3.1: one
  * transaction: idempotency key, the idle->active switch that decides
  * session_busy, the input.message and session.activated events, the queued
  * turn, the wake-ups); GET lists the conversation from the event log.

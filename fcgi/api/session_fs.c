@@ -1,5 +1,5 @@
 /*
- * session_fs: the routes of the session file system (DESIGN 4.6):
+ * session_fs: the routes of the session file system (ARCHITECTURE 6.1):
  * listing, reading, creating (JSON or raw bytes), replacing and deleting
  * files and directories under /sessions/{id}/fs, the actions under
  * /fs/_/ (stat, move, copy, grep) and raw downloads. Paths are normalized

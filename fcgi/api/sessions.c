@@ -1,6 +1,6 @@
 /*
  * sessions: create (with Idempotency-Key), list with filters, get, PATCH
- * title/tags, DELETE (DESIGN 4.3), and the caller's global chat session.
+ * title/tags, DELETE (ARCHITECTURE 2.3), and the caller's global chat session.
  * The multi-step writes live in SQL functions (evr_session_create,
  * evr_chat_session, evr_session_delete) so each is one statement.
  */

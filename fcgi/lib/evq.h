@@ -27,7 +27,7 @@ struct evq {
 	int has_cursor;        /* since_id or since_sequence given */
 };
 
-/* Is `type` an event type of DESIGN 4.5 (connected/disconnecting too)? */
+/* Is `type` an event type of ARCHITECTURE 4.1 (connected/disconnecting too)? */
 int evq_type_known(const char *type);
 
 void evq_init(struct evq *q);

@@ -1,6 +1,6 @@
 /*
  * history: the conversation sent to a provider, built from the session's
- * event log (DESIGN 4.4). Always well formed: every tool call of an
+ * event log (ARCHITECTURE 3.4). Always well formed: every tool call of an
  * assistant message is followed, right after it and in call order, by its
  * result, whatever the results' own sequences; a call without a result (a
  * cancel, a lost runner, max_iterations) gets {"error":"cancelled"};

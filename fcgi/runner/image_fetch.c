@@ -1,6 +1,6 @@
 /*
  * image_fetch: `image` message parts given by url are fetched by the
- * runner before the model sees them (DESIGN 4.7: every outbound request
+ * runner before the model sees them (ARCHITECTURE 6.3: every outbound request
  * made on a user's behalf goes through the address guard), then sent to
  * the provider as base64 like any other image. The transfer runs on the
  * runner's curl multi (see turn.c: a turn waits in PH_REASON before its

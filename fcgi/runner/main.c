@@ -1,5 +1,5 @@
 /*
- * everruns-runner: executes turns (DESIGN 2, 4.4). No HTTP server; one
+ * everruns-runner: executes turns (ARCHITECTURE 1, 3). No HTTP server; one
  * thread; see runner.h for the shape of the loop.
  *
  * Signals: SIGTERM/SIGINT stop claiming; turns in flight get drain_s to

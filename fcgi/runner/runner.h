@@ -1,7 +1,7 @@
 /*
  * runner: the everruns-runner daemon's shared state.
  *
- * One thread runs everything on one curl multi handle (DESIGN 2): LLM
+ * One thread runs everything on one curl multi handle (ARCHITECTURE 1): LLM
  * transfers stream into per-turn parsers, llmsim plays its scripts on
  * timers, PostgreSQL wake-ups (LISTEN turns/cancels) arrive on an extra
  * fd of curl_multi_poll(), and events are written in batches across all

@@ -1,5 +1,5 @@
 /*
- * turn: one turn's life in the runner (DESIGN 4.4): reason (one streamed
+ * turn: one turn's life in the runner (ARCHITECTURE 3.3): reason (one streamed
  * LLM call, or an llmsim script) -> act (run the tools one at a time) ->
  * reason ... until an answer without tool calls, max_iterations, a
  * failure, or a cancel. What a turn says is built in turn_events.c; its

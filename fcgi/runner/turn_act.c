@@ -1,5 +1,5 @@
 /*
- * turn_act: a turn's act phase (DESIGN 4.4): the tool calls of the last
+ * turn_act: a turn's act phase (ARCHITECTURE 3.3): the tool calls of the last
  * reply, one at a time (one per loop pass, so a cancel is seen between
  * tools), each announced with tool.started and recorded with
  * tool.completed; fetch_url runs as a transfer on the runner's curl multi

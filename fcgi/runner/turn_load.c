@@ -1,5 +1,5 @@
 /*
- * turn_load: a claimed turn's configuration (DESIGN 4.3: harness, agent,
+ * turn_load: a claimed turn's configuration (ARCHITECTURE 3.2: harness, agent,
  * session layers; the model by message controls > session > agent >
  * harness > organization), its images, and for a takeover where it
  * stands in the log. See turn_int.h.

@@ -1,6 +1,6 @@
 /*
  * catchup: the hub's queries, on the query connections of dbq.c, never
- * blocking the loop (DESIGN 2, 4.5).
+ * blocking the loop (ARCHITECTURE 1, 4.5).
  *
  * A round catches every dirty session's lagging subscribers up with ONE
  * query (evr_catchup, sql/008: (session, cursor) pairs, at most HUB_PER_SESSION

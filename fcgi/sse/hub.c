@@ -1,6 +1,6 @@
 /*
  * hub: the process's one LISTEN connection (channels `ev` and `evd`) and
- * the map session -> subscribers (DESIGN 2, 4.5).
+ * the map session -> subscribers (ARCHITECTURE 1, 4.5).
  *
  * A notification is only a wake-up: `ev` raises the session's highest
  * known sequence and puts it on the dirty list; hub_run() then starts a

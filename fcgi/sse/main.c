@@ -1,5 +1,5 @@
 /*
- * everruns-sse: streams and long-polls (DESIGN 2). One thread, one epoll
+ * everruns-sse: streams and long-polls (ARCHITECTURE 1). One thread, one epoll
  * set: the listening unix socket, every FastCGI connection from nginx,
  * the hub's LISTEN connection, the query connections (dbq.c) and a
  * signalfd for SIGTERM/SIGINT. Nothing in the loop waits for PostgreSQL:

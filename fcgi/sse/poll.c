@@ -1,5 +1,5 @@
 /*
- * poll: GET /sessions/{id}/events (DESIGN 4.5): the event log page of
+ * poll: GET /sessions/{id}/events (ARCHITECTURE 4.4): the event log page of
  * fcgi/lib/evq.c, as everruns-api served it, plus long-poll. With
  * `wait=S` and nothing to return yet the request becomes a subscriber of
  * the hub: the first matching event (seen by a catch-up round), the

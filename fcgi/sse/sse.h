@@ -1,5 +1,5 @@
 /*
- * sse: the everruns-sse program (DESIGN 2 and 4.5): one epoll thread that
+ * sse: the everruns-sse program (ARCHITECTURE 1 and 4.5): one epoll thread that
  * serves GET /sessions/{id}/sse (streams) and GET /sessions/{id}/events
  * (pages and long-poll) over its own FastCGI record code.
  *
@@ -110,7 +110,7 @@ struct sse_event_row {
 	const char *type, *id, *session, *turn, *msg, *data;
 	size_t dlen;
 };
-/* The event's SSE frame (event, id, data: the envelope of DESIGN 4.5, as
+/* The event's SSE frame (event, id, data: the envelope of ARCHITECTURE 4.1, as
  * api_event() renders it) appended to f. Built once per event, here and
  * not in PostgreSQL: rendering JSON there was most of a catch-up's cost. */
 void sse_event_frame(struct buf *f, const struct sse_event_row *r);

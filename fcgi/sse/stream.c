@@ -1,6 +1,6 @@
 /*
  * stream: request dispatch for everruns-sse and GET /sessions/{id}/sse
- * (DESIGN 4.5). The request is checked like the api program checks it
+ * (ARCHITECTURE 4.5). The request is checked like the api program checks it
  * (route, query, auth, tenant scope, the shared evq filters); errors use
  * the same JSON body (res_error). The checks that need the database (the
  * API key, then the session and cursor) are queries on dbq.c, each

@@ -126,7 +126,7 @@ START_TEST(test_ids_unique_and_expected)
 }
 END_TEST
 
-/* Every tool named in DESIGN 4.7, under its capability. */
+/* Every tool named in ARCHITECTURE 6.2, under its capability. */
 START_TEST(test_tool_names)
 {
 	static const struct {

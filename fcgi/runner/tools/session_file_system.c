@@ -1,5 +1,5 @@
 /*
- * session_file_system: the file tools of DESIGN 4.7 (list_directory,
+ * session_file_system: the file tools of ARCHITECTURE 6.2 (list_directory,
  * read_file, write_file, edit_file, delete_file, move_file, copy_file,
  * grep_files, stat_file, make_directory) on the session's file system.
  *

@@ -1,6 +1,6 @@
 /*
  * test_weather: get_weather(city), the test_weather capability's tool for
- * tests and the simulator (DESIGN 4.7).
+ * tests and the simulator (ARCHITECTURE 6.2).
  *
  * Invented but deterministic: every value derives from an FNV-1a hash of
  * the city name with ASCII case and surrounding spaces folded, so "Paris"

@@ -1,6 +1,6 @@
 /*
  * web_fetch: fetch_url(url, max_bytes?) of the web_fetch capability
- * (DESIGN 4.7), as a transfer on the runner's curl multi (see tools.h).
+ * (ARCHITECTURE 6.2), as a transfer on the runner's curl multi (see tools.h).
  *
  * A GET behind the address guard (every connection, after every redirect,
  * proxy variables ignored, http and https only, at most 5 redirects).
