@@ -15,9 +15,7 @@ struct db admin_db;
 
 const char *admin_server_key_path(void)
 {
-	static char def[4096];
-	snprintf(def, sizeof(def), "%s/server.key", config_home());
-	return config_get("server_key_file", def);
+	return config_server_key_file();
 }
 
 PGresult *admin_must(PGresult *res)
@@ -44,28 +42,32 @@ static const struct admin_cmd {
 	const char *args; /* for the usage line */
 	const char *help;
 	int (*fn)(int argc, char **argv);
+	int nodb; /* runs without the database connection */
 } cmds[] = {
 	{"migrate", "[--sql-dir DIR]",
 	 "apply the sql/NNN_*.sql not yet applied (refused: a changed "
 	 "applied file, a number used twice)",
-	 admin_migrate},
+	 admin_migrate, 0},
 	{"bootstrap", "",
 	 "first start: default organization, admin user and key, server key",
-	 admin_bootstrap},
+	 admin_bootstrap, 0},
 	{"create-org", "NAME [--email EMAIL]",
 	 "an organization with a user and a key (printed as JSON)",
-	 admin_create_org},
+	 admin_create_org, 0},
 	{"create-user", "--org ORG_ID EMAIL [--name NAME]",
-	 "a user in an organization", admin_create_user},
+	 "a user in an organization", admin_create_user, 0},
 	{"create-key", "--org ORG_ID [--user USER_ID] [--name NAME]",
-	 "an API key (printed once)", admin_create_key},
-	{"revoke-key", "KEY_ID", "revoke an API key", admin_revoke_key},
+	 "an API key (printed once)", admin_create_key, 0},
+	{"revoke-key", "KEY_ID", "revoke an API key", admin_revoke_key, 0},
 	{"check-config", "",
-	 "check the configuration, the database and the server key",
-	 admin_check_config},
+	 "check the configuration (keys, types, bounds), the database and "
+	 "the server key",
+	 admin_check_config, 0},
+	{"list-config", "", "every configuration key: value, type, default",
+	 admin_list_config, 1},
 	{"rotate-server-key", "",
 	 "a new server key, provider keys re-encrypted with it",
-	 cmd_rotate},
+	 cmd_rotate, 0},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -94,8 +96,13 @@ int main(int argc, char **argv)
 		return usage();
 	if (config_load(NULL) != 0)
 		return 1;
+	if (c->nodb) {
+		ret = c->fn(argc - 2, argv + 2);
+		config_free();
+		return ret == 2 ? usage() : ret;
+	}
 	if (db_connect(&admin_db,
-		       config_get("database_url", "dbname=everruns"), 0) != 0) {
+		       config_str("database_url"), 0) != 0) {
 		fprintf(stderr, "everruns-admin: cannot connect to the "
 				"database (database_url)\n");
 		db_close(&admin_db);

@@ -274,10 +274,8 @@ const unsigned char *api_server_key(void)
 
 	pthread_mutex_lock(&server_keys_lock);
 	if (!server_keys.path) {
-		char def[4096];
-		snprintf(def, sizeof(def), "%s/server.key", config_home());
 		ok = keyring_init(&server_keys,
-				  config_get("server_key_file", def)) == 0;
+				  config_server_key_file()) == 0;
 	} else {
 		ok = keyring_refresh(&server_keys) == 0;
 	}

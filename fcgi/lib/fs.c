@@ -31,7 +31,7 @@
 
 long long fs_cap_file(void)
 {
-	long mb = config_long("fs_max_file_mb", 25);
+	long mb = config_int("fs_max_file_mb");
 	if (mb <= 0)
 		mb = 25;
 	return (mb < FS_FILE_MB_MAX ? mb : FS_FILE_MB_MAX) * MIB;
@@ -39,7 +39,7 @@ long long fs_cap_file(void)
 
 long long fs_cap_total(void)
 {
-	long mb = config_long("fs_session_max_mb", 100);
+	long mb = config_int("fs_session_max_mb");
 	return (mb > 0 ? mb : 100) * MIB;
 }
 

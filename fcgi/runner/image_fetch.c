@@ -87,7 +87,7 @@ struct image_fetch *image_fetch_next(struct runner *r, struct turn *t)
 	f->part = part;
 	f->current = current;
 	buf_init(&f->body, 0);
-	f->timeout_s = config_long("image_fetch_timeout_s", 30);
+	f->timeout_s = config_int("image_fetch_timeout_s");
 	f->easy = guard_get(&f->guard, jx_gets(part, "url"), f->timeout_s,
 			    on_data, f);
 	curl_easy_setopt(f->easy, CURLOPT_PRIVATE, t);

@@ -257,9 +257,9 @@ int hub_init(const char *conninfo, int epfd)
 {
 	(void)epfd;
 	lconninfo = xstrdup(conninfo);
-	max_per_session = config_long("sse_max_per_session", 5);
-	max_per_org = config_long("sse_max_per_org", 1000);
-	delta_cap = (size_t)config_long("sse_delta_buffer_mb", 32);
+	max_per_session = config_int("sse_max_per_session");
+	max_per_org = config_int("sse_max_per_org");
+	delta_cap = (size_t)config_int("sse_delta_buffer_mb");
 	if (delta_cap < 1)
 		delta_cap = 1;
 	delta_cap <<= 20;

@@ -157,7 +157,7 @@ void sse_sub_tick(struct sse_sub *s, double now)
 	if (now >= s->cycle_at) {
 		sse_stream_close(s, "connection_cycle");
 	} else if (now >= s->next_ping) {
-		s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
+		s->next_ping = now + (double)config_int("sse_heartbeat_s");
 		sse_conn_send(s->conn, ": ping\n\n", 8);
 	}
 }
@@ -216,9 +216,9 @@ static void stream_start(struct sse_conn *c)
 	o->sub = NULL;
 	c->sub = s;
 	sse_open_done(c);
-	cycle = (double)config_long("sse_cycle_s", 300);
+	cycle = (double)config_int("sse_cycle_s");
 	s->cycle_at = now + cycle * (0.8 + 0.4 * drand48());
-	s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
+	s->next_ping = now + (double)config_int("sse_heartbeat_s");
 	buf_init(&f, 256);
 	buf_adds(&f, head);
 	buf_addf(&f, "data: {\"status\":\"connected\",\"session_id\":\"ses_%s\"}\n\n",
