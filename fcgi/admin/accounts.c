@@ -105,7 +105,6 @@ static void env_providers(const char *org)
 			continue;
 		if (crypto_load_key(admin_server_key_path(), skey) != 0)
 			admin_must(NULL);
-		buf_init(&sealed, 0);
 		if (crypto_seal(skey, v, strlen(v), &sealed) != 0)
 			admin_must(NULL);
 		p[0] = org;

@@ -26,7 +26,6 @@ int admin_check_config(int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	buf_init(&problems, 0);
 	if (config_check(&problems) > 0) {
 		printf("config: %s", problems.data);
 		ret = 1;

@@ -94,7 +94,6 @@ void h_agents_list(struct req *rq)
 	long offset, limit;
 	int archived;
 
-	buf_init(&tags, 0);
 	if (api_list_params(rq, &search, &archived, &offset, &limit) ||
 	    api_tag_filter(rq, &tags) < 0)
 		goto out;

@@ -126,9 +126,9 @@ int message_input_parse(struct json_object *body, struct message_input *in,
 /* 400 (sent) and -1 if the header is present but malformed. */
 int idem_check_header(struct req *rq);
 /* In the effect's transaction, before the effect: 0 = go on (no key, or
- * the key is ours now; hash is filled), 1 = answered already (replay or
- * 422; roll back), -1 = database error (sent; roll back). */
-int idem_begin(struct req *rq, char hash[65]);
+ * the key is ours now), 1 = answered already (replay or 422; roll back),
+ * -1 = database error (sent; roll back). */
+int idem_begin(struct req *rq);
 /* After a 2xx response was built in rq, store it with the key (same
  * transaction). 0, or -1 on a database error. */
 int idem_finish(struct req *rq);

@@ -74,7 +74,6 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	size_t max;
 	const char *cl;
 
-	buf_init(&allow, 0);
 	rt = router_match(rq, &allow, &bad_path);
 	if (!rt) {
 		if (bad_path) {

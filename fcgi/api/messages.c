@@ -29,7 +29,6 @@ static int attach_images(struct req *rq, struct message_input *in)
 
 	if (!in->nimages)
 		return 0;
-	buf_init(&arr, 0);
 	buf_addf(&arr, "{%s}", in->images.data);
 	p[0] = rq->org;
 	p[1] = arr.data;
@@ -57,7 +56,7 @@ void h_messages_create(struct req *rq)
 	struct json_object *body = NULL;
 	struct message_input in;
 	struct apierr e;
-	char session[33], turn[IDS_MAX_LEN], mid[IDS_MAX_LEN], hash[65];
+	char session[33], turn[IDS_MAX_LEN], mid[IDS_MAX_LEN];
 	char model[40];
 	const char *p[7];
 	PGresult *res = NULL;
@@ -84,7 +83,7 @@ void h_messages_create(struct req *rq)
 		api_db_error(rq);
 		goto out;
 	}
-	if (idem_begin(rq, hash) != 0 || attach_images(rq, &in) != 0)
+	if (idem_begin(rq) != 0 || attach_images(rq, &in) != 0)
 		goto rollback;
 	p[0] = rq->org;
 	p[1] = session;

@@ -118,7 +118,6 @@ void h_fs_get(struct req *rq)
 	} else if (f.is_directory) {
 		send_listing(rq, &c, path);
 	} else {
-		buf_init(&out, 0);
 		fs_file_json(&f, &out);
 		res_json(rq, 200, out.data, out.len);
 		buf_release(&out);
@@ -246,7 +245,6 @@ static void fs_put_or_post(struct req *rq, int put)
 		res_apierr(rq, &e);
 		return;
 	}
-	buf_init(&data, 0);
 	buf_init(&info, 256);
 	if (write_input(rq, &data, &bytes, &len, &dir) != 0)
 		goto out;

@@ -90,7 +90,7 @@ void h_sessions_create(struct req *rq)
 		"$7::jsonb, $8, $9::int)";
 	struct session_input in;
 	struct json_object *body;
-	char hash[65], smax[24];
+	char smax[24];
 	const char *p[9];
 	PGresult *res = NULL;
 	const char *json;
@@ -120,7 +120,7 @@ void h_sessions_create(struct req *rq)
 		api_db_error(rq);
 		goto out;
 	}
-	switch (idem_begin(rq, hash)) {
+	switch (idem_begin(rq)) {
 	case 0:
 		break;
 	case 1:
@@ -176,7 +176,6 @@ void h_sessions_list(struct req *rq)
 	const char *p[6];
 	int has_tags;
 
-	buf_init(&tags, 0);
 	if (req_page(rq, &offset, &limit, &e) != 0) {
 		res_apierr(rq, &e);
 		goto out;
@@ -236,7 +235,6 @@ void h_sessions_update(struct req *rq)
 	int has_title, has_tags;
 	PGresult *res = NULL;
 
-	buf_init(&tags, 0);
 	if (api_id(rq, rq->cap[0], "ses", "session_id", id) != 0)
 		return;
 	body = api_body(rq);

@@ -107,7 +107,6 @@ int config_load(const char *path)
 		log_error("config %s: %s", path, strerror(errno));
 		return -1;
 	}
-	buf_init(&b, 0);
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		buf_add(&b, chunk, n);
 	fclose(f);

@@ -241,7 +241,6 @@ enum fs_status fs_list(const struct fs_ctx *c, const char *path,
 	PGresult *res;
 	int dir = 0;
 
-	buf_init(&info, 0);
 	st = stat_path(c, path, &info, &dir);
 	if (st == FS_OK && !dir)
 		st = FS_NOT_DIR;

@@ -217,7 +217,7 @@ int main(int argc, char **argv)
 	db_close(&r.write2);
 	db_close(&r.deltas);
 	db_close(&r.tools);
-	keyring_free(&r.keys);
+	keyring_release(&r.keys);
 	curl_global_cleanup();
 	config_free();
 	log_info("stopped");

@@ -224,8 +224,6 @@ static void llm_begin(struct runner *r, struct turn *t)
 		t->next_step_ms = now_ms() + (t->plan.n ? t->plan.steps[0].delay_ms : 0);
 		return;
 	}
-	buf_init(&url, 0);
-	buf_init(&err, 0);
 	buf_reset(&t->req_body);
 	if (llm_build(&q, &url, &t->headers, &t->req_body, &err) != 0) {
 		turn_fail(t, "invalid_request", "%s", err.data);
@@ -465,7 +463,6 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 	}
 	if (t->img_fetch) { /* a url image before reasoning */
 		struct image_fetch *f = t->img_fetch;
-		buf_init(&why, 0);
 		t->img_fetch = NULL;
 		if (image_fetch_done(r, f, rc, &why) == 0)
 			turn_reason_begin(r, t);

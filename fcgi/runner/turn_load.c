@@ -156,8 +156,6 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 		}
 	}
 
-	buf_init(&prompt, 0);
-	buf_init(&key, 0);
 	for (i = 0; i < 3; i++) {
 		const char *sp = jx_gets(jx_get(t->cfg, layers[i]), "system_prompt");
 		if (sp && *sp) {

@@ -244,8 +244,6 @@ void catchup_start(void)
 	if (!r)
 		return; /* the next round waits for one of these */
 	hub_dirty = NULL;
-	buf_init(&ids, 0);
-	buf_init(&afters, 0);
 	while (list) {
 		struct sse_sub *s;
 		long long after = -1;

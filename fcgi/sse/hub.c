@@ -75,14 +75,16 @@ struct hub_session *hub_session_get(const char *id)
 	return session_get(id, 0);
 }
 
-static void session_release(struct hub_session *hs)
+/* Free hs; the caller has taken it out of `sessions` (or frees them all). */
+static void session_free(struct hub_session *hs)
 {
 	catchup_forget(hs);
 	buf_release(&hs->acc);
 	free(hs);
 }
 
-static void session_free(struct hub_session *hs)
+/* Take hs out of the hub (its deltas, the map) and free it. */
+static void session_remove(struct hub_session *hs)
 {
 	struct delta *d;
 	/* its deltas reach no one now (and must not count against a later
@@ -91,7 +93,7 @@ static void session_free(struct hub_session *hs)
 		if (!d->done && !strcmp(d->s, hs->id))
 			hub_delta_done(d, hs);
 	strmap_del(&sessions, hs->id);
-	session_release(hs);
+	session_free(hs);
 }
 
 static struct hub_org *org_get(const char *id, int create)
@@ -253,9 +255,8 @@ static int listen_answered(void)
 	return 0;
 }
 
-int hub_init(const char *conninfo, int epfd)
+int hub_init(const char *conninfo)
 {
-	(void)epfd;
 	lconninfo = xstrdup(conninfo);
 	max_per_session = config_int("sse_max_per_session");
 	max_per_org = config_int("sse_max_per_org");
@@ -519,16 +520,16 @@ void hub_run(void)
 				dp = &(*dp)->dnext;
 			*dp = hs->dnext;
 		}
-		session_free(hs);
+		session_remove(hs);
 	}
 	garbage = keep;
 }
 
-static void release_one(const char *id, void *val, void *ctx)
+static void session_free_one(const char *id, void *val, void *ctx)
 {
 	(void)id;
 	(void)ctx;
-	session_release(val);
+	session_free(val);
 }
 
 static void free_one(const char *id, void *val, void *ctx)
@@ -550,7 +551,7 @@ void hub_free(void)
 	delta_held = 0;
 	delta_dropped = 0;
 	catchup_free();
-	strmap_each(&sessions, release_one, NULL);
+	strmap_each(&sessions, session_free_one, NULL);
 	strmap_release(&sessions);
 	strmap_each(&orgs, free_one, NULL);
 	strmap_release(&orgs);

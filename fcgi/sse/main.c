@@ -358,7 +358,7 @@ int main(int argc, char **argv)
 	 * through PgBouncer too, so no prepared statements there */
 	dbq_init(conninfo, (int)config_int("sse_db_connections"),
 		 (double)config_int("sse_query_timeout_s"), epfd);
-	hub_init(conninfo, epfd); /* retried from tick() when down */
+	hub_init(conninfo); /* retried from tick() when down */
 	log_info("listening on %s", sock);
 	next_tick = sse_now() + SSE_TICK_MS / 1000.0;
 	while (!stop) {

@@ -18,7 +18,6 @@ static void send_page(struct sse_conn *c, const struct evq *q,
 	struct buf page = BUF_INIT, out = BUF_INIT;
 	long long last;
 
-	buf_init(&page, 0);
 	evq_page(q, res, &page, count, &last);
 	buf_init(&out, page.len + 128);
 	buf_addf(&out, "Status: 200 OK\r\nContent-Type: application/json\r\n"

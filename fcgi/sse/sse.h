@@ -47,7 +47,7 @@ struct dbq_job;
 struct sse_open {
 	struct arena arena;
 	struct req rq;
-	int route;              /* 1: /sse, 2: /events */
+	enum sse_kind kind;     /* SSE_STREAM: /sse, SSE_POLL: /events */
 	const char *seg;        /* the {id} segment of the path */
 	size_t seglen;
 	long long last_seq;     /* the session's, when resolved */
@@ -139,7 +139,7 @@ void sse_poll_wake(struct sse_sub *s);
 
 /* hub.c */
 /* Start the LISTEN connection (without blocking; hub_tick retries). */
-int hub_init(const char *conninfo, int epfd);
+int hub_init(const char *conninfo);
 void hub_free(void);
 /* An event on the LISTEN connection's socket (sse_hub_tag). */
 void hub_event(uint32_t events);

@@ -244,7 +244,7 @@ static void on_resolve(void *ctx, PGresult *res)
 	switch (r) {
 	case 0:
 		o->sub->cursor = o->sub->q.after;
-		if (o->route == 1)
+		if (o->kind == SSE_STREAM)
 			stream_start(c);
 		else
 			sse_poll_open(c);
@@ -287,14 +287,14 @@ static void open_sub(struct sse_conn *c)
 	evq_init(&s->q);
 	memcpy(s->q.session, rq->cap[0], 33);
 	memcpy(s->q.org, rq->org, sizeof(s->q.org));
-	if (evq_parse(rq, o->route == 1 ? rq->last_event_id : NULL,
-		      o->route == 1 ? 0 : POLL_MAX_WAIT, &s->q, &e) != 0) {
+	if (evq_parse(rq, o->kind == SSE_STREAM ? rq->last_event_id : NULL,
+		      o->kind == SSE_STREAM ? 0 : POLL_MAX_WAIT, &s->q, &e) != 0) {
 		res_apierr(rq, &e);
 		sse_open_respond(c);
 		return;
 	}
 	s->conn = c;
-	s->kind = o->route == 1 ? SSE_STREAM : SSE_POLL;
+	s->kind = o->kind;
 	memcpy(s->session, s->q.session, 33);
 	memcpy(s->org, rq->org, 33);
 	memcpy(s->key, rq->key, 33);
@@ -339,23 +339,26 @@ static const char *param_dup(struct sse_conn *c, struct arena *a,
 	return v && *v ? arena_strdup(a, v) : NULL;
 }
 
-/* "/api/v1/sessions/{id}/sse" or ".../events": 1 or 2 with the id
- * segment in *seg, 0 for anything else. */
-static int route(const char *path, const char **seg, size_t *seglen)
+/* "/api/v1/sessions/{id}/sse" (SSE_STREAM) or ".../events" (SSE_POLL):
+ * 0 with the kind and the id segment in *seg, -1 for anything else. */
+static int route(const char *path, const char **seg, size_t *seglen,
+		 enum sse_kind *kind)
 {
 	const char *s, *slash;
 	if (strncmp(path, V1_SESSIONS, sizeof(V1_SESSIONS) - 1))
-		return 0;
+		return -1;
 	s = path + sizeof(V1_SESSIONS) - 1;
 	slash = strchr(s, '/');
 	if (!slash || slash == s)
-		return 0;
+		return -1;
 	*seg = s;
 	*seglen = (size_t)(slash - s);
 	if (!strcmp(slash, "/sse"))
-		return 1;
-	if (!strcmp(slash, "/events"))
-		return 2;
+		*kind = SSE_STREAM;
+	else if (!strcmp(slash, "/events"))
+		*kind = SSE_POLL;
+	else
+		return -1;
 	return 0;
 }
 
@@ -384,8 +387,7 @@ void sse_serve(struct sse_conn *c)
 	rq->authorization = param_dup(c, &o->arena, "HTTP_AUTHORIZATION");
 	rq->last_event_id = param_dup(c, &o->arena, "HTTP_LAST_EVENT_ID");
 	rq->remote_addr = param_dup(c, &o->arena, "REMOTE_ADDR");
-	o->route = route(path, &o->seg, &o->seglen);
-	if (!o->route) {
+	if (route(path, &o->seg, &o->seglen, &o->kind) != 0) {
 		res_error(rq, 404, "not_found", "No such route");
 		goto respond;
 	}

@@ -404,7 +404,6 @@ START_TEST(test_append_json)
 
 		/* wrapped in an array to see that exactly one value, and
 		 * nothing else, was appended */
-		buf_init(&b, 0);
 		buf_adds(&b, "[");
 		catalog_append_json(&all[i], &b);
 		buf_adds(&b, "]");

@@ -21,7 +21,6 @@ START_TEST(buf_grows_and_formats)
 {
 	struct buf b = BUF_INIT;
 	int i;
-	buf_init(&b, 0);
 	ck_assert_str_eq(b.data, "");
 	for (i = 0; i < 1000; i++)
 		buf_addf(&b, "%d,", i);
@@ -184,8 +183,6 @@ START_TEST(crypto_hash_and_seal)
 	ck_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	crypto_random(key, sizeof(key));
 	crypto_random(other, sizeof(other));
-	buf_init(&sealed, 0);
-	buf_init(&plain, 0);
 	ck_assert_int_eq(crypto_seal(key, "sk-secret", 9, &sealed), 0);
 	ck_assert(strncmp(sealed.data, "v1:", 3) == 0);
 	ck_assert_ptr_null(strstr(sealed.data, "sk-secret"));
@@ -212,7 +209,6 @@ START_TEST(status_files)
 	setenv("EVERRUNS_RUN_DIR", dir, 1);
 	ck_assert_str_eq(status_dir(), dir);
 	ck_assert_int_eq(status_write("x.status", text, strlen(text)), 0);
-	buf_init(&b, 0);
 	ck_assert_int_eq(status_read("x.status", &b), 0);
 	ck_assert_str_eq(b.data, text);
 	ck_assert_int_eq(status_value(b.data, "streams", -1), 3);
@@ -383,7 +379,6 @@ START_TEST(error_bodies)
 	res_error(&rq, 404, "not_found", "Session \"x\" not found");
 	ck_assert_str_eq(rq.res_body.data,
 			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\"}");
-	buf_init(&head, 0);
 	res_head(&rq, &head);
 	ck_assert_ptr_nonnull(strstr(head.data, "Status: 404 Not Found\r\n"));
 	ck_assert_ptr_nonnull(strstr(head.data, "Content-Type: application/json\r\n"));

@@ -167,7 +167,6 @@ static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
 			new_str(llm_jstr(m, "thinking_signature")));
 		add_block(ms, 0, b);
 	}
-	buf_init(&t, 0);
 	llm_user_text(m, &t);
 	if (t.len)
 		add_block(ms, 0, text_block(t.data, t.len));
@@ -209,7 +208,6 @@ static int tool_result(struct an_msgs *ms, struct json_object *m, size_t i,
 	b = json_object_new_object();
 	json_object_object_add(b, "type", new_str("tool_result"));
 	json_object_object_add(b, "tool_use_id", new_str(id));
-	buf_init(&t, 0);
 	if (json_object_is_type(c, json_type_string))
 		buf_adds(&t, json_object_get_string(c));
 	else if (c)
@@ -298,7 +296,6 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 	long max = r->max_tokens > 0 ? r->max_tokens : AN_DEFAULT_MAX_TOKENS;
 	int rc = -1;
 
-	buf_init(&sys, 0);
 	if (budget && !thinking_possible(r->messages))
 		budget = 0;
 	for (i = 0; i < n; i++) {

@@ -150,7 +150,6 @@ static int directive(struct sim_req *q, const char *l, size_t n)
 		o = jx_parse(t->args, strlen(t->args), &e);
 		if (!json_object_is_type(o, json_type_object) && !q->bad) {
 			struct buf b = BUF_INIT;
-			buf_init(&b, 0);
 			buf_addf(&b, "llmsim: #tool %s: the arguments are "
 				     "not a JSON object",
 				 t->name);
@@ -213,7 +212,6 @@ static int summarize(struct json_object *msgs, size_t from, struct buf *out)
 	int count = 0;
 	struct buf t = BUF_INIT;
 
-	buf_init(&t, 0);
 	for (i = from; i < n; i++) {
 		struct json_object *m = json_object_array_get_idx(msgs, i);
 		struct json_object *c = llm_jget(m, "content");
@@ -297,8 +295,6 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 	buf_init(&q.plain, 0);
 	buf_init(&q.text, 0);
 	buf_init(&q.line, 0);
-	buf_init(&user, 0);
-	buf_init(&answer, 0);
 	q.tokens = -1;
 	q.rate = r->model && !strcmp(r->model, "llmsim-instant")
 			 ? 0

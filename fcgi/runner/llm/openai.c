@@ -68,7 +68,6 @@ static struct json_object *user_content(struct json_object *m, size_t i,
 		}
 	}
 	if (!has_image) {
-		buf_init(&t, 0);
 		llm_user_text(m, &t);
 		out = json_object_new_string_len(t.data, (int)t.len);
 		buf_release(&t);
@@ -121,7 +120,6 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 	size_t k, n = 0;
 	struct buf t = BUF_INIT;
 
-	buf_init(&t, 0);
 	llm_user_text(m, &t);
 	if (json_object_is_type(calls, json_type_array))
 		n = json_object_array_length(calls);
@@ -200,7 +198,6 @@ static struct json_object *wire_msg(struct json_object *m, size_t i,
 		}
 		json_object_object_add(o, "tool_call_id", new_str(id));
 	}
-	buf_init(&t, 0);
 	if (!strcmp(role, "tool"))
 		value_text(llm_jget(m, "content"), &t);
 	else

@@ -101,7 +101,6 @@ enum tool_status tools_session_title(const struct tool_ctx *c,
 	const char *p[3];
 	enum tool_status st;
 
-	buf_init(&title, 0);
 	if (tools_need_db(c, error)) {
 		st = TOOL_ERROR;
 		goto out;

@@ -198,7 +198,6 @@ enum tool_status tools_fs_write(const struct tool_ctx *c,
 	enc = arg(args, "encoding", NULL);
 	if (!content)
 		return tools_fail(error, "content is required.");
-	buf_init(&data, 0);
 	if (enc && !strcmp(enc, "base64")) {
 		if (fs_base64_decode(content, len, &data) != 0) {
 			buf_release(&data);

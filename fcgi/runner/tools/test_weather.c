@@ -88,7 +88,6 @@ enum tool_status tools_weather(const struct tool_ctx *c,
 		 directions[(h >> 24) % 8]);
 	{
 		struct buf s = BUF_INIT;
-		buf_init(&s, 0);
 		buf_add(&s, city, len);
 		buf_addf(&s, ": %d C, %s, humidity %u%%, wind %u km/h %s", temp,
 			 conditions[cond], humidity, wind,

@@ -152,7 +152,6 @@ static int looks_html(const struct buf *b)
 static void add_clean_str(struct buf *b, const char *s)
 {
 	struct buf t = BUF_INIT;
-	buf_init(&t, 0);
 	text_clean(s, strlen(s), &t);
 	buf_add_json_str(b, t.data, t.len);
 	buf_release(&t);
