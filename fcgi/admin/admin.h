@@ -7,7 +7,7 @@
  *               the dispatch; `everruns-admin` alone prints the table
  *   migrate.c   migrate: sql/NNN_*.sql in order, checksummed
  *   accounts.c  bootstrap, create-org, create-user, create-key, revoke-key
- *   check.c     check-config, list-config
+ *   check.c     check-config, list-config, fs-body-limit
  *   rotate.c    rotate-server-key
  *
  * A command gets the arguments after its name and returns the exit
@@ -36,6 +36,7 @@ int admin_create_key(int argc, char **argv);
 int admin_revoke_key(int argc, char **argv);
 int admin_check_config(int argc, char **argv);
 int admin_list_config(int argc, char **argv);
+int admin_fs_body_limit(int argc, char **argv);
 
 /* rotate-server-key: see rotate.c. Exit status: 0 or 1. */
 int admin_rotate_server_key(struct db *db, const char *key_path);

@@ -4,10 +4,14 @@
  * type or out of bounds: config_check), the database (main.c has
  * connected by now) and a well-formed server key. list-config: the table
  * (fcgi/lib/config_keys.c) with the value in force of each key.
+ * fs-body-limit: nginx's client_max_body_size for the file routes, in
+ * KiB, from fs_body_max() (the limit everruns-api itself enforces), for
+ * conf/everrunsctl and make install's nginx site.
  */
 #include "admin.h"
 #include "config.h"
 #include "crypto.h"
+#include "fs.h"
 
 #include <stdio.h>
 
@@ -60,5 +64,14 @@ int admin_list_config(int argc, char **argv)
 			printf(" %g..%g", c->min, c->max);
 		printf(", default '%s'\n", c->def);
 	}
+	return 0;
+}
+
+int admin_fs_body_limit(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		return 2;
+	printf("%zu\n", fs_body_max() / 1024);
 	return 0;
 }

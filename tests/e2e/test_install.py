@@ -102,6 +102,9 @@ class Install(unittest.TestCase):
         site = self.read("etc/everruns/nginx-site.conf")
         self.assertIn("root %s/usr/share/everruns/www;" % self.root, site)
         self.assertIn("worker_connections", site)  # the advice about Debian's 768
+        # the file routes' body limit follows the installed fs_max_file_mb
+        # (25 MiB x 4/3 + 64 KiB), as everruns-api computes it
+        self.assertIn("client_max_body_size %dk;" % (25 * 1024 * 4 // 3 + 64), site)
         tls = os.path.join(evr.HOME, "tls")
         site = site.replace("/etc/ssl/certs/everruns.crt", tls + "/server.crt")
         site = site.replace("/etc/ssl/private/everruns.key", tls + "/server.key")
