@@ -54,6 +54,7 @@ struct turn {
 	long history_tokens;          /* its estimated size */
 	struct json_object *tools;    /* owned: tool definitions */
 	struct json_object *capcfg;   /* owned: ref -> config */
+	char *system_prompt;          /* owned: the layers' and capabilities' */
 	enum llm_kind kind;
 	char *model, *model_id, *provider_id, *base_url, *api_key;
 	long context_tokens, max_tokens;

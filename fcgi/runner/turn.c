@@ -279,7 +279,7 @@ void turn_reason_begin(struct runner *r, struct turn *t)
 	json_object_put(t->history);
 	snprintf(ref, sizeof(ref), "trn_%s", t->id);
 	t->history = history_build(jx_get(t->cfg, "events"), ref,
-				   jx_gets(t->cfg, "_system_prompt"),
+				   t->system_prompt,
 				   t->context_tokens,
 				   t->max_tokens ? t->max_tokens : 4096,
 				   &t->history_tokens, &too_long);
@@ -662,6 +662,7 @@ void turn_free(struct runner *r, struct turn *t)
 	json_object_put(t->capcfg);
 	json_object_put(t->calls);
 	free(t->thinking_sig);
+	free(t->system_prompt);
 	free(t->model);
 	free(t->model_id);
 	free(t->provider_id);
