@@ -54,7 +54,7 @@ CREATE FUNCTION api_message(e events) RETURNS jsonb LANGUAGE sql STABLE AS $$
   END
 $$;
 
--- Send a user message: DESIGN 4.4 steps 2-4 (the caller did step 1, the
+-- Send a user message: ARCHITECTURE 3.1 steps 2-4 (the caller did step 1, the
 -- idempotency key, in the same transaction). Returns the message with its
 -- sequence and result 'ok', or NULL with result 'busy' or 'gone'.
 CREATE FUNCTION evr_message_send(p_org uuid, p_session uuid, p_turn uuid,
@@ -115,7 +115,7 @@ BEGIN
   DELETE FROM live_text WHERE session_id = p_session;
 END $$;
 
--- POST /sessions/{id}/cancel (DESIGN 4.4). Returns NULL if the session is
+-- POST /sessions/{id}/cancel (ARCHITECTURE 3.6). Returns NULL if the session is
 -- not the organization's, else {"status":"cancelled"|"no_op","message"}.
 CREATE FUNCTION evr_cancel(p_org uuid, p_session uuid)
 RETURNS json LANGUAGE plpgsql AS $$

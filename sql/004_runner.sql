@@ -110,8 +110,8 @@ BEGIN
   FROM t, s);
 END $$;
 
--- Write a batch of events for several turns in one transaction (DESIGN
--- 4.5). Arrays are parallel, one element per event, in order. p_kind:
+-- Write a batch of events for several turns in one transaction (ARCHITECTURE
+-- 4.2). Arrays are parallel, one element per event, in order. p_kind:
 -- NULL for an ordinary event, 'cancel' for the two events that close a
 -- cancelled turn (the only ones a 'cancelling' turn accepts). p_final:
 -- the state the turn ends in with this event (its session goes idle).

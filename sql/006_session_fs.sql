@@ -1,4 +1,4 @@
--- 006: the session file system (DESIGN 4.6), shared by the REST routes
+-- 006: the session file system (ARCHITECTURE 6.1), shared by the REST routes
 -- (fcgi/api/session_fs.c) and the session_file_system tools of the runner
 -- (fcgi/runner/tools/session_file_system.c) through fcgi/lib/fs.c.
 --

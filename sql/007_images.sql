@@ -1,6 +1,6 @@
 -- 007: the images API (POST/GET/DELETE /images). The table is in 002;
 -- this adds its JSON shape, a size bound, and the index the hourly purge
--- of never-attached uploads (DESIGN 7) walks.
+-- of never-attached uploads (ARCHITECTURE 8) walks.
 
 ALTER TABLE images ADD CONSTRAINT images_size_bound
   CHECK (size_bytes > 0 AND size_bytes <= 20971520);

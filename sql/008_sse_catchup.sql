@@ -1,4 +1,4 @@
--- 008: the SSE program's catch-up (fcgi/sse/catchup.c; DESIGN 2, 4.5) as
+-- 008: the SSE program's catch-up (fcgi/sse/catchup.c; ARCHITECTURE 1, 4.5) as
 -- one function. For each (session, cursor) pair, in the order given: the
 -- session's events after the cursor (at most 200, in sequence order), or
 -- one row with NULL event columns when there are none; `present` says

@@ -75,36 +75,27 @@ static int parse_body(struct req *rq, struct json_object *body, int create,
 void h_agents_list(struct req *rq)
 {
 	static const char q[] =
-		"WITH f AS (SELECT a FROM agents a WHERE a.org_id = $1 "
+		"WITH f AS (SELECT a AS r FROM agents a WHERE a.org_id = $1 "
 		"  AND ($2::bool OR a.status = 'active') "
 		"  AND ($3::text IS NULL "
 		"    OR strpos(lower(a.name), lower($3)) > 0 "
 		"    OR strpos(lower(a.display_name), lower($3)) > 0 "
 		"    OR strpos(lower(a.description), lower($3)) > 0) "
 		"  AND ($6::text[] IS NULL OR a.tags @> $6::text[])), "
-		"p AS (SELECT a FROM f ORDER BY (a).created_at, (a).id "
-		"  OFFSET $4 LIMIT $5) "
-		"SELECT json_build_object('data', coalesce((SELECT json_agg("
-		"  api_agent(a) ORDER BY (a).created_at, (a).id) FROM p), "
-		"  '[]'), 'total', (SELECT count(*) FROM f), "
-		"  'offset', $4::bigint, 'limit', $5::bigint)";
+		API_PAGE_SQL("api_agent", "$4", "$5");
 	struct buf tags = BUF_INIT;
+	struct api_page pg;
 	const char *search, *p[6];
-	char off[24], lim[24];
-	long offset, limit;
 	int archived;
 
-	buf_init(&tags, 0);
-	if (api_list_params(rq, &search, &archived, &offset, &limit) ||
+	if (api_list_params(rq, &search, &archived, &pg) ||
 	    api_tag_filter(rq, &tags) < 0)
 		goto out;
-	snprintf(off, sizeof(off), "%ld", offset);
-	snprintf(lim, sizeof(lim), "%ld", limit);
 	p[0] = rq->org;
 	p[1] = archived ? "true" : "false";
 	p[2] = search;
-	p[3] = off;
-	p[4] = lim;
+	p[3] = pg.offset;
+	p[4] = pg.limit;
 	p[5] = tags.len ? tags.data : NULL;
 	api_send_json_row(rq, 200, NOT_FOUND, q, 6, p);
 out:
@@ -132,14 +123,9 @@ void h_agents_create(struct req *rq)
 	if (!body || parse_body(rq, body, 1, &pf, &x))
 		goto out;
 	p[0] = rq->org;
-	p[1] = pf.name;
-	p[2] = pf.display_name;
-	p[3] = pf.description;
-	p[4] = pf.system_prompt;
-	p[5] = pf.model_hex[0] ? pf.model_hex : NULL;
+	api_profile_params(&pf, 0, p + 1);
 	p[6] = x.harness_hex[0] ? x.harness_hex : NULL;
-	p[7] = pf.caps.len ? pf.caps.data : NULL;
-	p[8] = pf.tags.len ? pf.tags.data : NULL;
+	api_profile_lists(&pf, p + 7);
 	p[9] = x.iterations[0] ? x.iterations : NULL;
 	res = db_exec(rq->db, q, 10, p);
 	if (!res) {
@@ -160,14 +146,10 @@ void h_agents_get(struct req *rq)
 		"SELECT api_agent(a) FROM agents a WHERE a.org_id = $1 "
 		"AND a.status = 'active' AND (a.id = $2 OR a.name = $3)";
 	char hex[33];
-	const char *name, *p[3];
+	const char *p[3];
 
-	if (api_id_or_name(rq, "agt", hex, &name))
-		return;
-	p[0] = rq->org;
-	p[1] = hex[0] ? hex : NULL;
-	p[2] = name;
-	api_send_json_row(rq, 200, NOT_FOUND, q, 3, p);
+	if (api_target_params(rq, "agt", hex, p) == 0)
+		api_send_json_row(rq, 200, NOT_FOUND, q, 3, p);
 }
 
 void h_agents_update(struct req *rq)
@@ -194,26 +176,17 @@ void h_agents_update(struct req *rq)
 	struct profile pf;
 	struct agent_extra x;
 	char hex[33];
-	const char *name, *p[15], *v;
+	const char *p[15], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
-	if (!body || api_id_or_name(rq, "agt", hex, &name) ||
+	if (!body || api_target_params(rq, "agt", hex, p) ||
 	    parse_body(rq, body, 0, &pf, &x))
 		goto out;
-	p[0] = rq->org;
-	p[1] = hex[0] ? hex : NULL;
-	p[2] = name;
-	p[3] = pf.name;
-	p[4] = pf.display_name;
-	p[5] = pf.description;
-	p[6] = pf.system_prompt;
-	p[7] = pf.has_model ? "true" : "false";
-	p[8] = pf.model_hex[0] ? pf.model_hex : NULL;
+	api_profile_params(&pf, 1, p + 3);
 	p[9] = x.has_harness ? "true" : "false";
 	p[10] = x.harness_hex[0] ? x.harness_hex : NULL;
-	p[11] = pf.caps.len ? pf.caps.data : NULL;
-	p[12] = pf.tags.len ? pf.tags.data : NULL;
+	api_profile_lists(&pf, p + 11);
 	p[13] = x.has_iter ? "true" : "false";
 	p[14] = x.iterations[0] ? x.iterations : NULL;
 	res = db_exec(rq->db, q, 15, p);
@@ -240,14 +213,11 @@ void h_agents_delete(struct req *rq)
 		"WHERE org_id = $1 AND status = 'active' "
 		"  AND (id = $2 OR name = $3)";
 	char hex[33];
-	const char *name, *p[3];
+	const char *p[3];
 	PGresult *res;
 
-	if (api_id_or_name(rq, "agt", hex, &name))
+	if (api_target_params(rq, "agt", hex, p))
 		return;
-	p[0] = rq->org;
-	p[1] = hex[0] ? hex : NULL;
-	p[2] = name;
 	res = db_exec(rq->db, q, 3, p);
 	if (!res) {
 		api_db_error(rq);

@@ -29,7 +29,7 @@ enum route_flags {
 	ROUTE_FS_BODY = 1 << 3,   /* the file routes' limit: fs_body_max() */
 };
 
-/* Who may call a route (DESIGN 4.1 plus key roles, sql/010): every route
+/* Who may call a route (ARCHITECTURE 2.2 plus key roles, sql/010): every route
  * names one; R_UNSET (a route added without a rule) is refused to all
  * and fails the unit test that walks the table. */
 enum route_role {
@@ -82,10 +82,27 @@ struct json_object *api_body_bytes(struct req *rq, const char *bytes_field);
  * it with `status`; no row is a 404 with `what` ("Session not found"). */
 void api_send_json_row(struct req *rq, int status, const char *what,
 		       const char *sql, int n, const char *const *params);
+/* ?offset= and ?limit= (req_page) as the text of query parameters. 0, or
+ * -1 with the 400 sent. */
+struct api_page {
+	char offset[24], limit[24];
+};
+int api_page_params(struct req *rq, struct api_page *pg);
 /* A paginated list (?offset=&limit=, 400 when malformed): sql takes $1 =
  * organization, $2 = offset, $3 = limit and returns the envelope as one
  * JSON row. */
 void api_send_page(struct req *rq, const char *sql);
+/* The end of a list query that answers one JSON row, {data, total,
+ * offset, limit}: the query starts "WITH f AS (SELECT x AS r FROM ...), "
+ * (every match, as the row-typed column r); fn(r) is a row's JSON; off
+ * and lim name the parameters ("$2"). Oldest first. */
+#define API_PAGE_SQL(fn, off, lim)                                          \
+	"pg AS (SELECT r FROM f ORDER BY (r).created_at, (r).id "            \
+	"  OFFSET " off " LIMIT " lim ") "                                    \
+	"SELECT json_build_object('data', coalesce((SELECT json_agg("        \
+	fn "(r) ORDER BY (r).created_at, (r).id) FROM pg), '[]'), "          \
+	"  'total', (SELECT count(*) FROM f), "                               \
+	"  'offset', " off "::bigint, 'limit', " lim "::bigint)"
 /* Parse a path or query id with prefix; on failure sends 400 naming
  * `name` and returns -1. */
 int api_id(struct req *rq, const char *value, const char *prefix,
@@ -140,14 +157,14 @@ void message_input_release(struct message_input *in);
 int message_input_parse(struct json_object *body, struct message_input *in,
 			struct apierr *e);
 
-/* --- idempotency.c: Idempotency-Key (DESIGN 4.1) ------------------------*/
+/* --- idempotency.c: Idempotency-Key (ARCHITECTURE 2.2) ------------------------*/
 
 /* 400 (sent) and -1 if the header is present but malformed. */
 int idem_check_header(struct req *rq);
 /* In the effect's transaction, before the effect: 0 = go on (no key, or
- * the key is ours now; hash is filled), 1 = answered already (replay or
- * 422; roll back), -1 = database error (sent; roll back). */
-int idem_begin(struct req *rq, char hash[65]);
+ * the key is ours now), 1 = answered already (replay or 422; roll back),
+ * -1 = database error (sent; roll back). */
+int idem_begin(struct req *rq);
 /* After a 2xx response was built in rq, store it with the key (same
  * transaction). 0, or -1 on a database error. */
 int idem_finish(struct req *rq);
@@ -174,14 +191,26 @@ int api_profile_check(struct json_object *body, int create,
 /* Resolve default_model_id to a model of the org: 0, or -1 (404 sent). */
 int api_profile_refs(struct req *rq, struct json_object *body,
 		     struct profile *p);
+/* The profile's fields as query parameters, in this order: name,
+ * display_name, description, system_prompt, then (PATCH: `patch`)
+ * whether default_model_id was given, then default_model_id (NULL: none
+ * or null). Returns how many it set (5, or 6). */
+int api_profile_params(const struct profile *pf, int patch, const char **p);
+/* capabilities and tags as query parameters (NULL when not given). */
+void api_profile_lists(const struct profile *pf, const char **p);
 /* Split the {id_or_name} capture: an id with `prefix` fills hex (name
  * NULL; malformed: 400 sent, -1), anything else is a name (hex ""). */
 int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
 		   const char **name);
+/* The {id_or_name} target as the parameters $1..$3 of a query on the
+ * caller's resource (org, id or NULL, name or NULL), hex the id's
+ * storage; 0, or -1 with the 400 sent. */
+int api_target_params(struct req *rq, const char *prefix, char hex[33],
+		      const char **p);
 /* ?search= (at most 256 bytes; NULL if absent), ?include_archived= and
  * the page; 0, or -1 with the 400 sent. */
 int api_list_params(struct req *rq, const char **search, int *archived,
-		    long *offset, long *limit);
+		    struct api_page *pg);
 /* Is key present in body with the value null? */
 int api_is_null(struct json_object *body, const char *key);
 /* Answer a failed write of a named resource: a duplicate name is a 409

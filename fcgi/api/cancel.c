@@ -1,5 +1,5 @@
 /*
- * cancel: POST /sessions/{id}/cancel (DESIGN 4.4). The event log route
+ * cancel: POST /sessions/{id}/cancel (ARCHITECTURE 3.6). The event log route
  * that used to share this file is everruns-sse's (fcgi/sse/poll.c).
  */
 #include "api.h"
@@ -13,7 +13,7 @@ void h_sessions_cancel(struct req *rq)
 
 	if (api_id(rq, rq->cap[0], "ses", "session_id", session) != 0)
 		return;
-	/* an empty body or {} (DESIGN 4.1); anything else must still be JSON */
+	/* an empty body or {} (ARCHITECTURE 2.2); anything else must still be JSON */
 	body = api_body(rq);
 	if (!body)
 		return;

@@ -85,20 +85,27 @@ void api_send_json_row(struct req *rq, int status, const char *what,
 	PQclear(res);
 }
 
-void api_send_page(struct req *rq, const char *sql)
+int api_page_params(struct req *rq, struct api_page *pg)
 {
 	struct apierr e;
 	long offset, limit;
-	char so[24], sl[24];
-	const char *p[3] = {rq->org, so, sl};
 
 	if (req_page(rq, &offset, &limit, &e) != 0) {
 		res_apierr(rq, &e);
-		return;
+		return -1;
 	}
-	snprintf(so, sizeof(so), "%ld", offset);
-	snprintf(sl, sizeof(sl), "%ld", limit);
-	api_send_json_row(rq, 200, "Not found", sql, 3, p);
+	snprintf(pg->offset, sizeof(pg->offset), "%ld", offset);
+	snprintf(pg->limit, sizeof(pg->limit), "%ld", limit);
+	return 0;
+}
+
+void api_send_page(struct req *rq, const char *sql)
+{
+	struct api_page pg;
+	const char *p[3] = {rq->org, pg.offset, pg.limit};
+
+	if (api_page_params(rq, &pg) == 0)
+		api_send_json_row(rq, 200, "Not found", sql, 3, p);
 }
 
 int api_id(struct req *rq, const char *value, const char *prefix,
@@ -298,10 +305,8 @@ const unsigned char *api_server_key(void)
 
 	pthread_mutex_lock(&server_keys_lock);
 	if (!server_keys.path) {
-		char def[4096];
-		snprintf(def, sizeof(def), "%s/server.key", config_home());
 		ok = keyring_init(&server_keys,
-				  config_get("server_key_file", def)) == 0;
+				  config_server_key_file()) == 0;
 	} else {
 		ok = keyring_refresh(&server_keys) == 0;
 	}

@@ -17,32 +17,24 @@
 void h_harnesses_list(struct req *rq)
 {
 	static const char q[] =
-		"WITH f AS (SELECT h FROM harnesses h WHERE h.org_id = $1 "
+		"WITH f AS (SELECT h AS r FROM harnesses h WHERE h.org_id = $1 "
 		"  AND ($2::bool OR h.status = 'active') "
 		"  AND ($3::text IS NULL "
 		"    OR strpos(lower(h.name), lower($3)) > 0 "
 		"    OR strpos(lower(h.display_name), lower($3)) > 0 "
 		"    OR strpos(lower(h.description), lower($3)) > 0)), "
-		"p AS (SELECT h FROM f ORDER BY (h).created_at, (h).id "
-		"  OFFSET $4 LIMIT $5) "
-		"SELECT json_build_object('data', coalesce((SELECT json_agg("
-		"  api_harness(h) ORDER BY (h).created_at, (h).id) FROM p), "
-		"  '[]'), 'total', (SELECT count(*) FROM f), "
-		"  'offset', $4::bigint, 'limit', $5::bigint)";
+		API_PAGE_SQL("api_harness", "$4", "$5");
+	struct api_page pg;
 	const char *search, *p[5];
-	char off[24], lim[24];
-	long offset, limit;
 	int archived;
 
-	if (api_list_params(rq, &search, &archived, &offset, &limit))
+	if (api_list_params(rq, &search, &archived, &pg))
 		return;
-	snprintf(off, sizeof(off), "%ld", offset);
-	snprintf(lim, sizeof(lim), "%ld", limit);
 	p[0] = rq->org;
 	p[1] = archived ? "true" : "false";
 	p[2] = search;
-	p[3] = off;
-	p[4] = lim;
+	p[3] = pg.offset;
+	p[4] = pg.limit;
 	api_send_json_row(rq, 200, NOT_FOUND, q, 5, p);
 }
 
@@ -72,13 +64,8 @@ void h_harnesses_create(struct req *rq)
 	if (api_profile_refs(rq, body, &pf))
 		goto out;
 	p[0] = rq->org;
-	p[1] = pf.name;
-	p[2] = pf.display_name;
-	p[3] = pf.description;
-	p[4] = pf.system_prompt;
-	p[5] = pf.model_hex[0] ? pf.model_hex : NULL;
-	p[6] = pf.caps.len ? pf.caps.data : NULL;
-	p[7] = pf.tags.len ? pf.tags.data : NULL;
+	api_profile_params(&pf, 0, p + 1);
+	api_profile_lists(&pf, p + 6);
 	res = db_exec(rq->db, q, 8, p);
 	if (!res) {
 		api_write_error(rq, "harness");
@@ -97,14 +84,10 @@ void h_harnesses_get(struct req *rq)
 		"SELECT api_harness(h) FROM harnesses h WHERE h.org_id = $1 "
 		"AND h.status = 'active' AND (h.id = $2 OR h.name = $3)";
 	char hex[33];
-	const char *name, *p[3];
+	const char *p[3];
 
-	if (api_id_or_name(rq, "hns", hex, &name))
-		return;
-	p[0] = rq->org;
-	p[1] = hex[0] ? hex : NULL;
-	p[2] = name;
-	api_send_json_row(rq, 200, NOT_FOUND, q, 3, p);
+	if (api_target_params(rq, "hns", hex, p) == 0)
+		api_send_json_row(rq, 200, NOT_FOUND, q, 3, p);
 }
 
 /* Column 0 of a PATCH/DELETE result is the target's is_built_in (NULL:
@@ -152,11 +135,11 @@ void h_harnesses_update(struct req *rq)
 	struct profile pf;
 	struct apierr e;
 	char hex[33];
-	const char *name, *p[11], *v;
+	const char *p[11], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
-	if (!body || api_id_or_name(rq, "hns", hex, &name))
+	if (!body || api_target_params(rq, "hns", hex, p))
 		goto out;
 	if (api_profile_check(body, 0, &pf, &e)) {
 		res_apierr(rq, &e);
@@ -164,17 +147,8 @@ void h_harnesses_update(struct req *rq)
 	}
 	if (api_profile_refs(rq, body, &pf))
 		goto out;
-	p[0] = rq->org;
-	p[1] = hex[0] ? hex : NULL;
-	p[2] = name;
-	p[3] = pf.name;
-	p[4] = pf.display_name;
-	p[5] = pf.description;
-	p[6] = pf.system_prompt;
-	p[7] = pf.has_model ? "true" : "false";
-	p[8] = pf.model_hex[0] ? pf.model_hex : NULL;
-	p[9] = pf.caps.len ? pf.caps.data : NULL;
-	p[10] = pf.tags.len ? pf.tags.data : NULL;
+	api_profile_params(&pf, 1, p + 3);
+	api_profile_lists(&pf, p + 9);
 	res = db_exec(rq->db, q, 11, p);
 	if (!res) {
 		api_write_error(rq, "harness");
@@ -200,14 +174,11 @@ void h_harnesses_delete(struct req *rq)
 		"  AND h.status = 'active' RETURNING h.id) "
 		"SELECT (SELECT is_built_in FROM t), (SELECT id FROM u)";
 	char hex[33];
-	const char *name, *p[3];
+	const char *p[3];
 	PGresult *res;
 
-	if (api_id_or_name(rq, "hns", hex, &name))
+	if (api_target_params(rq, "hns", hex, p))
 		return;
-	p[0] = rq->org;
-	p[1] = hex[0] ? hex : NULL;
-	p[2] = name;
 	res = db_exec(rq->db, q, 3, p);
 	if (!res) {
 		api_db_error(rq);

@@ -21,8 +21,7 @@
 
 static double alive_s(void)
 {
-	double s = config_double("runner_alive_s", 30);
-	return s >= 1 && s <= 3600 ? s : 30;
+	return (double)config_int("runner_alive_s");
 }
 
 void api_fail_unclaimed(struct req *rq)
@@ -31,7 +30,7 @@ void api_fail_unclaimed(struct req *rq)
 	static long long last; /* ms; shared by the process's threads */
 	char wait[32], alive[32];
 	const char *p[2] = {wait, alive};
-	double w = config_double("no_runner_timeout_s", 180);
+	double w = (double)config_int("no_runner_timeout_s");
 	struct timespec ts;
 	long long now, prev;
 
@@ -45,7 +44,7 @@ void api_fail_unclaimed(struct req *rq)
 					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		return;
 
-	snprintf(wait, sizeof(wait), "%g", w >= 1 && w <= 86400 ? w : 180);
+	snprintf(wait, sizeof(wait), "%g", w);
 	snprintf(alive, sizeof(alive), "%g", alive_s());
 	PQclear(db_exec(rq->db, q, 2, p));
 }

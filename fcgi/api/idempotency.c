@@ -1,5 +1,5 @@
 /*
- * idempotency: the Idempotency-Key protocol of DESIGN 4.1 for POST routes
+ * idempotency: the Idempotency-Key protocol of ARCHITECTURE 2.2 for POST routes
  * with an effect (session create, message send).
  *
  * Inside the effect's transaction, before the effect, idem_begin() inserts
@@ -38,7 +38,7 @@ int idem_check_header(struct req *rq)
 	return 0;
 }
 
-int idem_begin(struct req *rq, char hash[65])
+int idem_begin(struct req *rq)
 {
 	static const char purge[] =
 		"DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 "
@@ -51,6 +51,7 @@ int idem_begin(struct req *rq, char hash[65])
 		"SELECT request = $3 AND body_hash = $4, status, response "
 		"FROM idempotency_keys WHERE org_id = $1 AND key = $2";
 	const char *reqline;
+	char hash[65];
 	const char *p[4];
 	PGresult *res;
 	int ret = -1;

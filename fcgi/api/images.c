@@ -1,5 +1,5 @@
 /*
- * images: uploads for vision models (DESIGN 4.2, 5). POST /images takes
+ * images: uploads for vision models (ARCHITECTURE 2.4, 6.4). POST /images takes
  * multipart/form-data with one `file` field and an optional `session_id`
  * (form field or query parameter); the format is recognised by the file's
  * magic bytes (PNG, JPEG, GIF, WebP), whatever type the client claims.

@@ -75,7 +75,6 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	size_t max;
 	const char *cl;
 
-	buf_init(&allow, 0);
 	rt = router_match(rq, &allow, &bad_path);
 	if (!rt) {
 		if (bad_path) {
@@ -256,24 +255,21 @@ int main(int argc, char **argv)
 	log_init("api", LOG_INFO);
 	if (config_load(NULL) != 0)
 		return 1;
-	if (!strcmp(config_get("log_level", "info"), "debug"))
+	if (!strcmp(config_str("log_level"), "debug"))
 		log_init("api", LOG_DEBUG);
 	/* api_database_url: a PgBouncer in transaction mode for the API's
 	 * connections, while the programs that need a session (LISTEN in
 	 * everruns-sse, the runner's leases, migrations) use database_url */
-	conninfo = config_get("api_database_url", "");
+	conninfo = config_str("api_database_url");
 	if (!*conninfo)
-		conninfo = config_get("database_url", "dbname=everruns");
-	prepared_mode = strcmp(config_get("db_pool", "session"),
+		conninfo = config_str("database_url");
+	prepared_mode = strcmp(config_str("db_pool"),
 			       "transaction") != 0;
-	nthreads = config_long("api_threads", 4);
+	nthreads = config_int("api_threads");
 	/* every statement of a request is bounded (db.h says how, by mode) */
-	statement_timeout_ms = config_long("api_statement_timeout_s", 30);
-	if (statement_timeout_ms < 0 || statement_timeout_ms > 3600)
-		statement_timeout_ms = 30;
-	statement_timeout_ms *= 1000;
+	statement_timeout_ms = config_int("api_statement_timeout_s") * 1000L;
 	/* LISTEN is not available through PgBouncer's transaction mode */
-	auth_cache_init(prepared_mode ? config_double("auth_cache_s", 30) : 0);
+	auth_cache_init(prepared_mode ? config_num("auth_cache_s") : 0);
 	if (nthreads < 1 || nthreads > 256)
 		nthreads = 4;
 

@@ -1,5 +1,5 @@
 /*
- * messages: POST /sessions/{id}/messages starts a turn (DESIGN 4.4: one
+ * messages: POST /sessions/{id}/messages starts a turn (ARCHITECTURE 3.1: one
  * transaction: idempotency key, the idle->active switch that decides
  * session_busy, the input.message and session.activated events, the queued
  * turn, the wake-ups); GET lists the conversation from the event log.
@@ -29,7 +29,6 @@ static int attach_images(struct req *rq, struct message_input *in)
 
 	if (!in->nimages)
 		return 0;
-	buf_init(&arr, 0);
 	buf_addf(&arr, "{%s}", in->images.data);
 	p[0] = rq->org;
 	p[1] = arr.data;
@@ -57,7 +56,7 @@ void h_messages_create(struct req *rq)
 	struct json_object *body = NULL;
 	struct message_input in;
 	struct apierr e;
-	char session[33], turn[IDS_MAX_LEN], mid[IDS_MAX_LEN], hash[65];
+	char session[33], turn[IDS_MAX_LEN], mid[IDS_MAX_LEN];
 	char model[40];
 	const char *p[7];
 	PGresult *res = NULL;
@@ -86,7 +85,7 @@ void h_messages_create(struct req *rq)
 	}
 	/* a turn adds events: none once the organization is at its limit
 	 * (after the key: a replay is answered even then) */
-	if (idem_begin(rq, hash) != 0 ||
+	if (idem_begin(rq) != 0 ||
 	    api_org_quota(rq, ORG_EVENTS, 1) != 0 ||
 	    attach_images(rq, &in) != 0)
 		goto rollback;

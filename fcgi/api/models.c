@@ -99,31 +99,20 @@ void api_models_page(struct req *rq, const char *provider_hex,
 	/* $5: answer no row (a 404) when the provider is not the org's,
 	 * rather than an empty page */
 	static const char q[] =
-		"WITH f AS (SELECT m FROM llm_models m WHERE m.org_id = $1 "
+		"WITH f AS (SELECT m AS r FROM llm_models m WHERE m.org_id = $1 "
 		"  AND ($2::uuid IS NULL OR m.provider_id = $2::uuid)), "
-		"p AS (SELECT m FROM f ORDER BY (m).created_at, (m).id "
-		"  OFFSET $3 LIMIT $4) "
-		"SELECT json_build_object('data', coalesce((SELECT json_agg("
-		"  api_model(m) ORDER BY (m).created_at, (m).id) FROM p), "
-		"  '[]'), 'total', (SELECT count(*) FROM f), "
-		"  'offset', $3::bigint, 'limit', $4::bigint) "
+		API_PAGE_SQL("api_model", "$3", "$4") " "
 		"WHERE NOT $5::bool OR EXISTS (SELECT 1 FROM llm_providers "
 		"  WHERE id = $2::uuid AND org_id = $1)";
-	struct apierr e;
+	struct api_page pg;
 	const char *p[5];
-	char off[24], lim[24];
-	long offset, limit;
 
-	if (req_page(rq, &offset, &limit, &e)) {
-		res_apierr(rq, &e);
+	if (api_page_params(rq, &pg))
 		return;
-	}
-	snprintf(off, sizeof(off), "%ld", offset);
-	snprintf(lim, sizeof(lim), "%ld", limit);
 	p[0] = rq->org;
 	p[1] = provider_hex;
-	p[2] = off;
-	p[3] = lim;
+	p[2] = pg.offset;
+	p[3] = pg.limit;
 	p[4] = provider_required ? "true" : "false";
 	api_send_json_row(rq, 200, "LLM provider not found", q, 5, p);
 }

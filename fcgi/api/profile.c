@@ -115,8 +115,37 @@ int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
 	return 0;
 }
 
+int api_profile_params(const struct profile *pf, int patch, const char **p)
+{
+	int n = 0;
+	p[n++] = pf->name;
+	p[n++] = pf->display_name;
+	p[n++] = pf->description;
+	p[n++] = pf->system_prompt;
+	if (patch)
+		p[n++] = pf->has_model ? "true" : "false";
+	p[n++] = pf->model_hex[0] ? pf->model_hex : NULL;
+	return n;
+}
+
+void api_profile_lists(const struct profile *pf, const char **p)
+{
+	p[0] = pf->caps.len ? pf->caps.data : NULL;
+	p[1] = pf->tags.len ? pf->tags.data : NULL;
+}
+
+int api_target_params(struct req *rq, const char *prefix, char hex[33],
+		      const char **p)
+{
+	if (api_id_or_name(rq, prefix, hex, &p[2]))
+		return -1;
+	p[0] = rq->org;
+	p[1] = hex[0] ? hex : NULL;
+	return 0;
+}
+
 int api_list_params(struct req *rq, const char **search, int *archived,
-		    long *offset, long *limit)
+		    struct api_page *pg)
 {
 	struct apierr e;
 
@@ -129,10 +158,9 @@ int api_list_params(struct req *rq, const char **search, int *archived,
 	}
 	if (*search && !**search)
 		*search = NULL;
-	if (req_query_bool(rq, "include_archived", archived, &e) < 0 ||
-	    req_page(rq, offset, limit, &e) < 0)
+	if (req_query_bool(rq, "include_archived", archived, &e) < 0)
 		goto fail;
-	return 0;
+	return api_page_params(rq, pg);
 fail:
 	res_apierr(rq, &e);
 	return -1;

@@ -157,28 +157,10 @@ static int parse_input(struct req *rq, struct json_object *body, int create,
 void h_providers_list(struct req *rq)
 {
 	static const char q[] =
-		"WITH f AS (SELECT p FROM llm_providers p WHERE p.org_id = $1), "
-		"g AS (SELECT p FROM f ORDER BY (p).created_at, (p).id "
-		"  OFFSET $2 LIMIT $3) "
-		"SELECT json_build_object('data', coalesce((SELECT json_agg("
-		"  api_provider(p) ORDER BY (p).created_at, (p).id) FROM g), "
-		"  '[]'), 'total', (SELECT count(*) FROM f), "
-		"  'offset', $2::bigint, 'limit', $3::bigint)";
-	struct apierr e;
-	const char *p[3];
-	char off[24], lim[24];
-	long offset, limit;
+		"WITH f AS (SELECT p AS r FROM llm_providers p "
+		"  WHERE p.org_id = $1), " API_PAGE_SQL("api_provider", "$2", "$3");
 
-	if (req_page(rq, &offset, &limit, &e)) {
-		res_apierr(rq, &e);
-		return;
-	}
-	snprintf(off, sizeof(off), "%ld", offset);
-	snprintf(lim, sizeof(lim), "%ld", limit);
-	p[0] = rq->org;
-	p[1] = off;
-	p[2] = lim;
-	api_send_json_row(rq, 200, NOT_FOUND, q, 3, p);
+	api_send_page(rq, q);
 }
 
 void h_providers_create(struct req *rq)

@@ -17,17 +17,13 @@
 
 long long api_org_limit(enum org_quota q)
 {
-	long v;
 	switch (q) {
 	case ORG_SESSIONS:
-		v = config_long("org_max_sessions", 10000);
-		return v > 0 ? v : 10000;
+		return config_int("org_max_sessions");
 	case ORG_EVENTS:
-		v = config_long("org_max_events", 10000000);
-		return v > 0 ? v : 10000000;
+		return config_int("org_max_events");
 	default:
-		v = config_long("org_max_storage_mb", 10240);
-		return (v > 0 ? v : 10240) * MIB;
+		return config_int("org_max_storage_mb") * MIB;
 	}
 }
 

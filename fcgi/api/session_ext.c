@@ -1,6 +1,6 @@
 /*
  * session_ext: the fields of the upstream API document's session create
- * that go beyond DESIGN 4.3, for sessions.c's create path:
+ * that go beyond ARCHITECTURE 2.3, for sessions.c's create path:
  *   agent_name / harness_name  looked up in the organization (active
  *                              ones), each exclusive with its *_id;
  *   locale, parallel_tool_calls stored on the session and returned

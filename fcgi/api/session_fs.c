@@ -1,5 +1,5 @@
 /*
- * session_fs: the routes of the session file system (DESIGN 4.6):
+ * session_fs: the routes of the session file system (ARCHITECTURE 6.1):
  * listing, reading, creating (JSON or raw bytes), replacing and deleting
  * files and directories under /sessions/{id}/fs, the actions under
  * /fs/_/ (stat, move, copy, grep) and raw downloads. Paths are normalized
@@ -120,7 +120,6 @@ void h_fs_get(struct req *rq)
 	} else if (f.is_directory) {
 		send_listing(rq, &c, path);
 	} else {
-		buf_init(&out, 0);
 		fs_file_json(&f, &out);
 		res_json(rq, 200, out.data, out.len);
 		buf_release(&out);
@@ -248,7 +247,6 @@ static void fs_put_or_post(struct req *rq, int put)
 		res_apierr(rq, &e);
 		return;
 	}
-	buf_init(&data, 0);
 	buf_init(&info, 256);
 	if (write_input(rq, &data, &bytes, &len, &dir) != 0)
 		goto out;

@@ -1,6 +1,6 @@
 /*
  * sessions: create (with Idempotency-Key), list with filters, get, PATCH
- * title/tags, DELETE (DESIGN 4.3), and the caller's global chat session.
+ * title/tags, DELETE (ARCHITECTURE 2.3), and the caller's global chat session.
  * The multi-step writes live in SQL functions (evr_session_create,
  * evr_chat_session, evr_session_delete) so each is one statement.
  */
@@ -93,7 +93,7 @@ void h_sessions_create(struct req *rq)
 	struct session_ext ext;
 	struct buf ext_out = BUF_INIT;
 	struct json_object *body;
-	char hash[65], smax[24];
+	char smax[24];
 	const char *p[9];
 	PGresult *res = NULL;
 	const char *json;
@@ -124,7 +124,7 @@ void h_sessions_create(struct req *rq)
 		api_db_error(rq);
 		goto out;
 	}
-	switch (idem_begin(rq, hash)) {
+	switch (idem_begin(rq)) {
 	case 0:
 		break;
 	case 1:
@@ -190,7 +190,6 @@ void h_sessions_list(struct req *rq)
 	const char *p[6];
 	int has_tags;
 
-	buf_init(&tags, 0);
 	if (req_page(rq, &offset, &limit, &e) != 0) {
 		res_apierr(rq, &e);
 		goto out;
@@ -251,7 +250,6 @@ void h_sessions_update(struct req *rq)
 	int has_title, has_tags;
 	PGresult *res = NULL;
 
-	buf_init(&tags, 0);
 	if (api_id(rq, rq->cap[0], "ses", "session_id", id) != 0)
 		return;
 	body = api_body(rq);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char buf_empty[1];
+char buf_empty[1];
 
 void *xmalloc(size_t n)
 {

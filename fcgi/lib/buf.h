@@ -1,10 +1,12 @@
 /*
  * buf: a growable byte buffer, modelled on git's strbuf.
  *
- * Invariants: after buf_init() `b->data` is never NULL and is always
- * NUL-terminated at b->len (so it can be used as a C string when the
- * content has no NUL). `b->cap` counts the bytes allocated, including the
- * terminator. The buffer owns its memory; buf_detach() hands it to the
+ * Invariants: a buffer set to BUF_INIT or by buf_init() is empty and
+ * valid: `b->data` is never NULL and is always NUL-terminated at b->len
+ * (so it can be used as a C string when the content has no NUL); an
+ * empty buffer with nothing allocated points at the shared buf_empty, as
+ * git's strbuf points at its slopbuf. `b->cap` counts the bytes allocated,
+ * including the terminator (0: nothing allocated, data is buf_empty). The buffer owns its memory; buf_detach() hands it to the
  * caller and leaves the buffer empty and re-usable. Allocation failure
  * aborts the process.
  */
@@ -20,7 +22,10 @@ struct buf {
 	size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+/* The one empty string of every buffer without an allocation (never
+ * written to). */
+extern char buf_empty[1];
+#define BUF_INIT {buf_empty, 0, 0}
 
 void buf_init(struct buf *b, size_t hint);
 void buf_release(struct buf *b);

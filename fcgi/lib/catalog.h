@@ -1,5 +1,5 @@
 /*
- * catalog: the built-in capabilities (DESIGN 4.7), compiled in. Each has an
+ * catalog: the built-in capabilities (ARCHITECTURE 6.2), compiled in. Each has an
  * id (its `ref`), a name, a description, the system-prompt text it adds,
  * its tool definitions (JSON Schema function definitions) and the JSON
  * Schema of its config. The table is static and read-only: safe from any

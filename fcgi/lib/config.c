@@ -76,7 +76,7 @@ int config_parse(const char *text)
 
 const char *config_home(void)
 {
-	return config_get("home", "./var");
+	return config_str("home");
 }
 
 int config_load(const char *path)
@@ -107,7 +107,6 @@ int config_load(const char *path)
 		log_error("config %s: %s", path, strerror(errno));
 		return -1;
 	}
-	buf_init(&b, 0);
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		buf_add(&b, chunk, n);
 	fclose(f);
@@ -165,6 +164,148 @@ double config_double(const char *key, double def)
 		return def;
 	}
 	return d;
+}
+
+const struct config_key *config_key_find(const char *name)
+{
+	size_t i;
+	for (i = 0; i < config_nkeys; i++)
+		if (!strcmp(config_keys[i].name, name))
+			return &config_keys[i];
+	return NULL;
+}
+
+/* A key the code reads must be in the table: a missing row is a bug that
+ * the first test run shows. */
+static const struct config_key *must_find(const char *key,
+					  enum config_type type)
+{
+	const struct config_key *k = config_key_find(key);
+	if (!k) {
+		fprintf(stderr, "config: key %s is not in config_keys.c\n",
+			key);
+		abort();
+	}
+	if ((type == CONFIG_STRING) !=
+	    (k->type == CONFIG_STRING || k->type == CONFIG_ENUM)) {
+		fprintf(stderr, "config: key %s read with the wrong type\n",
+			key);
+		abort();
+	}
+	return k;
+}
+
+/* A value outside the key's bounds is taken to the nearer bound, with a
+ * warning (check-config names it too). */
+static double in_bounds(const struct config_key *k, double v)
+{
+	double b;
+	if (v >= k->min && v <= k->max)
+		return v;
+	b = v < k->min ? k->min : k->max;
+	log_warn("config %s: %g is outside [%g, %g], using %g", k->name, v,
+		 k->min, k->max, b);
+	return b;
+}
+
+long config_int(const char *key)
+{
+	const struct config_key *k = must_find(key, CONFIG_LONG);
+	long def = strtol(k->def, NULL, 10);
+	return (long)in_bounds(k, (double)config_long(key, def));
+}
+
+double config_num(const char *key)
+{
+	const struct config_key *k = must_find(key, CONFIG_DOUBLE);
+	double def = strtod(k->def, NULL);
+	return in_bounds(k, config_double(key, def));
+}
+
+const char *config_str(const char *key)
+{
+	const struct config_key *k = must_find(key, CONFIG_STRING);
+	return config_get(key, k->def);
+}
+
+const char *config_server_key_file(void)
+{
+	static char def[4096];
+	const char *v = config_str("server_key_file");
+	if (*v)
+		return v;
+	snprintf(def, sizeof(def), "%s/server.key", config_home());
+	return def;
+}
+
+/* Is v one of "a|b|c"? */
+static int in_choices(const char *v, const char *choices)
+{
+	size_t n = strlen(v);
+	const char *p = choices;
+	while (*p) {
+		size_t m = strcspn(p, "|");
+		if (m == n && !strncmp(p, v, n))
+			return 1;
+		p += m;
+		if (*p)
+			p++;
+	}
+	return 0;
+}
+
+static int check_value(const struct config_key *k, const char *v,
+		       struct buf *out)
+{
+	char *end;
+	double d;
+
+	if (k->type == CONFIG_STRING || !*v)
+		return 0;
+	if (k->type == CONFIG_ENUM) {
+		if (in_choices(v, k->choices))
+			return 0;
+		buf_addf(out, "%s: '%s' is not one of %s\n", k->name, v,
+			 k->choices);
+		return 1;
+	}
+	errno = 0;
+	if (k->type == CONFIG_LONG)
+		d = (double)strtol(v, &end, 10);
+	else
+		d = strtod(v, &end);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno || end == v || *end) {
+		buf_addf(out, "%s: '%s' is not %s\n", k->name, v,
+			 k->type == CONFIG_LONG ? "an integer" : "a number");
+		return 1;
+	}
+	if (d < k->min || d > k->max) {
+		buf_addf(out, "%s: %s is out of bounds (%g..%g)\n", k->name,
+			 v, k->min, k->max);
+		return 1;
+	}
+	return 0;
+}
+
+int config_check(struct buf *out)
+{
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < ncfg; i++) {
+		if (!config_key_find(cfg[i].key)) {
+			buf_addf(out, "%s: unknown key\n", cfg[i].key);
+			bad++;
+		}
+	}
+	for (i = 0; i < config_nkeys; i++) {
+		const char *v = config_get(config_keys[i].name, NULL);
+		if (v)
+			bad += check_value(&config_keys[i], v, out);
+	}
+	return bad;
 }
 
 void config_free(void)

@@ -37,14 +37,10 @@ static PGconn *open_conn(const char *conninfo)
 		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
 		"application_name", NULL};
 	char ct[16], idle[16], utm[24];
-	long c = config_long("db_connect_timeout_s", 10);
-	long k = config_long("db_keepalive_idle_s", 30);
+	long c = config_int("db_connect_timeout_s");
+	long k = config_int("db_keepalive_idle_s");
 	const char *val[9];
 
-	if (c < 1 || c > 300)
-		c = 10;
-	if (k < 1 || k > 3600)
-		k = 30;
 	snprintf(ct, sizeof(ct), "%ld", c);
 	snprintf(idle, sizeof(idle), "%ld", k);
 	/* unacknowledged data: the same bound as an idle connection's */

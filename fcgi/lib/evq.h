@@ -47,7 +47,7 @@ void evq_delta_id(char *out, long long c, long long m, size_t off);
 int evq_delta_id_parse(const char *s, long long *c, long long *m,
 		       size_t *off);
 
-/* Is `type` an event type of DESIGN 4.5 (connected/disconnecting too)
+/* Is `type` an event type of ARCHITECTURE 4.1 (connected/disconnecting too)
  * or one the upstream API document defines (accepted in filters, never
  * emitted here)? */
 int evq_type_known(const char *type);

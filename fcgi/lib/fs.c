@@ -31,34 +31,23 @@
 
 long long fs_cap_file(void)
 {
-	long mb = config_long("fs_max_file_mb", 25);
-	if (mb <= 0)
-		mb = 25;
+	long mb = config_int("fs_max_file_mb"); /* 1..FS_FILE_MB_MAX */
 	return (mb < FS_FILE_MB_MAX ? mb : FS_FILE_MB_MAX) * MIB;
 }
 
 long long fs_cap_total(void)
 {
-	long mb = config_long("fs_session_max_mb", 100);
-	return (mb > 0 ? mb : 100) * MIB;
+	return config_int("fs_session_max_mb") * MIB;
 }
 
 /* The quotas evr_fs_write and evr_fs_move enforce (sql/010_quotas.sql),
  * as their p_quota JSON. */
 static void fs_quota_json(char *out, size_t n)
 {
-	long entries = config_long("fs_session_max_entries", 10000);
-	long min_kb = config_long("fs_entry_min_kb", 4);
-	long org_mb = config_long("org_max_storage_mb", 10240);
-	long events = config_long("org_max_events", 10000000);
-	if (entries < 1)
-		entries = 10000;
-	if (min_kb < 0 || min_kb > 1024)
-		min_kb = 4;
-	if (org_mb < 1)
-		org_mb = 10240;
-	if (events < 1)
-		events = 10000000;
+	long entries = config_int("fs_session_max_entries");
+	long min_kb = config_int("fs_entry_min_kb");
+	long org_mb = config_int("org_max_storage_mb");
+	long events = config_int("org_max_events");
 	snprintf(out, n,
 		 "{\"max_entries\":%ld,\"min_charge\":%lld,"
 		 "\"org_max_bytes\":%lld,\"org_max_events\":%ld}",
@@ -269,7 +258,6 @@ enum fs_status fs_list(const struct fs_ctx *c, const char *path,
 	PGresult *res;
 	int dir = 0;
 
-	buf_init(&info, 0);
 	st = stat_path(c, path, &info, &dir);
 	if (st == FS_OK && !dir)
 		st = FS_NOT_DIR;
@@ -419,8 +407,8 @@ static double grep_budget_s(const struct fs_ctx *c)
 	long ms;
 	if (!c->source || strcmp(c->source, "tool"))
 		return FS_GREP_SECONDS;
-	ms = config_long("grep_tool_budget_ms", 1000);
-	return (double)(ms < 100 ? 100 : ms > 5000 ? 5000 : ms) / 1000.0;
+	ms = config_int("grep_tool_budget_ms");
+	return (double)ms / 1000.0;
 }
 
 enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,

@@ -1,5 +1,5 @@
 /*
- * fs: the session file system (DESIGN 4.6), shared by the REST routes
+ * fs: the session file system (ARCHITECTURE 6.1), shared by the REST routes
  * (fcgi/api/session_fs.c) and the session_file_system tools of the runner
  * (fcgi/runner/tools/session_file_system.c), so both follow one set of
  * rules on one storage (sql/006_session_fs.sql).

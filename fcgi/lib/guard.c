@@ -304,7 +304,7 @@ static const struct allow *scope_list(enum guard_scope s)
 	static const char *const keys[2] = {"guard_allow_providers",
 					    "guard_allow_fetch"};
 	if (!lists[s].loaded)
-		allow_parse(&lists[s], config_get(keys[s], ""), keys[s]);
+		allow_parse(&lists[s], config_str(keys[s]), keys[s]);
 	return &lists[s];
 }
 

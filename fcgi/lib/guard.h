@@ -1,6 +1,6 @@
 /*
  * guard: the address guard of every outbound request the server makes on
- * a user's behalf (DESIGN 4.7): provider base_urls, web_fetch, image parts
+ * a user's behalf (ARCHITECTURE 6.3): provider base_urls, web_fetch, image parts
  * given by url.
  *
  * The decision is taken on the address a connection actually uses: libcurl

@@ -13,7 +13,7 @@ int keyring_init(struct keyring *k, const char *path)
 	return keyring_refresh(k);
 }
 
-void keyring_free(struct keyring *k)
+void keyring_release(struct keyring *k)
 {
 	free(k->path);
 	memset(k, 0, sizeof(*k));
@@ -55,10 +55,3 @@ int keyring_open(struct keyring *k, const char *sealed, struct buf *out)
 	return k->have_prev ? crypto_open(k->prev, sealed, out) : -1;
 }
 
-int keyring_seal(struct keyring *k, const char *plain, size_t len,
-		 struct buf *out)
-{
-	if (keyring_refresh(k) != 0)
-		return -1;
-	return crypto_seal(k->cur, plain, len, out);
-}

@@ -30,13 +30,10 @@ struct keyring {
 /* Load path (kept; a missing or bad file is logged and retried on use).
  * 0, or -1 when no key could be read yet. */
 int keyring_init(struct keyring *k, const char *path);
-void keyring_free(struct keyring *k);
+void keyring_release(struct keyring *k);
 /* Read the file again if it changed. 0 with a current key, else -1. */
 int keyring_refresh(struct keyring *k);
 /* crypto_open with the current key, else the previous one. 0 or -1. */
 int keyring_open(struct keyring *k, const char *sealed, struct buf *out);
-/* crypto_seal with the current key. 0 or -1. */
-int keyring_seal(struct keyring *k, const char *plain, size_t len,
-		 struct buf *out);
 
 #endif

@@ -13,11 +13,14 @@
 
 const char *status_dir(void)
 {
-	static char def[4096];
+	static char def[2048];
+	const char *v = config_str("run_dir");
 
+	if (*v)
+		return v;
 	if (!def[0])
 		snprintf(def, sizeof(def), "%s/run", config_home());
-	return config_get("run_dir", def);
+	return def;
 }
 
 int status_write(const char *name, const char *text, size_t len)

@@ -1,6 +1,6 @@
 /*
  * history: the conversation sent to a provider, built from the session's
- * event log (DESIGN 4.4). Always well formed: every tool call of an
+ * event log (ARCHITECTURE 3.4). Always well formed: every tool call of an
  * assistant message is followed, right after it and in call order, by its
  * result, whatever the results' own sequences; a call without a result (a
  * cancel, a lost runner, max_iterations) gets {"error":"cancelled"};
@@ -23,7 +23,6 @@ static struct json_object *user_message(struct json_object *msg)
 	int images = 0;
 	struct buf text = BUF_INIT;
 
-	buf_init(&text, 0);
 	for (i = 0; i < n; i++) {
 		struct json_object *p = json_object_array_get_idx(parts, i);
 		const char *type = jx_gets(p, "type");
@@ -76,7 +75,6 @@ static struct json_object *assistant_message(struct json_object *msg)
 	size_t i, n = parts ? json_object_array_length(parts) : 0;
 	struct buf text = BUF_INIT;
 
-	buf_init(&text, 0);
 	calls = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		struct json_object *p = json_object_array_get_idx(parts, i);
@@ -119,7 +117,6 @@ static struct json_object *tool_message(const char *id, struct json_object *done
 	const char *content = "{\"error\":\"cancelled\"}";
 	struct buf b = BUF_INIT;
 
-	buf_init(&b, 0);
 	if (done) {
 		struct json_object *err = jx_get(done, "error"), *res = jx_get(done, "result");
 		if (err) {

@@ -95,7 +95,7 @@ struct json_object *history_cache_merge(const char *session, const char *turn,
 
 	/* what to keep: the conversation before this turn */
 	if (!h) {
-		size_t cap = (size_t)config_long("history_cache_sessions", 1000);
+		size_t cap = (size_t)config_int("history_cache_sessions");
 		if (cap == 0)
 			return out;
 		if (tab.n >= cap && oldest) { /* evict the least recently used */

@@ -1,5 +1,5 @@
 /*
- * housekeeping: one job per minute across all runners (DESIGN 7), under a
+ * housekeeping: one job per minute across all runners (ARCHITECTURE 8), under a
  * transaction-scoped advisory lock so only one runner does it: purge
  * idempotency keys older than 24 h, live text of idle sessions, images
  * never attached after 24 h, runners not seen for an hour; watch the

@@ -1,6 +1,6 @@
 /*
  * image_fetch: `image` message parts given by url are fetched by the
- * runner before the model sees them (DESIGN 4.7: every outbound request
+ * runner before the model sees them (ARCHITECTURE 6.3: every outbound request
  * made on a user's behalf goes through the address guard), then sent to
  * the provider as base64 like any other image. The transfer runs on the
  * runner's curl multi (see turn.c: a turn waits in PH_REASON before its
@@ -87,7 +87,7 @@ struct image_fetch *image_fetch_next(struct runner *r, struct turn *t)
 	f->part = part;
 	f->current = current;
 	buf_init(&f->body, 0);
-	f->timeout_s = config_long("image_fetch_timeout_s", 30);
+	f->timeout_s = config_int("image_fetch_timeout_s");
 	f->easy = guard_get(&f->guard, jx_gets(part, "url"), f->timeout_s,
 			    on_data, f);
 	curl_easy_setopt(f->easy, CURLOPT_PRIVATE, t);

@@ -1,5 +1,5 @@
 /*
- * everruns-runner: executes turns (DESIGN 2, 4.4). No HTTP server; one
+ * everruns-runner: executes turns (ARCHITECTURE 1, 3). No HTTP server; one
  * thread; see runner.h for the shape of the loop.
  *
  * Signals: SIGTERM/SIGINT stop claiming; turns in flight get drain_s to
@@ -34,28 +34,25 @@ static void on_signal(int sig)
 
 static void setup(struct runner *r)
 {
-	char id[IDS_MAX_LEN], def[4096];
-	const char *conninfo = config_get("database_url", "dbname=everruns");
+	char id[IDS_MAX_LEN], def[64];
+	const char *conninfo = config_str("database_url");
 
 	ids_new("run", id, sizeof(id));
 	memcpy(r->id, id + 4, 32);
 	r->id[32] = '\0';
-	r->max_inflight = (int)config_long("max_inflight_turns", 500);
-	r->lease_s = config_double("lease_s", 30);
-	r->renew_s = config_double("lease_renew_s", 10);
-	r->poll_s = config_double("runner_poll_s", 2);
-	r->llm_connect_s = config_long("llm_connect_timeout_s", 10);
-	r->llm_first_byte_s = config_long("llm_first_byte_timeout_s", 60);
-	r->llm_idle_s = config_long("llm_idle_timeout_s", 120);
-	r->llm_total_s = config_long("llm_call_timeout_s", 600);
-	r->turn_wall_s = config_long("turn_wall_time_s", 1800);
-	r->tool_timeout_s = config_long("tool_timeout_s", 30);
-	if (r->tool_timeout_s < 1 || r->tool_timeout_s > 3600)
-		r->tool_timeout_s = 30;
-	r->tool_result_max = config_long("tool_result_max_bytes", 65536);
-	r->default_max_iterations = config_long("default_max_iterations", 50);
-	snprintf(def, sizeof(def), "%s/server.key", config_home());
-	keyring_init(&r->keys, config_get("server_key_file", def));
+	r->max_inflight = (int)config_int("max_inflight_turns");
+	r->lease_s = config_num("lease_s");
+	r->renew_s = config_num("lease_renew_s");
+	r->poll_s = config_num("runner_poll_s");
+	r->llm_connect_s = config_int("llm_connect_timeout_s");
+	r->llm_first_byte_s = config_int("llm_first_byte_timeout_s");
+	r->llm_idle_s = config_int("llm_idle_timeout_s");
+	r->llm_total_s = config_int("llm_call_timeout_s");
+	r->turn_wall_s = config_int("turn_wall_time_s");
+	r->tool_timeout_s = config_int("tool_timeout_s");
+	r->tool_result_max = config_int("tool_result_max_bytes");
+	r->default_max_iterations = config_int("default_max_iterations");
+	keyring_init(&r->keys, config_server_key_file());
 	snprintf(def, sizeof(def), "everruns-runner/%d", (int)getpid());
 	db_application_name(def);
 	db_connect(&r->listen, conninfo, 1);
@@ -114,7 +111,7 @@ static void reap_transfers(struct runner *r)
 static void loop(struct runner *r)
 {
 	long long drain_deadline = 0;
-	long long drain_ms = config_long("drain_s", 20) * 1000;
+	long long drain_ms = config_int("drain_s") * 1000;
 	int want_claim = 1, woke = 0, running;
 
 	static struct curl_waitfd *wfd; /* grows with the running commands */
@@ -201,7 +198,7 @@ static void loop(struct runner *r)
 		if (now >= r->next_housekeeping_ms) {
 			housekeeping_run(r);
 			r->next_housekeeping_ms =
-				now + config_long("housekeeping_s", 60) * 1000;
+				now + config_int("housekeeping_s") * 1000;
 		}
 		/* what the renewal, heartbeat and claim above read besides
 		 * their results: cancels act now, new turns are claimed in the
@@ -231,7 +228,7 @@ int main(int argc, char **argv)
 	log_init("runner", LOG_INFO);
 	if (config_load(NULL) != 0)
 		return 1;
-	if (!strcmp(config_get("log_level", "info"), "debug"))
+	if (!strcmp(config_str("log_level"), "debug"))
 		log_init("runner", LOG_DEBUG);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	setup(&r);
@@ -258,7 +255,7 @@ int main(int argc, char **argv)
 	db_close(&r.write2);
 	db_close(&r.deltas);
 	db_close(&r.tools);
-	keyring_free(&r.keys);
+	keyring_release(&r.keys);
 	curl_global_cleanup();
 	config_free();
 	log_info("stopped");

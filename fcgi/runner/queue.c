@@ -113,8 +113,6 @@ int queue_claim(struct runner *r)
 		return -1;
 	n = PQntuples(res);
 	if (n) {
-		buf_init(&ids, 0);
-		buf_init(&after, 0);
 		for (i = 0; i < n; i++) {
 			db_array_add(&ids, PQgetvalue(res, i, 0));
 			snprintf(num, sizeof(num), "%lld",
@@ -168,7 +166,6 @@ void queue_renew(struct runner *r)
 	PGresult *res;
 	int i;
 
-	buf_init(&ids, 0);
 	if (held(r, &ids)) {
 		snprintf(lease, sizeof(lease), "%g", r->lease_s);
 		p[1] = ids.data;
@@ -193,7 +190,6 @@ void queue_release_all(struct runner *r)
 	const char *p[2] = {r->id, NULL};
 	PGresult *res;
 
-	buf_init(&ids, 0);
 	if (held(r, &ids)) {
 		p[1] = ids.data;
 		res = db_exec(&r->listen, sql, 2, p);

@@ -1,7 +1,7 @@
 /*
  * runner: the everruns-runner daemon's shared state.
  *
- * One thread runs everything on one curl multi handle (DESIGN 2): LLM
+ * One thread runs everything on one curl multi handle (ARCHITECTURE 1): LLM
  * transfers stream into per-turn parsers, llmsim plays its scripts on
  * timers, PostgreSQL wake-ups (LISTEN turns/cancels) arrive on an extra
  * fd of curl_multi_poll(), and events are written in batches across all
@@ -55,6 +55,7 @@ struct turn {
 	long history_tokens;          /* its estimated size */
 	struct json_object *tools;    /* owned: tool definitions */
 	struct json_object *capcfg;   /* owned: ref -> config */
+	char *system_prompt;          /* owned: the layers' and capabilities' */
 	enum llm_kind kind;
 	char *model, *model_id, *provider_id, *base_url, *api_key;
 	long context_tokens, max_tokens;

@@ -36,28 +36,18 @@ struct grave {
 static struct grave *graveyard;
 static size_t ngrave, capgrave;
 
-static long clamp(const char *key, long def, long lo, long hi)
-{
-	long v = config_long(key, def);
-	if (v < lo || v > hi) {
-		log_warn("%s = %ld is out of [%ld, %ld]; using %ld", key, v,
-			 lo, hi, v < lo ? lo : hi);
-		v = v < lo ? lo : hi;
-	}
-	return v;
-}
-
+/* (config_int keeps each within its bounds of config_keys.c) */
 void sandbox_limits(struct sbx_limits *l)
 {
-	l->cpu_s = clamp("sandbox_cpu_s", 30, 1, 3600);
-	l->wall_s = clamp("sandbox_wall_s", 60, 1, 3600);
-	l->mem_mb = clamp("sandbox_memory_mb", 1024, 64, 65536);
-	l->procs = clamp("sandbox_max_processes", 256, 8, 65536);
-	l->nofile = clamp("sandbox_open_files", 256, 16, 65536);
-	l->file_mb = clamp("sandbox_file_mb", 25, 1, 4096);
-	l->tmp_mb = clamp("sandbox_tmp_mb", 64, 1, 4096);
-	l->out_bytes = clamp("sandbox_output_bytes", 32768, 1024, 10485760);
-	l->disk_mb = clamp("sandbox_disk_mb", 512, 1, 65536);
+	l->cpu_s = config_int("sandbox_cpu_s");
+	l->wall_s = config_int("sandbox_wall_s");
+	l->mem_mb = config_int("sandbox_memory_mb");
+	l->procs = config_int("sandbox_max_processes");
+	l->nofile = config_int("sandbox_open_files");
+	l->file_mb = config_int("sandbox_file_mb");
+	l->tmp_mb = config_int("sandbox_tmp_mb");
+	l->out_bytes = config_int("sandbox_output_bytes");
+	l->disk_mb = config_int("sandbox_disk_mb");
 }
 
 const char *sandbox_unavailable(void)
@@ -67,7 +57,7 @@ const char *sandbox_unavailable(void)
 
 static const char *bwrap_path(void)
 {
-	return config_get("sandbox_bwrap", "/usr/bin/bwrap");
+	return config_str("sandbox_bwrap");
 }
 
 /* argv of bwrap for the command in dir; tmp_size (the /tmp size as
@@ -365,8 +355,10 @@ void sandbox_reap(void)
 
 static const char *base_dir(void)
 {
-	const char *d = getenv("TMPDIR");
-	return config_get("sandbox_dir", d && *d ? d : "/tmp");
+	const char *d = config_str("sandbox_dir");
+	if (!*d)
+		d = getenv("TMPDIR");
+	return d && *d ? d : "/tmp";
 }
 
 int sandbox_mkdir(char *path, struct buf *err)

@@ -1,5 +1,5 @@
 /*
- * turn: one turn's life in the runner (DESIGN 4.4): reason (one streamed
+ * turn: one turn's life in the runner (ARCHITECTURE 3.3): reason (one streamed
  * LLM call, or an llmsim script) -> act (run the tools one at a time) ->
  * reason ... until an answer without tool calls, max_iterations, a
  * failure, or a cancel. What a turn says is built in turn_events.c; its
@@ -254,8 +254,6 @@ static void llm_begin(struct runner *r, struct turn *t)
 		t->next_step_ms = now_ms() + (t->plan.n ? t->plan.steps[0].delay_ms : 0);
 		return;
 	}
-	buf_init(&url, 0);
-	buf_init(&err, 0);
 	buf_reset(&t->req_body);
 	if (llm_build(&q, &url, &t->headers, &t->req_body, &err) != 0) {
 		turn_fail(t, "invalid_request", "%s", err.data);
@@ -311,7 +309,7 @@ void turn_reason_begin(struct runner *r, struct turn *t)
 	json_object_put(t->history);
 	snprintf(ref, sizeof(ref), "trn_%s", t->id);
 	t->history = history_build(jx_get(t->cfg, "events"), ref,
-				   jx_gets(t->cfg, "_system_prompt"),
+				   t->system_prompt,
 				   t->context_tokens,
 				   t->max_tokens ? t->max_tokens : 4096,
 				   &t->history_tokens, &too_long);
@@ -499,7 +497,6 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 	}
 	if (t->img_fetch) { /* a url image before reasoning */
 		struct image_fetch *f = t->img_fetch;
-		buf_init(&why, 0);
 		t->img_fetch = NULL;
 		if (image_fetch_done(r, f, rc, &why) == 0)
 			turn_reason_begin(r, t);
@@ -760,6 +757,7 @@ void turn_free(struct runner *r, struct turn *t)
 	json_object_put(t->capcfg);
 	json_object_put(t->calls);
 	free(t->thinking_sig);
+	free(t->system_prompt);
 	free(t->model);
 	free(t->model_id);
 	free(t->provider_id);

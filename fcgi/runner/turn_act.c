@@ -1,5 +1,5 @@
 /*
- * turn_act: a turn's act phase (DESIGN 4.4): the tool calls of the last
+ * turn_act: a turn's act phase (ARCHITECTURE 3.3): the tool calls of the last
  * reply, one at a time (one per loop pass, so a cancel is seen between
  * tools), each announced with tool.started and recorded with
  * tool.completed; fetch_url runs as a transfer on the runner's curl multi
@@ -171,8 +171,6 @@ void turn_act_step(struct runner *r, struct turn *t)
 	enum tool_status st = TOOL_ERROR;
 
 	t->tool_t0 = now_ms();
-	buf_init(&result, 0);
-	buf_init(&error, 0);
 	d = jx_obj();
 	tc = jx_obj();
 	jx_put_str(tc, "id", jx_gets(c, "id"));
@@ -253,8 +251,6 @@ void turn_act_fetch_done(struct runner *r, struct turn *t, CURLcode rc)
 	struct buf result = BUF_INIT, error = BUF_INIT;
 	enum tool_status st;
 
-	buf_init(&result, 0);
-	buf_init(&error, 0);
 	curl_multi_remove_handle(r->multi, web_fetch_easy(t->fetch));
 	st = web_fetch_done(t->fetch, rc, &result, &error);
 	web_fetch_free(t->fetch);

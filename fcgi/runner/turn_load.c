@@ -1,5 +1,5 @@
 /*
- * turn_load: a claimed turn's configuration (DESIGN 4.3: harness, agent,
+ * turn_load: a claimed turn's configuration (ARCHITECTURE 3.2: harness, agent,
  * session layers; the model by message controls > session > agent >
  * harness > organization), its images, and for a takeover where it
  * stands in the log. See turn_int.h.
@@ -126,15 +126,122 @@ static int resolve_images(struct runner *r, struct turn *t, int *any)
 	return 0;
 }
 
-int turn_load(struct runner *r, struct turn *t, const char *cfg)
+/* The turn's events: what the runner's history cache holds of the
+ * session, then what the claim brought; and, for a takeover, whether
+ * turn.started is among the turn's own. */
+static void load_events(struct turn *t)
 {
-	struct json_object *model, *ctl, *caps, *sess, *agent;
-	struct buf prompt = BUF_INIT, key = BUF_INIT;
+	struct json_object *ev;
+	size_t k, n;
+
+	json_object_object_add(t->cfg, "events",
+			       history_cache_merge(t->session, t->id,
+						   jx_get(t->cfg, "events")));
+	if (jx_gets(t->cfg, "input_message_id"))
+		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
+	ev = jx_get(t->cfg, "events");
+	n = json_object_array_length(ev);
+	for (k = own_events(t, ev); k < n; k++) {
+		const char *type = jx_gets(json_object_array_get_idx(ev, k), "type");
+		if (type && !strcmp(type, "turn.started"))
+			t->announced = 1;
+	}
+}
+
+/* t->system_prompt: the harness, agent and session prompts in that
+ * order, then what the merged capabilities add (t->tools, t->capcfg). */
+static void load_prompt(struct turn *t)
+{
+	static const char *const layers[] = {"harness", "agent", "session"};
+	struct buf prompt = BUF_INIT;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		const char *sp = jx_gets(jx_get(t->cfg, layers[i]), "system_prompt");
+		if (sp && *sp) {
+			if (prompt.len)
+				buf_adds(&prompt, "\n\n");
+			buf_adds(&prompt, sp);
+		}
+	}
+	merge_capabilities(t, &prompt);
+	t->system_prompt = buf_detach(&prompt, NULL);
+}
+
+/* The message controls (max_tokens, temperature, reasoning effort) and
+ * the iteration cap (session > agent > the runner's default). */
+static void load_controls(struct runner *r, struct turn *t)
+{
+	struct json_object *ctl = jx_get(t->cfg, "controls");
+	struct json_object *sess = jx_get(t->cfg, "session");
+	struct json_object *agent = jx_get(t->cfg, "agent");
 	struct apierr e;
-	const char *v, *layers[] = {"harness", "agent", "session"};
-	int i, any_image = 0, vision = 0, ret = -1;
+	const char *v;
 	int64_t n64;
 	double dv;
+
+	if (jx_get_int(ctl, "max_tokens", 1, 1000000, &n64, &e) > 0)
+		t->max_tokens = (long)n64;
+	if (jx_get_double(ctl, "temperature", 0, 2, &dv, &e) > 0) {
+		t->temperature = dv;
+		t->has_temperature = 1;
+	}
+	v = jx_gets(jx_get(ctl, "reasoning"), "effort");
+	snprintf(t->effort, sizeof(t->effort), "%s", v ? v : "");
+	t->max_iterations = (int)r->default_max_iterations;
+	if (jx_get(agent, "max_iterations"))
+		t->max_iterations = json_object_get_int(jx_get(agent, "max_iterations"));
+	if (jx_get(sess, "max_iterations"))
+		t->max_iterations = json_object_get_int(jx_get(sess, "max_iterations"));
+}
+
+/* The resolved model, its provider and the provider's key; *vision when
+ * the model takes images. 0, or -1 with the turn failed (no model, a
+ * disabled one, a key this server cannot open). */
+static int load_model(struct runner *r, struct turn *t, int *vision)
+{
+	struct json_object *model = jx_get(t->cfg, "model"), *caps;
+	struct buf key = BUF_INIT;
+	size_t k;
+
+	if (!model) {
+		turn_fail(t, "model_not_found",
+		     "no model is configured for this session");
+		return -1;
+	}
+	t->model = xstrdup(jx_gets(model, "model_id"));
+	t->model_id = xstrdup(jx_gets(model, "id"));
+	t->provider_id = xstrdup(jx_gets(model, "provider_id"));
+	t->base_url = jx_gets(model, "base_url") ? xstrdup(jx_gets(model, "base_url")) : NULL;
+	t->context_tokens = json_object_get_int64(jx_get(model, "context_tokens"));
+	t->kind = (enum llm_kind)llm_kind_from_type(jx_gets(model, "provider_type"));
+	caps = jx_get(model, "capabilities");
+	for (k = 0; caps && k < json_object_array_length(caps); k++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(caps, k)), "vision"))
+			*vision = 1;
+	if (!json_object_get_boolean(jx_get(model, "enabled")) ||
+	    strcmp(jx_gets(model, "provider_status"), "active")) {
+		turn_fail(t, "model_disabled", "the model %s is disabled", t->model);
+		return -1;
+	}
+	if (jx_gets(model, "api_key_enc")) {
+		if (keyring_open(&r->keys, jx_gets(model, "api_key_enc"), &key) != 0) {
+			turn_fail(t, "provider_key_unreadable",
+			     "the provider's API key cannot be decrypted with "
+			     "this server's key");
+			buf_release(&key);
+			return -1;
+		}
+		t->api_key = xstrdup(key.data);
+	}
+	buf_release(&key);
+	return 0;
+}
+
+int turn_load(struct runner *r, struct turn *t, const char *cfg)
+{
+	struct apierr e;
+	int any_image = 0, vision = 0;
 
 	if (!cfg) {
 		t->dropped = 1; /* the turn or its session is gone */
@@ -147,95 +254,17 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 			  "the runner cannot read this turn's data (%s)", e.msg);
 		return 0;
 	}
-	json_object_object_add(t->cfg, "events",
-			       history_cache_merge(t->session, t->id,
-						   jx_get(t->cfg, "events")));
-	if (jx_gets(t->cfg, "input_message_id"))
-		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
-	{
-		struct json_object *ev = jx_get(t->cfg, "events");
-		size_t k, n = json_object_array_length(ev);
-		for (k = own_events(t, ev); k < n; k++) {
-			const char *type = jx_gets(json_object_array_get_idx(ev, k), "type");
-			if (type && !strcmp(type, "turn.started"))
-				t->announced = 1;
-		}
-	}
-
-	buf_init(&prompt, 0);
-	buf_init(&key, 0);
-	for (i = 0; i < 3; i++) {
-		const char *sp = jx_gets(jx_get(t->cfg, layers[i]), "system_prompt");
-		if (sp && *sp) {
-			if (prompt.len)
-				buf_adds(&prompt, "\n\n");
-			buf_adds(&prompt, sp);
-		}
-	}
-	merge_capabilities(t, &prompt);
-	json_object_object_add(t->cfg, "_system_prompt",
-			       json_object_new_string(prompt.data));
-
-	ctl = jx_get(t->cfg, "controls");
-	if (jx_get_int(ctl, "max_tokens", 1, 1000000, &n64, &e) > 0)
-		t->max_tokens = (long)n64;
-	if (jx_get_double(ctl, "temperature", 0, 2, &dv, &e) > 0) {
-		t->temperature = dv;
-		t->has_temperature = 1;
-	}
-	v = jx_gets(jx_get(ctl, "reasoning"), "effort");
-	snprintf(t->effort, sizeof(t->effort), "%s", v ? v : "");
-	sess = jx_get(t->cfg, "session");
-	agent = jx_get(t->cfg, "agent");
-	t->max_iterations = (int)r->default_max_iterations;
-	if (jx_get(agent, "max_iterations"))
-		t->max_iterations = json_object_get_int(jx_get(agent, "max_iterations"));
-	if (jx_get(sess, "max_iterations"))
-		t->max_iterations = json_object_get_int(jx_get(sess, "max_iterations"));
-
-	model = jx_get(t->cfg, "model");
-	if (!model) {
-		turn_fail(t, "model_not_found",
-		     "no model is configured for this session");
-		goto done;
-	}
-	t->model = xstrdup(jx_gets(model, "model_id"));
-	t->model_id = xstrdup(jx_gets(model, "id"));
-	t->provider_id = xstrdup(jx_gets(model, "provider_id"));
-	t->base_url = jx_gets(model, "base_url") ? xstrdup(jx_gets(model, "base_url")) : NULL;
-	t->context_tokens = json_object_get_int64(jx_get(model, "context_tokens"));
-	t->kind = (enum llm_kind)llm_kind_from_type(jx_gets(model, "provider_type"));
-	caps = jx_get(model, "capabilities");
-	for (size_t k = 0; caps && k < json_object_array_length(caps); k++)
-		if (!strcmp(json_object_get_string(json_object_array_get_idx(caps, k)), "vision"))
-			vision = 1;
-	if (!json_object_get_boolean(jx_get(model, "enabled")) ||
-	    strcmp(jx_gets(model, "provider_status"), "active")) {
-		turn_fail(t, "model_disabled", "the model %s is disabled", t->model);
-		goto done;
-	}
-	if (jx_gets(model, "api_key_enc")) {
-		if (keyring_open(&r->keys, jx_gets(model, "api_key_enc"), &key) != 0) {
-			turn_fail(t, "provider_key_unreadable",
-			     "the provider's API key cannot be decrypted with "
-			     "this server's key");
-			goto done;
-		}
-		t->api_key = xstrdup(key.data);
-	}
+	load_events(t);
+	load_prompt(t);
+	load_controls(r, t);
+	if (load_model(r, t, &vision) != 0)
+		return 0; /* failed: its closing events are queued */
 	if (resolve_images(r, t, &any_image) != 0)
-		goto out;
-	if (any_image && !vision) {
+		return -1;
+	if (any_image && !vision)
 		turn_fail(t, "unsupported_input",
 		     "the model %s does not accept images", t->model);
-		goto done;
-	}
-done:
-	ret = 0;
-out:
-	buf_release(&prompt);
-	buf_release(&key);
-	return ret;
+	return 0;
 }
 
 /* Where a taken-over turn stands: iterations so far and the tool calls

@@ -1,5 +1,5 @@
 /*
- * writer: event batches and deltas (DESIGN 4.5).
+ * writer: event batches and deltas (ARCHITECTURE 4.2, 4.3).
  *
  * Turns queue events here. A flush writes up to MAX_BATCH of them, for
  * every turn, in one transaction and one round trip (evr_write_events over

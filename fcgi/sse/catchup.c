@@ -1,6 +1,6 @@
 /*
  * catchup: the hub's queries, on the query connections of dbq.c, never
- * blocking the loop (DESIGN 2, 4.5).
+ * blocking the loop (ARCHITECTURE 1, 4.5).
  *
  * A round catches every dirty session's lagging subscribers up with ONE
  * query (evr_catchup, sql/008: (session, cursor) pairs, at most HUB_PER_SESSION
@@ -255,8 +255,6 @@ void catchup_start(void)
 	if (!r)
 		return; /* the next round waits for one of these */
 	hub_dirty = NULL;
-	buf_init(&ids, 0);
-	buf_init(&afters, 0);
 	while (list) {
 		struct sse_sub *s;
 		long long after = -1;
@@ -335,10 +333,9 @@ static size_t acc_max(void)
 {
 	static size_t max;
 	if (!max) {
-		long t = config_long("llm_max_text_kb", 2048);
-		long k = config_long("llm_max_thinking_kb", 2048);
-		t = t > k ? t : k;
-		max = (size_t)(t < 1 ? 1 : t > 65536 ? 65536 : t) * 1024;
+		long t = config_int("llm_max_text_kb");
+		long k = config_int("llm_max_thinking_kb");
+		max = (size_t)(t > k ? t : k) * 1024;
 	}
 	return max;
 }

@@ -111,8 +111,7 @@ static void watch(struct dq_conn *k, uint32_t ev)
 
 double dbq_connect_timeout(void)
 {
-	long c = config_long("db_connect_timeout_s", 10);
-	return c >= 1 && c <= 300 ? (double)c : 10.0;
+	return (double)config_int("db_connect_timeout_s");
 }
 
 PGconn *dbq_connect_start(const char *conninfo, const char *app)
@@ -126,13 +125,11 @@ PGconn *dbq_connect_start(const char *conninfo, const char *app)
 		"dbname", "keepalives", "keepalives_idle",
 		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
 		"application_name", NULL};
-	long k = config_long("db_keepalive_idle_s", 30);
+	long k = config_int("db_keepalive_idle_s");
 	char idle[16], utm[24];
 	const char *val[] = {conninfo, "1", idle, "10", "3", utm, app, NULL};
 	PGconn *pc;
 
-	if (k < 1 || k > 3600)
-		k = 30;
 	snprintf(idle, sizeof(idle), "%ld", k);
 	snprintf(utm, sizeof(utm), "%ld", (k + 30) * 1000);
 	pc = PQconnectStartParams(kw, val, 1);

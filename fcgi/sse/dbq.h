@@ -1,5 +1,5 @@
 /*
- * dbq: everruns-sse's queries without blocking (DESIGN 2). A small fixed
+ * dbq: everruns-sse's queries without blocking (ARCHITECTURE 1). A small fixed
  * set of PostgreSQL connections (config `sse_db_connections`, default 2)
  * driven by libpq's asynchronous API from the process's one epoll loop;
  * each runs at most one query at a time and queued queries wait in one

@@ -1,6 +1,6 @@
 /*
  * hub: the process's one LISTEN connection (channels `ev` and `evd`) and
- * the map session -> subscribers (DESIGN 2, 4.5).
+ * the map session -> subscribers (ARCHITECTURE 1, 4.5).
  *
  * A notification is only a wake-up: `ev` raises the session's highest
  * known sequence and puts it on the dirty list; hub_run() then starts a
@@ -96,14 +96,16 @@ struct hub_session *hub_session_get(const char *id)
 	return session_get(id, 0);
 }
 
-static void session_release(struct hub_session *hs)
+/* Free hs; the caller has taken it out of `sessions` (or frees them all). */
+static void session_free(struct hub_session *hs)
 {
 	catchup_forget(hs);
 	buf_release(&hs->acc);
 	free(hs);
 }
 
-static void session_free(struct hub_session *hs)
+/* Take hs out of the hub (its deltas, the map) and free it. */
+static void session_remove(struct hub_session *hs)
 {
 	struct delta *d;
 	/* its deltas reach no one now (and must not count against a later
@@ -112,7 +114,7 @@ static void session_free(struct hub_session *hs)
 		if (!d->done && !strcmp(d->s, hs->id))
 			hub_delta_done(d, hs);
 	strmap_del(&sessions, hs->id);
-	session_release(hs);
+	session_free(hs);
 }
 
 static struct hub_org *org_get(const char *id, int create)
@@ -275,13 +277,12 @@ static int listen_answered(void)
 	return 0;
 }
 
-int hub_init(const char *conninfo, int epfd)
+int hub_init(const char *conninfo)
 {
-	(void)epfd;
 	lconninfo = xstrdup(conninfo);
-	max_per_session = config_long("sse_max_per_session", 5);
-	max_per_org = config_long("sse_max_per_org", 1000);
-	delta_cap = (size_t)config_long("sse_delta_buffer_mb", 32);
+	max_per_session = config_int("sse_max_per_session");
+	max_per_org = config_int("sse_max_per_org");
+	delta_cap = (size_t)config_int("sse_delta_buffer_mb");
 	if (delta_cap < 1)
 		delta_cap = 1;
 	delta_cap <<= 20;
@@ -625,16 +626,16 @@ void hub_run(void)
 				dp = &(*dp)->dnext;
 			*dp = hs->dnext;
 		}
-		session_free(hs);
+		session_remove(hs);
 	}
 	garbage = keep;
 }
 
-static void release_one(const char *id, void *val, void *ctx)
+static void session_free_one(const char *id, void *val, void *ctx)
 {
 	(void)id;
 	(void)ctx;
-	session_release(val);
+	session_free(val);
 }
 
 static void free_one(const char *id, void *val, void *ctx)
@@ -659,7 +660,7 @@ void hub_free(void)
 	keys_again = 0;
 	delta_dropped = 0;
 	catchup_free();
-	strmap_each(&sessions, release_one, NULL);
+	strmap_each(&sessions, session_free_one, NULL);
 	strmap_release(&sessions);
 	strmap_each(&orgs, free_one, NULL);
 	strmap_release(&orgs);

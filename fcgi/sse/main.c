@@ -1,5 +1,5 @@
 /*
- * everruns-sse: streams and long-polls (DESIGN 2). One thread, one epoll
+ * everruns-sse: streams and long-polls (ARCHITECTURE 1). One thread, one epoll
  * set: the listening unix socket, every FastCGI connection from nginx,
  * the hub's LISTEN connection, the query connections (dbq.c) and a
  * signalfd for SIGTERM/SIGINT. Nothing in the loop waits for PostgreSQL:
@@ -334,9 +334,9 @@ int main(int argc, char **argv)
 	log_init("sse", LOG_INFO);
 	if (config_load(NULL) != 0)
 		return 1;
-	if (!strcmp(config_get("log_level", "info"), "debug"))
+	if (!strcmp(config_str("log_level"), "debug"))
 		log_init("sse", LOG_DEBUG);
-	conninfo = config_get("database_url", "dbname=everruns");
+	conninfo = config_str("database_url");
 	/* one thread, so no cache: every stream checks its key */
 	auth_cache_init(0);
 	raise_nofile();
@@ -356,9 +356,9 @@ int main(int argc, char **argv)
 		goto out;
 	/* streams ask little of the query connections and they must work
 	 * through PgBouncer too, so no prepared statements there */
-	dbq_init(conninfo, (int)config_long("sse_db_connections", 2),
-		 (double)config_long("sse_query_timeout_s", 30), epfd);
-	hub_init(conninfo, epfd); /* retried from tick() when down */
+	dbq_init(conninfo, (int)config_int("sse_db_connections"),
+		 (double)config_int("sse_query_timeout_s"), epfd);
+	hub_init(conninfo); /* retried from tick() when down */
 	log_info("listening on %s", sock);
 	next_tick = sse_now() + SSE_TICK_MS / 1000.0;
 	while (!stop) {

@@ -1,5 +1,5 @@
 /*
- * poll: GET /sessions/{id}/events (DESIGN 4.5): the event log page of
+ * poll: GET /sessions/{id}/events (ARCHITECTURE 4.4): the event log page of
  * fcgi/lib/evq.c, as everruns-api served it, plus long-poll. With
  * `wait=S` and nothing to return yet the request becomes a subscriber of
  * the hub: the first matching event (seen by a catch-up round), the
@@ -18,7 +18,6 @@ static void send_page(struct sse_conn *c, const struct evq *q,
 	struct buf page = BUF_INIT, out = BUF_INIT;
 	long long last;
 
-	buf_init(&page, 0);
 	evq_page(q, res, &page, count, &last);
 	buf_init(&out, page.len + 128);
 	buf_addf(&out, "Status: 200 OK\r\nContent-Type: application/json\r\n"

@@ -1,5 +1,5 @@
 /*
- * sse: the everruns-sse program (DESIGN 2 and 4.5): one epoll thread that
+ * sse: the everruns-sse program (ARCHITECTURE 1 and 4.5): one epoll thread that
  * serves GET /sessions/{id}/sse (streams) and GET /sessions/{id}/events
  * (pages and long-poll) over its own FastCGI record code.
  *
@@ -47,7 +47,7 @@ struct dbq_job;
 struct sse_open {
 	struct arena arena;
 	struct req rq;
-	int route;              /* 1: /sse, 2: /events */
+	enum sse_kind kind;     /* SSE_STREAM: /sse, SSE_POLL: /events */
 	const char *seg;        /* the {id} segment of the path */
 	size_t seglen;
 	long long last_seq;     /* the session's, when resolved */
@@ -112,7 +112,7 @@ struct sse_event_row {
 	const char *type, *id, *session, *turn, *msg, *data;
 	size_t dlen;
 };
-/* The event's SSE frame (event, id, data: the envelope of DESIGN 4.5, as
+/* The event's SSE frame (event, id, data: the envelope of ARCHITECTURE 4.1, as
  * api_event() renders it) appended to f. Built once per event, here and
  * not in PostgreSQL: rendering JSON there was most of a catch-up's cost. */
 void sse_event_frame(struct buf *f, const struct sse_event_row *r);
@@ -155,7 +155,7 @@ void sse_poll_wake(struct sse_sub *s);
 
 /* hub.c */
 /* Start the LISTEN connection (without blocking; hub_tick retries). */
-int hub_init(const char *conninfo, int epfd);
+int hub_init(const char *conninfo);
 void hub_free(void);
 /* An event on the LISTEN connection's socket (sse_hub_tag). */
 void hub_event(uint32_t events);

@@ -1,6 +1,6 @@
 /*
  * stream: request dispatch for everruns-sse and GET /sessions/{id}/sse
- * (DESIGN 4.5). The request is checked like the api program checks it
+ * (ARCHITECTURE 4.5). The request is checked like the api program checks it
  * (route, query, auth, tenant scope, the shared evq filters); errors use
  * the same JSON body (res_error). The checks that need the database (the
  * API key, then the session and cursor) are queries on dbq.c, each
@@ -222,7 +222,7 @@ void sse_sub_tick(struct sse_sub *s, double now)
 	if (now >= s->cycle_at) {
 		sse_stream_close(s, "connection_cycle");
 	} else if (now >= s->next_ping) {
-		s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
+		s->next_ping = now + (double)config_int("sse_heartbeat_s");
 		sse_conn_send(s->conn, ": ping\n\n", 8);
 	}
 }
@@ -287,9 +287,9 @@ static void stream_start(struct sse_conn *c)
 	o->sub = NULL;
 	c->sub = s;
 	sse_open_done(c);
-	cycle = (double)config_long("sse_cycle_s", 300);
+	cycle = (double)config_int("sse_cycle_s");
 	s->cycle_at = now + cycle * (0.8 + 0.4 * drand48());
-	s->next_ping = now + (double)config_long("sse_heartbeat_s", 15);
+	s->next_ping = now + (double)config_int("sse_heartbeat_s");
 	buf_init(&f, 256);
 	buf_adds(&f, head);
 	/* its id: the stream's starting point, a cursor like a delta's */
@@ -318,7 +318,7 @@ static void on_resolve(void *ctx, PGresult *res)
 	switch (r) {
 	case 0:
 		o->sub->cursor = o->sub->q.after;
-		if (o->route == 1)
+		if (o->kind == SSE_STREAM)
 			stream_start(c);
 		else
 			sse_poll_open(c);
@@ -361,14 +361,14 @@ static void open_sub(struct sse_conn *c)
 	evq_init(&s->q);
 	memcpy(s->q.session, rq->cap[0], 33);
 	memcpy(s->q.org, rq->org, sizeof(s->q.org));
-	if (evq_parse(rq, o->route == 1 ? rq->last_event_id : NULL,
-		      o->route == 1 ? 0 : POLL_MAX_WAIT, &s->q, &e) != 0) {
+	if (evq_parse(rq, o->kind == SSE_STREAM ? rq->last_event_id : NULL,
+		      o->kind == SSE_STREAM ? 0 : POLL_MAX_WAIT, &s->q, &e) != 0) {
 		res_apierr(rq, &e);
 		sse_open_respond(c);
 		return;
 	}
 	s->conn = c;
-	s->kind = o->route == 1 ? SSE_STREAM : SSE_POLL;
+	s->kind = o->kind;
 	s->key_exp = o->key_exp;
 	memcpy(s->session, s->q.session, 33);
 	memcpy(s->org, rq->org, 33);
@@ -418,23 +418,26 @@ static const char *param_dup(struct sse_conn *c, struct arena *a,
 	return v && *v ? arena_strdup(a, v) : NULL;
 }
 
-/* "/api/v1/sessions/{id}/sse" or ".../events": 1 or 2 with the id
- * segment in *seg, 0 for anything else. */
-static int route(const char *path, const char **seg, size_t *seglen)
+/* "/api/v1/sessions/{id}/sse" (SSE_STREAM) or ".../events" (SSE_POLL):
+ * 0 with the kind and the id segment in *seg, -1 for anything else. */
+static int route(const char *path, const char **seg, size_t *seglen,
+		 enum sse_kind *kind)
 {
 	const char *s, *slash;
 	if (strncmp(path, V1_SESSIONS, sizeof(V1_SESSIONS) - 1))
-		return 0;
+		return -1;
 	s = path + sizeof(V1_SESSIONS) - 1;
 	slash = strchr(s, '/');
 	if (!slash || slash == s)
-		return 0;
+		return -1;
 	*seg = s;
 	*seglen = (size_t)(slash - s);
 	if (!strcmp(slash, "/sse"))
-		return 1;
-	if (!strcmp(slash, "/events"))
-		return 2;
+		*kind = SSE_STREAM;
+	else if (!strcmp(slash, "/events"))
+		*kind = SSE_POLL;
+	else
+		return -1;
 	return 0;
 }
 
@@ -463,8 +466,7 @@ void sse_serve(struct sse_conn *c)
 	rq->authorization = param_dup(c, &o->arena, "HTTP_AUTHORIZATION");
 	rq->last_event_id = param_dup(c, &o->arena, "HTTP_LAST_EVENT_ID");
 	rq->remote_addr = param_dup(c, &o->arena, "REMOTE_ADDR");
-	o->route = route(path, &o->seg, &o->seglen);
-	if (!o->route) {
+	if (route(path, &o->seg, &o->seglen, &o->kind) != 0) {
 		res_error(rq, 404, "not_found", "No such route");
 		goto respond;
 	}

@@ -1,4 +1,4 @@
-// files.js: the files panel of the open session (DESIGN 4.6): the whole
+// files.js: the files panel of the open session (ARCHITECTURE 6.1): the whole
 // tree (GET /fs?recursive=true), open a file (text shown as text, images
 // previewed), upload with the button or by dropping files on the panel
 // (raw bytes, POST /fs/{name}?overwrite=true), download

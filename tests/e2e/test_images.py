@@ -1,4 +1,4 @@
-"""Images (DESIGN 4.2, 4.4, 5, 7): POST /images (multipart/form-data) with
+"""Images (ARCHITECTURE 2.4, 3, 6.4, 8): POST /images (multipart/form-data) with
 formats judged by their bytes, the 20 MiB edge, malformed multipart bodies,
 metadata, content and delete, tenant scoping, image_file parts reaching
 vision models of both drivers (tests/fake-llm records what they got), the

@@ -105,6 +105,9 @@ class Install(unittest.TestCase):
         # nginx's error pages (conf/nginx-errors.conf) in each of its servers
         self.assertNotIn("@ERROR_PAGES@", site)
         self.assertEqual(site.count("error_page 429 /_evr_error/429;"), 3)
+        # the file routes' body limit follows the installed fs_max_file_mb
+        # (25 MiB x 4/3 + 64 KiB), as everruns-api computes it
+        self.assertIn("client_max_body_size %dk;" % (25 * 1024 * 4 // 3 + 64), site)
         tls = os.path.join(evr.HOME, "tls")
         site = site.replace("/etc/ssl/certs/everruns.crt", tls + "/server.crt")
         site = site.replace("/etc/ssl/private/everruns.key", tls + "/server.key")

@@ -1,4 +1,4 @@
-"""Connection pooling (DESIGN 2, 9): a host whose everruns-api reaches
+"""Connection pooling (ARCHITECTURE 1, 11): a host whose everruns-api reaches
 PostgreSQL through Debian's PgBouncer in transaction mode
 (api_database_url, db_pool = transaction), while everruns-sse (LISTEN),
 the runner and migrations connect directly (database_url).

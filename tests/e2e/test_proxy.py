@@ -1,4 +1,4 @@
-"""Behind an enterprise reverse proxy (DESIGN 5): a host mounted under
+"""Behind an enterprise reverse proxy (ARCHITECTURE 2.1): a host mounted under
 url_prefix = /everruns, trusting 127.0.0.1 as its proxy
 (trusted_proxies), behind a second nginx of ours that buffers responses as
 nginx does by default and forwards X-Forwarded-For / -Proto.

@@ -1,4 +1,4 @@
-"""Durability of turns across runners (DESIGN 4.4): a runner killed with
+"""Durability of turns across runners (ARCHITECTURE 5): a runner killed with
 SIGKILL mid-turn, one stopped past its lease (SIGSTOP) and resumed, and a
 SIGTERM drain that releases the turn to another runner. The test stack
 uses a 2 s lease renewed every 0.5 s."""
@@ -126,7 +126,7 @@ if __name__ == "__main__":
 
 class CancelStates(unittest.TestCase):
     """Cancel of a queued turn and of a running turn whose runner is gone
-    (expired lease): the API finishes both itself, at once (DESIGN 4.4).
+    (expired lease): the API finishes both itself, at once (ARCHITECTURE 3.6).
     The running-with-a-live-lease case is in test_turns and test_drivers."""
 
     @classmethod

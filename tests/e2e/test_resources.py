@@ -1,5 +1,5 @@
 """End-to-end tests of the configuration resources: harnesses, agents,
-LLM providers and models (DESIGN 4.1, 4.2).
+LLM providers and models (ARCHITECTURE 2.2, 2.3).
 
 Every route is driven over HTTP against the private stack. List and
 pagination checks run in a fresh organization (new_org) so that rows other

@@ -1,4 +1,4 @@
-"""Scale-out (DESIGN 9): two complete app stacks, "host A" and "host B",
+"""Scale-out (ARCHITECTURE 11): two complete app stacks, "host A" and "host B",
 each with its own nginx, everruns-api, everruns-sse, everruns-runner,
 ports and state directory, on the test stack's one PostgreSQL database.
 

@@ -1,4 +1,4 @@
-"""The session file system (DESIGN 4.6, 4.7): the Sessions guide's curl
+"""The session file system (ARCHITECTURE 6.1, 6.2): the Sessions guide's curl
 examples, every route and status, the traversal battery, size limits at
 and just over the edge, concurrent writes to one path, deletion with the
 session, tenant scoping, file.written events, and a turn in which the

@@ -1,4 +1,4 @@
-"""web_fetch's fetch_url and the address guard (DESIGN 4.7), end to end.
+"""web_fetch's fetch_url and the address guard (ARCHITECTURE 6.2, 6.3), end to end.
 
 Two loopback HTTP servers run in the test: a "victim" on 127.0.0.1 (and
 ::1) that must never see a request, and an "allowed" site on 127.0.0.2.

@@ -220,7 +220,6 @@ static void provider(struct conn *c, enum wire w, struct req *q)
 	if (wire_int(r, "status", 200) != 200) {
 		struct buf b = BUF_INIT;
 		int status = (int)wire_int(r, "status", 200);
-		buf_init(&b, 0);
 		wire_error_body(w, status, r, &b);
 		reply(c, status, "application/json", b.data, b.len);
 		buf_release(&b);
@@ -282,7 +281,6 @@ static void script_endpoint(struct conn *c, struct req *q)
 		struct json_object *r = json_object_array_get_idx(arr, i);
 		json_object_array_add(queue, json_object_get(r));
 	}
-	buf_init(&b, 0);
 	buf_addf(&b, "{\"queued\":%zu}", json_object_array_length(queue));
 	reply_s(c, 200, b.data);
 	buf_release(&b);

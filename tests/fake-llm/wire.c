@@ -107,7 +107,6 @@ static void parts(struct out *o, const char *s, long n, const char *pre,
 	size_t len = strlen(s), i, a, z;
 	struct buf d = BUF_INIT;
 
-	buf_init(&d, 0);
 	if (o->raw) /* one part: a cut could split an escape */
 		n = 1;
 	for (i = 0, n = n < 1 ? 1 : n; i < (size_t)n; i++) {
@@ -146,7 +145,6 @@ static void block(struct out *o, const char *s, long n, const char *field,
 {
 	struct buf pre = BUF_INIT;
 
-	buf_init(&pre, 0);
 	if (o->w == W_OPENAI) {
 		buf_addf(&pre, "{\"%s\":", field);
 		parts(o, s, n, pre.data, "}");
@@ -180,7 +178,6 @@ static void tool_call(struct out *o, struct json_object *tc, long split,
 	const char *args = wire_str(tc, "arguments");
 	struct buf d = BUF_INIT;
 
-	buf_init(&d, 0);
 	id = id ? id : "call_fake";
 	name = name ? name : "tool";
 	if (o->w == W_OPENAI)
@@ -227,7 +224,6 @@ static void stream_start(struct out *o, long in)
 			 "null");
 		return;
 	}
-	buf_init(&m, 0);
 	buf_add_json_str(&m, o->model, strlen(o->model));
 	an_event(o, "message_start",
 		 "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_fake\","
@@ -249,7 +245,6 @@ static void stream_error(struct out *o, struct json_object *se)
 
 	t = t ? t : "overloaded_error";
 	m = m ? m : "Overloaded";
-	buf_init(&j, 0);
 	buf_add_json_str(&j, t, strlen(t));
 	buf_adds(&j, ",\"message\":");
 	buf_add_json_str(&j, m, strlen(m));

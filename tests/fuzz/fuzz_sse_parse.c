@@ -28,7 +28,6 @@ static char *run(const char *s, size_t n, size_t split)
 	struct sse_parser p;
 	int rc;
 
-	buf_init(&log, 0);
 	sse_parser_init(&p, on_event, &log);
 	rc = sse_parser_feed(&p, s, split);
 	if (!rc)

@@ -126,7 +126,7 @@ START_TEST(test_ids_unique_and_expected)
 }
 END_TEST
 
-/* Every tool named in DESIGN 4.7, under its capability. */
+/* Every tool named in ARCHITECTURE 6.2, under its capability. */
 START_TEST(test_tool_names)
 {
 	static const struct {
@@ -404,7 +404,6 @@ START_TEST(test_append_json)
 
 		/* wrapped in an array to see that exactly one value, and
 		 * nothing else, was appended */
-		buf_init(&b, 0);
 		buf_adds(&b, "[");
 		catalog_append_json(&all[i], &b);
 		buf_adds(&b, "]");

@@ -25,7 +25,6 @@ START_TEST(buf_grows_and_formats)
 {
 	struct buf b = BUF_INIT;
 	int i;
-	buf_init(&b, 0);
 	ck_assert_str_eq(b.data, "");
 	for (i = 0; i < 1000; i++)
 		buf_addf(&b, "%d,", i);
@@ -273,8 +272,6 @@ START_TEST(crypto_hash_and_seal)
 	ck_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	crypto_random(key, sizeof(key));
 	crypto_random(other, sizeof(other));
-	buf_init(&sealed, 0);
-	buf_init(&plain, 0);
 	ck_assert_int_eq(crypto_seal(key, "sk-secret", 9, &sealed), 0);
 	ck_assert(strncmp(sealed.data, "v1:", 3) == 0);
 	ck_assert_ptr_null(strstr(sealed.data, "sk-secret"));
@@ -301,7 +298,6 @@ START_TEST(status_files)
 	setenv("EVERRUNS_RUN_DIR", dir, 1);
 	ck_assert_str_eq(status_dir(), dir);
 	ck_assert_int_eq(status_write("x.status", text, strlen(text)), 0);
-	buf_init(&b, 0);
 	ck_assert_int_eq(status_read("x.status", &b), 0);
 	ck_assert_str_eq(b.data, text);
 	ck_assert_int_eq(status_value(b.data, "streams", -1), 3);
@@ -331,6 +327,82 @@ START_TEST(config_file_and_env)
 	unsetenv("EVERRUNS_A");
 	ck_assert_int_eq(config_parse("just words\n"), -1);
 	config_free();
+}
+END_TEST
+
+/* Defaults come from the table; check-config finds unknown keys, values
+ * of the wrong type and values out of bounds. */
+START_TEST(config_table)
+{
+	static const char *const env[] = {
+		"EVERRUNS_HOUSEKEEPING_S", "EVERRUNS_DB_POOL",
+		"EVERRUNS_SSE_CYCLE_S", "EVERRUNS_LEASE_S",
+		"EVERRUNS_SSE_DB_CONNECTIONS", "EVERRUNS_API_THREADS"};
+	struct buf out = BUF_INIT;
+	size_t i;
+
+	/* the test stack's overrides (tests/run exports some) */
+	for (i = 0; i < sizeof(env) / sizeof(env[0]); i++)
+		unsetenv(env[i]);
+	ck_assert_int_eq(config_int("housekeeping_s"), 60);
+	ck_assert(config_num("housekeeping_s") == 60.0);
+	ck_assert_str_eq(config_str("db_pool"), "session");
+	ck_assert_int_eq(config_check(&out), 0);
+	ck_assert_int_eq(config_parse("sse_cycle_s = 120\nlease_s = 0.5\n"
+				      "db_pool = transaction\n"), 0);
+	ck_assert_int_eq(config_int("sse_cycle_s"), 120);
+	ck_assert(config_num("lease_s") == 0.5);
+	ck_assert_int_eq(config_check(&out), 0);
+	ck_assert_int_eq(config_parse("sse_cycle_s = soon\nsse_db_connections = 17\n"
+				      "db_pool = pooled\nlease_sec = 3\n"), 0);
+	ck_assert_int_eq(config_int("sse_cycle_s"), 300); /* the default */
+	setenv("EVERRUNS_API_THREADS", "0", 1);
+	ck_assert_int_eq(config_check(&out), 5);
+	unsetenv("EVERRUNS_API_THREADS");
+	ck_assert_ptr_nonnull(strstr(out.data, "lease_sec: unknown key"));
+	ck_assert_ptr_nonnull(strstr(out.data, "sse_cycle_s: 'soon' is not an integer"));
+	ck_assert_ptr_nonnull(strstr(out.data, "sse_db_connections: 17 is out of bounds (1..16)"));
+	ck_assert_ptr_nonnull(strstr(out.data, "db_pool: 'pooled' is not one of"));
+	ck_assert_ptr_nonnull(strstr(out.data, "api_threads: 0 is out of bounds"));
+	buf_release(&out);
+	config_free();
+}
+END_TEST
+
+/* conf/everruns.conf.example documents exactly the keys of the table (a
+ * `key = value` line each), with the table's default for every number. */
+START_TEST(config_example)
+{
+	char path[4096], line[4096];
+	const char *src = getenv("EVR_SRCDIR");
+	unsigned char seen[512] = {0};
+	size_t i;
+	FILE *f;
+
+	ck_assert(config_nkeys <= sizeof(seen));
+	snprintf(path, sizeof(path), "%s/conf/everruns.conf.example",
+		 src ? src : ".");
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot read %s", path);
+	while (fgets(line, sizeof(line), f)) {
+		char key[128], val[1024] = "";
+		const struct config_key *k;
+		if (line[0] == '#' || sscanf(line, "%127[a-z_0-9] = %1023[^\n]",
+					     key, val) < 1 || !strchr(line, '='))
+			continue;
+		k = config_key_find(key);
+		ck_assert_msg(k != NULL, "%s: %s is not in config_keys.c", path,
+			      key);
+		seen[k - config_keys] = 1;
+		if (k->type == CONFIG_LONG || k->type == CONFIG_DOUBLE)
+			ck_assert_msg(strtod(val, NULL) == strtod(k->def, NULL),
+				      "%s: %s = %s, the table says %s", path, key,
+				      val, k->def);
+	}
+	fclose(f);
+	for (i = 0; i < config_nkeys; i++)
+		ck_assert_msg(seen[i], "%s is missing from %s",
+			      config_keys[i].name, path);
 }
 END_TEST
 
@@ -470,7 +542,6 @@ START_TEST(error_bodies)
 			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\","
 			 "\"status\":404,\"title\":\"Not Found\","
 			 "\"detail\":\"Session \\\"x\\\" not found\"}");
-	buf_init(&head, 0);
 	res_head(&rq, &head);
 	ck_assert_ptr_nonnull(strstr(head.data, "Status: 404 Not Found\r\n"));
 	ck_assert_ptr_nonnull(strstr(head.data, "Content-Type: application/json\r\n"));
@@ -626,6 +697,8 @@ int main(void)
 	tcase_add_test(tc, ids_parse_and_new);
 	tcase_add_test(tc, crypto_hash_and_seal);
 	tcase_add_test(tc, config_file_and_env);
+	tcase_add_test(tc, config_table);
+	tcase_add_test(tc, config_example);
 	tcase_add_test(tc, status_files);
 	tcase_add_test(tc, query_strings);
 	tcase_add_test(tc, evq_cursors);

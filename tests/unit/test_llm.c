@@ -229,7 +229,6 @@ static char *line_ends(const char *s, int crlf)
 {
 	struct buf b = BUF_INIT;
 	const char *start = s;
-	buf_init(&b, 0);
 	for (; *s; s++) {
 		if (*s == '\n' && (s == start || s[-1] != '\r'))
 			buf_adds(&b, crlf == 1 ? "\r\n" : "\r");
@@ -509,7 +508,6 @@ static char *sse_run(const char *s, size_t n, size_t split, int *rc)
 {
 	struct buf log = BUF_INIT;
 	struct sse_parser p;
-	buf_init(&log, 0);
 	sse_parser_init(&p, sse_rec, &log);
 	*rc = sse_parser_feed(&p, s, split);
 	if (!*rc)
@@ -894,7 +892,6 @@ START_TEST(http_errors)
 	size_t i;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct buf out = BUF_INIT;
-		buf_init(&out, 0);
 		llm_http_error(cases[i].kind, cases[i].status, cases[i].body,
 			       strlen(cases[i].body), &out);
 		ck_assert_str_eq(out.data, cases[i].want);
@@ -915,8 +912,6 @@ static char *plan(const char *model, const char *user, const char *extra,
 	struct llm_request r = {.kind = LLM_SIM, .model = model};
 	size_t i;
 
-	buf_init(&b, 0);
-	buf_init(&log, 0);
 	buf_adds(&b, "[{\"role\":\"user\",\"content\":");
 	buf_add_json_str(&b, user, strlen(user));
 	buf_addf(&b, "}%s]", extra ? extra : "");

@@ -48,7 +48,6 @@ static void request(struct buf *b, const char *long_value)
 	struct buf p = BUF_INIT;
 	size_t half;
 
-	buf_init(&p, 0);
 	nv(&p, "REQUEST_METHOD", "GET");
 	nv(&p, "REQUEST_URI", "/api/v1/sessions/ses_x/sse?types=a");
 	nv(&p, "HTTP_LAST_EVENT_ID", long_value);
@@ -84,7 +83,6 @@ START_TEST(every_split_point)
 
 	memset(longv, 'v', sizeof(longv) - 1);
 	longv[sizeof(longv) - 1] = '\0';
-	buf_init(&b, 0);
 	request(&b, longv);
 	for (i = 0; i <= b.len; i++) {
 		for (j = i; j <= b.len; j += (i % 7) + 1) {
@@ -107,7 +105,6 @@ START_TEST(byte_by_byte_and_abort)
 	struct fcgi_parser fp;
 	size_t i;
 
-	buf_init(&b, 0);
 	request(&b, "evt_1");
 	rec(&b, FCGI_ABORT_REQUEST, 1, "", 0, 0);
 	fcgi_parser_init(&fp);
@@ -139,8 +136,6 @@ START_TEST(malformed_input)
 	struct buf b = BUF_INIT, p = BUF_INIT;
 	size_t i;
 
-	buf_init(&b, 0);
-	buf_init(&p, 0);
 	/* wrong version */
 	buf_add(&b, "\x02\x01\x00\x01\x00\x08\x00\x00", 8);
 	ck_assert_int_eq(feed_all(&b), -1);
@@ -201,7 +196,6 @@ START_TEST(writer_records)
 	int nrec = 0, end = 0;
 
 	memset(big, 'z', 70000);
-	buf_init(&out, 0);
 	fcgi_put_stdout(&out, 7, big, 70000);
 	fcgi_put_end(&out, 7, 0);
 	while (off < out.len) {

@@ -129,7 +129,6 @@ static char *repeat(const char *unit, size_t n)
 	struct buf b = BUF_INIT;
 	size_t i;
 
-	buf_init(&b, 0);
 	for (i = 0; i < n; i++)
 		buf_adds(&b, unit);
 	return buf_detach(&b, NULL);
@@ -305,7 +304,6 @@ START_TEST(test_add_number)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct buf b = BUF_INIT;
-		buf_init(&b, 0);
 		tools_add_number(&b, cases[i].d);
 		ck_assert_str_eq(b.data, cases[i].s);
 		buf_release(&b);
@@ -325,8 +323,6 @@ static struct json_object *time_at(const char *zone, time_t t)
 	struct json_object *o;
 	enum tool_status st;
 
-	buf_init(&res, 0);
-	buf_init(&err, 0);
 	st = tools_current_time_at(zone, t, &res, &err);
 	ck_assert_msg(st == TOOL_OK, "%s: %s", zone ? zone : "(null)",
 		      err.data);
@@ -412,8 +408,6 @@ START_TEST(test_time_invalid)
 
 	for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
 		struct buf res = BUF_INIT, err = BUF_INIT;
-		buf_init(&res, 0);
-		buf_init(&err, 0);
 		ck_assert_msg(tools_current_time_at(bad_names[i], T_JULY, &res,
 						    &err) == TOOL_ERROR,
 			      "accepted \"%s\"", bad_names[i]);
@@ -424,8 +418,6 @@ START_TEST(test_time_invalid)
 	}
 	for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		struct buf res = BUF_INIT, err = BUF_INIT;
-		buf_init(&res, 0);
-		buf_init(&err, 0);
 		ck_assert_msg(tools_current_time_at(unknown[i], T_JULY, &res,
 						    &err) == TOOL_ERROR,
 			      "accepted \"%s\"", unknown[i]);
@@ -481,8 +473,6 @@ START_TEST(test_time_tzdir)
 	struct buf res = BUF_INIT, err = BUF_INIT;
 	struct json_object *o;
 
-	buf_init(&res, 0);
-	buf_init(&err, 0);
 	setenv("TZDIR", "/nonexistent", 1);
 	ck_assert_int_eq(
 		tools_current_time_at("Europe/Berlin", T_JULY, &res, &err),
@@ -607,7 +597,6 @@ START_TEST(test_todos_invalid)
 		     "todos[0].content is not valid UTF-8 text");
 
 	longtext = repeat("x", TOOLS_TODO_TEXT_MAX + 1);
-	buf_init(&args, 0);
 	buf_addf(&args,
 		 "{\"todos\":[{\"content\":\"A\",\"activeForm\":\"%s\","
 		 "\"status\":\"pending\"}]}",
@@ -638,7 +627,6 @@ static double calc(const char *op, const char *a, const char *b)
 	struct run r;
 	double v;
 
-	buf_init(&args, 0);
 	buf_addf(&args, "{\"operation\":\"%s\",\"a\":%s,\"b\":%s}", op, a, b);
 	run(&r, "calculate", args.data);
 	ck_assert_msg(r.st == TOOL_OK, "%s: %s", args.data, r.error.data);
@@ -766,7 +754,6 @@ START_TEST(test_weather_errors)
 		     "city must not be blank");
 	expect_error("get_weather", "{\"city\":\"Par\\u0001is\"}",
 		     "control characters");
-	buf_init(&args, 0);
 	buf_addf(&args, "{\"city\":\"%s\"}", longcity);
 	expect_error("get_weather", args.data,
 		     "arguments.city: must be at most 128 characters");
@@ -903,7 +890,6 @@ START_TEST(test_db_session_title)
 			 "not valid UTF-8");
 	/* 300 characters pass the schema, 600 bytes do not pass the tool */
 	s = repeat("\xc3\xa9", 300);
-	buf_init(&args, 0);
 	buf_addf(&args, "{\"title\":\"%s\"}", s);
 	expect_error_ctx(&a, "write_session_title", args.data,
 			 "longer than 512 bytes");
@@ -1046,7 +1032,6 @@ START_TEST(test_db_kv_limits)
 	struct buf args = BUF_INIT;
 	struct run r;
 
-	buf_init(&args, 0);
 	expect_error_ctx(&a, "kv_store", "{\"operation\":\"get\"}",
 			 "key is required for operation \"get\"");
 	expect_error_ctx(&a, "kv_store",

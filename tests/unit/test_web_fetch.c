@@ -10,7 +10,6 @@
 static char *reduce(const char *html)
 {
 	struct buf b = BUF_INIT;
-	buf_init(&b, 0);
 	html_to_text(html, strlen(html), &b);
 	return buf_detach(&b, NULL);
 }
@@ -57,7 +56,6 @@ END_TEST
 START_TEST(text_is_cleaned)
 {
 	struct buf b = BUF_INIT;
-	buf_init(&b, 0);
 	text_clean("ok\n\tline\r\x00x\xc0\xafy", 15, &b);
 	ck_assert_uint_eq(b.len, strlen(b.data));
 	ck_assert_str_eq(b.data, "ok\n\tlinex\xef\xbf\xbd\xef\xbf\xbdy");
@@ -82,7 +80,6 @@ START_TEST(calls_are_checked_before_any_transfer)
 		struct json_object *a = json_tokener_parse(bad[i]);
 		struct json_object *cfg = json_object_new_object();
 		struct buf err = BUF_INIT;
-		buf_init(&err, 0);
 		ck_assert_msg(web_fetch_new(a, cfg, &err) == NULL, "%s", bad[i]);
 		ck_assert_msg(err.len > 0, "%s: no error", bad[i]);
 		buf_release(&err);
@@ -111,8 +108,6 @@ START_TEST(refused_address_is_a_tool_error)
 		CURLcode rc;
 
 		json_object_object_add(a, "url", json_object_new_string(urls[i]));
-		buf_init(&err, 0);
-		buf_init(&res, 0);
 		f = web_fetch_new(a, cfg, &err);
 		ck_assert_ptr_nonnull(f);
 		rc = curl_easy_perform(web_fetch_easy(f));

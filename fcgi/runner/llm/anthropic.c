@@ -65,7 +65,7 @@ static void add_block(struct an_msgs *ms, int user, struct json_object *b)
 static int user_blocks(struct an_msgs *ms, struct json_object *m, size_t i,
 		       struct buf *err)
 {
-	struct json_object *c = llm_jget(m, "content");
+	struct json_object *c = jx_get(m, "content");
 	size_t k, n;
 
 	if (json_object_is_type(c, json_type_string)) {
@@ -81,12 +81,12 @@ static int user_blocks(struct an_msgs *ms, struct json_object *m, size_t i,
 	for (k = 0; k < n; k++) {
 		struct json_object *p = json_object_array_get_idx(c, k);
 		struct json_object *b, *src;
-		const char *type = llm_jstr(p, "type");
+		const char *type = jx_gets(p, "type");
 		const char *s;
 
 		if (type && !strcmp(type, "text")) {
 			/* the API refuses empty text blocks */
-			s = llm_jstr(p, "text");
+			s = jx_gets(p, "text");
 			if (s && *s)
 				add_block(ms, 1, text_block(s, strlen(s)));
 			continue;
@@ -96,14 +96,14 @@ static int user_blocks(struct an_msgs *ms, struct json_object *m, size_t i,
 			return -1;
 		}
 		src = json_object_new_object();
-		if (llm_jstr(p, "data") && llm_jstr(p, "media_type")) {
+		if (jx_gets(p, "data") && jx_gets(p, "media_type")) {
 			json_object_object_add(src, "type", new_str("base64"));
 			json_object_object_add(
 				src, "media_type",
-				new_str(llm_jstr(p, "media_type")));
+				new_str(jx_gets(p, "media_type")));
 			json_object_object_add(src, "data",
-					       new_str(llm_jstr(p, "data")));
-		} else if ((s = llm_jstr(p, "url")) != NULL) {
+					       new_str(jx_gets(p, "data")));
+		} else if ((s = jx_gets(p, "url")) != NULL) {
 			json_object_object_add(src, "type", new_str("url"));
 			json_object_object_add(src, "url", new_str(s));
 		} else {
@@ -143,15 +143,15 @@ static struct json_object *tool_input(struct json_object *args)
 
 static int has_signed_thinking(struct json_object *m)
 {
-	const char *t = llm_jstr(m, "thinking");
-	const char *sig = llm_jstr(m, "thinking_signature");
+	const char *t = jx_gets(m, "thinking");
+	const char *sig = jx_gets(m, "thinking_signature");
 	return t && *t && sig && *sig;
 }
 
 static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
 			    size_t i, int thinking, struct buf *err)
 {
-	struct json_object *calls = llm_jget(m, "tool_calls"), *b;
+	struct json_object *calls = jx_get(m, "tool_calls"), *b;
 	struct buf t = BUF_INIT;
 	size_t k, n;
 
@@ -161,13 +161,12 @@ static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
 		b = json_object_new_object();
 		json_object_object_add(b, "type", new_str("thinking"));
 		json_object_object_add(b, "thinking",
-				       new_str(llm_jstr(m, "thinking")));
+				       new_str(jx_gets(m, "thinking")));
 		json_object_object_add(
 			b, "signature",
-			new_str(llm_jstr(m, "thinking_signature")));
+			new_str(jx_gets(m, "thinking_signature")));
 		add_block(ms, 0, b);
 	}
-	buf_init(&t, 0);
 	llm_user_text(m, &t);
 	if (t.len)
 		add_block(ms, 0, text_block(t.data, t.len));
@@ -177,7 +176,7 @@ static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
 		    : 0;
 	for (k = 0; k < n; k++) {
 		struct json_object *c = json_object_array_get_idx(calls, k);
-		if (!llm_jstr(c, "id") || !llm_jstr(c, "name")) {
+		if (!jx_gets(c, "id") || !jx_gets(c, "name")) {
 			buf_addf(err, "messages[%zu].tool_calls[%zu]: id and "
 				      "name are required",
 				 i, k);
@@ -185,10 +184,10 @@ static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
 		}
 		b = json_object_new_object();
 		json_object_object_add(b, "type", new_str("tool_use"));
-		json_object_object_add(b, "id", new_str(llm_jstr(c, "id")));
-		json_object_object_add(b, "name", new_str(llm_jstr(c, "name")));
+		json_object_object_add(b, "id", new_str(jx_gets(c, "id")));
+		json_object_object_add(b, "name", new_str(jx_gets(c, "name")));
 		json_object_object_add(b, "input",
-				       tool_input(llm_jget(c, "arguments")));
+				       tool_input(jx_get(c, "arguments")));
 		add_block(ms, 0, b);
 	}
 	return 0;
@@ -197,9 +196,9 @@ static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
 static int tool_result(struct an_msgs *ms, struct json_object *m, size_t i,
 		       struct buf *err)
 {
-	const char *id = llm_jstr(m, "tool_call_id");
-	struct json_object *c = llm_jget(m, "content"), *b;
-	struct json_object *is_err = llm_jget(m, "is_error");
+	const char *id = jx_gets(m, "tool_call_id");
+	struct json_object *c = jx_get(m, "content"), *b;
+	struct json_object *is_err = jx_get(m, "is_error");
 	struct buf t = BUF_INIT;
 
 	if (!id) {
@@ -209,7 +208,6 @@ static int tool_result(struct an_msgs *ms, struct json_object *m, size_t i,
 	b = json_object_new_object();
 	json_object_object_add(b, "type", new_str("tool_result"));
 	json_object_object_add(b, "tool_use_id", new_str(id));
-	buf_init(&t, 0);
 	if (json_object_is_type(c, json_type_string))
 		buf_adds(&t, json_object_get_string(c));
 	else if (c)
@@ -247,8 +245,8 @@ static int thinking_possible(struct json_object *msgs)
 	size_t n = json_object_array_length(msgs);
 	while (n--) {
 		struct json_object *m = json_object_array_get_idx(msgs, n);
-		const char *role = llm_jstr(m, "role");
-		struct json_object *calls = llm_jget(m, "tool_calls");
+		const char *role = jx_gets(m, "role");
+		struct json_object *calls = jx_get(m, "tool_calls");
 		if (!role || !strcmp(role, "user"))
 			return 1;
 		if (strcmp(role, "assistant"))
@@ -269,10 +267,10 @@ static struct json_object *wire_tools(struct json_object *tools)
 	for (k = 0; k < n; k++) {
 		struct json_object *t = json_object_array_get_idx(tools, k);
 		struct json_object *w = json_object_new_object();
-		struct json_object *params = llm_jget(t, "parameters");
-		const char *desc = llm_jstr(t, "description");
+		struct json_object *params = jx_get(t, "parameters");
+		const char *desc = jx_gets(t, "description");
 
-		json_object_object_add(w, "name", new_str(llm_jstr(t, "name")));
+		json_object_object_add(w, "name", new_str(jx_gets(t, "name")));
 		if (desc)
 			json_object_object_add(w, "description", new_str(desc));
 		/* borrowed from the request: take a reference */
@@ -298,7 +296,6 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 	long max = r->max_tokens > 0 ? r->max_tokens : AN_DEFAULT_MAX_TOKENS;
 	int rc = -1;
 
-	buf_init(&sys, 0);
 	if (budget && !thinking_possible(r->messages))
 		budget = 0;
 	for (i = 0; i < n; i++) {
@@ -307,7 +304,7 @@ int llm_anthropic_build(const struct llm_request *r, struct buf *url,
 		int bad = 0;
 
 		m = json_object_array_get_idx(r->messages, i);
-		role = llm_jstr(m, "role");
+		role = jx_gets(m, "role");
 		if (!role) {
 			buf_addf(err, "messages[%zu]: no role", i);
 			goto out;
@@ -437,8 +434,8 @@ static struct an_block *find_block(struct an_state *st, long index)
 static int block_start(struct llm_parser *p, struct an_state *st,
 		       struct json_object *o)
 {
-	struct json_object *cb = llm_jget(o, "content_block"), *in;
-	const char *type = llm_jstr(cb, "type");
+	struct json_object *cb = jx_get(o, "content_block"), *in;
+	const char *type = jx_gets(cb, "type");
 	long index = llm_jlong(o, "index");
 	struct an_block *b;
 	const char *s;
@@ -458,13 +455,13 @@ static int block_start(struct llm_parser *p, struct an_state *st,
 	b->type = AN_OTHER;
 	if (!strcmp(type, "text")) {
 		b->type = AN_TEXT;
-		if ((s = llm_jstr(cb, "text")) != NULL)
+		if ((s = jx_gets(cb, "text")) != NULL)
 			llm_emit_text(p, s, strlen(s));
 	} else if (!strcmp(type, "thinking")) {
 		b->type = AN_THINKING;
-		if ((s = llm_jstr(cb, "thinking")) != NULL)
+		if ((s = jx_gets(cb, "thinking")) != NULL)
 			llm_emit_thinking(p, s, strlen(s));
-		if ((s = llm_jstr(cb, "signature")) != NULL)
+		if ((s = jx_gets(cb, "signature")) != NULL)
 			buf_adds(&b->json, s);
 	} else if (!strcmp(type, "redacted_thinking")) {
 		/* it cannot be replayed without its data: no signature */
@@ -473,12 +470,12 @@ static int block_start(struct llm_parser *p, struct an_state *st,
 		p->signature = NULL;
 	} else if (!strcmp(type, "tool_use")) {
 		b->type = AN_TOOL;
-		if (!llm_jstr(cb, "id") || !llm_jstr(cb, "name"))
+		if (!jx_gets(cb, "id") || !jx_gets(cb, "name"))
 			return llm_parser_fail(p, "tool_use block without id "
 						  "or name");
-		b->id = xstrdup(llm_jstr(cb, "id"));
-		b->name = xstrdup(llm_jstr(cb, "name"));
-		in = llm_jget(cb, "input");
+		b->id = xstrdup(jx_gets(cb, "id"));
+		b->name = xstrdup(jx_gets(cb, "name"));
+		in = jx_get(cb, "input");
 		if (json_object_is_type(in, json_type_object) &&
 		    json_object_object_length(in) > 0) {
 			if (llm_count_tool_args(p, strlen(jx_str(in))))
@@ -499,23 +496,23 @@ static size_t vlen(struct json_object *v)
 static int block_delta(struct llm_parser *p, struct an_state *st,
 		       struct json_object *o)
 {
-	struct json_object *d = llm_jget(o, "delta"), *v;
-	const char *type = llm_jstr(d, "type");
+	struct json_object *d = jx_get(o, "delta"), *v;
+	const char *type = jx_gets(d, "type");
 	struct an_block *b = find_block(st, llm_jlong(o, "index"));
 
 	if (!type)
 		return 0;
 	if (!strcmp(type, "text_delta")) {
-		v = llm_jget(d, "text");
+		v = jx_get(d, "text");
 		if (json_object_is_type(v, json_type_string))
 			llm_emit_text(p, json_object_get_string(v), vlen(v));
 	} else if (!strcmp(type, "thinking_delta")) {
-		v = llm_jget(d, "thinking");
+		v = jx_get(d, "thinking");
 		if (json_object_is_type(v, json_type_string))
 			llm_emit_thinking(p, json_object_get_string(v),
 					  vlen(v));
 	} else if (!strcmp(type, "input_json_delta")) {
-		v = llm_jget(d, "partial_json");
+		v = jx_get(d, "partial_json");
 		if (!b || b->type != AN_TOOL)
 			return llm_parser_fail(p, "input_json_delta outside a "
 						  "tool_use block");
@@ -528,7 +525,7 @@ static int block_delta(struct llm_parser *p, struct an_state *st,
 			buf_add(&b->json, json_object_get_string(v), vlen(v));
 		}
 	} else if (!strcmp(type, "signature_delta")) {
-		v = llm_jget(d, "signature");
+		v = jx_get(d, "signature");
 		if (b && b->type == AN_THINKING &&
 		    json_object_is_type(v, json_type_string))
 			buf_add(&b->json, json_object_get_string(v), vlen(v));
@@ -574,11 +571,11 @@ static void usage(struct llm_parser *p, struct an_state *st,
 	if (!json_object_is_type(u, json_type_object))
 		return;
 	/* cached input is input too: report what the call consumed */
-	if (llm_jget(u, "input_tokens"))
+	if (jx_get(u, "input_tokens"))
 		st->in = llm_jlong(u, "input_tokens") +
 			 llm_jlong(u, "cache_creation_input_tokens") +
 			 llm_jlong(u, "cache_read_input_tokens");
-	if (llm_jget(u, "output_tokens"))
+	if (jx_get(u, "output_tokens"))
 		st->out = llm_jlong(u, "output_tokens");
 	llm_emit_usage(p, st->in, st->out);
 }
@@ -597,11 +594,11 @@ int llm_anthropic_event(void *ctx, const char *event, const char *data,
 	o = llm_parse_chunk(p, data, len);
 	if (!o)
 		return -1;
-	type = llm_jstr(o, "type");
+	type = jx_gets(o, "type");
 	if (!type)
 		type = event; /* the data's type is the reliable one */
 	if (!strcmp(type, "message_start")) {
-		usage(p, st, llm_jget(llm_jget(o, "message"), "usage"));
+		usage(p, st, jx_get(jx_get(o, "message"), "usage"));
 	} else if (!strcmp(type, "content_block_start")) {
 		rc = block_start(p, st, o);
 	} else if (!strcmp(type, "content_block_delta")) {
@@ -609,21 +606,21 @@ int llm_anthropic_event(void *ctx, const char *event, const char *data,
 	} else if (!strcmp(type, "content_block_stop")) {
 		rc = block_stop(p, st, o);
 	} else if (!strcmp(type, "message_delta")) {
-		stop = llm_jstr(llm_jget(o, "delta"), "stop_reason");
+		stop = jx_gets(jx_get(o, "delta"), "stop_reason");
 		if (stop) {
 			llm_parser_set_stop(p, stop);
 			p->complete = 1;
 		}
-		usage(p, st, llm_jget(o, "usage"));
+		usage(p, st, jx_get(o, "usage"));
 	} else if (!strcmp(type, "message_stop")) {
 		st->done = 1;
 		p->complete = 1;
 	} else if (!strcmp(type, "error")) {
-		e = llm_jget(o, "error");
-		type = llm_jstr(e, "type");
+		e = jx_get(o, "error");
+		type = jx_gets(e, "type");
 		llm_emit_error(p, type ? type : "error",
-			       llm_jstr(e, "message")
-				       ? llm_jstr(e, "message")
+			       jx_gets(e, "message")
+				       ? jx_gets(e, "message")
 				       : "the provider reported an error",
 			       llm_error_retryable(type));
 	}

@@ -115,19 +115,13 @@ int llm_parser_fail(struct llm_parser *p, const char *fmt, ...)
 	return -1;
 }
 
-static size_t limit_of(const char *key, long def, long max, size_t unit)
-{
-	long v = config_long(key, def);
-	return (size_t)(v < 1 ? 1 : v > max ? max : v) * unit;
-}
-
 struct llm_limits llm_limits_config(void)
 {
 	struct llm_limits l;
-	l.response = limit_of("llm_max_response_mb", 16, 1024, 1024 * 1024);
-	l.text = limit_of("llm_max_text_kb", 2048, 65536, 1024);
-	l.thinking = limit_of("llm_max_thinking_kb", 2048, 65536, 1024);
-	l.tool_args = limit_of("llm_max_tool_args_kb", 4096, 65536, 1024);
+	l.response = (size_t)config_int("llm_max_response_mb") * 1024 * 1024;
+	l.text = (size_t)config_int("llm_max_text_kb") * 1024;
+	l.thinking = (size_t)config_int("llm_max_thinking_kb") * 1024;
+	l.tool_args = (size_t)config_int("llm_max_tool_args_kb") * 1024;
 	return l;
 }
 
@@ -313,26 +307,9 @@ int llm_error_retryable(const char *code)
 	return 0;
 }
 
-struct json_object *llm_jget(struct json_object *o, const char *key)
-{
-	struct json_object *v = NULL;
-	if (!o || !json_object_is_type(o, json_type_object))
-		return NULL;
-	json_object_object_get_ex(o, key, &v);
-	return v;
-}
-
-const char *llm_jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v = llm_jget(o, key);
-	return json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
-}
-
 long llm_jlong(struct json_object *o, const char *key)
 {
-	struct json_object *v = llm_jget(o, key);
+	struct json_object *v = jx_get(o, key);
 	if (!json_object_is_type(v, json_type_int) &&
 	    !json_object_is_type(v, json_type_double))
 		return 0;
@@ -371,7 +348,7 @@ void llm_header(struct curl_slist **h, const char *fmt, ...)
 
 void llm_user_text(struct json_object *msg, struct buf *out)
 {
-	struct json_object *c = llm_jget(msg, "content");
+	struct json_object *c = jx_get(msg, "content");
 	size_t i, n, before = out->len;
 
 	if (json_object_is_type(c, json_type_string)) {
@@ -383,8 +360,8 @@ void llm_user_text(struct json_object *msg, struct buf *out)
 	n = json_object_array_length(c);
 	for (i = 0; i < n; i++) {
 		struct json_object *part = json_object_array_get_idx(c, i);
-		const char *type = llm_jstr(part, "type");
-		const char *text = llm_jstr(part, "text");
+		const char *type = jx_gets(part, "type");
+		const char *text = jx_gets(part, "text");
 		if (!type || strcmp(type, "text") || !text)
 			continue;
 		if (out->len > before)
@@ -495,13 +472,13 @@ void llm_http_error(enum llm_kind kind, long status, const char *body,
 		return;
 	o = jx_parse(body, len, &ae);
 	if (o) {
-		e = llm_jget(o, "error");
+		e = jx_get(o, "error");
 		if (json_object_is_type(e, json_type_string))
 			msg = json_object_get_string(e);
-		else if ((s = llm_jstr(e, "message")) != NULL)
+		else if ((s = jx_gets(e, "message")) != NULL)
 			msg = s;
 		else
-			msg = llm_jstr(o, "message");
+			msg = jx_gets(o, "message");
 		if (msg)
 			add_line(out, msg, strlen(msg), 300);
 	} else if (partial_message(body, len, &s, &n)) {

@@ -59,10 +59,8 @@ void llm_emit_error(struct llm_parser *p, const char *code, const char *msg,
  * error.type) be retried? */
 int llm_error_retryable(const char *code);
 
-/* Small json-c accessors: NULL / 0 when absent or of another type. All
- * borrow from o. */
-struct json_object *llm_jget(struct json_object *o, const char *key);
-const char *llm_jstr(struct json_object *o, const char *key);
+/* A number member of o as a long, 0 when absent or of another type
+ * (objects and strings: jx_get / jx_gets of json.h). */
 long llm_jlong(struct json_object *o, const char *key);
 /* url = base (def when NULL or empty) without trailing slashes, then
  * path. */

@@ -151,7 +151,6 @@ static int directive(struct sim_req *q, const char *l, size_t n)
 		o = jx_parse(t->args, strlen(t->args), &e);
 		if (!json_object_is_type(o, json_type_object) && !q->bad) {
 			struct buf b = BUF_INIT;
-			buf_init(&b, 0);
 			buf_addf(&b, "llmsim: #tool %s: the arguments are "
 				     "not a JSON object",
 				 t->name);
@@ -190,7 +189,7 @@ static const char *call_name(struct json_object *msgs, size_t from,
 {
 	size_t i, k, n = json_object_array_length(msgs);
 	for (i = from; i < n && id; i++) {
-		struct json_object *calls = llm_jget(
+		struct json_object *calls = jx_get(
 			json_object_array_get_idx(msgs, i), "tool_calls");
 		for (k = 0; json_object_is_type(calls, json_type_array) &&
 			    k < json_object_array_length(calls);
@@ -198,9 +197,9 @@ static const char *call_name(struct json_object *msgs, size_t from,
 			struct json_object *c;
 			const char *cid;
 			c = json_object_array_get_idx(calls, k);
-			cid = llm_jstr(c, "id");
-			if (cid && !strcmp(cid, id) && llm_jstr(c, "name"))
-				return llm_jstr(c, "name");
+			cid = jx_gets(c, "id");
+			if (cid && !strcmp(cid, id) && jx_gets(c, "name"))
+				return jx_gets(c, "name");
 		}
 	}
 	return "tool";
@@ -214,11 +213,10 @@ static int summarize(struct json_object *msgs, size_t from, struct buf *out)
 	int count = 0;
 	struct buf t = BUF_INIT;
 
-	buf_init(&t, 0);
 	for (i = from; i < n; i++) {
 		struct json_object *m = json_object_array_get_idx(msgs, i);
-		struct json_object *c = llm_jget(m, "content");
-		const char *role = llm_jstr(m, "role");
+		struct json_object *c = jx_get(m, "content");
+		const char *role = jx_gets(m, "role");
 		size_t len;
 		if (!role || strcmp(role, "tool"))
 			continue;
@@ -230,7 +228,7 @@ static int summarize(struct json_object *msgs, size_t from, struct buf *out)
 		len = utf8_cut(t.data, t.len, SIM_RESULT_MAX);
 		buf_adds(out, count ? "; " : "Tool results: ");
 		buf_addf(out, "%s: %.*s%s",
-			 call_name(msgs, from, llm_jstr(m, "tool_call_id")),
+			 call_name(msgs, from, jx_gets(m, "tool_call_id")),
 			 (int)len, t.data, len < t.len ? "..." : "");
 		count++;
 	}
@@ -292,8 +290,6 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 	buf_init(&q.plain, 0);
 	buf_init(&q.text, 0);
 	buf_init(&q.line, 0);
-	buf_init(&user, 0);
-	buf_init(&answer, 0);
 	q.tokens = -1;
 	q.rate = r->model && !strcmp(r->model, "llmsim-instant")
 			 ? 0
@@ -302,7 +298,7 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 		struct json_object *m;
 		const char *role;
 		m = json_object_array_get_idx(msgs, i);
-		role = llm_jstr(m, "role");
+		role = jx_gets(m, "role");
 		if (role && !strcmp(role, "user")) {
 			llm_user_text(m, &user);
 			last = i;

@@ -48,7 +48,7 @@ static void value_text(struct json_object *v, struct buf *out)
 static struct json_object *user_content(struct json_object *m, size_t i,
 					struct buf *err)
 {
-	struct json_object *c = llm_jget(m, "content"), *parts, *out;
+	struct json_object *c = jx_get(m, "content"), *parts, *out;
 	size_t k, n;
 	int has_image = 0;
 	struct buf t = BUF_INIT;
@@ -56,7 +56,7 @@ static struct json_object *user_content(struct json_object *m, size_t i,
 	if (json_object_is_type(c, json_type_array)) {
 		n = json_object_array_length(c);
 		for (k = 0; k < n; k++) {
-			const char *type = llm_jstr(
+			const char *type = jx_gets(
 				json_object_array_get_idx(c, k), "type");
 			if (type && !strcmp(type, "image"))
 				has_image = 1;
@@ -68,7 +68,6 @@ static struct json_object *user_content(struct json_object *m, size_t i,
 		}
 	}
 	if (!has_image) {
-		buf_init(&t, 0);
 		llm_user_text(m, &t);
 		out = json_object_new_string_len(t.data, (int)t.len);
 		buf_release(&t);
@@ -78,16 +77,16 @@ static struct json_object *user_content(struct json_object *m, size_t i,
 	n = json_object_array_length(c);
 	for (k = 0; k < n; k++) {
 		struct json_object *p = json_object_array_get_idx(c, k), *o;
-		const char *type = llm_jstr(p, "type");
+		const char *type = jx_gets(p, "type");
 		o = json_object_new_object();
 		if (!strcmp(type, "text")) {
 			json_object_object_add(o, "type", new_str("text"));
 			json_object_object_add(o, "text",
-					       new_str(llm_jstr(p, "text")));
+					       new_str(jx_gets(p, "text")));
 		} else {
-			const char *mt = llm_jstr(p, "media_type");
-			const char *data = llm_jstr(p, "data");
-			const char *url = llm_jstr(p, "url");
+			const char *mt = jx_gets(p, "media_type");
+			const char *data = jx_gets(p, "data");
+			const char *url = jx_gets(p, "url");
 			struct json_object *iu = json_object_new_object();
 			buf_init(&t, 0);
 			if (data && mt)
@@ -117,11 +116,10 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 					 struct buf *err)
 {
 	struct json_object *o = json_object_new_object();
-	struct json_object *calls = llm_jget(m, "tool_calls"), *wire;
+	struct json_object *calls = jx_get(m, "tool_calls"), *wire;
 	size_t k, n = 0;
 	struct buf t = BUF_INIT;
 
-	buf_init(&t, 0);
 	llm_user_text(m, &t);
 	if (json_object_is_type(calls, json_type_array))
 		n = json_object_array_length(calls);
@@ -137,8 +135,8 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 	for (k = 0; k < n; k++) {
 		struct json_object *c = json_object_array_get_idx(calls, k);
 		struct json_object *w, *fn;
-		const char *id = llm_jstr(c, "id");
-		const char *name = llm_jstr(c, "name");
+		const char *id = jx_gets(c, "id");
+		const char *name = jx_gets(c, "name");
 		if (!id || !name) {
 			buf_addf(err, "messages[%zu].tool_calls[%zu]: id and "
 				      "name are required",
@@ -150,7 +148,7 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 		fn = json_object_new_object();
 		json_object_array_add(wire, w);
 		buf_init(&t, 0);
-		value_text(llm_jget(c, "arguments"), &t);
+		value_text(jx_get(c, "arguments"), &t);
 		json_object_object_add(w, "id", new_str(id));
 		json_object_object_add(w, "type", new_str("function"));
 		json_object_object_add(fn, "name", new_str(name));
@@ -166,7 +164,7 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 static struct json_object *wire_msg(struct json_object *m, size_t i,
 				    struct buf *err)
 {
-	const char *role = llm_jstr(m, "role");
+	const char *role = jx_gets(m, "role");
 	struct json_object *o, *c;
 	struct buf t = BUF_INIT;
 
@@ -192,7 +190,7 @@ static struct json_object *wire_msg(struct json_object *m, size_t i,
 	o = json_object_new_object();
 	json_object_object_add(o, "role", new_str(role));
 	if (!strcmp(role, "tool")) {
-		const char *id = llm_jstr(m, "tool_call_id");
+		const char *id = jx_gets(m, "tool_call_id");
 		if (!id) {
 			buf_addf(err, "messages[%zu]: no tool_call_id", i);
 			json_object_put(o);
@@ -200,9 +198,8 @@ static struct json_object *wire_msg(struct json_object *m, size_t i,
 		}
 		json_object_object_add(o, "tool_call_id", new_str(id));
 	}
-	buf_init(&t, 0);
 	if (!strcmp(role, "tool"))
-		value_text(llm_jget(m, "content"), &t);
+		value_text(jx_get(m, "content"), &t);
 	else
 		llm_user_text(m, &t);
 	json_object_object_add(o, "content",
@@ -220,11 +217,11 @@ static struct json_object *wire_tools(struct json_object *tools)
 		struct json_object *t = json_object_array_get_idx(tools, k);
 		struct json_object *w = json_object_new_object();
 		struct json_object *fn = json_object_new_object();
-		struct json_object *params = llm_jget(t, "parameters");
-		const char *desc = llm_jstr(t, "description");
+		struct json_object *params = jx_get(t, "parameters");
+		const char *desc = jx_gets(t, "description");
 
 		json_object_object_add(fn, "name",
-				       new_str(llm_jstr(t, "name")));
+				       new_str(jx_gets(t, "name")));
 		if (desc)
 			json_object_object_add(fn, "description",
 					       new_str(desc));
@@ -385,11 +382,11 @@ static struct oa_call *new_call(struct oa_state *st, long index)
 static int tool_delta(struct llm_parser *p, struct oa_state *st,
 		      struct json_object *tc)
 {
-	struct json_object *fn = llm_jget(tc, "function");
-	struct json_object *iv = llm_jget(tc, "index");
-	const char *id = llm_jstr(tc, "id");
-	const char *name = llm_jstr(fn, "name");
-	const char *args = llm_jstr(fn, "arguments");
+	struct json_object *fn = jx_get(tc, "function");
+	struct json_object *iv = jx_get(tc, "index");
+	const char *id = jx_gets(tc, "id");
+	const char *name = jx_gets(fn, "name");
+	const char *args = jx_gets(fn, "arguments");
 	struct oa_call *c = NULL;
 	long index, top = -1;
 	size_t i;
@@ -447,11 +444,11 @@ static int delta(struct llm_parser *p, struct oa_state *st,
 		{"content", llm_emit_text},
 		{"refusal", llm_emit_text},
 	};
-	struct json_object *v, *tcs = llm_jget(d, "tool_calls");
+	struct json_object *v, *tcs = jx_get(d, "tool_calls");
 	size_t i;
 
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		v = llm_jget(d, fields[i].key);
+		v = jx_get(d, fields[i].key);
 		if (json_object_is_type(v, json_type_string))
 			fields[i].emit(p, json_object_get_string(v),
 				       (size_t)json_object_get_string_len(v));
@@ -466,10 +463,10 @@ static int delta(struct llm_parser *p, struct oa_state *st,
 
 static void stream_error(struct llm_parser *p, struct json_object *e)
 {
-	const char *code = llm_jstr(e, "code");
-	const char *msg = llm_jstr(e, "message");
+	const char *code = jx_gets(e, "code");
+	const char *msg = jx_gets(e, "message");
 	if (!code)
-		code = llm_jstr(e, "type");
+		code = jx_gets(e, "type");
 	if (json_object_is_type(e, json_type_string))
 		msg = json_object_get_string(e);
 	llm_emit_error(p, code ? code : "error",
@@ -501,22 +498,22 @@ int llm_openai_event(void *ctx, const char *event, const char *data,
 	o = llm_parse_chunk(p, data, len);
 	if (!o)
 		return -1;
-	e = llm_jget(o, "error");
+	e = jx_get(o, "error");
 	if (e) {
 		stream_error(p, e);
 		goto out;
 	}
-	choices = llm_jget(o, "choices");
+	choices = jx_get(o, "choices");
 	for (i = 0; json_object_is_type(choices, json_type_array) &&
 		    i < json_object_array_length(choices);
 	     i++) {
 		struct json_object *c = json_object_array_get_idx(choices, i);
-		const char *fr = llm_jstr(c, "finish_reason");
+		const char *fr = jx_gets(c, "finish_reason");
 		/* one answer is asked for (no n > 1): other choices are
 		 * not ours */
 		if (llm_jlong(c, "index") != 0)
 			continue;
-		rc = delta(p, st, llm_jget(c, "delta"));
+		rc = delta(p, st, jx_get(c, "delta"));
 		if (rc)
 			goto out;
 		if (fr && *fr) {
@@ -527,7 +524,7 @@ int llm_openai_event(void *ctx, const char *event, const char *data,
 				goto out;
 		}
 	}
-	usage = llm_jget(o, "usage");
+	usage = jx_get(o, "usage");
 	if (json_object_is_type(usage, json_type_object))
 		llm_emit_usage(p, llm_jlong(usage, "prompt_tokens"),
 			       llm_jlong(usage, "completion_tokens"));

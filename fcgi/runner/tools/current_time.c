@@ -1,5 +1,5 @@
 /*
- * current_time: get_current_time(timezone?) (DESIGN 4.7).
+ * current_time: get_current_time(timezone?) (ARCHITECTURE 6.2).
  *
  * Result: {"timezone","iso8601" (RFC 3339 with the numeric offset),
  * "unix" (seconds), "human" ("Monday, 1 July 2024, 08:00:00 EDT

@@ -1,5 +1,5 @@
 /*
- * session: get_session_info and write_session_title (DESIGN 4.7).
+ * session: get_session_info and write_session_title (ARCHITECTURE 6.2).
  *
  * Both act on the session of the turn, never on one the model names: every
  * statement is keyed by the session id AND the organization of the tool
@@ -101,7 +101,6 @@ enum tool_status tools_session_title(const struct tool_ctx *c,
 	const char *p[3];
 	enum tool_status st;
 
-	buf_init(&title, 0);
 	if (tools_need_db(c, error)) {
 		st = TOOL_ERROR;
 		goto out;

@@ -1,5 +1,5 @@
 /*
- * session_file_system: the file tools of DESIGN 4.7 (list_directory,
+ * session_file_system: the file tools of ARCHITECTURE 6.2 (list_directory,
  * read_file, write_file, edit_file, delete_file, move_file, copy_file,
  * grep_files, stat_file, make_directory) on the session's file system.
  *
@@ -198,7 +198,6 @@ enum tool_status tools_fs_write(const struct tool_ctx *c,
 	enc = arg(args, "encoding", NULL);
 	if (!content)
 		return tools_fail(error, "content is required.");
-	buf_init(&data, 0);
 	if (enc && !strcmp(enc, "base64")) {
 		if (fs_base64_decode(content, len, &data) != 0) {
 			buf_release(&data);

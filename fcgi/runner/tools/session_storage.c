@@ -1,6 +1,6 @@
 /*
  * session_storage: kv_store(operation set|get|delete|list, key?, value?)
- * (DESIGN 4.7), a per-session key-value store in table session_kv
+ * (ARCHITECTURE 6.2), a per-session key-value store in table session_kv
  * (sql/003_session_kv.sql), removed with its session.
  *
  * Keys are 1..256 bytes of UTF-8 without control characters; at most 1000

@@ -1,5 +1,5 @@
 /*
- * stateless_todo_list: write_todos(todos[]) (DESIGN 4.7).
+ * stateless_todo_list: write_todos(todos[]) (ARCHITECTURE 6.2).
  *
  * Stateless, as upstream: nothing is stored. The list lives in the
  * conversation itself (the call's arguments and this result are in the

@@ -1,6 +1,6 @@
 /*
  * test_math: calculate(operation, a, b), the test_math capability's tool
- * for tests and the simulator (DESIGN 4.7).
+ * for tests and the simulator (ARCHITECTURE 6.2).
  *
  * Plain IEEE double arithmetic, so results are the same on every host:
  * {"operation":op,"a":a,"b":b,"result":r}, numbers in their shortest

@@ -1,6 +1,6 @@
 /*
  * test_weather: get_weather(city), the test_weather capability's tool for
- * tests and the simulator (DESIGN 4.7).
+ * tests and the simulator (ARCHITECTURE 6.2).
  *
  * Invented but deterministic: every value derives from an FNV-1a hash of
  * the city name with ASCII case and surrounding spaces folded, so "Paris"
@@ -88,7 +88,6 @@ enum tool_status tools_weather(const struct tool_ctx *c,
 		 directions[(h >> 24) % 8]);
 	{
 		struct buf s = BUF_INIT;
-		buf_init(&s, 0);
 		buf_add(&s, city, len);
 		buf_addf(&s, ": %d C, %s, humidity %u%%, wind %u km/h %s", temp,
 			 conditions[cond], humidity, wind,

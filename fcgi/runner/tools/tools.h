@@ -1,5 +1,5 @@
 /*
- * tools: the built-in tools the runner executes for the model (DESIGN 4.7;
+ * tools: the built-in tools the runner executes for the model (ARCHITECTURE 6.2;
  * their descriptions and schemas are in fcgi/lib/catalog.c). A tool runs
  * synchronously on the runner's own database connection, outside any
  * transaction of the event writer, and must finish quickly (the slow,

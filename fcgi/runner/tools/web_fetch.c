@@ -1,6 +1,6 @@
 /*
  * web_fetch: fetch_url(url, max_bytes?) of the web_fetch capability
- * (DESIGN 4.7), as a transfer on the runner's curl multi (see tools.h).
+ * (ARCHITECTURE 6.2), as a transfer on the runner's curl multi (see tools.h).
  *
  * A GET behind the address guard (every connection, after every redirect,
  * proxy variables ignored, http and https only, at most 5 redirects).
@@ -50,12 +50,12 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ud)
 
 /* A config integer (capability config first, then the server key). */
 static long limit(struct json_object *config, const char *key,
-		  const char *server_key, long def)
+		  const char *server_key)
 {
 	struct json_object *v = jx_get(config, key);
 	if (v && json_object_is_type(v, json_type_int))
 		return (long)json_object_get_int64(v);
-	return config_long(server_key, def);
+	return config_int(server_key);
 }
 
 struct web_fetch *web_fetch_new(struct json_object *args,
@@ -89,7 +89,7 @@ struct web_fetch *web_fetch_new(struct json_object *args,
 	f = xcalloc(1, sizeof(*f));
 	f->url = xstrdup(url);
 	buf_init(&f->body, 0);
-	max_bytes = limit(config, "max_bytes", "fetch_max_bytes", 1048576);
+	max_bytes = limit(config, "max_bytes", "fetch_max_bytes");
 	if (max_bytes < 1)
 		max_bytes = 1;
 	mb = jx_get(args, "max_bytes");
@@ -99,7 +99,7 @@ struct web_fetch *web_fetch_new(struct json_object *args,
 	f->max_download = (size_t)(max_bytes > FETCH_DOWNLOAD_CAP / 4
 					   ? FETCH_DOWNLOAD_CAP
 					   : max_bytes * 4);
-	f->timeout_s = limit(config, "timeout_s", "fetch_timeout_s", 30);
+	f->timeout_s = limit(config, "timeout_s", "fetch_timeout_s");
 	if (f->timeout_s < 1)
 		f->timeout_s = 1;
 
@@ -153,7 +153,6 @@ static int looks_html(const struct buf *b)
 static void add_clean_str(struct buf *b, const char *s)
 {
 	struct buf t = BUF_INIT;
-	buf_init(&t, 0);
 	text_clean(s, strlen(s), &t);
 	buf_add_json_str(b, t.data, t.len);
 	buf_release(&t);

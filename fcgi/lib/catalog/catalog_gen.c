@@ -1,0 +1,175 @@
+/*
+ * catalog-gen: the build step that turns the capabilities' data
+ * (fcgi/lib/catalog/<id>.json: {"tools": [...], "config_schema": {...}})
+ * into the C literals catalog.c includes (catalog_data.inc).
+ *
+ *   catalog-gen OUT.inc FILE.json...
+ *
+ * Each file must be strict JSON: an object with exactly "tools" (an array
+ * of {"name", "description", "parameters": {...}}) and "config_schema"
+ * (an object); anything else stops the build with the file's name. The
+ * literals are the compact serialization (json-c, slashes unescaped), as
+ * the API pastes them into responses. Defines, per file,
+ * catalog_<id>_tools[] and catalog_<id>_schema[] (id: the file name
+ * without .json, non-alphanumerics as '_').
+ */
+#include <ctype.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(const char *file, const char *what)
+{
+	fprintf(stderr, "catalog-gen: %s: %s\n", file, what);
+	return -1;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *s = NULL;
+	size_t cap = 0, n = 0, r;
+
+	if (!f)
+		return NULL;
+	do {
+		if (n + 4096 + 1 > cap) {
+			cap = (n + 4096 + 1) * 2;
+			s = realloc(s, cap);
+			if (!s)
+				abort();
+		}
+		r = fread(s + n, 1, cap - n - 1, f);
+		n += r;
+	} while (r > 0);
+	fclose(f);
+	s[n] = '\0';
+	*len = n;
+	return s;
+}
+
+static int check_tools(const char *file, struct json_object *tools)
+{
+	size_t i, n;
+	if (!json_object_is_type(tools, json_type_array))
+		return fail(file, "\"tools\" must be an array");
+	n = json_object_array_length(tools);
+	for (i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(tools, i), *v;
+		if (!json_object_is_type(t, json_type_object) ||
+		    json_object_object_length(t) != 3 ||
+		    !json_object_object_get_ex(t, "name", &v) ||
+		    !json_object_is_type(v, json_type_string) ||
+		    !json_object_object_get_ex(t, "description", &v) ||
+		    !json_object_is_type(v, json_type_string) ||
+		    !json_object_object_get_ex(t, "parameters", &v) ||
+		    !json_object_is_type(v, json_type_object))
+			return fail(file, "each tool is {\"name\", "
+					  "\"description\", \"parameters\": {}}");
+	}
+	return 0;
+}
+
+/* One C string literal of s, in lines of at most ~72 source bytes. */
+static void emit_literal(FILE *out, const char *name, const char *s)
+{
+	int col = 0;
+	fprintf(out, "static const char %s[] =\n\t\"", name);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (col >= 64 && (c == ',' || c == ' ')) {
+			fputc(c, out);
+			fputs("\"\n\t\"", out);
+			col = 0;
+			continue;
+		}
+		if (c == '\\' || c == '"')
+			col += fprintf(out, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			col += fprintf(out, "\\%03o", c);
+		else
+			col += fprintf(out, "%c", c);
+	}
+	fputs("\";\n", out);
+}
+
+static int gen(FILE *out, const char *path)
+{
+	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *doc = NULL, *tools, *schema;
+	char id[128], name[192];
+	const char *base = strrchr(path, '/');
+	size_t len = 0, end, i;
+	char *text = slurp(path, &len);
+	int ret = -1;
+
+	base = base ? base + 1 : path;
+	if (!text) {
+		ret = fail(path, "cannot read it");
+		goto out;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	doc = json_tokener_parse_ex(tok, text, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	if (!doc || json_tokener_get_error(tok) != json_tokener_success ||
+	    strspn(text + end, " \t\r\n") != len - end) {
+		ret = fail(path, "not one strict JSON value");
+		goto out;
+	}
+	if (!json_object_is_type(doc, json_type_object) ||
+	    json_object_object_length(doc) != 2 ||
+	    !json_object_object_get_ex(doc, "tools", &tools) ||
+	    !json_object_object_get_ex(doc, "config_schema", &schema)) {
+		ret = fail(path, "expected {\"tools\": [...], "
+				 "\"config_schema\": {...}}");
+		goto out;
+	}
+	if (check_tools(path, tools) != 0)
+		goto out;
+	if (!json_object_is_type(schema, json_type_object)) {
+		ret = fail(path, "\"config_schema\" must be an object");
+		goto out;
+	}
+	for (i = 0; base[i] && base[i] != '.' && i < sizeof(id) - 1; i++)
+		id[i] = isalnum((unsigned char)base[i]) ? base[i] : '_';
+	id[i] = '\0';
+	fprintf(out, "\n/* %s */\n", base);
+	snprintf(name, sizeof(name), "catalog_%s_tools", id);
+	emit_literal(out, name, json_object_to_json_string_ext(tools, flags));
+	snprintf(name, sizeof(name), "catalog_%s_schema", id);
+	emit_literal(out, name, json_object_to_json_string_ext(schema, flags));
+	ret = 0;
+out:
+	json_object_put(doc);
+	json_tokener_free(tok);
+	free(text);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	FILE *out;
+	int i, ret = 0;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: catalog-gen OUT.inc FILE.json...\n");
+		return 2;
+	}
+	out = fopen(argv[1], "w");
+	if (!out) {
+		perror(argv[1]);
+		return 1;
+	}
+	fprintf(out, "/* Generated by catalog-gen from fcgi/lib/catalog/<id>.json: "
+		     "edit those. */\n");
+	for (i = 2; i < argc && ret == 0; i++)
+		if (gen(out, argv[i]) != 0)
+			ret = 1;
+	if (fclose(out) != 0 || ret != 0) {
+		remove(argv[1]);
+		return 1;
+	}
+	return 0;
+}
