@@ -149,7 +149,7 @@ LANGUAGE sql STABLE AS $$
       OR (path > p_path || '/' AND path < p_path || '0')))
 $$;
 
--- evr_fs_write and evr_fs_move of 010 (quotas) and evr_fs_delete of 006
+-- evr_fs_write and evr_fs_move of 012 (quotas) and evr_fs_delete of 006
 -- with the FileInfo above and the status 'readonly'.
 CREATE OR REPLACE FUNCTION evr_fs_write(p_session uuid, p_org uuid, p_path text,
     p_content bytea, p_mode text, p_cap_file bigint, p_cap_total bigint,

@@ -3,7 +3,7 @@
  * to them (README "Limits"): sessions (org_max_sessions, on session
  * create), durable events (org_max_events, before a message starts a
  * turn) and stored bytes (org_max_storage_mb: session files, charged as
- * sql/010_quotas.sql says, plus images; on image upload; file writes
+ * sql/012_quotas.sql says, plus images; on image upload; file writes
  * check it in their own statement). One query (evr_org_usage) reads the
  * organization's usage; it is not locked, so concurrent requests of one
  * organization may pass a limit by what they add together.

@@ -40,7 +40,7 @@ long long fs_cap_total(void)
 	return config_int("fs_session_max_mb") * MIB;
 }
 
-/* The quotas evr_fs_write and evr_fs_move enforce (sql/010_quotas.sql),
+/* The quotas evr_fs_write and evr_fs_move enforce (sql/012_quotas.sql),
  * as their p_quota JSON. */
 static void fs_quota_json(char *out, size_t n)
 {
