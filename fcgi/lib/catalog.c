@@ -288,5 +288,8 @@ void catalog_append_json(const struct catalog_cap *cap, struct buf *out)
 	buf_adds(out, cap->tools_json);
 	buf_adds(out, ",\"config_schema\":");
 	buf_adds(out, cap->config_schema);
-	buf_addch(out, '}');
+	/* the upstream document's WithUrls (sql/015_compat.sql) */
+	buf_addf(out, ",\"self_url\":\"/api/v1/capabilities/%s\","
+		      "\"view_url\":\"/\",\"ui_link\":\"/\"}",
+		 cap->id);
 }

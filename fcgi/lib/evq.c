@@ -17,7 +17,7 @@ static const char *const known_types[] = {
 	"turn.completed", "turn.failed", "turn.cancelled", "session.idled",
 	"file.written", "connected", "disconnecting",
 	/* defined by the upstream API document, never emitted here */
-	"output.message.replaced", "tool.progress", "tool.output.delta",
+	"output.message.replaced", "tool.progress",
 	"tool.call_requested", "llm.generation", "context.compacting",
 	"context.compacted",
 };

@@ -1,6 +1,6 @@
 /*
- * evq: event-log queries, shared by the api program (GET .../events) and
- * the SSE program (streams, long-poll, catch-up). One definition of the
+ * evq: event-log queries of the SSE program (streams, long-poll and
+ * catch-up; GET .../events is served there too). One definition of the
  * filters (since_id / since_sequence / after_sequence / types / exclude /
  * limit / before_sequence) and of the error each bad value gets.
  *

@@ -391,8 +391,12 @@ export class Conversation {
     st.dataset.state = card.dataset.state;
     st.textContent = ok ? 'done' : 'error';
     if (typeof d.duration_ms === 'number') card.querySelector('.tool-duration').textContent = `${d.duration_ms} ms`;
+    // content parts (the document's shape): their text, read as JSON
+    // when it is JSON
+    let result = Array.isArray(d.result) ? d.result.map((p) => p.text || '').join('') : d.result;
+    if (Array.isArray(d.result)) try { result = JSON.parse(result); } catch { /* text */ }
     const term = card.querySelector('.tool-terminal');
-    const r = d.result;
+    const r = result;
     if (term && r && typeof r === 'object' && typeof r.stdout === 'string') {
       term.replaceChildren(r.stdout, h('span', { class: 'stderr', text: r.stderr || '' }),
         r.truncated ? h('span', { class: 'cut', text: '\n[output cut]' }) : '',
@@ -400,10 +404,6 @@ export class Conversation {
           : r.exit_code === null ? `\n[${r.signal || 'killed'}]` : `\n[exit ${r.exit_code}]` }));
     }
     const res = card.querySelector('.tool-result');
-    // content parts (the document's shape): their text, shown as JSON
-    // when it is JSON
-    let result = Array.isArray(d.result) ? d.result.map((p) => p.text || '').join('') : d.result;
-    if (Array.isArray(d.result)) try { result = JSON.parse(result); } catch { /* text */ }
     const out = ok ? result : (d.error || result);
     res.replaceChildren(h('details', { open: !ok || undefined },
       h('summary', { text: ok ? 'Result' : 'Error' }),

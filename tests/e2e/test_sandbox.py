@@ -17,7 +17,7 @@ import time
 import unittest
 import uuid
 
-from evr import api, new_org, wait_until, psql, start_runner, stack_pid, ctl, HOME
+from evr import api, new_org, tool_output, wait_until, psql, start_runner, stack_pid, ctl, HOME
 from test_drivers import Fake, fake_providers
 from test_sse import Stream
 from test_turns import events, send, wait_idle
@@ -188,7 +188,7 @@ class Sandbox(unittest.TestCase):
         evs = wait_idle(self.key, sid, 1)
         done = [e["data"] for e in evs if e["type"] == "tool.completed"][0]
         self.assertTrue(done["success"], done)
-        res = done["result"]
+        res = tool_output(done)
         self.assertEqual(res["exit_code"], 0, res)
         self.assertIn("TOTAL 150.00", res["stdout"])
         self.assertEqual(res["files"]["written"], ["/report.md"])
@@ -266,13 +266,13 @@ class Sandbox(unittest.TestCase):
             out = self.run_turn(sid, name, "python3 -c '%s'" % SPAWN40,
                                 "for i in 1 2 3 4 5 6 7 8; do head -c 2M /dev/zero > f$i; sleep 0.2; done")
             self.assertTrue(out[0]["success"], out[0])
-            r = out[0]["result"]
+            r = tool_output(out[0])
             self.assertNotIn("Creating new namespace failed", r["stderr"])
             self.assertEqual(r["exit_code"], 0, r)
             got = int(r["stdout"].split()[-1])
             self.assertTrue(5 <= got < 40, r)
             # past sandbox_disk_mb (8): killed, nothing written back
-            r = out[1]["result"]
+            r = tool_output(out[1])
             self.assertIsNone(r["exit_code"], r)
             self.assertIn("more than the sandbox's disk limit", r["notes"][0])
             self.assertEqual(api("GET", "/api/v1/sessions/%s/fs?recursive=true" % sid,
@@ -299,7 +299,7 @@ class Sandbox(unittest.TestCase):
             "python3 -c 'import socket; s=socket.create_connection((\"1.1.1.1\", 53), 2)'",
             "getent hosts example.com || echo no-dns; ls /sys/class/net 2>&1",
             "ls /proc/self/fd; ls /proc | grep -c '^[0-9]'")
-        r = [d["result"] for d in out]
+        r = [tool_output(d) for d in out]
         self.assertNotEqual(r[0]["exit_code"], 0)
         self.assertIn("No such file", r[0]["stderr"])
         self.assertIn("No such file", r[1]["stderr"])
@@ -332,7 +332,7 @@ class Sandbox(unittest.TestCase):
             ("trap '' TERM INT HUP; sleep 100", 2),
             "(setsid sleep 300 &); nohup sleep 301 >/dev/null 2>&1 & disown; echo started",
             timeout=40)
-        r = [d["result"] for d in out]
+        r = [tool_output(d) for d in out]
         for i in (0, 1, 2):
             self.assertTrue(r[i]["timed_out"], r[i])
             self.assertIsNone(r[i]["exit_code"])
@@ -355,7 +355,7 @@ class Sandbox(unittest.TestCase):
             "ln /usr/bin/bash hard 2>&1; echo x > a.txt; ln a.txt b.txt; echo ok",
             "touch $'bad\\xff.txt' 'ok.txt'; mkfifo pipe; echo ok",
             "yes | head -c 200000")
-        r = [d["result"] for d in out]
+        r = [tool_output(d) for d in out]
         notes = " ".join(" ".join(x.get("notes", [])) for x in r)
         # 12 MiB: past the session's 10 MiB file limit (never stored)
         self.assertIn("/big.bin: not written back", notes)
@@ -387,7 +387,7 @@ class Sandbox(unittest.TestCase):
         wait_until(lambda: marked(self.mark), timeout=10, what="the command")
         self.put(sid, "shared.txt", b"rest")
         evs = wait_idle(self.key, sid, 1)
-        res = [e["data"] for e in evs if e["type"] == "tool.completed"][0]["result"]
+        res = tool_output([e["data"] for e in evs if e["type"] == "tool.completed"][0])
         self.assertEqual(self.get(sid, "shared.txt").body, b"rest")
         self.assertEqual(self.get(sid, "new.txt").body, b"new\n")
         self.assertIn("/shared.txt: not written back (conflict", " ".join(res["notes"]))
@@ -475,7 +475,7 @@ class Sandbox(unittest.TestCase):
             self.assertEqual(types[-2:], ["turn.completed", "session.idled"], types)
             done = [e["data"] for e in evs if e["type"] == "tool.completed"]
             self.assertEqual(len(done), 1)
-            self.assertTrue(done[0]["result"]["timed_out"])
+            self.assertTrue(tool_output(done[0])["timed_out"])
         finally:
             try:
                 extra.kill()

@@ -878,5 +878,6 @@ class DatabaseStall(unittest.TestCase):
             proc.wait(10)
             with open(log_path) as f:
                 text = f.read()
-            self.assertIn("sse_db_connections = %d: out of 1..16" % asked, text)
+            self.assertIn("config sse_db_connections: %d is outside [1, 16], using %d"
+                          % (asked, got), text)
             self.assertIn(" %d query connection" % got, text)

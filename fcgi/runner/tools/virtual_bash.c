@@ -398,6 +398,10 @@ static void add_piece(struct vbash *v, struct buf *a, const char *text,
 	free(s);
 	db_array_add(&a[4], jx_str(x));
 	json_object_put(x);
+	/* its fence: written only while the turn runs under this attempt */
+	db_array_add(&a[5], v->t->id);
+	snprintf(num, sizeof(num), "%d", v->t->attempt);
+	db_array_add(&a[6], num);
 	v->live_off += n;
 }
 
@@ -447,14 +451,15 @@ int vbash_deltas(struct runner *r, struct turn *only)
 {
 	static const char set[] = "SET LOCAL synchronous_commit = off";
 	static const char sql[] = "SELECT evr_write_tool_deltas($1::uuid[], "
-				  "$2::bigint[], $3::int[], $4::text[], $5::json[])";
-	struct buf a[5];
-	const char *p[5];
+				  "$2::bigint[], $3::int[], $4::text[], $5::json[], "
+				  "$6::uuid[], $7::int[])";
+	struct buf a[7];
+	const char *p[7];
 	struct turn *t;
 	int k, ret = 0;
 	PGresult *res;
 
-	for (k = 0; k < 5; k++)
+	for (k = 0; k < 7; k++)
 		buf_init(&a[k], 0);
 	for (t = only ? only : r->turns; t; t = only ? NULL : t->next) {
 		struct vbash *v = t->vbash;
@@ -467,7 +472,7 @@ int vbash_deltas(struct runner *r, struct turn *only)
 	}
 	if (!a[0].len)
 		goto out;
-	for (k = 0; k < 5; k++) {
+	for (k = 0; k < 7; k++) {
 		db_array_end(&a[k]);
 		p[k] = a[k].data;
 	}
@@ -477,7 +482,7 @@ int vbash_deltas(struct runner *r, struct turn *only)
 	}
 	res = db_exec(&r->deltas, set, 0, NULL);
 	PQclear(res);
-	res = res ? db_exec(&r->deltas, sql, 5, p) : NULL;
+	res = res ? db_exec(&r->deltas, sql, 7, p) : NULL;
 	if (!res) {
 		db_rollback(&r->deltas);
 		ret = -1;
@@ -486,7 +491,7 @@ int vbash_deltas(struct runner *r, struct turn *only)
 	PQclear(res);
 	ret = db_commit(&r->deltas);
 out:
-	for (k = 0; k < 5; k++)
+	for (k = 0; k < 7; k++)
 		buf_release(&a[k]);
 	return ret;
 }
