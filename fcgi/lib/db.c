@@ -309,6 +309,25 @@ int db_commit(struct db *db)
 	return r;
 }
 
+int db_exec_nosync(struct db *db, const char *sql, int nparams,
+		   const char *const *params)
+{
+	static const char set[] = "SET LOCAL synchronous_commit = off";
+	PGresult *res;
+
+	if (db_begin(db) != 0)
+		return -1;
+	res = db_exec(db, set, 0, NULL);
+	PQclear(res);
+	res = res ? db_exec(db, sql, nparams, params) : NULL;
+	if (!res) {
+		db_rollback(db);
+		return -1;
+	}
+	PQclear(res);
+	return db_commit(db);
+}
+
 void db_rollback(struct db *db)
 {
 	if (db->in_tx && PQstatus(db->conn) == CONNECTION_OK)

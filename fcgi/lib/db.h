@@ -70,6 +70,11 @@ int db_begin(struct db *db);
 void db_set_statement_timeout(struct db *db, long ms);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* One statement in its own transaction with synchronous_commit off (what
+ * is written may be lost in a crash: deltas, never the event log): 0, or
+ * -1 after a rollback. */
+int db_exec_nosync(struct db *db, const char *sql, int nparams,
+		   const char *const *params);
 
 /* PostgreSQL array literals for array parameters ($1::text[]): add each
  * element (NULL for SQL NULL; quoted and escaped), then end it; an empty

@@ -494,7 +494,6 @@ static void add_chunks(struct turn *t, long long m, const struct buf *text,
 
 int writer_deltas(struct runner *r, struct turn *only)
 {
-	static const char set[] = "SET LOCAL synchronous_commit = off";
 	static const char sql[] = "SELECT evr_write_deltas($5::uuid[], "
 				  "$6::int[], $1::uuid[], $2::bigint[], "
 				  "$3::int[], $4::text[])";
@@ -502,7 +501,6 @@ int writer_deltas(struct runner *r, struct turn *only)
 	const char *p[6];
 	struct turn *t;
 	int k, ret = 0;
-	PGresult *res;
 
 	for (k = 0; k < 6; k++)
 		buf_init(&a[k], 0);
@@ -520,20 +518,7 @@ int writer_deltas(struct runner *r, struct turn *only)
 		db_array_end(&a[k]);
 		p[k] = a[k].data;
 	}
-	if (db_begin(&r->deltas) != 0) {
-		ret = -1;
-		goto out;
-	}
-	res = db_exec(&r->deltas, set, 0, NULL);
-	PQclear(res);
-	res = res ? db_exec(&r->deltas, sql, 6, p) : NULL;
-	if (!res) {
-		db_rollback(&r->deltas);
-		ret = -1;
-		goto out;
-	}
-	PQclear(res);
-	ret = db_commit(&r->deltas);
+	ret = db_exec_nosync(&r->deltas, sql, 6, p);
 out:
 	for (k = 0; k < 6; k++)
 		buf_release(&a[k]);

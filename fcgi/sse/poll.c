@@ -70,18 +70,8 @@ static void on_first_page(void *ctx, PGresult *res)
 	s->need = 1;
 	/* a waiting long-poll holds a connection as a stream does: it
 	 * counts towards the same limits (hub.c) */
-	if (hub_subscribe(s) != 0) {
-		res_header(&o->rq, "Retry-After", "5");
-		res_error(&o->rq, 429, "too_many_streams",
-			  "Too many streams and long-polls for this session "
-			  "(sse_max_per_session) or organization "
-			  "(sse_max_per_org)");
-		sse_open_respond(c);
+	if (sse_subscribe(c, s) != 0)
 		return;
-	}
-	o->sub = NULL;
-	c->sub = s;
-	sse_open_done(c);
 }
 
 void sse_poll_open(struct sse_conn *c)

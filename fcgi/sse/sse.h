@@ -105,6 +105,10 @@ void sse_respond(struct sse_conn *c, struct req *rq);
 void sse_open_respond(struct sse_conn *c);
 /* Free c->open (with the sub it still owns). */
 void sse_open_done(struct sse_conn *c);
+/* Hand s (the open request's sub) to the hub and to c, freeing the open:
+ * 0; or, past the stream limits (streams and waiting long-polls count
+ * alike), answer 429 too_many_streams and return -1. */
+int sse_subscribe(struct sse_conn *c, struct sse_sub *s);
 /* One durable event as the catch-up query returns it (hex ids without
  * prefix; turn and msg may be ""). */
 struct sse_event_row {

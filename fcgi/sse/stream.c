@@ -115,25 +115,37 @@ void sse_stream_event(struct sse_sub *s, const char *frame, size_t len)
 	sse_conn_send(s->conn, frame, len);
 }
 
+/* A delta frame up to its data's first member: the Event envelope of
+ * ARCHITECTURE 4.3 (id: the cursor where this delta ends, at byte alen
+ * of message m), then `"data":{`. */
+static void delta_head(struct buf *f, struct sse_sub *s, const char *type,
+		       long long m, size_t alen, const char *turn,
+		       const char *msg)
+{
+	char ts[32], id[EVQ_DELTA_ID_MAX];
+
+	ts_now(ts);
+	evq_delta_id(id, s->cursor, m, alen);
+	buf_addf(f, "event: %s\nid: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
+		    "\"ts\":\"%s\",\"session_id\":\"ses_%s\","
+		    "\"context\":{\"turn_id\":",
+		 type, id, id, type, ts, s->session);
+	add_id(f, "trn", turn);
+	buf_adds(f, ",\"input_message_id\":");
+	add_id(f, "msg", msg);
+	buf_adds(f, "},\"data\":{");
+}
+
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 		      const char *turn, const char *msg,
 		      const char *delta, size_t dlen, const char *acc,
 		      size_t alen)
 {
 	struct buf f = BUF_INIT;
-	char ts[32], id[EVQ_DELTA_ID_MAX];
 
-	ts_now(ts);
-	evq_delta_id(id, s->cursor, m, alen);
 	buf_init(&f, dlen + alen + 384);
-	buf_addf(&f, "event: %s\nid: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
-		     "\"ts\":\"%s\",\"session_id\":\"ses_%s\","
-		     "\"context\":{\"turn_id\":",
-		 type, id, id, type, ts, s->session);
-	add_id(&f, "trn", turn);
-	buf_adds(&f, ",\"input_message_id\":");
-	add_id(&f, "msg", msg);
-	buf_adds(&f, "},\"data\":{\"turn_id\":");
+	delta_head(&f, s, type, m, alen, turn, msg);
+	buf_adds(&f, "\"turn_id\":");
 	add_id(&f, "trn", turn);
 	buf_adds(&f, ",\"delta\":");
 	buf_add_json_str(&f, delta, dlen);
@@ -150,19 +162,9 @@ void sse_stream_tool_delta(struct sse_sub *s, const char *x, long long m,
 {
 	struct buf f = BUF_INIT;
 	size_t xl = strlen(x);
-	char ts[32], id[EVQ_DELTA_ID_MAX];
 
-	ts_now(ts);
-	evq_delta_id(id, s->cursor, m, alen);
 	buf_init(&f, dlen + xl + 384);
-	buf_addf(&f, "event: tool.output.delta\nid: %s\ndata: {\"id\":\"%s\","
-		     "\"type\":\"tool.output.delta\",\"ts\":\"%s\","
-		     "\"session_id\":\"ses_%s\",\"context\":{\"turn_id\":",
-		 id, id, ts, s->session);
-	add_id(&f, "trn", turn);
-	buf_adds(&f, ",\"input_message_id\":");
-	add_id(&f, "msg", msg);
-	buf_adds(&f, "},\"data\":{");
+	delta_head(&f, s, "tool.output.delta", m, alen, turn, msg);
 	if (xl > 2) { /* the object's members */
 		buf_add(&f, x + 1, xl - 2);
 		buf_addch(&f, ',');
@@ -248,6 +250,25 @@ void sse_open_done(struct sse_conn *c)
 	free(o);
 }
 
+int sse_subscribe(struct sse_conn *c, struct sse_sub *s)
+{
+	struct sse_open *o = c->open;
+
+	if (hub_subscribe(s) != 0) {
+		res_header(&o->rq, "Retry-After", "5");
+		res_error(&o->rq, 429, "too_many_streams",
+			  "Too many streams and long-polls for this session "
+			  "(sse_max_per_session) or organization "
+			  "(sse_max_per_org)");
+		sse_open_respond(c);
+		return -1;
+	}
+	o->sub = NULL;
+	c->sub = s;
+	sse_open_done(c);
+	return 0;
+}
+
 void sse_open_respond(struct sse_conn *c)
 {
 	sse_respond(c, &c->open->rq);
@@ -275,18 +296,8 @@ static void stream_start(struct sse_conn *c)
 	/* a wake-up for an event after the cursor may have come (and been
 	 * dropped: no subscriber yet) while the query ran: look once */
 	s->need = 1;
-	if (hub_subscribe(s) != 0) {
-		res_header(&o->rq, "Retry-After", "5");
-		res_error(&o->rq, 429, "too_many_streams",
-			  "Too many streams and long-polls for this session "
-			  "(sse_max_per_session) or organization "
-			  "(sse_max_per_org)");
-		sse_open_respond(c);
+	if (sse_subscribe(c, s) != 0)
 		return;
-	}
-	o->sub = NULL;
-	c->sub = s;
-	sse_open_done(c);
 	cycle = (double)config_int("sse_cycle_s");
 	s->cycle_at = now + cycle * (0.8 + 0.4 * drand48());
 	s->next_ping = now + (double)config_int("sse_heartbeat_s");

@@ -449,7 +449,6 @@ static void collect(struct vbash *v, struct buf *a)
 
 int vbash_deltas(struct runner *r, struct turn *only)
 {
-	static const char set[] = "SET LOCAL synchronous_commit = off";
 	static const char sql[] = "SELECT evr_write_tool_deltas($1::uuid[], "
 				  "$2::bigint[], $3::int[], $4::text[], $5::json[], "
 				  "$6::uuid[], $7::int[])";
@@ -457,7 +456,6 @@ int vbash_deltas(struct runner *r, struct turn *only)
 	const char *p[7];
 	struct turn *t;
 	int k, ret = 0;
-	PGresult *res;
 
 	for (k = 0; k < 7; k++)
 		buf_init(&a[k], 0);
@@ -476,20 +474,7 @@ int vbash_deltas(struct runner *r, struct turn *only)
 		db_array_end(&a[k]);
 		p[k] = a[k].data;
 	}
-	if (db_begin(&r->deltas) != 0) {
-		ret = -1;
-		goto out;
-	}
-	res = db_exec(&r->deltas, set, 0, NULL);
-	PQclear(res);
-	res = res ? db_exec(&r->deltas, sql, 7, p) : NULL;
-	if (!res) {
-		db_rollback(&r->deltas);
-		ret = -1;
-		goto out;
-	}
-	PQclear(res);
-	ret = db_commit(&r->deltas);
+	ret = db_exec_nosync(&r->deltas, sql, 7, p);
 out:
 	for (k = 0; k < 7; k++)
 		buf_release(&a[k]);
