@@ -12,8 +12,8 @@
  *   - an applied file whose checksum changed: the database keeps what the
  *     old text created, so a change to an applied migration must be a new
  *     migration (restore the file, put the change in the next number);
- *   - a number used by two files, except the pair in grandfathered[]
- *     (both applied on every installation; renaming either would apply it
+ *   - a number used by two files, except the pairs in grandfathered[]
+ *     (each pair applied on every installation; renaming either would apply it
  *     again).
  */
 #include "admin.h"
@@ -31,6 +31,7 @@
 /* Files that share their number with another and may: "NNN_a", "NNN_b". */
 static const char *const grandfathered[][2] = {
 	{"006_metrics", "006_session_fs"},
+	{"010_key_roles", "010_quotas"},
 };
 
 struct mig {
