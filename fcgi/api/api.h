@@ -299,6 +299,11 @@ void h_capabilities_get(struct req *rq);
 void h_sessions_list(struct req *rq);
 void h_sessions_create(struct req *rq);
 void h_sessions_get(struct req *rq);
+/* session_json.c: the SELECT of a session's columns ($1 id, $2 org; run
+ * it with binary results) and the Session object of its one row into b;
+ * -1 if the row is not of that shape. */
+extern const char session_json_sql[];
+int session_json(const PGresult *r, struct buf *b);
 void h_sessions_update(struct req *rq);
 void h_sessions_delete(struct req *rq);
 void h_sessions_chat(struct req *rq);
