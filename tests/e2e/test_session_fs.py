@@ -6,6 +6,7 @@ model (the fake provider) writes and edits a file through the tools."""
 
 import base64
 import json
+import random
 import os
 import shlex
 import subprocess
@@ -396,6 +397,35 @@ class SessionFs(unittest.TestCase):
         used = psql("SELECT bytes FROM session_fs_usage WHERE session_id = "
                     "replace(substr($1, 5), '-', '')::uuid", sid)[0][0]
         self.assertEqual(int(used), MIB - 4096 + 10 + 1)
+
+    def test_usage_counters_follow_every_change(self):
+        # session_fs_usage (kept by triggers on session_files) equals what
+        # the rows add up to after seeded creates, replaces (growing and
+        # shrinking), moves, copies of directories and deletes
+        seed = 1805
+        print("seed", seed)
+        rnd = random.Random(seed)
+        sid = self.session()
+        names = ["/a", "/d/x", "/d/y", "/d/e/z", "/f"]
+        for step in range(40):
+            op = rnd.choice(["put", "put", "put", "move", "copy", "delete"])
+            p = rnd.choice(names)
+            if op == "put":
+                self.call("PUT", fs(sid, p[1:]), raw=b"q" * rnd.choice([0, 1, 5000, 70000]),
+                          content_type="x/y")
+            elif op in ("move", "copy"):
+                q = rnd.choice(["/m%d" % step, "/d2", "/d/e2"])
+                self.call("POST", fs(sid, "_/" + op), {"src_path": p, "dst_path": q})
+                names.append(q)
+            else:
+                self.call("DELETE", fs(sid, p[1:]) + "?recursive=true")
+            got = psql("SELECT u.bytes, u.entries, u.charged FROM session_fs_usage u "
+                       "WHERE u.session_id = replace(substr($1, 5), '-', '')::uuid", sid)
+            want = psql("SELECT coalesce(sum(f.size_bytes), 0), count(f.*), "
+                        "coalesce(sum(greatest(f.size_bytes, u.min_charge)), 0) "
+                        "FROM session_fs_usage u LEFT JOIN session_files f USING (session_id) "
+                        "WHERE u.session_id = replace(substr($1, 5), '-', '')::uuid", sid)
+            self.assertEqual(got, want, "step %d: %s %s" % (step, op, p))
 
     # --- concurrency, deletion, tenants, events ------------------------------------
 
