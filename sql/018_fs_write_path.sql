@@ -1,5 +1,6 @@
 -- Hot paths (issue 18): a file write no longer copies its content into
--- the statement triggers' transition tables.
+-- the statement triggers' transition tables, and an upload can be
+-- streamed into evr_fs_write.
 --
 -- The AFTER INSERT / AFTER UPDATE statement triggers of session_files
 -- (006, 010) kept the written rows in transition tables, and a
@@ -42,3 +43,32 @@ CREATE TRIGGER session_files_usage_upd AFTER UPDATE ON session_files
   FOR EACH ROW WHEN (OLD.size_bytes IS DISTINCT FROM NEW.size_bytes
                      OR OLD.session_id IS DISTINCT FROM NEW.session_id)
   EXECUTE FUNCTION evr_fs_usage_row_trg();
+
+-- A file streamed in (fcgi/lib/fs_stream.c): `COPY evr_fs_upload FROM
+-- STDIN` sends one row whose content arrives as the request body does,
+-- so the API never holds the whole file (a query parameter is built
+-- whole in libpq's buffer, next to the body it was copied from). The
+-- row is evr_fs_write's arguments as text (the content as bytea); the
+-- trigger calls evr_fs_write and leaves its (status, info, event) in
+-- transaction-local settings, which the same transaction then reads.
+CREATE VIEW evr_fs_upload AS
+  SELECT NULL::text AS session_id, NULL::text AS org_id, NULL::text AS path,
+         NULL::bytea AS content, NULL::text AS mode, NULL::text AS cap_file,
+         NULL::text AS cap_total, NULL::text AS emit, NULL::text AS source,
+         NULL::text AS quota
+  WHERE false;
+
+CREATE FUNCTION evr_fs_upload_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  SELECT * INTO r FROM evr_fs_write(NEW.session_id::uuid, NEW.org_id::uuid,
+    NEW.path, NEW.content, NEW.mode, NEW.cap_file::bigint,
+    NEW.cap_total::bigint, NEW.emit::boolean, NEW.source, NEW.quota::jsonb);
+  PERFORM set_config('evr.fs_status', coalesce(r.status, ''), true),
+          set_config('evr.fs_info', coalesce(r.info::text, ''), true),
+          set_config('evr.fs_event', coalesce(r.event::text, ''), true);
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER evr_fs_upload_ins INSTEAD OF INSERT ON evr_fs_upload
+  FOR EACH ROW EXECUTE FUNCTION evr_fs_upload_trg();
