@@ -27,7 +27,16 @@ enum route_flags {
 	ROUTE_JSON_BODY = 1 << 1, /* a JSON object body; empty = {} */
 	ROUTE_ANY_BODY = 1 << 2,  /* raw bytes of any Content-Type */
 	ROUTE_FS_BODY = 1 << 3,   /* the file routes' limit: fs_body_max() */
+	/* a raw (not JSON) body of API_STREAM_MIN bytes or more is not read
+	 * before the handler, which reads it with api_body_read() */
+	ROUTE_STREAM_BODY = 1 << 4,
 };
+#define API_STREAM_MIN (256 * 1024)
+
+/* (common.c) Up to n more bytes of a streamed body (rq->body_in) into p;
+ * 0 at its end, -1 on an error. What the handler leaves unread is read
+ * and dropped after it. */
+int api_body_read(void *rq, char *p, int n);
 
 /* Who may call a route (ARCHITECTURE 2.2 plus key roles, sql/010): every route
  * names one; R_UNSET (a route added without a rule) is refused to all
@@ -299,6 +308,11 @@ void h_capabilities_get(struct req *rq);
 void h_sessions_list(struct req *rq);
 void h_sessions_create(struct req *rq);
 void h_sessions_get(struct req *rq);
+/* session_json.c: the SELECT of a session's columns ($1 id, $2 org; run
+ * it with binary results) and the Session object of its one row into b;
+ * -1 if the row is not of that shape. */
+extern const char session_json_sql[];
+int session_json(const PGresult *r, struct buf *b);
 void h_sessions_update(struct req *rq);
 void h_sessions_delete(struct req *rq);
 void h_sessions_chat(struct req *rq);

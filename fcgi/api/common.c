@@ -340,3 +340,19 @@ void api_delete(struct req *rq, const char *sql, const char *prefix,
 		res_error(rq, 404, "not_found", "%s", not_found);
 	PQclear(res);
 }
+
+int api_body_read(void *arg, char *p, int n)
+{
+	struct req *rq = arg;
+	size_t left = rq->body_len - rq->body_got;
+	int got;
+	if (!rq->body_in || !left)
+		return 0;
+	if ((size_t)n > left)
+		n = (int)left;
+	got = rq->body_read(rq->body_in, p, n);
+	if (got <= 0)
+		return got < 0 ? -1 : 0;
+	rq->body_got += (size_t)got;
+	return got;
+}

@@ -67,6 +67,20 @@ static int read_body(struct req *rq, FCGX_Request *r, size_t len)
 	return got == len ? 0 : -1;
 }
 
+static int fcgi_read(void *in, char *p, int n)
+{
+	return FCGX_GetStr(p, n, in);
+}
+
+/* The rest of a streamed body, read and dropped: nginx is still sending
+ * it. */
+static void drain_body(struct req *rq)
+{
+	char sink[16384];
+	while (api_body_read(rq, sink, sizeof(sink)) > 0)
+		;
+}
+
 static void dispatch(struct req *rq, FCGX_Request *r)
 {
 	struct buf allow = BUF_INIT;
@@ -124,7 +138,14 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 				  "Content-Type must be application/json");
 			goto out;
 		}
-		if (read_body(rq, r, (size_t)rq->content_length) != 0) {
+		if ((rt->flags & ROUTE_STREAM_BODY) &&
+		    rq->content_length >= API_STREAM_MIN &&
+		    !http_is_json(rq->content_type)) {
+			rq->body = NULL;
+			rq->body_len = (size_t)rq->content_length;
+			rq->body_in = r->in;
+			rq->body_read = fcgi_read;
+		} else if (read_body(rq, r, (size_t)rq->content_length) != 0) {
 			res_error(rq, 400, "incomplete_body",
 				  "Request body shorter than Content-Length");
 			goto out;
@@ -157,6 +178,10 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 		db_rollback(rq->db);
 	}
 out:
+	if (rq->body_in) {
+		drain_body(rq);
+		rq->body_in = NULL;
+	}
 	buf_release(&allow);
 }
 

@@ -248,6 +248,24 @@ static void fs_put_or_post(struct req *rq, int put)
 		return;
 	}
 	buf_init(&info, 256);
+	if (rq->body_in) { /* raw bytes, to the database as they arrive */
+		mode = put || overwrite ? FS_REPLACE : FS_CREATE;
+		if ((long long)rq->body_len > fs_cap_file()) {
+			fs_fail(rq, FS_TOO_LARGE_FILE, path, fs_cap_file());
+			goto out;
+		}
+		st = fs_write_stream(&c, path, rq->body_len, api_body_read, rq,
+				     mode, &info, &limit);
+		if (rq->body_got < rq->body_len)
+			res_error(rq, 400, "incomplete_body",
+				  "Request body shorter than Content-Length");
+		else if (st == FS_CREATED || st == FS_OK)
+			res_json(rq, st == FS_CREATED ? 201 : 200, info.data,
+				 info.len);
+		else
+			fs_fail(rq, st, path, limit);
+		goto out;
+	}
 	if (write_input(rq, &data, &bytes, &len, &dir) != 0)
 		goto out;
 	if (!dir && (long long)len > fs_cap_file()) {

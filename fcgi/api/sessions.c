@@ -7,6 +7,7 @@
 #include "api.h"
 #include "ids.h"
 #include "json.h"
+#include "log.h"
 #include "session_ext.h"
 
 #include <stdio.h>
@@ -217,16 +218,32 @@ out:
 	buf_release(&tags);
 }
 
+/* The hot read: the object is built from the columns (session_json.c). */
 void h_sessions_get(struct req *rq)
 {
-	static const char q[] = "SELECT api_session(s) FROM sessions s "
-				"WHERE s.id = $1 AND s.org_id = $2";
 	char id[33];
 	const char *p[2] = {id, rq->org};
+	PGresult *res;
 	if (api_id(rq, rq->cap[0], "ses", "session_id", id) != 0)
 		return;
 	api_fail_unclaimed(rq);
-	api_send_json_row(rq, 200, "Session not found", q, 2, p);
+	res = db_exec_res(rq->db, session_json_sql, 2, p, NULL, NULL, 1);
+	if (!res) {
+		api_db_error(rq);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		res_error(rq, 404, "not_found", "Session not found");
+	} else {
+		rq->status = 200;
+		rq->res_type = "application/json";
+		buf_reset(&rq->res_body);
+		if (session_json(res, &rq->res_body) != 0) {
+			log_error("GET session: unexpected row shape");
+			res_internal(rq);
+		}
+	}
+	PQclear(res);
 }
 
 void h_sessions_update(struct req *rq)

@@ -88,8 +88,8 @@ static int cache_sync(struct db *db)
 		cache_gen = db->generation;
 		dirty = 1;
 	}
-	if (PQconsumeInput(db->conn) != 1)
-		return -1;
+	/* db_ensure() has read whatever the socket held (server_closed()),
+	 * so a revocation is in libpq's queue without another recv() here */
 	while ((n = PQnotifies(db->conn))) {
 		dirty = 1;
 		PQfreemem(n);

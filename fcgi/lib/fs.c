@@ -42,7 +42,7 @@ long long fs_cap_total(void)
 
 /* The quotas evr_fs_write and evr_fs_move enforce (sql/012_quotas.sql),
  * as their p_quota JSON. */
-static void fs_quota_json(char *out, size_t n)
+void fs_quota_json(char *out, size_t n)
 {
 	long entries = config_int("fs_session_max_entries");
 	long min_kb = config_int("fs_entry_min_kb");
@@ -110,8 +110,8 @@ static void take_info(PGresult *res, struct buf *info, long long *limit)
 }
 
 /* The outcome of a (status, info, event) row of a change; frees res. */
-static enum fs_status change_done(const struct fs_ctx *c, PGresult *res,
-				  struct buf *info, long long *limit)
+enum fs_status fs_change_done(const struct fs_ctx *c, PGresult *res,
+			      struct buf *info, long long *limit)
 {
 	enum fs_status st = status_of(db_val(res, 0, 0));
 	take_info(res, info, limit);
@@ -151,7 +151,7 @@ enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 	p[9] = quota;
 	if (!(res = db_exec_bin(c->db, q, 10, p, lens, fmts)))
 		return FS_DB_ERROR;
-	return change_done(c, res, info, limit);
+	return fs_change_done(c, res, info, limit);
 }
 
 void fs_file_release(struct fs_file *f)
@@ -314,7 +314,7 @@ enum fs_status fs_move(const struct fs_ctx *c, const char *src,
 	snprintf(capt, sizeof(capt), "%lld", fs_cap_total());
 	if (!(res = db_exec(c->db, q, 10, p)))
 		return FS_DB_ERROR;
-	return change_done(c, res, info, limit);
+	return fs_change_done(c, res, info, limit);
 }
 
 /* --- grep ----------------------------------------------------------------*/

@@ -91,6 +91,22 @@ size_t fs_body_max(void);
 enum fs_status fs_write(const struct fs_ctx *c, const char *path,
 			const void *data, size_t len, enum fs_write_mode mode,
 			struct buf *info, long long *limit);
+/* fs_write of a file of len bytes that read() hands over as they come
+ * (a request body as it arrives: at most n bytes into p, <= 0 at its end
+ * or on an error): streamed to the database (COPY, sql/018), never held
+ * whole. FS_DB_ERROR when read() ended before len bytes (nothing is
+ * written). fs_stream.c. */
+struct pg_result;
+typedef int (*fs_reader)(void *arg, char *p, int n);
+enum fs_status fs_write_stream(const struct fs_ctx *c, const char *path,
+			       size_t len, fs_reader read, void *arg,
+			       enum fs_write_mode mode, struct buf *info,
+			       long long *limit);
+/* (fs.c, for fs_stream.c) the p_quota JSON of evr_fs_write; the outcome
+ * of a (status, info, event) row, which it frees. */
+void fs_quota_json(char *out, size_t n);
+enum fs_status fs_change_done(const struct fs_ctx *c, struct pg_result *res,
+			      struct buf *info, long long *limit);
 
 /* A file's content and FileInfo, or a directory's FileInfo (content NULL).
  * Free with fs_file_release(). The root is a directory. */

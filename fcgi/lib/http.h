@@ -48,6 +48,13 @@ struct req {
 	const char *body;
 	size_t body_len;
 	long content_length; /* -1 if absent */
+	/* a body left to the handler to read as it arrives (everruns-api's
+	 * ROUTE_STREAM_BODY): body is NULL, body_len its length, body_in
+	 * the program's input stream, body_read its read function and
+	 * body_got the bytes read so far */
+	void *body_in;
+	int (*body_read)(void *in, char *p, int n);
+	size_t body_got;
 
 	/* router captures, percent-decoded */
 	const char *cap[REQ_MAX_CAPS];

@@ -2,6 +2,7 @@
 auth forms, errors, limits, idempotency, tenant isolation (issue: Foundation)."""
 
 import json
+import random
 import re
 import threading
 import unittest
@@ -60,6 +61,44 @@ class Sessions(unittest.TestCase):
         got = api("GET", "/api/v1/sessions/" + s["id"], key=self.key)
         self.assertEqual(got.status, 200)
         self.assertEqual(got.json["title"], "Q1 Sales Analysis")
+
+    def test_get_is_api_session_byte_for_byte(self):
+        # GET /sessions/{id} builds the object in C from the columns; every
+        # other route uses the SQL function api_session(s): the same bytes
+        seed = 18
+        print("seed", seed)
+        rnd = random.Random(seed)
+        odd = ["tab\there", "nl\nquote\"back\\slash", "\u00e9t\u00e9 \u2603 \U0001F600",
+               "ctl\x01\x1f", "</script>", ""]
+        cases = []
+        for i in range(6):
+            body = {"agent_id": self.agent} if i % 2 else {"harness_id": self.base}
+            if i % 3:
+                body["title"] = odd[i]
+                body["tags"] = [odd[(i + j) % len(odd)] or "x" for j in range(i)]
+            cases.append(self.create(body).json["id"])
+        for n, sid in enumerate(cases):
+            # every column of the object, with values no create sets:
+            # timestamps with sub-millisecond digits, large usage, NULLs
+            ts = "20%02d-%02d-%02d %02d:%02d:%02d.%06d+00" % (
+                rnd.randrange(0, 40), rnd.randrange(1, 13), rnd.randrange(1, 29),
+                rnd.randrange(24), rnd.randrange(60), rnd.randrange(60),
+                rnd.choice([0, 999, 999999, rnd.randrange(10 ** 6)]))
+            psql("UPDATE sessions SET created_at = $2::timestamptz, "
+                 "updated_at = $2::timestamptz + interval '1 day', "
+                 "usage_input = $3, usage_output = $4, locale = $5, "
+                 "parallel_tool_calls = $6::boolean, max_iterations = $7::int, "
+                 "system_prompt = $8, capabilities = $9::jsonb, "
+                 "model_id = CASE WHEN $10 THEN NULL ELSE model_id END "
+                 "WHERE id = $1::uuid",
+                 sid[4:], ts, rnd.randrange(2 ** 40), n, [None, "de-DE"][n % 2],
+                 [None, True, False][n % 3], [None, 7][n % 2],
+                 [None, odd[n]][n % 2], ['[]', '["a", {"b": 1}]'][n % 2], n == 2)
+            want = psql("SELECT api_session(s)::text FROM sessions s WHERE id = $1::uuid",
+                        sid[4:])[0][0]
+            got = api("GET", "/api/v1/sessions/" + sid, key=self.key)
+            self.assertEqual(got.status, 200, got.text)
+            self.assertEqual(got.text, want, sid)
 
     def test_harness_resolution(self):
         agent_h = api("GET", "/api/v1/agents/" + self.agent, key=self.key).json["harness_id"]
