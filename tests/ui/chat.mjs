@@ -204,9 +204,19 @@ const checks = [
   }],
 
   ['bash_terminal', async () => {
+    const sandbox = (await (await fetch(`${env.base}/health`)).json()).sandbox;
     await send('#tool bash {"command":"for i in 1 2 3 4 5 6; do echo line$i; sleep 0.4; done; echo oops >&2"}');
     const card = page.locator('.tool-card').last();
     await card.waitFor();
+    if (sandbox !== 'ok') {
+      // a host without the sandbox's namespaces (a chroot, say): the card
+      // shows the tool's error, which says so
+      await page.waitForFunction(() => [...document.querySelectorAll('.tool-card')].pop().dataset.state === 'error',
+        null, { timeout: 15000 });
+      assert.match(await card.locator('.tool-result pre.error').textContent(), /sandbox is unavailable/);
+      await statusIs('idle');
+      return;
+    }
     // the output shows while the command runs, in a monospaced terminal
     await page.waitForFunction(() => {
       const c = [...document.querySelectorAll('.tool-card')].pop();
