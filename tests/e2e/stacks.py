@@ -172,13 +172,16 @@ class ExtraStack(_Managed):
         return p[0] if p else None
 
     def kill_all(self, sig=signal.SIGKILL):
-        """The whole host at once (nginx first, its workers with it)."""
+        """The whole host at once (nginx first, its workers with it). The
+        nginx master goes before its workers: a master that outlives a
+        killed worker by a moment starts a new one, which would keep the
+        listening socket (seen on a loaded machine)."""
         victims = []
         for name in ("nginx", "api", "sse", "runner"):
             for pid in self.pids(name):
-                if name == "nginx":
-                    victims += [int(c) for c in _children(pid)]
+                children = [int(c) for c in _children(pid)] if name == "nginx" else []
                 victims.append(pid)
+                victims += children
         for pid in victims:
             try:
                 os.kill(pid, sig)

@@ -258,8 +258,11 @@ class Sandbox(unittest.TestCase):
         broken = start_runner(log_name="runner-nobwrap", EVERRUNS_SANDBOX_BWRAP="/nonexistent/bwrap")
         main = stack_pid("runner")
         try:
-            wait_until(lambda: "not installed" in (api("GET", "/health", key=None).json["sandbox"] or ""),
-                       timeout=10, what="/health to tell")
+            # its heartbeat says why it cannot sandbox (what /health shows)
+            wait_until(lambda: "not installed" in "".join(
+                r[0] or "" for r in psql("SELECT sandbox_error FROM runners WHERE pid = $1::int",
+                                         str(broken.pid))),
+                       timeout=10, what="the broken runner's heartbeat to tell")
             os.kill(main, signal.SIGSTOP)  # the broken runner claims the turn
             name, mid = self.model()
             sid = self.session(mid)
