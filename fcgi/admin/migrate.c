@@ -12,7 +12,7 @@
  *   - an applied file whose checksum changed: the database keeps what the
  *     old text created, so a change to an applied migration must be a new
  *     migration (restore the file, put the change in the next number);
- *   - a number used by two files, except the pair in grandfathered[]
+ *   - a number used by two files, except the pairs in grandfathered[]
  *     (both applied on every installation; renaming either would apply it
  *     again).
  */
@@ -31,6 +31,7 @@
 /* Files that share their number with another and may: "NNN_a", "NNN_b". */
 static const char *const grandfathered[][2] = {
 	{"006_metrics", "006_session_fs"},
+	{"010_key_roles", "010_quotas"},
 };
 
 struct mig {
