@@ -164,6 +164,10 @@ struct memo {
 	int user; /* starts an exchange (a user message) */
 };
 
+/* The mark of an earlier turn's event that adds no message (e.g. its
+ * tool.completed, whose result is in its call's memo): skipped unread. */
+static struct memo nothing;
+
 static void memo_free(struct json_object *jso, void *ud)
 {
 	struct memo *m = ud;
@@ -237,11 +241,16 @@ struct json_object *history_build(struct json_object *events,
 		struct json_object *e = json_object_array_get_idx(events, i);
 		struct memo *mo = json_object_get_userdata(e);
 		const char *et;
+		if (mo == &nothing)
+			continue;
 		if (!mo) {
 			mo = build_event(e, results);
-			if (!mo)
-				continue;
 			et = jx_gets(e, "turn_id");
+			if (!mo) {
+				if (et && strcmp(et, current_turn))
+					json_object_set_userdata(e, &nothing, NULL);
+				continue;
+			}
 			if (et && strcmp(et, current_turn)) {
 				json_object_set_userdata(e, mo, memo_free);
 			} else {

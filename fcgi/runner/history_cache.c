@@ -5,11 +5,16 @@
  * after N (evr_turn_config's p_after); without it every turn would re-read
  * and re-convert the whole conversation, which grows with every turn. Only
  * events of turns that ended before the claimed one are kept, so a
- * takeover always reads its own turn's progress afresh. Bounded by
+ * takeover always reads its own turn's progress afresh. The entry also
+ * knows whether its events hold any non-text message part, so a turn of a
+ * session without images skips the cached events when it looks for image
+ * parts (turn_load.c, image_fetch.c): per turn, the work on the history is
+ * proportional to the new events, not the whole conversation. Bounded by
  * `history_cache_sessions` (least recently used goes first).
  */
 #include "runner.h"
 #include "config.h"
+#include "json.h"
 #include "strmap.h"
 
 #include <stdio.h>
@@ -19,6 +24,7 @@
 struct hentry {
 	char session[33];
 	long long last_seq;
+	int images; /* some input.message of events has a non-text part */
 	struct json_object *events; /* owned; conversation events, by seq */
 	struct hentry *newer, *older; /* the LRU list */
 };
@@ -76,19 +82,42 @@ static int is_current(struct json_object *e, const char *turn_ref)
 	       !strcmp(json_object_get_string(v), turn_ref);
 }
 
+/* An input.message with a part that is not text (an image). */
+static int has_image(struct json_object *e)
+{
+	struct json_object *parts = jx_get(jx_get(jx_get(e, "data"), "message"),
+					   "content");
+	const char *type = jx_gets(e, "type");
+	size_t j;
+
+	if (!type || strcmp(type, "input.message") || !parts ||
+	    !json_object_is_type(parts, json_type_array))
+		return 0;
+	for (j = 0; j < json_object_array_length(parts); j++) {
+		const char *pt = jx_gets(json_object_array_get_idx(parts, j), "type");
+		if (!pt || strcmp(pt, "text"))
+			return 1;
+	}
+	return 0;
+}
+
 struct json_object *history_cache_merge(const char *session, const char *turn,
-					struct json_object *fresh)
+					struct json_object *fresh,
+					size_t *plain)
 {
 	struct hentry *h = find(session);
-	struct json_object *out = json_object_new_array(), *keep;
+	struct json_object *out, *keep;
 	size_t i, n = json_object_array_length(fresh);
+	size_t nc = h ? json_object_array_length(h->events) : 0;
 	char ref[40];
 
 	snprintf(ref, sizeof(ref), "trn_%s", turn);
-	if (h)
-		for (i = 0; i < json_object_array_length(h->events); i++)
-			json_object_array_add(out, json_object_get(
-				json_object_array_get_idx(h->events, i)));
+	if (plain)
+		*plain = h && !h->images ? nc : 0;
+	out = json_object_new_array_ext((int)(nc + n > 0 ? nc + n : 1));
+	for (i = 0; i < nc; i++)
+		json_object_array_add(out, json_object_get(
+			json_object_array_get_idx(h->events, i)));
 	for (i = 0; i < n; i++)
 		json_object_array_add(out, json_object_get(
 			json_object_array_get_idx(fresh, i)));
@@ -119,6 +148,8 @@ struct json_object *history_cache_merge(const char *session, const char *turn,
 			break; /* this turn and anything after it */
 		json_object_array_add(keep, json_object_get(e));
 		h->last_seq = seq_of(e);
+		if (!h->images && has_image(e))
+			h->images = 1;
 	}
 	unlink_entry(h);
 	push_newest(h);

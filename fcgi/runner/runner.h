@@ -51,6 +51,7 @@ struct turn {
 
 	/* configuration (from evr_turn_config) */
 	struct json_object *cfg;      /* owned */
+	size_t plain_events;          /* leading cfg events without images */
 	struct json_object *history;  /* owned: provider-neutral messages */
 	long history_tokens;          /* its estimated size */
 	struct json_object *tools;    /* owned: tool definitions */
@@ -167,9 +168,12 @@ struct json_object *history_build(struct json_object *events,
 /* history_cache.c: a session's earlier conversation events */
 long long history_cache_after(const char *session);
 /* Cached events + fresh (events after history_cache_after), as a new
- * array; remembers those of turns before `turn`. */
+ * array; remembers those of turns before `turn`. *plain (if not NULL):
+ * how many leading events of the result are known to hold no non-text
+ * message part (image parts need looking at only after them). */
 struct json_object *history_cache_merge(const char *session, const char *turn,
-					struct json_object *fresh);
+					struct json_object *fresh,
+					size_t *plain);
 void history_cache_free(void);
 
 /* writer.c */
