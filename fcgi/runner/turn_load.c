@@ -138,7 +138,8 @@ static void load_events(struct turn *t)
 	json_object_object_add(t->cfg, "events",
 			       history_cache_merge(t->session, t->id,
 						   jx_get(t->cfg, "events"),
-						   &t->plain_events));
+						   &t->plain_events,
+						   &t->cached_events));
 	if (jx_gets(t->cfg, "input_message_id"))
 		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
 	ev = jx_get(t->cfg, "events");

@@ -42,7 +42,7 @@ static struct json_object *fresh(long long seq)
 static void merge(const char *session, long long seq, size_t expect_len)
 {
 	struct json_object *f = fresh(seq);
-	struct json_object *out = history_cache_merge(session, "cur", f, NULL);
+	struct json_object *out = history_cache_merge(session, "cur", f, NULL, NULL);
 	ck_assert_uint_eq(json_object_array_length(out), expect_len);
 	json_object_put(out);
 	json_object_put(f);
@@ -91,7 +91,7 @@ static struct json_object *input(long long seq, int image)
 static size_t merge_plain(const char *session, struct json_object *f)
 {
 	size_t plain = 99;
-	json_object_put(history_cache_merge(session, "cur", f, &plain));
+	json_object_put(history_cache_merge(session, "cur", f, &plain, NULL));
 	json_object_put(f);
 	return plain;
 }
