@@ -111,6 +111,8 @@ const struct config_key config_keys[] = {
 	  "with no runner alive, queued turns older than this fail"),
 	L("tool_result_max_bytes", 65536, 1024, 67108864,
 	  "tool results larger than this are truncated for the model"),
+	L("event_batch_max", 2048, 1, 100000,
+	  "events one durable write transaction of the runner carries at most"),
 	L("history_cache_sessions", 1000, 0, 10000000,
 	  "sessions whose earlier conversation a runner keeps; 0: none"),
 	L("llm_max_response_mb", 16, 1, 1024,

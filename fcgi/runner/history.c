@@ -164,6 +164,10 @@ struct memo {
 	int user; /* starts an exchange (a user message) */
 };
 
+/* The mark of an earlier turn's event that adds no message (e.g. its
+ * tool.completed, whose result is in its call's memo): skipped unread. */
+static struct memo nothing;
+
 static void memo_free(struct json_object *jso, void *ud)
 {
 	struct memo *m = ud;
@@ -237,11 +241,16 @@ struct json_object *history_build(struct json_object *events,
 		struct json_object *e = json_object_array_get_idx(events, i);
 		struct memo *mo = json_object_get_userdata(e);
 		const char *et;
+		if (mo == &nothing)
+			continue;
 		if (!mo) {
 			mo = build_event(e, results);
-			if (!mo)
-				continue;
 			et = jx_gets(e, "turn_id");
+			if (!mo) {
+				if (et && strcmp(et, current_turn))
+					json_object_set_userdata(e, &nothing, NULL);
+				continue;
+			}
 			if (et && strcmp(et, current_turn)) {
 				json_object_set_userdata(e, mo, memo_free);
 			} else {
@@ -290,4 +299,139 @@ struct json_object *history_build(struct json_object *events,
 	free(fresh);
 	*tokens = (long)total;
 	return out;
+}
+
+/* A session's cached events as messages. msgs: slot 0 for the system
+ * message, then the messages of the first `events` cached events (n
+ * items with the slot), then whatever the last build appended for its
+ * turn (cut off at the next build). */
+struct history_prefix {
+	struct json_object *msgs;
+	size_t n, tokens, events;
+};
+
+void history_prefix_free(struct history_prefix *pre)
+{
+	if (!pre)
+		return;
+	json_object_put(pre->msgs);
+	free(pre);
+}
+
+/* Append the messages of events[from..to) to a; the memos of other
+ * turns' events are kept on them, the current turn's are not. Returns
+ * their tokens, or -1 if an event of the current turn was met while
+ * `earlier` says there can be none. */
+static long add_events(struct json_object *a, struct json_object *events,
+		       size_t from, size_t to, struct json_object *results,
+		       const char *current_turn, int earlier)
+{
+	long tokens = 0;
+	size_t i, j;
+
+	for (i = from; i < to; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		struct memo *mo = json_object_get_userdata(e);
+		int fresh = 0;
+		if (mo == &nothing)
+			continue;
+		if (!mo) {
+			const char *et = jx_gets(e, "turn_id");
+			int other = et && strcmp(et, current_turn);
+			if (earlier && !other)
+				return -1;
+			mo = build_event(e, results);
+			if (!mo) {
+				if (other)
+					json_object_set_userdata(e, &nothing, NULL);
+				continue;
+			}
+			if (other)
+				json_object_set_userdata(e, mo, memo_free);
+			else
+				fresh = 1;
+		}
+		for (j = 0; j < json_object_array_length(mo->msgs); j++)
+			json_object_array_add(a, json_object_get(
+				json_object_array_get_idx(mo->msgs, j)));
+		tokens += (long)mo->tokens;
+		if (fresh)
+			memo_free(NULL, mo);
+	}
+	return tokens;
+}
+
+struct json_object *history_build_shared(struct history_prefix **prep,
+					 struct json_object *events,
+					 size_t cached,
+					 const char *current_turn,
+					 const char *system_prompt,
+					 long context_tokens,
+					 long reserve_tokens, long *tokens)
+{
+	struct history_prefix *pre = *prep;
+	struct json_object *results, *sys;
+	size_t i, n = json_object_array_length(events), len;
+	long more, tail;
+
+	if (!*system_prompt || cached > n)
+		return NULL;
+	if (pre && pre->events > cached) { /* not this cache's: start over */
+		history_prefix_free(pre);
+		pre = *prep = NULL;
+	}
+	if (!pre) {
+		pre = *prep = xcalloc(1, sizeof(*pre));
+		pre->msgs = json_object_new_array();
+		json_object_array_add(pre->msgs, json_object_new_object());
+		pre->n = 1;
+	}
+	len = json_object_array_length(pre->msgs);
+	if (len > pre->n) /* the last build's turn */
+		json_object_array_del_idx(pre->msgs, pre->n, len - pre->n);
+
+	/* tool results by call id, from the events not built yet */
+	results = json_object_new_object();
+	for (i = pre->events; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		const char *type;
+		struct json_object *d;
+		if (json_object_get_userdata(e))
+			continue;
+		type = jx_gets(e, "type");
+		d = jx_get(e, "data");
+		if (type && !strcmp(type, "tool.completed") && jx_gets(d, "tool_call_id"))
+			json_object_object_add(results, jx_gets(d, "tool_call_id"),
+					       json_object_get(d));
+	}
+	/* the cache's new events join the prefix for good */
+	more = add_events(pre->msgs, events, pre->events, cached, results,
+			  current_turn, 1);
+	if (more < 0) {
+		json_object_put(results);
+		len = json_object_array_length(pre->msgs);
+		if (len > pre->n)
+			json_object_array_del_idx(pre->msgs, pre->n, len - pre->n);
+		return NULL;
+	}
+	pre->tokens += (size_t)more;
+	pre->n = json_object_array_length(pre->msgs);
+	pre->events = cached;
+	/* then this turn's part, up to the next build */
+	tail = add_events(pre->msgs, events, cached, n, results, current_turn, 0);
+	json_object_put(results);
+
+	sys = json_object_new_object();
+	json_object_object_add(sys, "role", json_object_new_string("system"));
+	json_object_object_add(sys, "content", json_object_new_string(system_prompt));
+	*tokens = (long)(pre->tokens + (size_t)tail + est_tokens(sys));
+	if (context_tokens > 0 && *tokens + reserve_tokens > context_tokens) {
+		/* needs trimming: history_build drops the oldest exchanges */
+		json_object_put(sys);
+		len = json_object_array_length(pre->msgs);
+		json_object_array_del_idx(pre->msgs, pre->n, len - pre->n);
+		return NULL;
+	}
+	json_object_array_put_idx(pre->msgs, 0, sys);
+	return json_object_get(pre->msgs);
 }

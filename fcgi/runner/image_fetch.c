@@ -54,7 +54,8 @@ static struct json_object *pending_part(struct turn *t, int *current)
 	size_t i, j;
 
 	snprintf(tid, sizeof(tid), "trn_%s", t->id);
-	for (i = 0; i < json_object_array_length(events); i++) {
+	/* the leading plain_events hold no image part (history_cache.c) */
+	for (i = t->plain_events; i < json_object_array_length(events); i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
 		struct json_object *parts =
 			jx_get(jx_get(jx_get(e, "data"), "message"), "content");

@@ -51,6 +51,8 @@ struct turn {
 
 	/* configuration (from evr_turn_config) */
 	struct json_object *cfg;      /* owned */
+	size_t plain_events;          /* leading cfg events without images */
+	size_t cached_events;         /* leading cfg events of the cache */
 	struct json_object *history;  /* owned: provider-neutral messages */
 	long history_tokens;          /* its estimated size */
 	struct json_object *tools;    /* owned: tool definitions */
@@ -163,13 +165,35 @@ struct json_object *history_build(struct json_object *events,
 				  const char *system_prompt,
 				  long context_tokens, long reserve_tokens,
 				  long *tokens, int *too_long);
+/* The messages of a session's cached events, built once and grown as the
+ * cache grows (kept by history_cache.c): with it, a step of a turn builds
+ * only the messages of the events after the cached ones. */
+struct history_prefix;
+void history_prefix_free(struct history_prefix *pre);
+/* history_build with the session's prefix: the first `cached` events
+ * are those of the history cache. Returns an array shared with the
+ * prefix (valid until the session's next build), or NULL when the
+ * conversation needs trimming or has no system prompt: then call
+ * history_build. */
+struct json_object *history_build_shared(struct history_prefix **pre,
+					 struct json_object *events,
+					 size_t cached,
+					 const char *current_turn,
+					 const char *system_prompt,
+					 long context_tokens,
+					 long reserve_tokens, long *tokens);
 
 /* history_cache.c: a session's earlier conversation events */
 long long history_cache_after(const char *session);
 /* Cached events + fresh (events after history_cache_after), as a new
- * array; remembers those of turns before `turn`. */
+ * array; remembers those of turns before `turn`. *plain (if not NULL):
+ * how many leading events of the result are known to hold no non-text
+ * message part (image parts need looking at only after them). */
 struct json_object *history_cache_merge(const char *session, const char *turn,
-					struct json_object *fresh);
+					struct json_object *fresh,
+					size_t *plain, size_t *cached);
+/* The session's built messages, or NULL when it is not cached. */
+struct history_prefix **history_cache_prefix(const char *session);
 void history_cache_free(void);
 
 /* writer.c */

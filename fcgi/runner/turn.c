@@ -288,6 +288,7 @@ out:
 void turn_reason_begin(struct runner *r, struct turn *t)
 {
 	struct json_object *d, *md;
+	struct history_prefix **pre;
 	char ref[40];
 	int too_long = 0;
 
@@ -308,11 +309,19 @@ void turn_reason_begin(struct runner *r, struct turn *t)
 	}
 	json_object_put(t->history);
 	snprintf(ref, sizeof(ref), "trn_%s", t->id);
-	t->history = history_build(jx_get(t->cfg, "events"), ref,
-				   t->system_prompt,
-				   t->context_tokens,
-				   t->max_tokens ? t->max_tokens : 4096,
-				   &t->history_tokens, &too_long);
+	t->history = NULL;
+	pre = history_cache_prefix(t->session);
+	if (pre)
+		t->history = history_build_shared(
+			pre, jx_get(t->cfg, "events"), t->cached_events, ref,
+			t->system_prompt, t->context_tokens,
+			t->max_tokens ? t->max_tokens : 4096, &t->history_tokens);
+	if (!t->history)
+		t->history = history_build(jx_get(t->cfg, "events"), ref,
+					   t->system_prompt,
+					   t->context_tokens,
+					   t->max_tokens ? t->max_tokens : 4096,
+					   &t->history_tokens, &too_long);
 	if (too_long) {
 		turn_fail(t, "context_length_exceeded",
 		     "the conversation does not fit the model's context window "

@@ -88,7 +88,8 @@ static int resolve_images(struct runner *r, struct turn *t, int *any)
 	size_t i, j;
 
 	*any = 0;
-	for (i = 0; i < json_object_array_length(events); i++) {
+	/* the leading plain_events hold no image part (history_cache.c) */
+	for (i = t->plain_events; i < json_object_array_length(events); i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
 		struct json_object *parts = jx_get(jx_get(jx_get(e, "data"), "message"), "content");
 		if (!jx_gets(e, "type") || strcmp(jx_gets(e, "type"), "input.message") ||
@@ -136,7 +137,9 @@ static void load_events(struct turn *t)
 
 	json_object_object_add(t->cfg, "events",
 			       history_cache_merge(t->session, t->id,
-						   jx_get(t->cfg, "events")));
+						   jx_get(t->cfg, "events"),
+						   &t->plain_events,
+						   &t->cached_events));
 	if (jx_gets(t->cfg, "input_message_id"))
 		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
 	ev = jx_get(t->cfg, "events");

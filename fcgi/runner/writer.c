@@ -1,7 +1,7 @@
 /*
  * writer: event batches and deltas (ARCHITECTURE 4.2, 4.3).
  *
- * Turns queue events here. A flush writes up to MAX_BATCH of them, for
+ * Turns queue events here. A flush writes up to event_batch_max of them, for
  * every turn, in one transaction and one round trip (evr_write_events over
  * parallel arrays: fences first, one notification per session). Flushes
  * are asynchronous on the write connection: one starts at once when none
@@ -18,6 +18,7 @@
  * notifications of at most 7,000 bytes.
  */
 #include "runner.h"
+#include "config.h"
 #include "log.h"
 
 #include <poll.h>
@@ -25,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_BATCH 64
 #define DELTA_MAX_ESCAPED 6000 /* JSON-escaped bytes per evd chunk */
 
 static const char write_sql[] =
@@ -63,6 +63,7 @@ struct flight {
 
 static struct evlist queue;
 static struct flight fl[FLIGHTS];
+static size_t max_batch = 64; /* event_batch_max */
 
 static struct db *conn_of(struct runner *r, int i)
 {
@@ -82,6 +83,7 @@ void writer_init(void)
 {
 	int i;
 	queue.n = 0;
+	max_batch = (size_t)config_int("event_batch_max");
 	for (i = 0; i < FLIGHTS; i++) {
 		fl[i].evs.n = 0;
 		fl[i].busy = 0;
@@ -300,11 +302,11 @@ int writer_poll(struct runner *r)
 	return ret;
 }
 
-/* Move up to MAX_BATCH queued events whose sessions are not in the other
+/* Move up to max_batch queued events whose sessions are not in the other
  * flight into flight i, in queue order. Once an event of a session stays
  * queued, so do all later ones of that session (its order), and a turn's
  * closing events, adjacent in the queue, are never split (they may go one
- * past MAX_BATCH).
+ * past max_batch).
  *
  * Sessions are told apart by their turn: this runner holds at most one
  * turn of a session at a time (the next message needs the session idle,
@@ -334,7 +336,7 @@ static void take_batch(int i)
 			t->pending--;
 			continue;
 		}
-		int take = !held && !other && (f->evs.n < MAX_BATCH || closing);
+		int take = !held && !other && (f->evs.n < max_batch || closing);
 		if (take && (e->solo || solo)) {
 			/* after a refused batch: one turn per flight */
 			if (!solo && !f->evs.n)

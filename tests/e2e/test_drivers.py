@@ -151,6 +151,39 @@ class Drivers(unittest.TestCase):
                 uses = [b["id"] for b in msgs[3]["content"] if b["type"] == "tool_use"]
                 self.assertEqual(uses, ["call_b", "call_c"])
 
+    def test_history_of_earlier_turns_reaches_the_provider_whole(self):
+        # the runner builds the messages of a session's earlier turns once
+        # and only adds each turn's own: every request still carries the
+        # whole conversation, in order, and nothing of a previous request
+        name, mid = self.model("openai_completions")
+        self.fake.script(name,
+                         {"tool_calls": [{"id": "call_h1", "name": "calculate",
+                                          "arguments": '{"operation":"add","a":1,"b":2}'}]},
+                         {"text": "one: 3"}, {"text": "two"}, {"text": "three"},
+                         {"tool_calls": [{"id": "call_h2", "name": "calculate",
+                                          "arguments": '{"operation":"add","a":2,"b":2}'}]},
+                         {"text": "four: 4"}, {"text": "five"})
+        sid = self.session(mid)
+        for q in ("q1", "q2", "q3", "q4", "q5"):
+            m = send(self.key, sid, q)
+            self.assertEqual(m.status, 201, m.text)
+            wait_idle(self.key, sid, m.json["sequence"])
+        reqs = self.fake.requests(name)
+        self.assertEqual(len(reqs), 7)
+        def brief(m):
+            if m["role"] == "tool":
+                return "tool:" + m["tool_call_id"]
+            if m.get("tool_calls"):
+                return "call:" + ",".join(c["id"] for c in m["tool_calls"])
+            return "%s:%s" % (m["role"], m["content"] if m["role"] != "system" else "")
+        whole = ["system:", "user:q1", "call:call_h1", "tool:call_h1", "assistant:one: 3",
+                 "user:q2", "assistant:two", "user:q3", "assistant:three",
+                 "user:q4", "call:call_h2", "tool:call_h2", "assistant:four: 4", "user:q5"]
+        # what each request saw: the conversation up to its own point
+        cuts = {0: 2, 1: 4, 2: 6, 3: 8, 4: 10, 5: 12, 6: 14}
+        for k, n in cuts.items():
+            self.assertEqual([brief(m) for m in reqs[k]["body"]["messages"]], whole[:n], k)
+
     def test_retry_after_429_and_500(self):
         for kind in self.each_driver():
             name, mid = self.model(kind)

@@ -42,7 +42,7 @@ static struct json_object *fresh(long long seq)
 static void merge(const char *session, long long seq, size_t expect_len)
 {
 	struct json_object *f = fresh(seq);
-	struct json_object *out = history_cache_merge(session, "cur", f);
+	struct json_object *out = history_cache_merge(session, "cur", f, NULL, NULL);
 	ck_assert_uint_eq(json_object_array_length(out), expect_len);
 	json_object_put(out);
 	json_object_put(f);
@@ -70,6 +70,44 @@ START_TEST(history_cache_keeps_earlier_turns_lru)
 	config_set("history_cache_sessions", "0"); /* off: nothing kept */
 	merge(SES_D, 1, 2);
 	ck_assert_int_eq(history_cache_after(SES_D), 0);
+	history_cache_free();
+	config_free();
+}
+END_TEST
+
+/* An input.message of an earlier turn: text only, or with an image part */
+static struct json_object *input(long long seq, int image)
+{
+	struct json_object *a = json_object_new_array();
+	char doc[256];
+	snprintf(doc, sizeof(doc),
+		 "{\"seq\":%lld,\"type\":\"input.message\",\"turn_id\":\"trn_old\","
+		 "\"data\":{\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"hi\"}%s]}}}",
+		 seq, image ? ",{\"type\":\"image_file\",\"image_id\":\"img_x\"}" : "");
+	json_object_array_add(a, json_tokener_parse(doc));
+	return a;
+}
+
+static size_t merge_plain(const char *session, struct json_object *f)
+{
+	size_t plain = 99;
+	json_object_put(history_cache_merge(session, "cur", f, &plain, NULL));
+	json_object_put(f);
+	return plain;
+}
+
+/* A turn skips the cached events when it looks for image parts, unless
+ * one of them has one: *plain is the cached count, or 0. */
+START_TEST(history_cache_knows_sessions_without_images)
+{
+	config_set("history_cache_sessions", "10");
+	ck_assert_uint_eq(merge_plain(SES_A, input(1, 0)), 0); /* nothing cached */
+	ck_assert_uint_eq(merge_plain(SES_A, input(2, 0)), 1);
+	ck_assert_uint_eq(merge_plain(SES_A, input(3, 0)), 2);
+	ck_assert_uint_eq(merge_plain(SES_B, input(1, 1)), 0);
+	ck_assert_uint_eq(merge_plain(SES_B, input(2, 0)), 0); /* an image: all */
+	ck_assert_uint_eq(merge_plain(SES_A, input(4, 1)), 3);
+	ck_assert_uint_eq(merge_plain(SES_A, input(5, 0)), 0); /* now it has one */
 	history_cache_free();
 	config_free();
 }
@@ -149,6 +187,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, history_cache_keeps_earlier_turns_lru);
+	tcase_add_test(tc, history_cache_knows_sessions_without_images);
 	tcase_add_test(tc, sandbox_dir_usage_and_removal_never_follow_links);
 	tcase_add_test(tc, sandbox_refuses_root);
 	suite_add_tcase(s, tc);
