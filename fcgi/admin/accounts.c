@@ -160,8 +160,8 @@ int admin_bootstrap(int argc, char **argv)
 	env_providers(org);
 	snprintf(path, sizeof(path), "%s/admin-api-key", config_home());
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, key, strlen(key)) < 0 || write(fd, "\n", 1) < 0 ||
-	    close(fd) != 0) {
+	if (fd < 0 || write(fd, key, strlen(key)) < 0 ||
+	    write(fd, "\n", 1) < 0 || close(fd) != 0) {
 		fprintf(stderr, "everruns-admin: %s: %s\n", path,
 			strerror(errno));
 		db_rollback(&admin_db);

@@ -56,7 +56,8 @@ static const struct admin_cmd {
 	 admin_create_org, 0},
 	{"create-user", "--org ORG_ID EMAIL [--name NAME]",
 	 "a user in an organization", admin_create_user, 0},
-	{"create-key", "--org ORG_ID [--user USER_ID] [--name NAME] "
+	{"create-key",
+	 "--org ORG_ID [--user USER_ID] [--name NAME] "
 	 "[--role admin|member] [--expires-in-days N]",
 	 "an API key (printed once)", admin_create_key, 0},
 	{"revoke-key", "KEY_ID", "revoke an API key", admin_revoke_key, 0},
@@ -70,8 +71,7 @@ static const struct admin_cmd {
 	 "KiB of the file routes' request bodies (nginx), from fs_max_file_mb",
 	 admin_fs_body_limit, 1},
 	{"rotate-server-key", "",
-	 "a new server key, provider keys re-encrypted with it",
-	 cmd_rotate, 0},
+	 "a new server key, provider keys re-encrypted with it", cmd_rotate, 0},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -105,8 +105,7 @@ int main(int argc, char **argv)
 		config_free();
 		return ret == 2 ? usage() : ret;
 	}
-	if (db_connect(&admin_db,
-		       config_str("database_url"), 0) != 0) {
+	if (db_connect(&admin_db, config_str("database_url"), 0) != 0) {
 		fprintf(stderr, "everruns-admin: cannot connect to the "
 				"database (database_url)\n");
 		db_close(&admin_db);

@@ -34,10 +34,10 @@ static const char *const grandfathered[][2] = {
 };
 
 struct mig {
-	char *name;       /* NNN_name.sql */
+	char *name;        /* NNN_name.sql */
 	char version[256]; /* the name without .sql */
-	size_t numlen;    /* length of the leading digits */
-	char sum[65];     /* SHA-256 of the file, hex */
+	size_t numlen;     /* length of the leading digits */
+	char sum[65];      /* SHA-256 of the file, hex */
 	struct buf sql;
 };
 

@@ -42,8 +42,7 @@ static int fail(const char *what, const char *detail)
 static long reseal_all(struct db *db, const unsigned char *oldk,
 		       const unsigned char *newk)
 {
-	static const char lock[] =
-		"LOCK TABLE llm_providers IN EXCLUSIVE MODE";
+	static const char lock[] = "LOCK TABLE llm_providers IN EXCLUSIVE MODE";
 	static const char all[] =
 		"SELECT id::text, evr_id('prv', id), api_key_enc "
 		"FROM llm_providers WHERE api_key_enc IS NOT NULL ORDER BY id";
@@ -134,9 +133,10 @@ int admin_rotate_server_key(struct db *db, const char *path)
 	if (db_commit(db) != 0) {
 		/* the database still has the old ciphertexts: old key back */
 		if (rename(oldp, path) != 0)
-			fprintf(stderr, "everruns-admin: rotate-server-key: "
-					"COMMIT failed and the old key could "
-					"not be put back: it is in %s\n",
+			fprintf(stderr,
+				"everruns-admin: rotate-server-key: "
+				"COMMIT failed and the old key could "
+				"not be put back: it is in %s\n",
 				oldp);
 		return fail("COMMIT failed; nothing was changed", db->sqlstate);
 	}

@@ -81,8 +81,8 @@ void h_agents_list(struct req *rq)
 		"    OR strpos(lower(a.name), lower($3)) > 0 "
 		"    OR strpos(lower(a.display_name), lower($3)) > 0 "
 		"    OR strpos(lower(a.description), lower($3)) > 0) "
-		"  AND ($6::text[] IS NULL OR a.tags @> $6::text[])), "
-		API_PAGE_SQL("api_agent", "$4", "$5");
+		"  AND ($6::text[] IS NULL OR a.tags @> $6::text[])), " API_PAGE_SQL(
+			"api_agent", "$4", "$5");
 	struct buf tags = BUF_INIT;
 	struct api_page pg;
 	const char *search, *p[6];

@@ -23,7 +23,7 @@
 typedef void (*handler_fn)(struct req *rq);
 
 enum route_flags {
-	ROUTE_NOAUTH = 1 << 0,   /* /health, the OpenAPI document */
+	ROUTE_NOAUTH = 1 << 0,    /* /health, the OpenAPI document */
 	ROUTE_JSON_BODY = 1 << 1, /* a JSON object body; empty = {} */
 	ROUTE_ANY_BODY = 1 << 2,  /* raw bytes of any Content-Type */
 	ROUTE_FS_BODY = 1 << 3,   /* the file routes' limit: fs_body_max() */
@@ -55,7 +55,7 @@ struct route {
 	const char *pattern;
 	handler_fn fn;
 	unsigned flags;
-	size_t max_body; /* 0 = the default 1 MiB */
+	size_t max_body;     /* 0 = the default 1 MiB */
 	const char *summary; /* for the OpenAPI document */
 	enum route_role role;
 };
@@ -105,12 +105,12 @@ void api_send_page(struct req *rq, const char *sql);
  * offset, limit}: the query starts "WITH f AS (SELECT x AS r FROM ...), "
  * (every match, as the row-typed column r); fn(r) is a row's JSON; off
  * and lim name the parameters ("$2"). Oldest first. */
-#define API_PAGE_SQL(fn, off, lim)                                          \
-	"pg AS (SELECT r FROM f ORDER BY (r).created_at, (r).id "            \
-	"  OFFSET " off " LIMIT " lim ") "                                    \
-	"SELECT json_build_object('data', coalesce((SELECT json_agg("        \
-	fn "(r) ORDER BY (r).created_at, (r).id) FROM pg), '[]'), "          \
-	"  'total', (SELECT count(*) FROM f), "                               \
+#define API_PAGE_SQL(fn, off, lim)                                             \
+	"pg AS (SELECT r FROM f ORDER BY (r).created_at, (r).id "              \
+	"  OFFSET " off " LIMIT " lim ") "                                     \
+	"SELECT json_build_object('data', coalesce((SELECT json_agg(" fn       \
+	"(r) ORDER BY (r).created_at, (r).id) FROM pg), '[]'), "               \
+	"  'total', (SELECT count(*) FROM f), "                                \
 	"  'offset', " off "::bigint, 'limit', " lim "::bigint)"
 /* Parse a path or query id with prefix; on failure sends 400 naming
  * `name` and returns -1. */
@@ -155,7 +155,7 @@ struct message_input {
 	struct buf controls; /* normalized controls, a JSON object or "" */
 	struct buf images;   /* image_file ids, 32-hex, comma-separated */
 	size_t nimages;
-	char model[33];      /* controls.model_id, 32-hex, if has_model */
+	char model[33]; /* controls.model_id, 32-hex, if has_model */
 	int has_model;
 	struct json_object *metadata; /* borrowed from the body */
 };
@@ -166,7 +166,8 @@ void message_input_release(struct message_input *in);
 int message_input_parse(struct json_object *body, struct message_input *in,
 			struct apierr *e);
 
-/* --- idempotency.c: Idempotency-Key (ARCHITECTURE 2.2) ------------------------*/
+/* --- idempotency.c: Idempotency-Key (ARCHITECTURE 2.2)
+ * ------------------------*/
 
 /* 400 (sent) and -1 if the header is present but malformed. */
 int idem_check_header(struct req *rq);
@@ -195,8 +196,8 @@ struct profile {
 void api_profile_init(struct profile *p);
 void api_profile_release(struct profile *p);
 /* The 400 checks (name is required when `create`); 0 or -1 with e set. */
-int api_profile_check(struct json_object *body, int create,
-		      struct profile *p, struct apierr *e);
+int api_profile_check(struct json_object *body, int create, struct profile *p,
+		      struct apierr *e);
 /* Resolve default_model_id to a model of the org: 0, or -1 (404 sent). */
 int api_profile_refs(struct req *rq, struct json_object *body,
 		     struct profile *p);
@@ -240,8 +241,8 @@ struct model_input {
 void api_model_input_init(struct model_input *m);
 void api_model_input_release(struct model_input *m);
 /* The 400 checks (model_id is required when `create`). 0 or -1, e set. */
-int api_model_check(struct json_object *body, int create,
-		    struct model_input *m, struct apierr *e);
+int api_model_check(struct json_object *body, int create, struct model_input *m,
+		    struct apierr *e);
 /* PATCH of a model (prefix "mod", status 200) or a new model of a
  * provider (prefix "prv", create, 201): sql takes $1 = the path id, $2 =
  * organization, $3..$7 = model_id, display_name, capabilities,

@@ -13,7 +13,8 @@ void h_sessions_cancel(struct req *rq)
 
 	if (api_id(rq, rq->cap[0], "ses", "session_id", session) != 0)
 		return;
-	/* an empty body or {} (ARCHITECTURE 2.2); anything else must still be JSON */
+	/* an empty body or {} (ARCHITECTURE 2.2); anything else must still be
+	 * JSON */
 	body = api_body(rq);
 	if (!body)
 		return;

@@ -163,7 +163,8 @@ int api_tag_filter(struct req *rq, struct buf *lit)
 			size_t len = strcspn(s, ",");
 			if (len)
 				json_object_array_add(
-					arr, json_object_new_string_len(s, (int)len));
+					arr, json_object_new_string_len(
+						     s, (int)len));
 			s += len;
 			if (*s == ',')
 				s++;
@@ -187,7 +188,8 @@ int api_check_capabilities(struct json_object *caps, const char *field,
 	char name[64];
 
 	if (!json_object_is_type(caps, json_type_array))
-		return apierr_field(e, field, "must be an array of {ref, config}");
+		return apierr_field(e, field,
+				    "must be an array of {ref, config}");
 	n = json_object_array_length(caps);
 	if (n > 64)
 		return apierr_field(e, field, "at most 64 capabilities");
@@ -205,28 +207,34 @@ int api_check_capabilities(struct json_object *caps, const char *field,
 			json_object_object_get_ex(c, "ref", &ref);
 			json_object_object_get_ex(c, "config", &cfg);
 		} else {
-			return apierr_field(e, name, "must be an object {ref, config}");
+			return apierr_field(e, name,
+					    "must be an object {ref, config}");
 		}
 		if (!ref || !json_object_is_type(ref, json_type_string))
 			return apierr_set(e, 400, "validation_error",
 					  "%s.ref: must be a string", name);
 		cap = catalog_find(json_object_get_string(ref));
 		if (!cap)
-			return apierr_set(e, 400, "validation_error",
-					  "%s.ref: unknown capability '%.*s'",
-					  name, (int)utf8_cut(json_object_get_string(ref),
-							      strlen(json_object_get_string(ref)), 64),
-					  json_object_get_string(ref));
+			return apierr_set(
+				e, 400, "validation_error",
+				"%s.ref: unknown capability '%.*s'", name,
+				(int)utf8_cut(
+					json_object_get_string(ref),
+					strlen(json_object_get_string(ref)),
+					64),
+				json_object_get_string(ref));
 		for (j = 0; j < i; j++) {
-			struct json_object *p = json_object_array_get_idx(caps, j);
+			struct json_object *p =
+				json_object_array_get_idx(caps, j);
 			struct json_object *pr = p;
 			if (json_object_is_type(p, json_type_object))
 				json_object_object_get_ex(p, "ref", &pr);
 			if (pr && json_object_is_type(pr, json_type_string) &&
 			    !strcmp(json_object_get_string(pr), cap->id))
-				return apierr_set(e, 400, "validation_error",
-						  "%s.ref: duplicate capability '%s'",
-						  name, cap->id);
+				return apierr_set(
+					e, 400, "validation_error",
+					"%s.ref: duplicate capability '%s'",
+					name, cap->id);
 		}
 		if (cfg && !json_object_is_type(cfg, json_type_object))
 			return apierr_set(e, 400, "validation_error",
@@ -262,9 +270,9 @@ int api_ref(struct req *rq, const char *value, const char *prefix,
 		"AND status = 'active'";
 	static const char q_providers[] =
 		"SELECT 1 FROM llm_providers WHERE id = $1 AND org_id = $2";
-	const char *sql = !strcmp(table, "llm_models")	  ? q_models
-			  : !strcmp(table, "agents")	  ? q_agents
-			  : !strcmp(table, "harnesses")	  ? q_harnesses
+	const char *sql = !strcmp(table, "llm_models")      ? q_models
+			  : !strcmp(table, "agents")        ? q_agents
+			  : !strcmp(table, "harnesses")     ? q_harnesses
 			  : !strcmp(table, "llm_providers") ? q_providers
 							    : NULL;
 	const char *p[2];
@@ -305,8 +313,7 @@ const unsigned char *api_server_key(void)
 
 	pthread_mutex_lock(&server_keys_lock);
 	if (!server_keys.path) {
-		ok = keyring_init(&server_keys,
-				  config_server_key_file()) == 0;
+		ok = keyring_init(&server_keys, config_server_key_file()) == 0;
 	} else {
 		ok = keyring_refresh(&server_keys) == 0;
 	}

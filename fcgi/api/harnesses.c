@@ -22,8 +22,8 @@ void h_harnesses_list(struct req *rq)
 		"  AND ($3::text IS NULL "
 		"    OR strpos(lower(h.name), lower($3)) > 0 "
 		"    OR strpos(lower(h.display_name), lower($3)) > 0 "
-		"    OR strpos(lower(h.description), lower($3)) > 0)), "
-		API_PAGE_SQL("api_harness", "$4", "$5");
+		"    OR strpos(lower(h.description), lower($3)) > 0)), " API_PAGE_SQL(
+			"api_harness", "$4", "$5");
 	struct api_page pg;
 	const char *search, *p[5];
 	int archived;
@@ -111,14 +111,13 @@ static int write_outcome(struct req *rq, PGresult *res)
 
 /* The target of PATCH and DELETE, shared as text so both statements lock
  * the same row: the caller's active harness with that id or name. */
-#define TARGET                                                              \
-	"WITH t AS (SELECT id, is_built_in FROM harnesses WHERE org_id = $1 " \
+#define TARGET                                                                 \
+	"WITH t AS (SELECT id, is_built_in FROM harnesses WHERE org_id = $1 "  \
 	"  AND status = 'active' AND (id = $2 OR name = $3)) "
 
 void h_harnesses_update(struct req *rq)
 {
-	static const char q[] =
-		TARGET
+	static const char q[] = TARGET
 		", u AS (UPDATE harnesses h SET "
 		"  name = coalesce($4::text, h.name), "
 		"  display_name = coalesce($5::text, h.display_name), "
@@ -167,12 +166,11 @@ out:
 void h_harnesses_delete(struct req *rq)
 {
 	static const char q[] =
-		TARGET
-		", u AS (UPDATE harnesses h SET status = 'archived', "
-		"  archived_at = now(), updated_at = now() "
-		"  FROM t WHERE h.id = t.id AND NOT t.is_built_in "
-		"  AND h.status = 'active' RETURNING h.id) "
-		"SELECT (SELECT is_built_in FROM t), (SELECT id FROM u)";
+		TARGET ", u AS (UPDATE harnesses h SET status = 'archived', "
+		       "  archived_at = now(), updated_at = now() "
+		       "  FROM t WHERE h.id = t.id AND NOT t.is_built_in "
+		       "  AND h.status = 'active' RETURNING h.id) "
+		       "SELECT (SELECT is_built_in FROM t), (SELECT id FROM u)";
 	char hex[33];
 	const char *p[3];
 	PGresult *res;

@@ -40,8 +40,8 @@ void api_fail_unclaimed(struct req *rq)
 	now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
 	if (now - prev < 1000 ||
-	    !__atomic_compare_exchange_n(&last, &prev, now, 0,
-					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	    !__atomic_compare_exchange_n(&last, &prev, now, 0, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
 		return;
 
 	snprintf(wait, sizeof(wait), "%g", w);

@@ -31,8 +31,9 @@ static int key_ok(const char *k)
 int idem_check_header(struct req *rq)
 {
 	if (rq->idempotency_key && !key_ok(rq->idempotency_key)) {
-		res_error(rq, 400, "validation_error",
-			  "Idempotency-Key: 1 to 255 printable ASCII characters");
+		res_error(
+			rq, 400, "validation_error",
+			"Idempotency-Key: 1 to 255 printable ASCII characters");
 		return -1;
 	}
 	return 0;

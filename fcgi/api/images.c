@@ -96,7 +96,8 @@ void h_images_create(struct req *rq)
 	}
 	if (file->len > IMAGES_MAX_BYTES) {
 		res_error(rq, 413, "payload_too_large",
-			  "file: larger than %d bytes (20 MiB)", IMAGES_MAX_BYTES);
+			  "file: larger than %d bytes (20 MiB)",
+			  IMAGES_MAX_BYTES);
 		return;
 	}
 	media = imagetype_sniff((const unsigned char *)file->data, file->len);
@@ -123,7 +124,8 @@ void h_images_create(struct req *rq)
 	res = db_exec_bin(rq->db, q, 6, p, lens, fmts);
 	if (!res) {
 		if (db_is(rq->db, DB_FK_VIOLATION))
-			res_error(rq, 404, "not_found", "session_id: not found");
+			res_error(rq, 404, "not_found",
+				  "session_id: not found");
 		else
 			api_db_error(rq);
 		return;
@@ -138,8 +140,8 @@ void h_images_create(struct req *rq)
 
 /* An images row for api_image() without reading its bytes: the table's
  * columns in their order, data as NULL. */
-#define IMAGE_NO_DATA \
-	"SELECT id, org_id, session_id, filename, media_type, size_bytes, " \
+#define IMAGE_NO_DATA                                                          \
+	"SELECT id, org_id, session_id, filename, media_type, size_bytes, "    \
 	"NULL::bytea AS data, attached, created_at FROM images "
 
 /* The upstream document's list: a bare array, newest first; limit
@@ -149,8 +151,7 @@ void h_images_list(struct req *rq)
 	static const char q[] =
 		"SELECT coalesce((SELECT json_agg("
 		"api_image(i) ORDER BY i.created_at DESC, i.id DESC) FROM "
-		"(" IMAGE_NO_DATA
-		"WHERE org_id = $1 ORDER BY created_at DESC, "
+		"(" IMAGE_NO_DATA "WHERE org_id = $1 ORDER BY created_at DESC, "
 		"id DESC OFFSET $2 LIMIT $3) i), '[]')";
 	struct apierr e;
 	long offset = 0, limit = 50;
@@ -169,9 +170,8 @@ void h_images_list(struct req *rq)
 
 void h_images_get(struct req *rq)
 {
-	static const char q[] =
-		"SELECT api_image(i)::text FROM (" IMAGE_NO_DATA
-		"WHERE id = $1 AND org_id = $2) i";
+	static const char q[] = "SELECT api_image(i)::text FROM (" IMAGE_NO_DATA
+				"WHERE id = $1 AND org_id = $2) i";
 	char id[33];
 	const char *p[2] = {id, rq->org};
 
@@ -201,7 +201,8 @@ void h_images_content(struct req *rq)
 		res_error(rq, 404, "not_found", "Image not found");
 		goto out;
 	}
-	bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &len);
+	bytes = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1),
+				&len);
 	if (!bytes)
 		abort();
 	res_raw(rq, 200, arena_strdup(rq->arena, PQgetvalue(res, 0, 0)), bytes,
@@ -215,7 +216,8 @@ out:
 
 void h_images_delete(struct req *rq)
 {
-	static const char q[] = "DELETE FROM images WHERE id = $1 AND org_id = $2";
+	static const char q[] =
+		"DELETE FROM images WHERE id = $1 AND org_id = $2";
 	api_delete(rq, q, "img", "image_id", "The image is in use",
 		   "Image not found");
 }

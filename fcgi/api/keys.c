@@ -81,7 +81,8 @@ static long long rfc3339(const char *s)
 	char sign;
 
 	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi,
-		   &sec, &n) != 6 || n != 19)
+		   &sec, &n) != 6 ||
+	    n != 19)
 		return -1;
 	s += n;
 	if (*s == '.') {
@@ -157,7 +158,8 @@ void h_keys_create(struct req *rq)
 		goto out;
 	}
 	if (!*name) {
-		res_error(rq, 400, "validation_error", "name: must not be empty");
+		res_error(rq, 400, "validation_error",
+			  "name: must not be empty");
 		goto out;
 	}
 	if (strcmp(role, "admin") && strcmp(role, "member")) {
@@ -182,7 +184,8 @@ void h_keys_create(struct req *rq)
 		if (exp <= now || exp > now + KEY_MAX_DAYS * 86400LL) {
 			res_error(rq, 400, "validation_error",
 				  "expires_at: must be in the future and at "
-				  "most %d days ahead", KEY_MAX_DAYS);
+				  "most %d days ahead",
+				  KEY_MAX_DAYS);
 			goto out;
 		}
 	} else if (has_days) {

@@ -43,8 +43,7 @@ static const char *param(FCGX_Request *r, const char *name)
 	return FCGX_GetParam(name, r->envp);
 }
 
-static const char *copy_param(struct req *rq, FCGX_Request *r,
-			      const char *name)
+static const char *copy_param(struct req *rq, FCGX_Request *r, const char *name)
 {
 	const char *v = param(r, name);
 	return v ? arena_strdup(rq->arena, v) : NULL;
@@ -111,8 +110,8 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	}
 	req_parse_query(rq);
 	if (rq->qp_bad) {
-		res_error(rq, 400, "validation_error",
-			  "%s: not valid UTF-8", rq->qp_bad);
+		res_error(rq, 400, "validation_error", "%s: not valid UTF-8",
+			  rq->qp_bad);
 		goto out;
 	}
 	if (rq->qp_overflow) {
@@ -124,8 +123,8 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	cl = param(r, "CONTENT_LENGTH");
 	rq->content_length = cl && *cl ? strtol(cl, NULL, 10) : 0;
 	max = rt->flags & ROUTE_FS_BODY ? fs_body_max()
-	      : rt->max_body		  ? rt->max_body
-					  : API_MAX_BODY;
+	      : rt->max_body            ? rt->max_body
+					: API_MAX_BODY;
 	if (rq->content_length < 0 || (size_t)rq->content_length > max) {
 		res_error(rq, 413, "payload_too_large",
 			  "Request body larger than %zu bytes", max);
@@ -155,8 +154,8 @@ static void dispatch(struct req *rq, FCGX_Request *r)
 	}
 
 	if (!(rt->flags & ROUTE_NOAUTH)) {
-		int a = auth_check(rq->db, rq->authorization, rq->org,
-				   rq->user, rq->key, rq->role);
+		int a = auth_check(rq->db, rq->authorization, rq->org, rq->user,
+				   rq->key, rq->role);
 		if (a < 0) {
 			api_db_error(rq);
 			goto out;
@@ -271,9 +270,10 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--socket") && i + 1 < argc) {
 			sock = argv[++i];
 		} else {
-			fprintf(stderr, "usage: everruns-api [--socket PATH]\n"
-					"  (without --socket the listening "
-					"socket is fd 0, as spawn-fcgi passes it)\n");
+			fprintf(stderr,
+				"usage: everruns-api [--socket PATH]\n"
+				"  (without --socket the listening "
+				"socket is fd 0, as spawn-fcgi passes it)\n");
 			return 2;
 		}
 	}
@@ -288,8 +288,7 @@ int main(int argc, char **argv)
 	conninfo = config_str("api_database_url");
 	if (!*conninfo)
 		conninfo = config_str("database_url");
-	prepared_mode = strcmp(config_str("db_pool"),
-			       "transaction") != 0;
+	prepared_mode = strcmp(config_str("db_pool"), "transaction") != 0;
 	nthreads = config_int("api_threads");
 	/* every statement of a request is bounded (db.h says how, by mode) */
 	statement_timeout_ms = config_int("api_statement_timeout_s") * 1000L;

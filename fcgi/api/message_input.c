@@ -42,8 +42,8 @@ static int check_base64_image(const char *b64, size_t len, const char *type,
 	if (n < 0 || !imagetype_sniff(head, (size_t)n) ||
 	    strcmp(imagetype_sniff(head, (size_t)n), type))
 		return apierr_set(e, 400, "validation_error",
-				  "%s.base64: the data is not a %s image", field,
-				  type);
+				  "%s.base64: the data is not a %s image",
+				  field, type);
 	return 0;
 }
 
@@ -64,9 +64,10 @@ static int read_part(struct json_object *part, size_t i, struct buf *out,
 				  "%s.type: required", field);
 	if (!strcmp(type, "text")) {
 		if (jx_get_str(part, "text", MAX_TEXT, &s, e) < 0)
-			return apierr_set(e, 400, "validation_error",
-					  "%s.text: a string of at most %d bytes",
-					  field, MAX_TEXT);
+			return apierr_set(
+				e, 400, "validation_error",
+				"%s.text: a string of at most %d bytes", field,
+				MAX_TEXT);
 		if (!s)
 			return apierr_set(e, 400, "validation_error",
 					  "%s.text: required", field);
@@ -97,10 +98,12 @@ static int read_part(struct json_object *part, size_t i, struct buf *out,
 		    jx_get_str(part, "url", 2048, &url, e) < 0)
 			return -1;
 		if (url) {
-			if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))
-				return apierr_set(e, 400, "validation_error",
-						  "%s.url: must be an http(s) URL",
-						  field);
+			if (strncmp(url, "https://", 8) &&
+			    strncmp(url, "http://", 7))
+				return apierr_set(
+					e, 400, "validation_error",
+					"%s.url: must be an http(s) URL",
+					field);
 			buf_adds(out, "{\"type\":\"image\",\"url\":");
 			buf_add_json_str(out, url, strlen(url));
 			buf_addch(out, '}');
@@ -108,7 +111,8 @@ static int read_part(struct json_object *part, size_t i, struct buf *out,
 		}
 		if (!s)
 			return apierr_set(e, 400, "validation_error",
-					  "%s: base64 or url is required", field);
+					  "%s: base64 or url is required",
+					  field);
 		if (!media || !imagetype_known(media))
 			return apierr_set(e, 400, "validation_error",
 					  "%s.media_type: one of image/png, "
@@ -123,7 +127,8 @@ static int read_part(struct json_object *part, size_t i, struct buf *out,
 		buf_addch(out, '}');
 	} else {
 		return apierr_set(e, 400, "validation_error",
-				  "%s.type: unknown part type '%.32s'", field, type);
+				  "%s.type: unknown part type '%.32s'", field,
+				  type);
 	}
 	return 0;
 }
@@ -138,11 +143,13 @@ static int read_content(struct json_object *msg, struct buf *out,
 		return apierr_field(e, "message.content", "required");
 	if (json_object_is_type(c, json_type_string)) {
 		if ((size_t)json_object_get_string_len(c) > MAX_TEXT)
-			return apierr_set(e, 400, "validation_error",
-					  "message.content: longer than %d bytes",
-					  MAX_TEXT);
+			return apierr_set(
+				e, 400, "validation_error",
+				"message.content: longer than %d bytes",
+				MAX_TEXT);
 		if (json_object_get_string_len(c) == 0)
-			return apierr_field(e, "message.content", "must not be empty");
+			return apierr_field(e, "message.content",
+					    "must not be empty");
 		buf_adds(out, "[{\"type\":\"text\",\"text\":");
 		buf_add_json_str(out, json_object_get_string(c),
 				 (size_t)json_object_get_string_len(c));
@@ -157,7 +164,8 @@ static int read_content(struct json_object *msg, struct buf *out,
 		return apierr_field(e, "message.content", "must not be empty");
 	if (n > MAX_PARTS)
 		return apierr_set(e, 400, "validation_error",
-				  "message.content: at most %d parts", MAX_PARTS);
+				  "message.content: at most %d parts",
+				  MAX_PARTS);
 	buf_addch(out, '[');
 	for (i = 0; i < n; i++) {
 		if (i)
@@ -195,10 +203,12 @@ static int read_controls(struct json_object *body, struct json_object *msg,
 #define SEP() (first ? (first = 0, "") : ",")
 	switch (jx_get_int(c, "max_tokens", 1, 1000000, &max_tokens, e)) {
 	case -1:
-		return apierr_set(e, 400, "validation_error",
-				  "controls.max_tokens: an integer from 1 to 1000000");
+		return apierr_set(
+			e, 400, "validation_error",
+			"controls.max_tokens: an integer from 1 to 1000000");
 	case 1:
-		buf_addf(out, "%s\"max_tokens\":%lld", SEP(), (long long)max_tokens);
+		buf_addf(out, "%s\"max_tokens\":%lld", SEP(),
+			 (long long)max_tokens);
 	}
 	switch (jx_get_double(c, "temperature", 0, 2, &temp, e)) {
 	case -1:
@@ -219,7 +229,8 @@ static int read_controls(struct json_object *body, struct json_object *msg,
 		buf_addf(out, "%s\"model_id\":\"mod_%s\"", SEP(), in->model);
 	}
 	if (jx_get_obj(c, "reasoning", &r, e) < 0)
-		return apierr_field(e, "controls.reasoning", "must be an object");
+		return apierr_field(e, "controls.reasoning",
+				    "must be an object");
 	if (r && jx_get_str(r, "effort", 16, &effort, e) < 0)
 		return apierr_field(e, "controls.reasoning.effort",
 				    "must be a string");
@@ -228,13 +239,13 @@ static int read_controls(struct json_object *body, struct json_object *msg,
 		    strcmp(effort, "high"))
 			return apierr_field(e, "controls.reasoning.effort",
 					    "one of low, medium, high");
-		buf_addf(out, "%s\"reasoning\":{\"effort\":\"%s\"}", SEP(), effort);
+		buf_addf(out, "%s\"reasoning\":{\"effort\":\"%s\"}", SEP(),
+			 effort);
 	}
 #undef SEP
 	buf_addch(out, '}');
 	return 0;
 }
-
 
 void message_input_init(struct message_input *in)
 {

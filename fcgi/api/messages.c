@@ -85,8 +85,7 @@ void h_messages_create(struct req *rq)
 	}
 	/* a turn adds events: none once the organization is at its limit
 	 * (after the key: a replay is answered even then) */
-	if (idem_begin(rq) != 0 ||
-	    api_org_quota(rq, ORG_EVENTS, 1) != 0 ||
+	if (idem_begin(rq) != 0 || api_org_quota(rq, ORG_EVENTS, 1) != 0 ||
 	    attach_images(rq, &in) != 0)
 		goto rollback;
 	p[0] = rq->org;
@@ -115,7 +114,8 @@ void h_messages_create(struct req *rq)
 			  "session.idled or cancel it");
 		goto rollback;
 	}
-	res_json(rq, 201, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+	res_json(rq, 201, PQgetvalue(res, 0, 0),
+		 (size_t)PQgetlength(res, 0, 0));
 	if (idem_finish(rq) != 0 || db_commit(rq->db) != 0) {
 		api_db_error(rq);
 		goto rollback;

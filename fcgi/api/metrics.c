@@ -112,10 +112,11 @@ static void add_programs(struct buf *b)
 			}
 		}
 		buf_release(&pids);
-		buf_addf(b,
-			 "everruns_process_resident_memory_bytes{program=\"%s\"}"
-			 " %lld\n",
-			 programs[i], rss);
+		buf_addf(
+			b,
+			"everruns_process_resident_memory_bytes{program=\"%s\"}"
+			" %lld\n",
+			programs[i], rss);
 		buf_addf(b, "everruns_processes{program=\"%s\"} %ld\n",
 			 programs[i], nproc);
 	}
@@ -198,8 +199,10 @@ void h_metrics(struct req *rq)
 	PQclear(res);
 	add_sse(&b);
 	add_programs(&b);
-	add_gauge(&b, "everruns_up", "1: this API answers and its database "
-				     "too.", "gauge", "1");
+	add_gauge(&b, "everruns_up",
+		  "1: this API answers and its database "
+		  "too.",
+		  "gauge", "1");
 	res_raw(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
 		b.len);
 	buf_release(&b);

@@ -50,16 +50,18 @@ static int check_caps(struct json_object *arr, struct apierr *e)
 					    "must be one of chat, tools, "
 					    "vision, reasoning");
 		for (j = 0; j < i; j++)
-			if (!strcmp(s, json_object_get_string(
-					       json_object_array_get_idx(arr, j))))
+			if (!strcmp(s,
+				    json_object_get_string(
+					    json_object_array_get_idx(arr, j))))
 				return apierr_set(e, 400, "validation_error",
-						  "%s: duplicate '%s'", name, s);
+						  "%s: duplicate '%s'", name,
+						  s);
 	}
 	return 0;
 }
 
-int api_model_check(struct json_object *body, int create,
-		    struct model_input *m, struct apierr *e)
+int api_model_check(struct json_object *body, int create, struct model_input *m,
+		    struct apierr *e)
 {
 	struct json_object *caps = NULL;
 	int64_t ctx;
@@ -100,10 +102,11 @@ void api_models_page(struct req *rq, const char *provider_hex,
 	 * rather than an empty page */
 	static const char q[] =
 		"WITH f AS (SELECT m AS r FROM llm_models m WHERE m.org_id = $1 "
-		"  AND ($2::uuid IS NULL OR m.provider_id = $2::uuid)), "
-		API_PAGE_SQL("api_model", "$3", "$4") " "
-		"WHERE NOT $5::bool OR EXISTS (SELECT 1 FROM llm_providers "
-		"  WHERE id = $2::uuid AND org_id = $1)";
+		"  AND ($2::uuid IS NULL OR m.provider_id = $2::uuid)), " API_PAGE_SQL(
+			"api_model", "$3",
+			"$4") " "
+			      "WHERE NOT $5::bool OR EXISTS (SELECT 1 FROM llm_providers "
+			      "  WHERE id = $2::uuid AND org_id = $1)";
 	struct api_page pg;
 	const char *p[5];
 

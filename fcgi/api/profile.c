@@ -49,8 +49,8 @@ static int check_slug(const char *s, size_t n, struct apierr *e)
 	return 0;
 }
 
-int api_profile_check(struct json_object *body, int create,
-		      struct profile *p, struct apierr *e)
+int api_profile_check(struct json_object *body, int create, struct profile *p,
+		      struct apierr *e)
 {
 	struct json_object *caps = NULL, *tags = NULL, *model = NULL, *nm;
 
@@ -63,10 +63,10 @@ int api_profile_check(struct json_object *body, int create,
 		return apierr_field(e, "name", "is required");
 	if (jx_get_str(body, "display_name", LABEL_MAX_LEN, &p->display_name,
 		       e) < 0 ||
-	    jx_get_str(body, "description", LABEL_MAX_LEN, &p->description,
-		       e) < 0 ||
-	    jx_get_str(body, "system_prompt", PROMPT_MAX_LEN,
-		       &p->system_prompt, e) < 0)
+	    jx_get_str(body, "description", LABEL_MAX_LEN, &p->description, e) <
+		    0 ||
+	    jx_get_str(body, "system_prompt", PROMPT_MAX_LEN, &p->system_prompt,
+		       e) < 0)
 		return -1;
 	/* ids in a body are 404s, but a wrong JSON type is still a 400 */
 	if (json_object_object_get_ex(body, "default_model_id", &model)) {
@@ -100,7 +100,6 @@ int api_profile_refs(struct req *rq, struct json_object *body,
 	return api_ref(rq, json_object_get_string(model), "mod",
 		       "default_model_id", "llm_models", p->model_hex);
 }
-
 
 int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
 		   const char **name)

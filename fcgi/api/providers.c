@@ -96,9 +96,8 @@ static int check_body(struct json_object *body, int create,
 		return -1;
 	if (!in->type && create)
 		return apierr_field(e, "provider_type", "is required");
-	if (in->type &&
-	    check_enum(in->type, "provider_type", types,
-		       "openai_completions, anthropic, llmsim", e))
+	if (in->type && check_enum(in->type, "provider_type", types,
+				   "openai_completions, anthropic, llmsim", e))
 		return -1;
 	if (jx_get_str(body, "base_url", URL_MAX_LEN, &in->base_url, e) < 0)
 		return -1;
@@ -133,8 +132,8 @@ static int seal_key(struct req *rq, struct provider_input *in)
 	if (!in->api_key)
 		return 0;
 	key = api_server_key();
-	if (!key || crypto_seal(key, in->api_key, strlen(in->api_key),
-				&in->key_enc)) {
+	if (!key ||
+	    crypto_seal(key, in->api_key, strlen(in->api_key), &in->key_enc)) {
 		res_internal(rq);
 		return -1;
 	}
@@ -156,9 +155,9 @@ static int parse_input(struct req *rq, struct json_object *body, int create,
 
 void h_providers_list(struct req *rq)
 {
-	static const char q[] =
-		"WITH f AS (SELECT p AS r FROM llm_providers p "
-		"  WHERE p.org_id = $1), " API_PAGE_SQL("api_provider", "$2", "$3");
+	static const char q[] = "WITH f AS (SELECT p AS r FROM llm_providers p "
+				"  WHERE p.org_id = $1), " API_PAGE_SQL(
+					"api_provider", "$2", "$3");
 
 	api_send_page(rq, q);
 }

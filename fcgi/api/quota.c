@@ -40,8 +40,10 @@ int api_org_quota(struct req *rq, enum org_quota q, long long adding)
 		api_db_error(rq);
 		return -1;
 	}
-	used = strtoll(PQgetvalue(res, 0, q == ORG_SESSIONS ? 0
-					  : q == ORG_STORAGE ? 1 : 2),
+	used = strtoll(PQgetvalue(res, 0,
+				  q == ORG_SESSIONS  ? 0
+				  : q == ORG_STORAGE ? 1
+						     : 2),
 		       NULL, 10);
 	PQclear(res);
 	if (used + adding <= limit)

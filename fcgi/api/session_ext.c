@@ -94,8 +94,7 @@ static int file_check(struct json_object *f, size_t i,
 	if (enc && strcmp(enc, "text") && strcmp(enc, "base64"))
 		return apierr_field(e, field,
 				    "encoding must be \"text\" or \"base64\"");
-	if (!strncmp(in, "/workspace", 10) &&
-	    (in[10] == '/' || in[10] == '\0'))
+	if (!strncmp(in, "/workspace", 10) && (in[10] == '/' || in[10] == '\0'))
 		in += 10;
 	if (fs_path_normalize(in, strlen(in), path, field, e) != 0)
 		return -1;
@@ -159,9 +158,10 @@ static int file_write(struct req *rq, const struct fs_ctx *c,
 	file_check(f, i, path, &e);
 	buf_init(&data, 0);
 	if (enc && !strcmp(enc, "base64")) {
-		if (fs_base64_decode(json_object_get_string(content),
-				     (size_t)json_object_get_string_len(content),
-				     &data) != 0) {
+		if (fs_base64_decode(
+			    json_object_get_string(content),
+			    (size_t)json_object_get_string_len(content),
+			    &data) != 0) {
 			snprintf(field, sizeof(field), "initial_files[%zu]", i);
 			apierr_field(&e, field, "content: not valid base64");
 			res_apierr(rq, &e);
@@ -172,8 +172,8 @@ static int file_write(struct req *rq, const struct fs_ctx *c,
 		buf_add(&data, json_object_get_string(content),
 			(size_t)json_object_get_string_len(content));
 	}
-	st = fs_write(c, path, data.data ? data.data : "", data.len,
-		      FS_REPLACE, NULL, &limit);
+	st = fs_write(c, path, data.data ? data.data : "", data.len, FS_REPLACE,
+		      NULL, &limit);
 	buf_release(&data);
 	if (st == FS_DB_ERROR) {
 		api_db_error(rq);
@@ -213,8 +213,8 @@ int session_ext_apply(struct req *rq, const struct session_ext *x,
 	int ok;
 
 	o = jx_parse(*json, strlen(*json), &e);
-	ok = o && ids_parse(jx_gets(o, "id") ? jx_gets(o, "id") : "", "ses",
-			    sid);
+	ok = o &&
+	     ids_parse(jx_gets(o, "id") ? jx_gets(o, "id") : "", "ses", sid);
 	json_object_put(o);
 	if (!ok) {
 		res_internal(rq);

@@ -12,9 +12,9 @@
 #include <json-c/json.h>
 
 struct session_ext {
-	const char *locale;          /* borrowed from the body */
-	int has_ptc, ptc;            /* parallel_tool_calls */
-	struct json_object *files;   /* initial_files (borrowed), or NULL */
+	const char *locale;        /* borrowed from the body */
+	int has_ptc, ptc;          /* parallel_tool_calls */
+	struct json_object *files; /* initial_files (borrowed), or NULL */
 };
 
 /* Check the fields (400s), then turn agent_name / harness_name into

@@ -197,14 +197,16 @@ static int write_input(struct req *rq, struct buf *data, const char **bytes,
 	}
 	content = jx_get(body, "content");
 	if (!content || !json_object_is_type(content, json_type_string)) {
-		apierr_field(&e, "content", content ? "must be a string"
-						    : "is required for a file");
+		apierr_field(&e, "content",
+			     content ? "must be a string"
+				     : "is required for a file");
 		goto bad;
 	}
 	if (enc && !strcmp(enc, "base64")) {
-		if (fs_base64_decode(json_object_get_string(content),
-				     (size_t)json_object_get_string_len(content),
-				     data) != 0) {
+		if (fs_base64_decode(
+			    json_object_get_string(content),
+			    (size_t)json_object_get_string_len(content),
+			    data) != 0) {
 			apierr_field(&e, "content", "not valid base64");
 			goto bad;
 		}
@@ -301,7 +303,8 @@ void h_fs_delete(struct req *rq)
 	enum fs_status st;
 	int recursive;
 
-	if (fs_begin(rq, sid, &c) != 0 || fs_path(rq, rq->cap[1], "path", path) ||
+	if (fs_begin(rq, sid, &c) != 0 ||
+	    fs_path(rq, rq->cap[1], "path", path) ||
 	    recursive_param(rq, &recursive) != 0)
 		return;
 	if (!strcmp(path, "/")) {
@@ -385,7 +388,8 @@ static void move_or_copy(struct req *rq, int copy)
 	if (st == FS_OK || st == FS_CREATED)
 		res_json(rq, copy ? 201 : 200, info.data, info.len);
 	else
-		fs_fail(rq, st, st == FS_EXISTS || st == FS_PARENT_NOT_DIR ? dst : src,
+		fs_fail(rq, st,
+			st == FS_EXISTS || st == FS_PARENT_NOT_DIR ? dst : src,
 			limit);
 	buf_release(&info);
 out:

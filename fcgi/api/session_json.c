@@ -33,9 +33,25 @@ const char session_json_sql[] =
 	"FROM sessions WHERE id = $1 AND org_id = $2";
 
 enum {
-	C_ID, C_ORG, C_AGENT, C_HARNESS, C_MODEL, C_TITLE, C_TAGS, C_CAPS,
-	C_PROMPT, C_MAXIT, C_STATUS, C_UIN, C_UOUT, C_LOCALE, C_PTC, C_OWNER,
-	C_CREATED, C_UPDATED, C_COUNT
+	C_ID,
+	C_ORG,
+	C_AGENT,
+	C_HARNESS,
+	C_MODEL,
+	C_TITLE,
+	C_TAGS,
+	C_CAPS,
+	C_PROMPT,
+	C_MAXIT,
+	C_STATUS,
+	C_UIN,
+	C_UOUT,
+	C_LOCALE,
+	C_PTC,
+	C_OWNER,
+	C_CREATED,
+	C_UPDATED,
+	C_COUNT
 };
 
 static uint32_t be32(const unsigned char *p)
@@ -73,8 +89,7 @@ static void id_text(const char *prefix, const unsigned char *u, char *out)
 }
 
 /* The id of a uuid column, or null. */
-static int put_id(struct buf *b, const PGresult *r, int col,
-		  const char *prefix)
+static int put_id(struct buf *b, const PGresult *r, int col, const char *prefix)
 {
 	char id[IDS_MAX_LEN];
 	if (PQgetisnull(r, 0, col)) {

@@ -58,8 +58,8 @@ static int read_input(struct req *rq, struct json_object *body,
 					   &in->max_iter, &e)) < 0 ||
 	    (in->has_tags = tags_field(body, &in->tags, &e)) < 0 ||
 	    jx_get_array(body, "capabilities", 0, &caps, &e) < 0 ||
-	    (caps && api_check_capabilities(caps, "capabilities", &in->caps,
-					    &e) != 0))
+	    (caps &&
+	     api_check_capabilities(caps, "capabilities", &in->caps, &e) != 0))
 		goto bad;
 	in->has_caps = caps != NULL;
 	if (!agent && !harness) {
@@ -67,14 +67,14 @@ static int read_input(struct req *rq, struct json_object *body,
 			   "agent_id or harness_id: one of them is required");
 		goto bad;
 	}
-	if (agent && api_ref(rq, agent, "agt", "agent_id", "agents",
-			     in->agent) != 0)
+	if (agent &&
+	    api_ref(rq, agent, "agt", "agent_id", "agents", in->agent) != 0)
 		return -1;
 	if (harness && api_ref(rq, harness, "hns", "harness_id", "harnesses",
 			       in->harness) != 0)
 		return -1;
-	if (model && api_ref(rq, model, "mod", "model_id", "llm_models",
-			     in->model) != 0)
+	if (model &&
+	    api_ref(rq, model, "mod", "model_id", "llm_models", in->model) != 0)
 		return -1;
 	in->has_agent = agent != NULL;
 	in->has_harness = harness != NULL;

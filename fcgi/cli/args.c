@@ -13,16 +13,18 @@
 #include <string.h>
 
 const struct optdef global_opts[] = {
-	{"api-url", OPT_VALUE}, {"api-key", OPT_VALUE}, {"cacert", OPT_VALUE},
-	{"insecure", OPT_FLAG}, {"json", OPT_FLAG},	{"help", OPT_FLAG},
-	{"verbose", OPT_FLAG},	{NULL, 0},
+	{"api-url", OPT_VALUE}, {"api-key", OPT_VALUE},
+	{"cacert", OPT_VALUE},  {"insecure", OPT_FLAG},
+	{"json", OPT_FLAG},     {"help", OPT_FLAG},
+	{"verbose", OPT_FLAG},  {NULL, 0},
 };
 
 static const struct optdef *find(const struct optdef *defs, const char *name,
 				 size_t len)
 {
 	for (; defs && defs->name; defs++)
-		if (strlen(defs->name) == len && !strncmp(defs->name, name, len))
+		if (strlen(defs->name) == len &&
+		    !strncmp(defs->name, name, len))
 			return defs;
 	return NULL;
 }
@@ -52,7 +54,8 @@ int args_parse(struct args *a, int argc, char **argv,
 
 		if (only_pos || s[0] != '-' || !strcmp(s, "-")) {
 			if (a->npos >= ARGS_MAX) {
-				fprintf(stderr, "everruns: too many arguments\n");
+				fprintf(stderr,
+					"everruns: too many arguments\n");
 				return CLI_USAGE;
 			}
 			a->pos[a->npos++] = s;
@@ -68,7 +71,9 @@ int args_parse(struct args *a, int argc, char **argv,
 			continue;
 		}
 		if (s[1] != '-') {
-			fprintf(stderr, "everruns: unknown option '%s' (options are --long)\n", s);
+			fprintf(stderr,
+				"everruns: unknown option '%s' (options are --long)\n",
+				s);
 			return CLI_USAGE;
 		}
 		name = s + 2;
@@ -78,12 +83,15 @@ int args_parse(struct args *a, int argc, char **argv,
 		if (!d)
 			d = find(global_opts, name, len);
 		if (!d) {
-			fprintf(stderr, "everruns: unknown option '--%.*s'\n", (int)len, name);
+			fprintf(stderr, "everruns: unknown option '--%.*s'\n",
+				(int)len, name);
 			return CLI_USAGE;
 		}
 		if (d->kind == OPT_FLAG) {
 			if (eq) {
-				fprintf(stderr, "everruns: --%s takes no value\n", d->name);
+				fprintf(stderr,
+					"everruns: --%s takes no value\n",
+					d->name);
 				return CLI_USAGE;
 			}
 			if (add_opt(a, d->name, ""))
@@ -96,7 +104,8 @@ int args_parse(struct args *a, int argc, char **argv,
 			continue;
 		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "everruns: --%s needs a value\n", d->name);
+			fprintf(stderr, "everruns: --%s needs a value\n",
+				d->name);
 			return CLI_USAGE;
 		}
 		if (add_opt(a, d->name, argv[++i]))
@@ -143,7 +152,8 @@ int args_long(const struct args *a, const char *name, long min, long max,
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (!*s || *end || errno || v < min || v > max) {
-		fprintf(stderr, "everruns: --%s must be a number from %ld to %ld\n",
+		fprintf(stderr,
+			"everruns: --%s must be a number from %ld to %ld\n",
 			name, min, max);
 		return CLI_USAGE;
 	}

@@ -85,8 +85,11 @@ static int pick_session(struct cli *c, struct args *a, char **sid)
 	if (!rc && jx_gets(r.json, "id")) {
 		*sid = xstrdup(jx_gets(r.json, "id"));
 		fprintf(stderr, "session %s (%s)%s\n", *sid,
-			jx_gets(r.json, "title") ? jx_gets(r.json, "title") : "untitled",
-			isatty(0) ? ": type a message; Ctrl-D quits, Ctrl-C cancels a turn" : "");
+			jx_gets(r.json, "title") ? jx_gets(r.json, "title")
+						 : "untitled",
+			isatty(0)
+				? ": type a message; Ctrl-D quits, Ctrl-C cancels a turn"
+				: "");
 	} else if (!rc) {
 		rc = CLI_API;
 	}
@@ -142,11 +145,15 @@ static int cmd_chat(struct cli *c, struct args *a)
 }
 
 static const struct optdef chat_opts[] = {
-	{"agent", OPT_VALUE}, {"title", OPT_VALUE}, {"model", OPT_VALUE}, {NULL, 0},
+	{"agent", OPT_VALUE},
+	{"title", OPT_VALUE},
+	{"model", OPT_VALUE},
+	{NULL, 0},
 };
 
 const struct cmd chat_cmds[] = {
-	{NULL, cmd_chat, chat_opts, "chat [SESSION | --agent AGENT [--title T]] [--model MODEL]",
+	{NULL, cmd_chat, chat_opts,
+	 "chat [SESSION | --agent AGENT [--title T]] [--model MODEL]",
 	 "Talk with an agent. Each line you type is sent as a message and the\n"
 	 "reply streams as it is generated, with tool calls (-> name args) and\n"
 	 "their results (<- name: result). End a line with '\\' to continue the\n"

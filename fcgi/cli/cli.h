@@ -35,7 +35,7 @@ enum { OPT_FLAG, OPT_VALUE, OPT_LIST };
 
 struct optdef {
 	const char *name; /* long name without "--" */
-	int kind;	  /* OPT_FLAG, OPT_VALUE, OPT_LIST (repeatable value) */
+	int kind;         /* OPT_FLAG, OPT_VALUE, OPT_LIST (repeatable value) */
 };
 
 #define ARGS_MAX 128
@@ -109,8 +109,7 @@ int http_json(struct cli *c, const char *method, const char *path,
 	      struct json_object *body, struct resp *r);
 int http_raw(struct cli *c, const char *method, const char *path,
 	     const char *ctype, const void *data, size_t len, struct resp *r);
-int http_mime(struct cli *c, const char *path, curl_mime *mime,
-	      struct resp *r);
+int http_mime(struct cli *c, const char *path, curl_mime *mime, struct resp *r);
 /* Print the error of a non-2xx answer ("everruns: <error> (<code>)"). */
 void http_print_error(const struct resp *r);
 curl_mime *http_mime_new(struct cli *c);
@@ -118,7 +117,7 @@ curl_mime *http_mime_new(struct cli *c);
 /* ---- sse.c ---- */
 struct sse_frame {
 	const char *event; /* "message" when the frame had none */
-	const char *id;	   /* NULL for frames without id: */
+	const char *id;    /* NULL for frames without id: */
 	const char *data;
 	struct json_object *json; /* data parsed (borrowed), or NULL */
 };
@@ -145,8 +144,8 @@ enum sse_end sse_follow(struct cli *c, const char *sid, const char *filters,
  * the others Ctrl-C keeps its default, immediate effect. */
 extern volatile sig_atomic_t cli_sigints;
 void cli_signals_init(void);
-int cli_sigfd(void);	     /* the read end, to poll */
-void cli_sig_drain(void);    /* empty the pipe */
+int cli_sigfd(void);      /* the read end, to poll */
+void cli_sig_drain(void); /* empty the pipe */
 /* Sleep ms, or less when SIGINT arrives. */
 void cli_sleep_ms(long ms);
 
@@ -154,7 +153,7 @@ void cli_sleep_ms(long ms);
 struct col {
 	const char *head;
 	const char *key; /* member name; "a.b" for nested */
-	int max;	 /* truncate to this many characters (0 = no limit) */
+	int max;         /* truncate to this many characters (0 = no limit) */
 };
 
 /* A table of the objects of array arr (borrowed), one column each. */
@@ -182,7 +181,7 @@ void out_deleted(struct cli *c, const char *id);
 struct render {
 	int json;
 	long msg_seq, think_seq; /* message being streamed */
-	long closed_seq;	 /* messages up to this one have ended */
+	long closed_seq;         /* messages up to this one have ended */
 	size_t printed, think_printed;
 	int open_line; /* a line of text is not finished */
 	int failed, cancelled, done;
@@ -214,8 +213,8 @@ struct noun {
 
 extern const struct cmd sessions_cmds[], chat_cmds[], messages_cmds[],
 	events_cmds[], fs_cmds[], images_cmds[], agents_cmds[],
-	harnesses_cmds[], models_cmds[], providers_cmds[],
-	capabilities_cmds[], apikeys_cmds[], me_cmds[];
+	harnesses_cmds[], models_cmds[], providers_cmds[], capabilities_cmds[],
+	apikeys_cmds[], me_cmds[];
 
 /* Shared by command files. */
 /* The id of an agent, harness or model given by id or by name

@@ -32,7 +32,8 @@ static char *trim(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+			 e[-1] == '\r'))
 		*--e = '\0';
 	return s;
 }
@@ -70,11 +71,13 @@ static int read_file(const char *path, struct file_conf *fc)
 	if (!f) {
 		if (errno == ENOENT)
 			return 0;
-		fprintf(stderr, "everruns: cannot read %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "everruns: cannot read %s: %s\n", path,
+			strerror(errno));
 		return CLI_USAGE;
 	}
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
-		fprintf(stderr, "everruns: %s is accessible by others (mode %04o); "
+		fprintf(stderr,
+			"everruns: %s is accessible by others (mode %04o); "
 			"it holds an API key: run chmod 600 %s\n",
 			path, (unsigned)(st.st_mode & 07777), path);
 		fclose(f);
@@ -88,7 +91,9 @@ static int read_file(const char *path, struct file_conf *fc)
 			continue;
 		eq = strchr(s, '=');
 		if (!eq) {
-			fprintf(stderr, "everruns: %s:%d: expected key = value\n", path, lineno);
+			fprintf(stderr,
+				"everruns: %s:%d: expected key = value\n", path,
+				lineno);
 			rc = CLI_USAGE;
 			break;
 		}
@@ -104,7 +109,8 @@ static int read_file(const char *path, struct file_conf *fc)
 		else if (!strcmp(k, "insecure"))
 			dst = &fc->insecure;
 		if (!dst) {
-			fprintf(stderr, "everruns: %s:%d: unknown key '%s'\n", path, lineno, k);
+			fprintf(stderr, "everruns: %s:%d: unknown key '%s'\n",
+				path, lineno, k);
 			rc = CLI_USAGE;
 			break;
 		}
@@ -115,8 +121,8 @@ static int read_file(const char *path, struct file_conf *fc)
 	return rc;
 }
 
-static const char *pick(const struct args *a, const char *flag,
-			const char *env, const char *file)
+static const char *pick(const struct args *a, const char *flag, const char *env,
+			const char *file)
 {
 	const char *v = args_get(a, flag);
 
@@ -130,7 +136,8 @@ static const char *pick(const struct args *a, const char *flag,
 
 static int truthy(const char *s)
 {
-	return s && (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes"));
+	return s &&
+	       (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes"));
 }
 
 /* The server's root URL, accepting one that ends in "/" or "/api/v1". */
@@ -148,7 +155,9 @@ static char *norm_url(const char *u)
 	else if (n >= 4 && !strcmp(s + n - 4, "/api"))
 		s[n -= 4] = '\0';
 	if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) {
-		fprintf(stderr, "everruns: the API URL must start with http:// or https:// (got '%s')\n", u);
+		fprintf(stderr,
+			"everruns: the API URL must start with http:// or https:// (got '%s')\n",
+			u);
 		free(s);
 		return NULL;
 	}
@@ -179,11 +188,13 @@ int config_load(struct cli *c, const struct args *a, int need_key)
 	if (v && *v)
 		c->cacert = xstrdup(v);
 	c->insecure = args_has(a, "insecure") ||
-		      truthy(getenv("EVERRUNS_INSECURE")) || truthy(fc.insecure);
+		      truthy(getenv("EVERRUNS_INSECURE")) ||
+		      truthy(fc.insecure);
 	c->json = args_has(a, "json");
 	c->verbose = args_has(a, "verbose");
 	if (need_key && !c->api_key) {
-		fprintf(stderr, "everruns: no API key: set EVERRUNS_API_KEY, pass "
+		fprintf(stderr,
+			"everruns: no API key: set EVERRUNS_API_KEY, pass "
 			"--api-key, or put api_key in %s\n",
 			path ? path : "~/.config/everruns/config");
 		rc = CLI_USAGE;

@@ -18,7 +18,7 @@
 #define EXIT_INTERRUPTED 130
 
 static const struct col event_cols[] = {
-	{"SEQ", "sequence", 0}, {"TYPE", "type", 0}, {"TIME", "ts", 0},
+	{"SEQ", "sequence", 0},    {"TYPE", "type", 0}, {"TIME", "ts", 0},
 	{"DETAIL", "summary", 70}, {NULL, NULL, 0},
 };
 
@@ -33,20 +33,26 @@ static void summarize(struct buf *b, struct json_object *ev)
 		out_parts(b, jx_get(msg, "content"));
 	} else if (!strcmp(t, "tool.started")) {
 		struct json_object *tc = jx_get(d, "tool_call");
-		buf_addf(b, "%s ", jx_gets(tc, "name") ? jx_gets(tc, "name") : "?");
+		buf_addf(b, "%s ",
+			 jx_gets(tc, "name") ? jx_gets(tc, "name") : "?");
 		out_value(b, tc, "arguments");
 	} else if (!strcmp(t, "tool.completed")) {
-		buf_addf(b, "%s %s", jx_gets(d, "tool_name") ? jx_gets(d, "tool_name") : "?",
+		buf_addf(b, "%s %s",
+			 jx_gets(d, "tool_name") ? jx_gets(d, "tool_name")
+						 : "?",
 			 jx_gets(d, "status") ? jx_gets(d, "status") : "");
 		if (jx_gets(d, "error"))
 			buf_addf(b, ": %s", jx_gets(d, "error"));
 	} else if (!strcmp(t, "turn.failed")) {
-		buf_addf(b, "%s (%s)", jx_gets(d, "error") ? jx_gets(d, "error") : "",
-			 jx_gets(d, "error_code") ? jx_gets(d, "error_code") : "");
+		buf_addf(b, "%s (%s)",
+			 jx_gets(d, "error") ? jx_gets(d, "error") : "",
+			 jx_gets(d, "error_code") ? jx_gets(d, "error_code")
+						  : "");
 	} else if (!strcmp(t, "turn.completed")) {
 		buf_adds(b, "stop_reason=");
 		out_value(b, d, "stop_reason");
-	} else if (!strcmp(t, "output.message.delta") || !strcmp(t, "reason.thinking.delta") ||
+	} else if (!strcmp(t, "output.message.delta") ||
+		   !strcmp(t, "reason.thinking.delta") ||
 		   !strcmp(t, "tool.output.delta")) {
 		out_value(b, d, "delta");
 	} else if (!strcmp(t, "file.written")) {
@@ -106,7 +112,8 @@ static int on_frame(void *ud, const struct sse_frame *f)
 		for (size_t i = 0; i < t->line.len; i++)
 			if ((unsigned char)t->line.data[i] < 0x20)
 				t->line.data[i] = ' ';
-		printf("%-6s %-26s %s\n", seq && f->id ? json_object_get_string(seq) : "-",
+		printf("%-6s %-26s %s\n",
+		       seq && f->id ? json_object_get_string(seq) : "-",
 		       f->event, t->line.data);
 	}
 	fflush(stdout);
@@ -120,11 +127,14 @@ static long last_sequence(struct cli *c, const char *sid)
 	struct resp r = {0};
 	long seq = -1;
 
-	cli_session_path(&path, sid, "/events?before_sequence=9223372036854775807&limit=1");
+	cli_session_path(&path, sid,
+			 "/events?before_sequence=9223372036854775807&limit=1");
 	if (http_json(c, "GET", path.data, NULL, &r) == CLI_OK) {
 		struct json_object *data = jx_get(r.json, "data");
 		seq = data && json_object_array_length(data)
-			      ? (long)json_object_get_int64(jx_get(json_object_array_get_idx(data, 0), "sequence"))
+			      ? (long)json_object_get_int64(jx_get(
+					json_object_array_get_idx(data, 0),
+					"sequence"))
 			      : 0;
 	}
 	resp_release(&r);
@@ -157,7 +167,8 @@ static int cmd_tail(struct cli *c, struct args *a)
 		http_query_add(&filters, "exclude", "tool.output.delta");
 	}
 	buf_init(&t.line, 128);
-	end = sse_follow(c, a->pos[0], filters.data + (filters.len ? 1 : 0), since, &h);
+	end = sse_follow(c, a->pos[0], filters.data + (filters.len ? 1 : 0),
+			 since, &h);
 	if (end == SSE_DELETED) {
 		fprintf(stderr, "everruns: the session was deleted\n");
 		rc = CLI_API;
@@ -172,12 +183,16 @@ static int cmd_tail(struct cli *c, struct args *a)
 }
 
 static const struct optdef list_opts[] = {
-	{"since", OPT_VALUE}, {"since-id", OPT_VALUE}, {"before", OPT_VALUE},
-	{"limit", OPT_VALUE}, {"type", OPT_LIST},      {"exclude", OPT_LIST},
+	{"since", OPT_VALUE},
+	{"since-id", OPT_VALUE},
+	{"before", OPT_VALUE},
+	{"limit", OPT_VALUE},
+	{"type", OPT_LIST},
+	{"exclude", OPT_LIST},
 	{NULL, 0},
 };
 static const struct optdef tail_opts[] = {
-	{"since", OPT_VALUE}, {"type", OPT_LIST},   {"exclude", OPT_LIST},
+	{"since", OPT_VALUE}, {"type", OPT_LIST},       {"exclude", OPT_LIST},
 	{"deltas", OPT_FLAG}, {"until-idle", OPT_FLAG}, {NULL, 0},
 };
 
@@ -185,7 +200,8 @@ const struct cmd events_cmds[] = {
 	{"list", cmd_list, list_opts,
 	 "events list SESSION [--since SEQ | --since-id EVT | --before SEQ] [--limit N] "
 	 "[--type T]... [--exclude T]...",
-	 "A page of the session's event log, oldest first (--limit 1..1000).\n", 1, 1, 0},
+	 "A page of the session's event log, oldest first (--limit 1..1000).\n",
+	 1, 1, 0},
 	{"tail", cmd_tail, tail_opts,
 	 "events tail SESSION [--since SEQ] [--type T]... [--exclude T]... [--deltas] [--until-idle]",
 	 "Follow the session's events live, one line each (--json: the event as one\n"

@@ -15,8 +15,11 @@
 #include "json.h"
 
 static const struct col file_cols[] = {
-	{"TYPE", "kind", 0}, {"SIZE", "size_bytes", 0}, {"UPDATED", "updated_at", 0},
-	{"PATH", "path", 0}, {NULL, NULL, 0},
+	{"TYPE", "kind", 0},
+	{"SIZE", "size_bytes", 0},
+	{"UPDATED", "updated_at", 0},
+	{"PATH", "path", 0},
+	{NULL, NULL, 0},
 };
 
 int cli_read_file(const char *path, struct buf *b)
@@ -27,13 +30,15 @@ int cli_read_file(const char *path, struct buf *b)
 	int rc = CLI_OK;
 
 	if (!f) {
-		fprintf(stderr, "everruns: cannot open %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "everruns: cannot open %s: %s\n", path,
+			strerror(errno));
 		return CLI_USAGE;
 	}
 	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
 		buf_add(b, tmp, n);
 	if (ferror(f)) {
-		fprintf(stderr, "everruns: cannot read %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "everruns: cannot read %s: %s\n", path,
+			strerror(errno));
 		rc = CLI_USAGE;
 	}
 	if (f != stdin)
@@ -91,7 +96,10 @@ static int cmd_ls(struct cli *c, struct args *a)
 	}
 	for (size_t i = 0; i < json_object_array_length(data); i++) {
 		struct json_object *f = json_object_array_get_idx(data, i);
-		jx_put_str(f, "kind", json_object_get_boolean(jx_get(f, "is_directory")) ? "dir" : "file");
+		jx_put_str(f, "kind",
+			   json_object_get_boolean(jx_get(f, "is_directory"))
+				   ? "dir"
+				   : "file");
 	}
 	out_table(data, file_cols);
 out:
@@ -101,7 +109,8 @@ out:
 }
 
 /* The raw bytes of a file into r. */
-static int download(struct cli *c, const char *sid, const char *p, struct resp *r)
+static int download(struct cli *c, const char *sid, const char *p,
+		    struct resp *r)
 {
 	struct buf path;
 	int rc;
@@ -144,7 +153,8 @@ static int cmd_get(struct cli *c, struct args *a)
 	f = strcmp(to, "-") ? fopen(to, "wb") : stdout;
 	if (!f || fwrite(r.body.data, 1, r.body.len, f) != r.body.len ||
 	    (f != stdout && fclose(f))) {
-		fprintf(stderr, "everruns: cannot write %s: %s\n", to, strerror(errno));
+		fprintf(stderr, "everruns: cannot write %s: %s\n", to,
+			strerror(errno));
 		rc = CLI_USAGE;
 	} else if (f != stdout && !c->json) {
 		fprintf(stderr, "%s: %zu bytes\n", to, r.body.len);
@@ -168,13 +178,17 @@ static int cmd_put(struct cli *c, struct args *a)
 	}
 	fs_path(&path, a->pos[0], NULL, a->pos[1]);
 	if (args_has(a, "no-overwrite"))
-		rc = http_raw(c, "POST", path.data, "application/octet-stream", data.data, data.len, &r);
+		rc = http_raw(c, "POST", path.data, "application/octet-stream",
+			      data.data, data.len, &r);
 	else
-		rc = http_raw(c, "PUT", path.data, "application/octet-stream", data.data, data.len, &r);
+		rc = http_raw(c, "PUT", path.data, "application/octet-stream",
+			      data.data, data.len, &r);
 	if (!rc && c->json)
 		out_json_body(&r);
 	else if (!rc)
-		printf("wrote %s (%zu bytes)\n", jx_gets(r.json, "path") ? jx_gets(r.json, "path") : a->pos[1],
+		printf("wrote %s (%zu bytes)\n",
+		       jx_gets(r.json, "path") ? jx_gets(r.json, "path")
+					       : a->pos[1],
 		       data.len);
 	resp_release(&r);
 	buf_release(&path);
@@ -189,7 +203,8 @@ static int cmd_mkdir(struct cli *c, struct args *a)
 	struct resp r = {0};
 	int rc;
 
-	json_object_object_add(body, "is_directory", json_object_new_boolean(1));
+	json_object_object_add(body, "is_directory",
+			       json_object_new_boolean(1));
 	fs_path(&path, a->pos[0], NULL, a->pos[1]);
 	rc = http_json(c, "POST", path.data, body, &r);
 	if (!rc)
@@ -302,7 +317,8 @@ static void print_grep(struct resp *r)
 			continue;
 		}
 		for (j = 0; j < json_object_array_length(ms); j++)
-			print_one_match(json_object_array_get_idx(ms, j), jx_gets(e, "path"));
+			print_one_match(json_object_array_get_idx(ms, j),
+					jx_gets(e, "path"));
 	}
 }
 
@@ -318,26 +334,39 @@ static int cmd_grep(struct cli *c, struct args *a)
 
 static const struct optdef rec_opts[] = {{"recursive", OPT_FLAG}, {NULL, 0}};
 static const struct optdef put_opts[] = {{"no-overwrite", OPT_FLAG}, {NULL, 0}};
-static const struct optdef grep_opts[] = {{"path-pattern", OPT_VALUE}, {NULL, 0}};
+static const struct optdef grep_opts[] = {{"path-pattern", OPT_VALUE},
+					  {NULL, 0}};
 
 const struct cmd fs_cmds[] = {
 	{"ls", cmd_ls, rec_opts, "fs ls SESSION [PATH] [--recursive]",
-	 "List a directory of the session's filesystem (default: the root).\n", 1, 2, 0},
-	{"cat", cmd_cat, NULL, "fs cat SESSION PATH", "Print a file's bytes.\n", 2, 2, 0},
+	 "List a directory of the session's filesystem (default: the root).\n",
+	 1, 2, 0},
+	{"cat", cmd_cat, NULL, "fs cat SESSION PATH", "Print a file's bytes.\n",
+	 2, 2, 0},
 	{"get", cmd_get, NULL, "fs get SESSION PATH [LOCAL|-]",
 	 "Download a file to LOCAL (default: its base name in the current directory;\n"
-	 "'-': standard output).\n", 2, 3, 0},
-	{"put", cmd_put, put_opts, "fs put SESSION PATH [LOCAL|-] [--no-overwrite]",
+	 "'-': standard output).\n",
+	 2, 3, 0},
+	{"put", cmd_put, put_opts,
+	 "fs put SESSION PATH [LOCAL|-] [--no-overwrite]",
 	 "Upload LOCAL (default: standard input) as PATH, creating parent directories\n"
-	 "and replacing an existing file unless --no-overwrite (then it is a 409).\n", 2, 3, 0},
-	{"mkdir", cmd_mkdir, NULL, "fs mkdir SESSION PATH", "Create a directory (and its parents).\n", 2, 2, 0},
+	 "and replacing an existing file unless --no-overwrite (then it is a 409).\n",
+	 2, 3, 0},
+	{"mkdir", cmd_mkdir, NULL, "fs mkdir SESSION PATH",
+	 "Create a directory (and its parents).\n", 2, 2, 0},
 	{"rm", cmd_rm, rec_opts, "fs rm SESSION PATH [--recursive]",
-	 "Delete a file, or a directory (--recursive when it is not empty).\n", 2, 2, 0},
-	{"mv", cmd_mv, NULL, "fs mv SESSION SRC DST", "Move or rename a file or directory.\n", 3, 3, 0},
-	{"cp", cmd_cp, NULL, "fs cp SESSION SRC DST", "Copy a file.\n", 3, 3, 0},
-	{"grep", cmd_grep, grep_opts, "fs grep SESSION PATTERN [--path-pattern GLOB]",
+	 "Delete a file, or a directory (--recursive when it is not empty).\n",
+	 2, 2, 0},
+	{"mv", cmd_mv, NULL, "fs mv SESSION SRC DST",
+	 "Move or rename a file or directory.\n", 3, 3, 0},
+	{"cp", cmd_cp, NULL, "fs cp SESSION SRC DST", "Copy a file.\n", 3, 3,
+	 0},
+	{"grep", cmd_grep, grep_opts,
+	 "fs grep SESSION PATTERN [--path-pattern GLOB]",
 	 "Search file contents with a POSIX extended regular expression; prints\n"
-	 "path:line: text per match. --path-pattern limits the files ('*.py').\n", 2, 2, 0},
-	{"stat", cmd_stat, NULL, "fs stat SESSION PATH", "Show a file's or directory's metadata.\n", 2, 2, 0},
+	 "path:line: text per match. --path-pattern limits the files ('*.py').\n",
+	 2, 2, 0},
+	{"stat", cmd_stat, NULL, "fs stat SESSION PATH",
+	 "Show a file's or directory's metadata.\n", 2, 2, 0},
 	{NULL, NULL, NULL, NULL, NULL, 0, 0, 0},
 };

@@ -76,7 +76,8 @@ struct curl_slist *http_setup(struct cli *c, CURL *h, const char *url,
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS,
+			 CURLPROTO_HTTP | CURLPROTO_HTTPS);
 #endif
 	if (c->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -110,7 +111,8 @@ void http_print_error(const struct resp *r)
 		fprintf(stderr, "everruns: %s (HTTP %ld%s%s)\n", msg, r->status,
 			code ? ", " : "", code ? code : "");
 	else
-		fprintf(stderr, "everruns: the server answered HTTP %ld\n", r->status);
+		fprintf(stderr, "everruns: the server answered HTTP %ld\n",
+			r->status);
 }
 
 /* Perform a request prepared on c->curl; fills r and reports. */
@@ -184,10 +186,12 @@ int http_raw(struct cli *c, const char *method, const char *path,
 		hd = curl_slist_append(hd, "Expect:");
 		buf_release(&h);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, data ? data : "");
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)len);
 	} else if (strcmp(method, "GET") && strcmp(method, "DELETE")) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)0);
 	}
 	return perform(c, method, path, hd, r);
 }
@@ -199,8 +203,8 @@ int http_json(struct cli *c, const char *method, const char *path,
 
 	if (!body)
 		return http_raw(c, method, path, NULL, NULL, 0, r);
-	s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-						 JSON_C_TO_STRING_NOSLASHESCAPE);
+	s = json_object_to_json_string_ext(
+		body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	return http_raw(c, method, path, "application/json", s, strlen(s), r);
 }
 

@@ -16,17 +16,25 @@
 #include <string.h>
 
 static const struct noun nouns[] = {
-	{"sessions", "create, list, get, update, delete and cancel sessions", sessions_cmds, "list"},
-	{"chat", "talk with an agent in a session, interactively", chat_cmds, NULL},
-	{"messages", "send messages (start turns) and read the conversation", messages_cmds, "list"},
-	{"events", "read a session's event log, or follow it live", events_cmds, "list"},
-	{"fs", "the session filesystem: ls, cat, put, get, rm, mv, cp, grep, stat", fs_cmds, NULL},
+	{"sessions", "create, list, get, update, delete and cancel sessions",
+	 sessions_cmds, "list"},
+	{"chat", "talk with an agent in a session, interactively", chat_cmds,
+	 NULL},
+	{"messages", "send messages (start turns) and read the conversation",
+	 messages_cmds, "list"},
+	{"events", "read a session's event log, or follow it live", events_cmds,
+	 "list"},
+	{"fs",
+	 "the session filesystem: ls, cat, put, get, rm, mv, cp, grep, stat",
+	 fs_cmds, NULL},
 	{"agents", "agents (list, get, create, delete)", agents_cmds, "list"},
 	{"harnesses", "harnesses (list, get)", harnesses_cmds, "list"},
 	{"models", "LLM models (list, get)", models_cmds, "list"},
 	{"providers", "LLM providers (list, get)", providers_cmds, "list"},
-	{"capabilities", "the capability catalogue (list, get)", capabilities_cmds, "list"},
-	{"images", "images for messages (upload, list, get, delete)", images_cmds, "list"},
+	{"capabilities", "the capability catalogue (list, get)",
+	 capabilities_cmds, "list"},
+	{"images", "images for messages (upload, list, get, delete)",
+	 images_cmds, "list"},
 	{"api-keys", "API keys (list, create, delete)", apikeys_cmds, "list"},
 	{"me", "who the API key belongs to", me_cmds, NULL},
 	{NULL, NULL, NULL, NULL},
@@ -50,11 +58,14 @@ static void help_top(FILE *f)
 {
 	const struct noun *n;
 
-	fprintf(f, "usage: everruns [options] COMMAND [VERB] [ARGS]\n\nCommands:\n");
+	fprintf(f,
+		"usage: everruns [options] COMMAND [VERB] [ARGS]\n\nCommands:\n");
 	for (n = nouns; n->name; n++)
 		fprintf(f, "  %-13s %s\n", n->name, n->summary);
-	fprintf(f, "\n%s\nexit status: 0 ok, 1 API error, 2 usage error.\n"
-		"'everruns COMMAND --help' describes a command.\n", global_help);
+	fprintf(f,
+		"\n%s\nexit status: 0 ok, 1 API error, 2 usage error.\n"
+		"'everruns COMMAND --help' describes a command.\n",
+		global_help);
 }
 
 static void help_noun(FILE *f, const struct noun *n)
@@ -65,14 +76,15 @@ static void help_noun(FILE *f, const struct noun *n)
 	for (c = n->cmds; c->run; c++)
 		fprintf(f, "  everruns %s\n", c->synopsis);
 	if (n->default_verb)
-		fprintf(f, "\n'everruns %s' alone is 'everruns %s %s'.\n", n->name,
-			n->name, n->default_verb);
+		fprintf(f, "\n'everruns %s' alone is 'everruns %s %s'.\n",
+			n->name, n->name, n->default_verb);
 	fprintf(f, "'everruns %s VERB --help' describes a verb.\n", n->name);
 }
 
 static void help_cmd(FILE *f, const struct cmd *c)
 {
-	fprintf(f, "usage: everruns %s\n\n%s\n%s", c->synopsis, c->help, global_help);
+	fprintf(f, "usage: everruns %s\n\n%s\n%s", c->synopsis, c->help,
+		global_help);
 }
 
 /* How many arguments a global option s ("--name" or "--name=v") takes
@@ -117,7 +129,9 @@ int main(int argc, char **argv)
 			break;
 		v = global_takes_value(s);
 		if (v < 0) {
-			fprintf(stderr, "everruns: unknown option '%s' before the command\n", s);
+			fprintf(stderr,
+				"everruns: unknown option '%s' before the command\n",
+				s);
 			help_top(stderr);
 			return CLI_USAGE;
 		}
@@ -143,7 +157,8 @@ int main(int argc, char **argv)
 		} else {
 			int h = want_help;
 			for (int j = i + 1; j < argc; j++)
-				h |= !strcmp(argv[j], "--help") || !strcmp(argv[j], "-h");
+				h |= !strcmp(argv[j], "--help") ||
+				     !strcmp(argv[j], "-h");
 			if (h) {
 				help_noun(stdout, n);
 				return CLI_OK;
@@ -154,7 +169,9 @@ int main(int argc, char **argv)
 			;
 		if (!want || !c->run) {
 			if (want)
-				fprintf(stderr, "everruns: '%s' is not a verb of '%s'\n", want, n->name);
+				fprintf(stderr,
+					"everruns: '%s' is not a verb of '%s'\n",
+					want, n->name);
 			help_noun(stderr, n);
 			return CLI_USAGE;
 		}
@@ -178,7 +195,8 @@ int main(int argc, char **argv)
 	}
 	if (a.npos < c->min_pos || a.npos > c->max_pos) {
 		fprintf(stderr, "everruns: %s\nusage: everruns %s\n",
-			a.npos < c->min_pos ? "missing arguments" : "too many arguments",
+			a.npos < c->min_pos ? "missing arguments"
+					    : "too many arguments",
 			c->synopsis);
 		rc = CLI_USAGE;
 		goto out_rest;

@@ -10,8 +10,11 @@
 #include "json.h"
 
 static const struct col message_cols[] = {
-	{"SEQ", "sequence", 0}, {"ROLE", "role", 0}, {"CREATED", "created_at", 0},
-	{"CONTENT", "summary", 70}, {NULL, NULL, 0},
+	{"SEQ", "sequence", 0},
+	{"ROLE", "role", 0},
+	{"CREATED", "created_at", 0},
+	{"CONTENT", "summary", 70},
+	{NULL, NULL, 0},
 };
 
 static void summarize(struct buf *b, struct json_object *m)
@@ -52,7 +55,8 @@ static int cmd_send(struct cli *c, struct args *a)
 	} else if (a->npos > 1) {
 		buf_adds(&text, a->pos[1]);
 	} else if (!args_has(a, "image")) {
-		fprintf(stderr, "everruns: give the message TEXT ('-' reads standard input)\n");
+		fprintf(stderr,
+			"everruns: give the message TEXT ('-' reads standard input)\n");
 		rc = CLI_USAGE;
 		goto out;
 	}
@@ -64,7 +68,9 @@ static int cmd_send(struct cli *c, struct args *a)
 			out_json_body(&r);
 		else
 			printf("sent %s (sequence %ld); the session is working on it\n",
-			       jx_gets(r.json, "id") ? jx_gets(r.json, "id") : "?", seq);
+			       jx_gets(r.json, "id") ? jx_gets(r.json, "id")
+						     : "?",
+			       seq);
 		goto out;
 	}
 	rc = cli_follow_turn(c, a->pos[0], seq, &exit_now);
@@ -75,10 +81,16 @@ out:
 }
 
 static const struct optdef send_opts[] = {
-	{"wait", OPT_FLAG}, {"image", OPT_LIST}, {"model", OPT_VALUE}, {NULL, 0},
+	{"wait", OPT_FLAG},
+	{"image", OPT_LIST},
+	{"model", OPT_VALUE},
+	{NULL, 0},
 };
 static const struct optdef list_opts[] = {
-	{"since", OPT_VALUE}, {"before", OPT_VALUE}, {"limit", OPT_VALUE}, {NULL, 0},
+	{"since", OPT_VALUE},
+	{"before", OPT_VALUE},
+	{"limit", OPT_VALUE},
+	{NULL, 0},
 };
 
 const struct cmd messages_cmds[] = {
@@ -93,6 +105,7 @@ const struct cmd messages_cmds[] = {
 	 1, 2, 0},
 	{"list", cmd_list, list_opts,
 	 "messages list SESSION [--since SEQ | --before SEQ] [--limit N]",
-	 "The conversation, oldest first: user, agent and tool_result messages.\n", 1, 1, 0},
+	 "The conversation, oldest first: user, agent and tool_result messages.\n",
+	 1, 1, 0},
 	{NULL, NULL, NULL, NULL, NULL, 0, 0, 0},
 };

@@ -18,10 +18,12 @@ static void add_scalar(struct buf *b, struct json_object *v)
 	if (!v)
 		buf_adds(b, "-");
 	else if (json_object_is_type(v, json_type_string))
-		buf_add(b, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+		buf_add(b, json_object_get_string(v),
+			(size_t)json_object_get_string_len(v));
 	else
-		buf_adds(b, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-							JSON_C_TO_STRING_NOSLASHESCAPE));
+		buf_adds(b, json_object_to_json_string_ext(
+				    v, JSON_C_TO_STRING_PLAIN |
+					       JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static struct json_object *lookup(struct json_object *o, const char *key)
@@ -85,7 +87,8 @@ static char *cell(struct json_object *o, const struct col *col)
 	if (col->max > 3 && width(b.data) > (size_t)col->max) {
 		size_t keep = (size_t)col->max - 3, chars = 0;
 		for (i = 0; i < b.len; i++)
-			if (((unsigned char)b.data[i] & 0xC0) != 0x80 && chars++ == keep)
+			if (((unsigned char)b.data[i] & 0xC0) != 0x80 &&
+			    chars++ == keep)
 				break;
 		b.len = i;
 		b.data[i] = '\0';
@@ -102,20 +105,24 @@ void out_table(struct json_object *arr, const struct col *cols)
 
 	while (cols[ncol].head)
 		ncol++;
-	nrow = arr && json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
+	nrow = arr && json_object_is_type(arr, json_type_array)
+		       ? json_object_array_length(arr)
+		       : 0;
 	w = xcalloc(ncol, sizeof(*w));
 	cells = xcalloc(nrow * ncol + 1, sizeof(*cells));
 	for (k = 0; k < ncol; k++)
 		w[k] = strlen(cols[k].head);
 	for (r = 0; r < nrow; r++)
 		for (k = 0; k < ncol; k++) {
-			char *s = cell(json_object_array_get_idx(arr, r), &cols[k]);
+			char *s = cell(json_object_array_get_idx(arr, r),
+				       &cols[k]);
 			cells[r * ncol + k] = s;
 			if (width(s) > w[k])
 				w[k] = width(s);
 		}
 	for (k = 0; k < ncol; k++)
-		printf("%s%-*s", k ? "  " : "", k + 1 < ncol ? (int)w[k] : 0, cols[k].head);
+		printf("%s%-*s", k ? "  " : "", k + 1 < ncol ? (int)w[k] : 0,
+		       cols[k].head);
 	printf("\n");
 	for (r = 0; r < nrow; r++) {
 		for (k = 0; k < ncol; k++) {
@@ -138,13 +145,15 @@ void out_fields(struct json_object *o)
 
 	if (!o || !json_object_is_type(o, json_type_object))
 		return;
-	json_object_object_foreach(o, k0, v0) {
+	json_object_object_foreach(o, k0, v0)
+	{
 		(void)v0;
 		if (strlen(k0) > wmax)
 			wmax = strlen(k0);
 	}
 	buf_init(&b, 64);
-	json_object_object_foreach(o, k, v) {
+	json_object_object_foreach(o, k, v)
+	{
 		(void)v;
 		buf_reset(&b);
 		out_value(&b, o, k);
@@ -162,8 +171,9 @@ void out_json_body(const struct resp *r)
 
 void out_json(struct json_object *o)
 {
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						       JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(
+			       o, JSON_C_TO_STRING_PLAIN |
+					  JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 void out_resp(struct cli *c, const struct resp *r, const struct col *cols)
@@ -181,8 +191,8 @@ void out_resp(struct cli *c, const struct resp *r, const struct col *cols)
 		long total = json_object_get_int(jx_get(r->json, "total"));
 		out_table(data, cols);
 		if (n && off + n < total)
-			printf("(%ld-%ld of %ld; more with --offset %ld)\n", off + 1, off + n,
-			       total, off + n);
+			printf("(%ld-%ld of %ld; more with --offset %ld)\n",
+			       off + 1, off + n, total, off + n);
 	} else
 		out_fields(r->json);
 }
@@ -192,7 +202,8 @@ void out_deleted(struct cli *c, const char *id)
 	if (c->json) {
 		struct json_object *o = jx_obj();
 		jx_put_str(o, "id", id);
-		json_object_object_add(o, "deleted", json_object_new_boolean(1));
+		json_object_object_add(o, "deleted",
+				       json_object_new_boolean(1));
 		out_json(o);
 		json_object_put(o);
 	} else {
@@ -203,7 +214,8 @@ void out_deleted(struct cli *c, const char *id)
 void out_parts(struct buf *b, struct json_object *parts)
 {
 	size_t i, n = parts && json_object_is_type(parts, json_type_array)
-			      ? json_object_array_length(parts) : 0;
+			      ? json_object_array_length(parts)
+			      : 0;
 
 	if (parts && json_object_is_type(parts, json_type_string))
 		buf_adds(b, json_object_get_string(parts));
@@ -217,9 +229,11 @@ void out_parts(struct buf *b, struct json_object *parts)
 		if (!strcmp(t, "text") && jx_gets(p, "text"))
 			buf_adds(b, jx_gets(p, "text"));
 		else if (!strcmp(t, "tool_call"))
-			buf_addf(b, "[tool_call %s]", jx_gets(p, "name") ? jx_gets(p, "name") : "?");
+			buf_addf(b, "[tool_call %s]",
+				 jx_gets(p, "name") ? jx_gets(p, "name") : "?");
 		else if (!strcmp(t, "tool_result"))
-			buf_addf(b, "[tool_result %s]", jx_gets(p, "error") ? "error" : "ok");
+			buf_addf(b, "[tool_result %s]",
+				 jx_gets(p, "error") ? "error" : "ok");
 		else
 			buf_addf(b, "[%s]", t);
 	}
@@ -246,6 +260,8 @@ void out_log(struct cli *c, const struct resp *r, const struct col *cols,
 	out_table(data, cols);
 	if (n && json_object_get_boolean(jx_get(r->json, "has_more")))
 		printf("(more after sequence %s)\n",
-		       json_object_get_string(jx_get(json_object_array_get_idx(data, n - 1), "sequence")));
+		       json_object_get_string(
+			       jx_get(json_object_array_get_idx(data, n - 1),
+				      "sequence")));
 	buf_release(&b);
 }

@@ -83,7 +83,9 @@ static void message_text(struct buf *b, struct json_object *msg)
 		buf_adds(b, json_object_get_string(parts));
 		return;
 	}
-	n = parts && json_object_is_type(parts, json_type_array) ? json_object_array_length(parts) : 0;
+	n = parts && json_object_is_type(parts, json_type_array)
+		    ? json_object_array_length(parts)
+		    : 0;
 	for (i = 0; i < n; i++) {
 		struct json_object *p = json_object_array_get_idx(parts, i);
 		const char *t = jx_gets(p, "type"), *text = jx_gets(p, "text");
@@ -101,8 +103,9 @@ static void preview(struct buf *b, struct json_object *v)
 		return;
 	s = json_object_is_type(v, json_type_string)
 		    ? json_object_get_string(v)
-		    : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-							 JSON_C_TO_STRING_NOSLASHESCAPE);
+		    : json_object_to_json_string_ext(
+			      v, JSON_C_TO_STRING_PLAIN |
+					 JSON_C_TO_STRING_NOSLASHESCAPE);
 	n = utf8_cut(s, strlen(s), PREVIEW);
 	for (size_t i = 0; i < n; i++)
 		buf_addch(b, (unsigned char)s[i] < 0x20 ? ' ' : s[i]);
@@ -110,7 +113,8 @@ static void preview(struct buf *b, struct json_object *v)
 		buf_adds(b, "...");
 }
 
-static int render_text(struct render *r, const char *ev, struct json_object *env)
+static int render_text(struct render *r, const char *ev,
+		       struct json_object *env)
 {
 	struct json_object *d = jx_get(env, "data");
 	struct json_object *seqo = jx_get(env, "sequence");
@@ -119,17 +123,20 @@ static int render_text(struct render *r, const char *ev, struct json_object *env
 	int stop = 0;
 
 	buf_init(&b, 64);
-	if (!strcmp(ev, "output.message.delta") || !strcmp(ev, "reason.thinking.delta")) {
+	if (!strcmp(ev, "output.message.delta") ||
+	    !strcmp(ev, "reason.thinking.delta")) {
 		int think = ev[0] == 'r';
 		const char *acc = jx_gets(d, "accumulated");
 		struct json_object *m = jx_get(d, "message_sequence");
 		if (acc && m) {
 			if (think)
 				stream_text(r, &r->think_seq, &r->think_printed,
-					    (long)json_object_get_int64(m), acc, "(thinking) ");
+					    (long)json_object_get_int64(m), acc,
+					    "(thinking) ");
 			else
 				stream_text(r, &r->msg_seq, &r->printed,
-					    (long)json_object_get_int64(m), acc, NULL);
+					    (long)json_object_get_int64(m), acc,
+					    NULL);
 		}
 	} else if (!strcmp(ev, "output.message.started")) {
 		stream_text(r, &r->msg_seq, &r->printed, seq, "", NULL);
@@ -153,7 +160,8 @@ static int render_text(struct render *r, const char *ev, struct json_object *env
 		struct json_object *tc = jx_get(d, "tool_call");
 		end_line(r);
 		preview(&b, jx_get(tc, "arguments"));
-		printf("-> %s %s\n", jx_gets(tc, "name") ? jx_gets(tc, "name") : "?", b.data);
+		printf("-> %s %s\n",
+		       jx_gets(tc, "name") ? jx_gets(tc, "name") : "?", b.data);
 	} else if (!strcmp(ev, "tool.completed")) {
 		struct json_object *ok = jx_get(d, "success");
 		const char *name = jx_gets(d, "tool_name");
@@ -163,7 +171,8 @@ static int render_text(struct render *r, const char *ev, struct json_object *env
 			/* content parts: the first one's text */
 			if (json_object_is_type(res, json_type_array) &&
 			    jx_get(json_object_array_get_idx(res, 0), "text"))
-				res = jx_get(json_object_array_get_idx(res, 0), "text");
+				res = jx_get(json_object_array_get_idx(res, 0),
+					     "text");
 			preview(&b, res);
 			printf("<- %s: %s\n", name ? name : "?", b.data);
 		} else {
@@ -175,7 +184,8 @@ static int render_text(struct render *r, const char *ev, struct json_object *env
 		end_line(r);
 		fflush(stdout);
 		fprintf(stderr, "everruns: the turn failed: %s%s%s%s\n",
-			jx_gets(d, "error") ? jx_gets(d, "error") : "unknown error",
+			jx_gets(d, "error") ? jx_gets(d, "error")
+					    : "unknown error",
 			code ? " (" : "", code ? code : "", code ? ")" : "");
 		r->failed = 1;
 	} else if (!strcmp(ev, "turn.cancelled")) {

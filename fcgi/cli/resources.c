@@ -18,31 +18,58 @@ struct resource {
 };
 
 static const struct col agent_cols[] = {
-	{"ID", "id", 0}, {"NAME", "name", 24}, {"MODEL", "default_model_id", 0},
-	{"CAPABILITIES", "capabilities", 40}, {"TAGS", "tags", 20}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"NAME", "name", 24},
+	{"MODEL", "default_model_id", 0},
+	{"CAPABILITIES", "capabilities", 40},
+	{"TAGS", "tags", 20},
+	{NULL, NULL, 0},
 };
 static const struct col harness_cols[] = {
-	{"ID", "id", 0}, {"NAME", "name", 24}, {"BUILT-IN", "is_built_in", 0},
-	{"CAPABILITIES", "capabilities", 50}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"NAME", "name", 24},
+	{"BUILT-IN", "is_built_in", 0},
+	{"CAPABILITIES", "capabilities", 50},
+	{NULL, NULL, 0},
 };
 static const struct col model_cols[] = {
-	{"ID", "id", 0}, {"MODEL", "model_id", 30}, {"PROVIDER", "provider_name", 20},
-	{"CAPABILITIES", "capabilities", 0}, {"ENABLED", "enabled", 0}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"MODEL", "model_id", 30},
+	{"PROVIDER", "provider_name", 20},
+	{"CAPABILITIES", "capabilities", 0},
+	{"ENABLED", "enabled", 0},
+	{NULL, NULL, 0},
 };
 static const struct col provider_cols[] = {
-	{"ID", "id", 0}, {"NAME", "name", 24}, {"TYPE", "provider_type", 0},
-	{"BASE URL", "base_url", 40}, {"KEY SET", "api_key_set", 0}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"NAME", "name", 24},
+	{"TYPE", "provider_type", 0},
+	{"BASE URL", "base_url", 40},
+	{"KEY SET", "api_key_set", 0},
+	{NULL, NULL, 0},
 };
 static const struct col capability_cols[] = {
-	{"ID", "id", 0}, {"NAME", "name", 28}, {"DESCRIPTION", "description", 60}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"NAME", "name", 28},
+	{"DESCRIPTION", "description", 60},
+	{NULL, NULL, 0},
 };
 static const struct col key_cols[] = {
-	{"ID", "id", 0}, {"NAME", "name", 24}, {"ROLE", "role", 0},
-	{"PREFIX", "key_prefix", 0}, {"LAST USED", "last_used_at", 0}, {"EXPIRES", "expires_at", 0}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"NAME", "name", 24},
+	{"ROLE", "role", 0},
+	{"PREFIX", "key_prefix", 0},
+	{"LAST USED", "last_used_at", 0},
+	{"EXPIRES", "expires_at", 0},
+	{NULL, NULL, 0},
 };
 static const struct col image_cols[] = {
-	{"ID", "id", 0}, {"FILENAME", "filename", 30}, {"TYPE", "content_type", 0},
-	{"SIZE", "size_bytes", 0}, {"CREATED", "created_at", 0}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"FILENAME", "filename", 30},
+	{"TYPE", "content_type", 0},
+	{"SIZE", "size_bytes", 0},
+	{"CREATED", "created_at", 0},
+	{NULL, NULL, 0},
 };
 
 static const struct resource agents = {"/agents", agent_cols};
@@ -94,20 +121,20 @@ static int res_one(struct cli *c, struct args *a, const struct resource *res,
 	return rc;
 }
 
-#define RES_LIST(name, res)                                   \
-	static int name##_list(struct cli *c, struct args *a) \
-	{                                                     \
-		return res_list(c, a, &res);                  \
+#define RES_LIST(name, res)                                                    \
+	static int name##_list(struct cli *c, struct args *a)                  \
+	{                                                                      \
+		return res_list(c, a, &res);                                   \
 	}
-#define RES_GET(name, res)                                   \
-	static int name##_get(struct cli *c, struct args *a) \
-	{                                                    \
-		return res_one(c, a, &res, "GET");           \
+#define RES_GET(name, res)                                                     \
+	static int name##_get(struct cli *c, struct args *a)                   \
+	{                                                                      \
+		return res_one(c, a, &res, "GET");                             \
 	}
-#define RES_DELETE(name, res)                                   \
-	static int name##_delete(struct cli *c, struct args *a) \
-	{                                                       \
-		return res_one(c, a, &res, "DELETE");           \
+#define RES_DELETE(name, res)                                                  \
+	static int name##_delete(struct cli *c, struct args *a)                \
+	{                                                                      \
+		return res_one(c, a, &res, "DELETE");                          \
 	}
 
 RES_LIST(agents, agents)
@@ -130,8 +157,10 @@ RES_DELETE(images, images)
 static int agents_create(struct cli *c, struct args *a)
 {
 	static const char *const plain[][2] = {
-		{"name", "name"}, {"display-name", "display_name"},
-		{"description", "description"}, {"system-prompt", "system_prompt"}};
+		{"name", "name"},
+		{"display-name", "display_name"},
+		{"description", "description"},
+		{"system-prompt", "system_prompt"}};
 	struct json_object *body = jx_obj();
 	struct resp r = {0};
 	const char *s;
@@ -144,9 +173,11 @@ static int agents_create(struct cli *c, struct args *a)
 	cli_put_tags(body, a);
 	rc = cli_put_caps(body, a);
 	if (!rc)
-		rc = cli_put_ref(c, body, "default_model_id", "models", args_get(a, "model"));
+		rc = cli_put_ref(c, body, "default_model_id", "models",
+				 args_get(a, "model"));
 	if (!rc)
-		rc = cli_put_ref(c, body, "harness_id", "harnesses", args_get(a, "harness"));
+		rc = cli_put_ref(c, body, "harness_id", "harnesses",
+				 args_get(a, "harness"));
 	if (!rc)
 		rc = http_json(c, "POST", "/agents", body, &r);
 	if (!rc)
@@ -208,7 +239,8 @@ static int images_upload(struct cli *c, struct args *a)
 	if (args_get(a, "session")) {
 		part = curl_mime_addpart(mime);
 		curl_mime_name(part, "session_id");
-		curl_mime_data(part, args_get(a, "session"), CURL_ZERO_TERMINATED);
+		curl_mime_data(part, args_get(a, "session"),
+			       CURL_ZERO_TERMINATED);
 	}
 	rc = http_mime(c, "/images", mime, &r);
 	if (!rc)
@@ -257,61 +289,91 @@ static int me_show(struct cli *c, struct args *a)
 }
 
 static const struct optdef page_opts[] = {
-	{"limit", OPT_VALUE}, {"offset", OPT_VALUE}, {NULL, 0},
+	{"limit", OPT_VALUE},
+	{"offset", OPT_VALUE},
+	{NULL, 0},
 };
 static const struct optdef agent_list_opts[] = {
-	{"limit", OPT_VALUE}, {"offset", OPT_VALUE}, {"search", OPT_VALUE}, {NULL, 0},
+	{"limit", OPT_VALUE},
+	{"offset", OPT_VALUE},
+	{"search", OPT_VALUE},
+	{NULL, 0},
 };
 static const struct optdef agent_create_opts[] = {
-	{"name", OPT_VALUE},	      {"display-name", OPT_VALUE}, {"description", OPT_VALUE},
-	{"system-prompt", OPT_VALUE}, {"model", OPT_VALUE},	   {"harness", OPT_VALUE},
-	{"capability", OPT_LIST},     {"tag", OPT_LIST},	   {NULL, 0},
+	{"name", OPT_VALUE},
+	{"display-name", OPT_VALUE},
+	{"description", OPT_VALUE},
+	{"system-prompt", OPT_VALUE},
+	{"model", OPT_VALUE},
+	{"harness", OPT_VALUE},
+	{"capability", OPT_LIST},
+	{"tag", OPT_LIST},
+	{NULL, 0},
 };
 static const struct optdef key_create_opts[] = {
-	{"name", OPT_VALUE}, {"expires-in-days", OPT_VALUE},
-	{"expires-at", OPT_VALUE}, {"role", OPT_VALUE}, {NULL, 0},
+	{"name", OPT_VALUE},
+	{"expires-in-days", OPT_VALUE},
+	{"expires-at", OPT_VALUE},
+	{"role", OPT_VALUE},
+	{NULL, 0},
 };
 static const struct optdef upload_opts[] = {{"session", OPT_VALUE}, {NULL, 0}};
 
 #define PAGE_HELP "A page of --limit (default 20, at most 100) from --offset.\n"
-#define END_CMDS {NULL, NULL, NULL, NULL, NULL, 0, 0, 0}
+#define END_CMDS                                                               \
+	{                                                                      \
+		NULL, NULL, NULL, NULL, NULL, 0, 0, 0                          \
+	}
 
 const struct cmd agents_cmds[] = {
-	{"list", agents_list, agent_list_opts, "agents list [--search TEXT] [--limit N] [--offset N]",
+	{"list", agents_list, agent_list_opts,
+	 "agents list [--search TEXT] [--limit N] [--offset N]",
 	 "List agents. " PAGE_HELP, 0, 0, 0},
-	{"get", agents_get, NULL, "agents get AGENT", "Show an agent (by id or name).\n", 1, 1, 0},
+	{"get", agents_get, NULL, "agents get AGENT",
+	 "Show an agent (by id or name).\n", 1, 1, 0},
 	{"create", agents_create, agent_create_opts,
 	 "agents create --name NAME [--display-name T] [--description T] [--system-prompt P] "
 	 "[--model MODEL] [--harness HARNESS] [--capability REF[:JSON]]... [--tag T]...",
-	 "Create an agent. NAME is a slug unique in the organization.\n", 0, 0, 0},
-	{"delete", agents_delete, NULL, "agents delete AGENT", "Delete an agent.\n", 1, 1, 0},
+	 "Create an agent. NAME is a slug unique in the organization.\n", 0, 0,
+	 0},
+	{"delete", agents_delete, NULL, "agents delete AGENT",
+	 "Delete an agent.\n", 1, 1, 0},
 	END_CMDS,
 };
 
 const struct cmd harnesses_cmds[] = {
-	{"list", harnesses_list, page_opts, "harnesses list [--limit N] [--offset N]",
-	 "List harnesses (base, generic, platform-chat and your own). " PAGE_HELP, 0, 0, 0},
-	{"get", harnesses_get, NULL, "harnesses get HARNESS", "Show a harness (by id or name).\n", 1, 1, 0},
+	{"list", harnesses_list, page_opts,
+	 "harnesses list [--limit N] [--offset N]",
+	 "List harnesses (base, generic, platform-chat and your own). " PAGE_HELP,
+	 0, 0, 0},
+	{"get", harnesses_get, NULL, "harnesses get HARNESS",
+	 "Show a harness (by id or name).\n", 1, 1, 0},
 	END_CMDS,
 };
 
 const struct cmd models_cmds[] = {
 	{"list", models_list, page_opts, "models list [--limit N] [--offset N]",
 	 "List the LLM models of all providers. " PAGE_HELP, 0, 0, 0},
-	{"get", models_get, NULL, "models get MODEL_ID", "Show a model.\n", 1, 1, 0},
+	{"get", models_get, NULL, "models get MODEL_ID", "Show a model.\n", 1,
+	 1, 0},
 	END_CMDS,
 };
 
 const struct cmd providers_cmds[] = {
-	{"list", providers_list, page_opts, "providers list [--limit N] [--offset N]",
-	 "List LLM providers (their API keys are never shown). " PAGE_HELP, 0, 0, 0},
-	{"get", providers_get, NULL, "providers get PROVIDER_ID", "Show a provider.\n", 1, 1, 0},
+	{"list", providers_list, page_opts,
+	 "providers list [--limit N] [--offset N]",
+	 "List LLM providers (their API keys are never shown). " PAGE_HELP, 0,
+	 0, 0},
+	{"get", providers_get, NULL, "providers get PROVIDER_ID",
+	 "Show a provider.\n", 1, 1, 0},
 	END_CMDS,
 };
 
 const struct cmd capabilities_cmds[] = {
-	{"list", capabilities_list, page_opts, "capabilities list [--limit N] [--offset N]",
-	 "List the built-in capabilities (tools) sessions and agents can use. " PAGE_HELP, 0, 0, 0},
+	{"list", capabilities_list, page_opts,
+	 "capabilities list [--limit N] [--offset N]",
+	 "List the built-in capabilities (tools) sessions and agents can use. " PAGE_HELP,
+	 0, 0, 0},
 	{"get", capabilities_get, NULL, "capabilities get REF",
 	 "Show a capability: its prompt, tools and config schema.\n", 1, 1, 0},
 	END_CMDS,
@@ -319,31 +381,42 @@ const struct cmd capabilities_cmds[] = {
 
 const struct cmd apikeys_cmds[] = {
 	{"list", keys_list, page_opts, "api-keys list [--limit N] [--offset N]",
-	 "List the organization's API keys (prefixes only). " PAGE_HELP, 0, 0, 0},
-	{"create", keys_create, key_create_opts, "api-keys create [--name NAME] [--role member|admin] "
+	 "List the organization's API keys (prefixes only). " PAGE_HELP, 0, 0,
+	 0},
+	{"create", keys_create, key_create_opts,
+	 "api-keys create [--name NAME] [--role member|admin] "
 	 "[--expires-in-days N | --expires-at RFC3339]",
 	 "Create an API key; it is printed once. --role member (the "
 	 "default) may use sessions, messages, files and images and read "
 	 "agents and models; admin may do everything (only an admin key "
-	 "can create one).\n", 0, 0, 0},
-	{"delete", keys_delete, NULL, "api-keys delete KEY_ID", "Revoke an API key.\n", 1, 1, 0},
+	 "can create one).\n",
+	 0, 0, 0},
+	{"delete", keys_delete, NULL, "api-keys delete KEY_ID",
+	 "Revoke an API key.\n", 1, 1, 0},
 	END_CMDS,
 };
 
 const struct cmd images_cmds[] = {
-	{"upload", images_upload, upload_opts, "images upload FILE [--session SESSION]",
+	{"upload", images_upload, upload_opts,
+	 "images upload FILE [--session SESSION]",
 	 "Upload an image (png, jpeg, gif, webp) to attach to messages\n"
-	 "(everruns messages send SESSION TEXT --image IMAGE_ID).\n", 1, 1, 0},
+	 "(everruns messages send SESSION TEXT --image IMAGE_ID).\n",
+	 1, 1, 0},
 	{"list", images_list, page_opts, "images list [--limit N] [--offset N]",
 	 "List uploaded images. " PAGE_HELP, 0, 0, 0},
-	{"get", images_get, NULL, "images get IMAGE_ID", "Show an image's metadata.\n", 1, 1, 0},
-	{"download", images_download, NULL, "images download IMAGE_ID [LOCAL|-]",
-	 "Write an image's bytes to LOCAL (default: standard output).\n", 1, 2, 0},
-	{"delete", images_delete, NULL, "images delete IMAGE_ID", "Delete an image.\n", 1, 1, 0},
+	{"get", images_get, NULL, "images get IMAGE_ID",
+	 "Show an image's metadata.\n", 1, 1, 0},
+	{"download", images_download, NULL,
+	 "images download IMAGE_ID [LOCAL|-]",
+	 "Write an image's bytes to LOCAL (default: standard output).\n", 1, 2,
+	 0},
+	{"delete", images_delete, NULL, "images delete IMAGE_ID",
+	 "Delete an image.\n", 1, 1, 0},
 	END_CMDS,
 };
 
 const struct cmd me_cmds[] = {
-	{NULL, me_show, NULL, "me", "Show the user, organization and key of the API key.\n", 0, 0, 0},
+	{NULL, me_show, NULL, "me",
+	 "Show the user, organization and key of the API key.\n", 0, 0, 0},
 	END_CMDS,
 };

@@ -12,8 +12,12 @@
 #include "json.h"
 
 static const struct col session_cols[] = {
-	{"ID", "id", 0},       {"STATUS", "status", 0}, {"TITLE", "title", 40},
-	{"TAGS", "tags", 30},  {"CREATED", "created_at", 0}, {NULL, NULL, 0},
+	{"ID", "id", 0},
+	{"STATUS", "status", 0},
+	{"TITLE", "title", 40},
+	{"TAGS", "tags", 30},
+	{"CREATED", "created_at", 0},
+	{NULL, NULL, 0},
 };
 
 void cli_session_path(struct buf *b, const char *sid, const char *tail)
@@ -44,21 +48,26 @@ char *cli_resolve(struct cli *c, const char *kind, const char *v)
 		buf_adds(&path, "/llm-models?limit=100");
 		if (http_json(c, "GET", path.data, NULL, &r) == CLI_OK) {
 			data = jx_get(r.json, "data");
-			for (i = 0; data && i < json_object_array_length(data); i++) {
-				struct json_object *m = json_object_array_get_idx(data, i);
+			for (i = 0; data && i < json_object_array_length(data);
+			     i++) {
+				struct json_object *m =
+					json_object_array_get_idx(data, i);
 				const char *name = jx_gets(m, "model_id");
-				if (name && !strcmp(name, v) && jx_gets(m, "id")) {
+				if (name && !strcmp(name, v) &&
+				    jx_gets(m, "id")) {
 					id = xstrdup(jx_gets(m, "id"));
 					break;
 				}
 			}
 			if (!id)
-				fprintf(stderr, "everruns: no model named '%s'\n", v);
+				fprintf(stderr,
+					"everruns: no model named '%s'\n", v);
 		}
 	} else {
 		buf_addf(&path, "/%s/", kind);
 		http_path_add(&path, v, 0);
-		if (http_json(c, "GET", path.data, NULL, &r) == CLI_OK && jx_gets(r.json, "id"))
+		if (http_json(c, "GET", path.data, NULL, &r) == CLI_OK &&
+		    jx_gets(r.json, "id"))
 			id = xstrdup(jx_gets(r.json, "id"));
 	}
 	resp_release(&r);
@@ -84,7 +93,9 @@ static struct json_object *capability(const char *spec)
 	}
 	cfg = jx_parse(colon + 1, strlen(colon + 1), &e);
 	if (!cfg || !json_object_is_type(cfg, json_type_object)) {
-		fprintf(stderr, "everruns: --capability %s: the config after ':' must be a JSON object\n", spec);
+		fprintf(stderr,
+			"everruns: --capability %s: the config after ':' must be a JSON object\n",
+			spec);
 		if (cfg)
 			json_object_put(cfg);
 		json_object_put(cap);
@@ -154,11 +165,14 @@ static int cmd_create(struct cli *c, struct args *a)
 	if (!rc)
 		rc = cli_put_caps(body, a);
 	if (!rc)
-		rc = cli_put_ref(c, body, "agent_id", "agents", args_get(a, "agent"));
+		rc = cli_put_ref(c, body, "agent_id", "agents",
+				 args_get(a, "agent"));
 	if (!rc)
-		rc = cli_put_ref(c, body, "harness_id", "harnesses", args_get(a, "harness"));
+		rc = cli_put_ref(c, body, "harness_id", "harnesses",
+				 args_get(a, "harness"));
 	if (!rc)
-		rc = cli_put_ref(c, body, "model_id", "models", args_get(a, "model"));
+		rc = cli_put_ref(c, body, "model_id", "models",
+				 args_get(a, "model"));
 	if (rc)
 		goto out;
 	if ((s = args_get(a, "title")))
@@ -225,8 +239,11 @@ static int one(struct cli *c, struct args *a, const char *method,
 	if (!strcmp(method, "DELETE")) {
 		out_deleted(c, a->pos[0]);
 	} else if (tail && !c->json) {
-		printf("%s: %s\n", jx_gets(r.json, "status") ? jx_gets(r.json, "status") : "?",
-		       jx_gets(r.json, "message") ? jx_gets(r.json, "message") : "");
+		printf("%s: %s\n",
+		       jx_gets(r.json, "status") ? jx_gets(r.json, "status")
+						 : "?",
+		       jx_gets(r.json, "message") ? jx_gets(r.json, "message")
+						  : "");
 	} else {
 		out_resp(c, &r, NULL);
 	}
@@ -250,7 +267,8 @@ static int cmd_update(struct cli *c, struct args *a)
 		jx_put_str(body, "title", args_get(a, "title"));
 	cli_put_tags(body, a);
 	if (!json_object_object_length(body)) {
-		fprintf(stderr, "everruns: nothing to change: give --title or --tag\n");
+		fprintf(stderr,
+			"everruns: nothing to change: give --title or --tag\n");
 		json_object_put(body);
 		return CLI_USAGE;
 	}
@@ -270,16 +288,24 @@ static int cmd_cancel(struct cli *c, struct args *a)
 }
 
 static const struct optdef create_opts[] = {
-	{"agent", OPT_VALUE},	   {"harness", OPT_VALUE},	  {"title", OPT_VALUE},
-	{"tag", OPT_LIST},	   {"model", OPT_VALUE},	  {"capability", OPT_LIST},
-	{"system-prompt", OPT_VALUE}, {"max-iterations", OPT_VALUE}, {NULL, 0},
+	{"agent", OPT_VALUE},
+	{"harness", OPT_VALUE},
+	{"title", OPT_VALUE},
+	{"tag", OPT_LIST},
+	{"model", OPT_VALUE},
+	{"capability", OPT_LIST},
+	{"system-prompt", OPT_VALUE},
+	{"max-iterations", OPT_VALUE},
+	{NULL, 0},
 };
 static const struct optdef list_opts[] = {
 	{"agent", OPT_VALUE}, {"tag", OPT_LIST},     {"search", OPT_VALUE},
 	{"limit", OPT_VALUE}, {"offset", OPT_VALUE}, {NULL, 0},
 };
 static const struct optdef update_opts[] = {
-	{"title", OPT_VALUE}, {"tag", OPT_LIST}, {NULL, 0},
+	{"title", OPT_VALUE},
+	{"tag", OPT_LIST},
+	{NULL, 0},
 };
 
 const struct cmd sessions_cmds[] = {
@@ -294,15 +320,20 @@ const struct cmd sessions_cmds[] = {
 	 0, 0, 0},
 	{"list", cmd_list, list_opts,
 	 "sessions list [--agent AGENT] [--tag T]... [--search TEXT] [--limit N] [--offset N]",
-	 "List sessions, newest first (a page of --limit, default 20, at most 100).\n", 0, 0, 0},
-	{"get", cmd_get, NULL, "sessions get SESSION", "Show a session.\n", 1, 1, 0},
-	{"update", cmd_update, update_opts, "sessions update SESSION [--title T] [--tag T]...",
+	 "List sessions, newest first (a page of --limit, default 20, at most 100).\n",
+	 0, 0, 0},
+	{"get", cmd_get, NULL, "sessions get SESSION", "Show a session.\n", 1,
+	 1, 0},
+	{"update", cmd_update, update_opts,
+	 "sessions update SESSION [--title T] [--tag T]...",
 	 "Change a session's title, or replace its tags.\n", 1, 1, 0},
 	{"delete", cmd_delete, NULL, "sessions delete SESSION",
 	 "Delete a session with its messages, events and files (a running turn\n"
-	 "is stopped).\n", 1, 1, 0},
+	 "is stopped).\n",
+	 1, 1, 0},
 	{"cancel", cmd_cancel, NULL, "sessions cancel SESSION",
 	 "Cancel the session's running turn. Prints 'cancelled' or 'no_op' (nothing\n"
-	 "was running) and the server's message.\n", 1, 1, 0},
+	 "was running) and the server's message.\n",
+	 1, 1, 0},
 	{NULL, NULL, NULL, NULL, NULL, 0, 0, 0},
 };

@@ -28,7 +28,7 @@
 #include "sse_parse.h"
 
 #define SSE_GIVE_UP_S 120 /* reconnecting without success this long: fail */
-#define SSE_IDLE_S 45	  /* no byte (heartbeats are every 15 s): dropped */
+#define SSE_IDLE_S 45     /* no byte (heartbeats are every 15 s): dropped */
 #define SSE_RETRY_MS 1000 /* between attempts, unless the server says */
 
 volatile sig_atomic_t cli_sigints;
@@ -219,13 +219,17 @@ static enum conn_end run_conn(struct cli *c, struct conn *k, const char *url)
 		if (r.json)
 			json_object_put(r.json);
 	} else if (rc != CURLE_OK && !k->got_bytes) {
-		if (rc == CURLE_SSL_CACERT || rc == CURLE_PEER_FAILED_VERIFICATION ||
-		    rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_URL_MALFORMAT) {
-			fprintf(stderr, "everruns: %s: %s\n", url, *err ? err : curl_easy_strerror(rc));
+		if (rc == CURLE_SSL_CACERT ||
+		    rc == CURLE_PEER_FAILED_VERIFICATION ||
+		    rc == CURLE_SSL_CONNECT_ERROR ||
+		    rc == CURLE_URL_MALFORMAT) {
+			fprintf(stderr, "everruns: %s: %s\n", url,
+				*err ? err : curl_easy_strerror(rc));
 			end = C_FAILED;
 		} else {
 			if (c->verbose)
-				fprintf(stderr, "everruns: %s\n", *err ? err : curl_easy_strerror(rc));
+				fprintf(stderr, "everruns: %s\n",
+					*err ? err : curl_easy_strerror(rc));
 			end = C_DROPPED;
 		}
 	}
@@ -280,9 +284,11 @@ enum sse_end sse_follow(struct cli *c, const char *sid, const char *filters,
 			failing_since = 0;
 		} else if (!failing_since) {
 			failing_since = time(NULL);
-			fprintf(stderr, "everruns: event stream lost, reconnecting...\n");
+			fprintf(stderr,
+				"everruns: event stream lost, reconnecting...\n");
 		} else if (time(NULL) - failing_since > SSE_GIVE_UP_S) {
-			fprintf(stderr, "everruns: the event stream is unreachable; giving up\n");
+			fprintf(stderr,
+				"everruns: the event stream is unreachable; giving up\n");
 			return SSE_FAILED;
 		}
 		seen = cli_sigints;

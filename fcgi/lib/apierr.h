@@ -17,8 +17,8 @@ struct apierr {
 };
 
 /* Fill e and return -1, so callers can `return apierr_set(...)`. */
-int apierr_set(struct apierr *e, int status, const char *code,
-	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int apierr_set(struct apierr *e, int status, const char *code, const char *fmt,
+	       ...) __attribute__((format(printf, 4, 5)));
 
 /* Shorthand for the common 400 naming a field. */
 int apierr_field(struct apierr *e, const char *field, const char *what);

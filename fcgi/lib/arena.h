@@ -16,7 +16,10 @@ struct arena {
 	struct arena_chunk *head;
 };
 
-#define ARENA_INIT {NULL}
+#define ARENA_INIT                                                             \
+	{                                                                      \
+		NULL                                                           \
+	}
 
 void *arena_alloc(struct arena *a, size_t n);
 char *arena_strndup(struct arena *a, const char *s, size_t n);

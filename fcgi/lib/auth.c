@@ -137,8 +137,8 @@ int auth_lookup_result(const PGresult *res, char org[33], char user[33],
 	return 1;
 }
 
-int auth_check(struct db *db, const char *header, char org[33],
-	       char user[33], char keyid[33], char role[AUTH_ROLE_LEN])
+int auth_check(struct db *db, const char *header, char org[33], char user[33],
+	       char keyid[33], char role[AUTH_ROLE_LEN])
 {
 	char hash[65];
 	const char *p[1] = {hash};

@@ -28,8 +28,8 @@ void auth_new_key(char key[AUTH_KEY_LEN + 1], char hash[65]);
  * must stay off. */
 void auth_cache_init(double ttl_s);
 #define AUTH_ROLE_LEN 8 /* "member" and its NUL fit */
-int auth_check(struct db *db, const char *header, char org[33],
-	       char user[33], char keyid[33], char role[AUTH_ROLE_LEN]);
+int auth_check(struct db *db, const char *header, char org[33], char user[33],
+	       char keyid[33], char role[AUTH_ROLE_LEN]);
 /* The lookup auth_check runs, for callers that run it themselves (the
  * SSE program, without blocking): auth_hash() gives its one parameter
  * (0 if the header holds no key of an accepted form), and

@@ -171,8 +171,8 @@ void buf_add_json_str(struct buf *b, const char *s, size_t len)
 			break;
 		default:
 			if (c < 0x20) {
-				char e[6] = {'\\', 'u', '0', '0', hex[c >> 4],
-					     hex[c & 15]};
+				char e[6] = {'\\', 'u',         '0',
+					     '0',  hex[c >> 4], hex[c & 15]};
 				buf_add(b, e, 6);
 			} else {
 				buf_addch(b, (char)c);

@@ -6,9 +6,9 @@
  * (so it can be used as a C string when the content has no NUL); an
  * empty buffer with nothing allocated points at the shared buf_empty, as
  * git's strbuf points at its slopbuf. `b->cap` counts the bytes allocated,
- * including the terminator (0: nothing allocated, data is buf_empty). The buffer owns its memory; buf_detach() hands it to the
- * caller and leaves the buffer empty and re-usable. Allocation failure
- * aborts the process.
+ * including the terminator (0: nothing allocated, data is buf_empty). The
+ * buffer owns its memory; buf_detach() hands it to the caller and leaves the
+ * buffer empty and re-usable. Allocation failure aborts the process.
  */
 #ifndef EVR_BUF_H
 #define EVR_BUF_H
@@ -25,7 +25,10 @@ struct buf {
 /* The one empty string of every buffer without an allocation (never
  * written to). */
 extern char buf_empty[1];
-#define BUF_INIT {buf_empty, 0, 0}
+#define BUF_INIT                                                               \
+	{                                                                      \
+		buf_empty, 0, 0                                                \
+	}
 
 void buf_init(struct buf *b, size_t hint);
 void buf_release(struct buf *b);

@@ -174,8 +174,8 @@ static const struct catalog_cap caps[] = {
 	{"session_file_system", "File System",
 	 "Read, write, edit, search and organize the files of the session's "
 	 "persistent file system.",
-	 fs_prompt,
-	 catalog_session_file_system_tools, catalog_session_file_system_schema},
+	 fs_prompt, catalog_session_file_system_tools,
+	 catalog_session_file_system_schema},
 	{"web_fetch", "Web Fetch",
 	 "Fetch public web pages and text documents over HTTP(S), with HTML "
 	 "reduced to text.",
@@ -190,22 +190,22 @@ static const struct catalog_cap caps[] = {
 	{"stateless_todo_list", "Task Management",
 	 "Plan multi-step work as a todo list the agent rewrites as it "
 	 "progresses.",
-	 todo_prompt,
-	 catalog_stateless_todo_list_tools, catalog_stateless_todo_list_schema},
+	 todo_prompt, catalog_stateless_todo_list_tools,
+	 catalog_stateless_todo_list_schema},
 	{"session", "Session",
 	 "Let the agent read the session's details and set its title.",
 	 session_prompt, catalog_session_tools, catalog_session_schema},
 	{"session_storage", "Session Storage",
 	 "A per-session key-value store that persists across turns.",
-	 storage_prompt,
-	 catalog_session_storage_tools, catalog_session_storage_schema},
+	 storage_prompt, catalog_session_storage_tools,
+	 catalog_session_storage_schema},
 	{"test_math", "Test Math",
 	 "Deterministic calculator tools for tests and the simulator.",
 	 math_prompt, catalog_test_math_tools, catalog_test_math_schema},
 	{"test_weather", "Test Weather",
 	 "Deterministic fake weather for tests and the simulator.",
-	 weather_prompt,
-	 catalog_test_weather_tools, catalog_test_weather_schema},
+	 weather_prompt, catalog_test_weather_tools,
+	 catalog_test_weather_schema},
 };
 
 #define NCAPS (sizeof(caps) / sizeof(caps[0]))
@@ -250,9 +250,8 @@ static void schemas_parse(void)
 	}
 }
 
-int catalog_check_config(const struct catalog_cap *cap,
-			 struct json_object *cfg, const char *field,
-			 struct apierr *e)
+int catalog_check_config(const struct catalog_cap *cap, struct json_object *cfg,
+			 const char *field, struct apierr *e)
 {
 	const struct catalog_cap *own = catalog_find(cap->id);
 	char path[256];
@@ -289,7 +288,8 @@ void catalog_append_json(const struct catalog_cap *cap, struct buf *out)
 	buf_adds(out, ",\"config_schema\":");
 	buf_adds(out, cap->config_schema);
 	/* the upstream document's WithUrls (sql/015_compat.sql) */
-	buf_addf(out, ",\"self_url\":\"/api/v1/capabilities/%s\","
-		      "\"view_url\":\"/\",\"ui_link\":\"/\"}",
+	buf_addf(out,
+		 ",\"self_url\":\"/api/v1/capabilities/%s\","
+		 "\"view_url\":\"/\",\"ui_link\":\"/\"}",
 		 cap->id);
 }

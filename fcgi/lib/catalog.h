@@ -1,11 +1,11 @@
 /*
- * catalog: the built-in capabilities (ARCHITECTURE 6.2), compiled in. Each has an
- * id (its `ref`), a name, a description, the system-prompt text it adds,
- * its tool definitions (JSON Schema function definitions) and the JSON
- * Schema of its config. The table is static and read-only: safe from any
- * thread (the parsed config schemas are built once, under pthread_once).
- * The runner executes the tools; this module only describes them and
- * validates configs. All strings are static.
+ * catalog: the built-in capabilities (ARCHITECTURE 6.2), compiled in. Each has
+ * an id (its `ref`), a name, a description, the system-prompt text it adds, its
+ * tool definitions (JSON Schema function definitions) and the JSON Schema of
+ * its config. The table is static and read-only: safe from any thread (the
+ * parsed config schemas are built once, under pthread_once). The runner
+ * executes the tools; this module only describes them and validates configs.
+ * All strings are static.
  */
 #ifndef EVR_CATALOG_H
 #define EVR_CATALOG_H
@@ -21,7 +21,7 @@ struct catalog_cap {
 	const char *name;
 	const char *description;
 	const char *system_prompt;
-	const char *tools_json;	 /* JSON array of tool definitions */
+	const char *tools_json;    /* JSON array of tool definitions */
 	const char *config_schema; /* JSON Schema (an object) */
 };
 
@@ -35,9 +35,8 @@ const struct catalog_cap *catalog_find(const char *id);
  * an integer", "capabilities[0].config: unknown key 'foo'". cfg NULL is
  * validated as {}. cap must come from catalog_all()/catalog_find(); cfg is
  * borrowed. On failure a 400 "validation_error" in e. 0 or -1. */
-int catalog_check_config(const struct catalog_cap *cap,
-			 struct json_object *cfg, const char *field,
-			 struct apierr *e);
+int catalog_check_config(const struct catalog_cap *cap, struct json_object *cfg,
+			 const char *field, struct apierr *e);
 /* The same validator for any schema object, e.g. a tool's `parameters`
  * against the arguments of a tool call: messages start with `path`
  * ("arguments.todos[2].status: must be one of: ..."). Both objects are

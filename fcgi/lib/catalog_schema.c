@@ -116,8 +116,7 @@ static size_t utf8_len(const char *s, size_t n)
 	return k;
 }
 
-static int enum_err(struct json_object *en, const char *path,
-		    struct apierr *e)
+static int enum_err(struct json_object *en, const char *path, struct apierr *e)
 {
 	char list[200];
 	size_t i, n = json_object_array_length(en), used = 0;
@@ -185,10 +184,11 @@ static int check_object(struct json_object *schema, struct json_object *v,
 		} else if (extra &&
 			   json_object_is_type(extra, json_type_boolean)) {
 			if (!json_object_get_boolean(extra))
-				return apierr_set(e, 400, "validation_error",
-						  "%s: unknown key '%.*s'", path,
-						  (int)utf8_cut(key, strlen(key), 64),
-						  key);
+				return apierr_set(
+					e, 400, "validation_error",
+					"%s: unknown key '%.*s'", path,
+					(int)utf8_cut(key, strlen(key), 64),
+					key);
 		} else if (extra &&
 			   json_object_is_type(extra, json_type_object)) {
 			if (check_value(extra, val, sub, e))

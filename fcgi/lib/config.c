@@ -282,8 +282,8 @@ static int check_value(const struct config_key *k, const char *v,
 		return 1;
 	}
 	if (d < k->min || d > k->max) {
-		buf_addf(out, "%s: %s is out of bounds (%g..%g)\n", k->name,
-			 v, k->min, k->max);
+		buf_addf(out, "%s: %s is out of bounds (%g..%g)\n", k->name, v,
+			 k->min, k->max);
 		return 1;
 	}
 	return 0;

@@ -15,10 +15,22 @@
 
 #include <stddef.h>
 
-#define S(name, def, help) {name, CONFIG_STRING, def, 0, 0, NULL, help}
-#define E(name, def, choices, help) {name, CONFIG_ENUM, def, 0, 0, choices, help}
-#define L(name, def, min, max, help) {name, CONFIG_LONG, #def, min, max, NULL, help}
-#define D(name, def, min, max, help) {name, CONFIG_DOUBLE, #def, min, max, NULL, help}
+#define S(name, def, help)                                                     \
+	{                                                                      \
+		name, CONFIG_STRING, def, 0, 0, NULL, help                     \
+	}
+#define E(name, def, choices, help)                                            \
+	{                                                                      \
+		name, CONFIG_ENUM, def, 0, 0, choices, help                    \
+	}
+#define L(name, def, min, max, help)                                           \
+	{                                                                      \
+		name, CONFIG_LONG, #def, min, max, NULL, help                  \
+	}
+#define D(name, def, min, max, help)                                           \
+	{                                                                      \
+		name, CONFIG_DOUBLE, #def, min, max, NULL, help                \
+	}
 
 const struct config_key config_keys[] = {
 	/* database */
@@ -59,7 +71,8 @@ const struct config_key config_keys[] = {
 	  "least KiB a file or directory counts towards the session total"),
 	L("fs_session_max_entries", 10000, 1, 100000000,
 	  "files and directories per session"),
-	L("org_max_sessions", 10000, 1, 1000000000, "sessions per organization"),
+	L("org_max_sessions", 10000, 1, 1000000000,
+	  "sessions per organization"),
 	L("org_max_storage_mb", 10240, 1, 1073741824,
 	  "MiB of session files and images per organization"),
 	L("org_max_events", 10000000, 1, 100000000000,
@@ -100,7 +113,8 @@ const struct config_key config_keys[] = {
 	  "reason/act iterations of a turn when nothing else says"),
 	L("llm_connect_timeout_s", 10, 1, 3600, "LLM call: connect"),
 	L("llm_first_byte_timeout_s", 60, 1, 3600, "LLM call: first byte"),
-	L("llm_idle_timeout_s", 120, 1, 3600, "LLM call: silence between bytes"),
+	L("llm_idle_timeout_s", 120, 1, 3600,
+	  "LLM call: silence between bytes"),
 	L("llm_call_timeout_s", 600, 1, 86400, "LLM call: the whole call"),
 	L("turn_wall_time_s", 1800, 1, 604800, "a whole turn"),
 	L("tool_timeout_s", 30, 1, 3600,
@@ -144,7 +158,8 @@ const struct config_key config_keys[] = {
 
 	/* streams */
 	L("sse_heartbeat_s", 15, 1, 3600, "SSE comment heartbeat interval"),
-	L("sse_cycle_s", 300, 1, 86400, "a stream is cycled after this (+-20 %)"),
+	L("sse_cycle_s", 300, 1, 86400,
+	  "a stream is cycled after this (+-20 %)"),
 	L("sse_max_per_session", 5, 1, 100000,
 	  "streams per session in one everruns-sse"),
 	L("sse_max_per_org", 1000, 1, 10000000,

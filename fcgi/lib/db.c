@@ -33,9 +33,9 @@ void db_application_name(const char *name)
 static PGconn *open_conn(const char *conninfo)
 {
 	static const char *const kw[] = {
-		"dbname", "connect_timeout", "keepalives", "keepalives_idle",
-		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
-		"application_name", NULL};
+		"dbname",           "connect_timeout",     "keepalives",
+		"keepalives_idle",  "keepalives_interval", "keepalives_count",
+		"tcp_user_timeout", "application_name",    NULL};
 	char ct[16], idle[16], utm[24];
 	long c = config_int("db_connect_timeout_s");
 	long k = config_int("db_keepalive_idle_s");
@@ -169,9 +169,9 @@ static void note_error(struct db *db, const PGresult *res)
 	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", st ? st : "");
 	/* constraint violations are expected outcomes the caller maps to
 	 * 404/409; log them at debug level only */
-	if (st && (!strcmp(st, DB_UNIQUE_VIOLATION) ||
-		   !strcmp(st, DB_FK_VIOLATION) ||
-		   !strcmp(st, DB_CHECK_VIOLATION)))
+	if (st &&
+	    (!strcmp(st, DB_UNIQUE_VIOLATION) || !strcmp(st, DB_FK_VIOLATION) ||
+	     !strcmp(st, DB_CHECK_VIOLATION)))
 		log_debug("sql: %s", PQresultErrorMessage(res));
 	else
 		log_error("sql error %s: %s", db->sqlstate,
@@ -283,8 +283,10 @@ int db_begin(struct db *db)
 			return -1;
 		char q[80] = "BEGIN";
 		if (!db->prepared_mode && db->timeout_ms > 0)
-			snprintf(q, sizeof(q), "BEGIN; SET LOCAL "
-				 "statement_timeout = %ld", db->timeout_ms);
+			snprintf(q, sizeof(q),
+				 "BEGIN; SET LOCAL "
+				 "statement_timeout = %ld",
+				 db->timeout_ms);
 		res = PQexec(db->conn, q);
 		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
 			PQclear(res);

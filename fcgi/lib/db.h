@@ -28,7 +28,8 @@ struct db {
 	char *conninfo;
 	int prepared_mode;
 	int in_tx;
-	unsigned generation; /* bumped by every (re)connect: session state is gone */
+	unsigned generation; /* bumped by every (re)connect: session state is
+				gone */
 	long timeout_ms;     /* statement_timeout; 0 = the server's */
 	char sqlstate[6];
 	const char *stmt_sql[DB_STMT_SLOTS];
@@ -40,8 +41,8 @@ struct db {
 void db_application_name(const char *name);
 
 /* Connect (connect_timeout db_connect_timeout_s, TCP keepalives after
- * db_keepalive_idle_s); returns 0, or -1 (logged). db->conn stays set either way so a
- * later call can retry. */
+ * db_keepalive_idle_s); returns 0, or -1 (logged). db->conn stays set either
+ * way so a later call can retry. */
 int db_connect(struct db *db, const char *conninfo, int prepared_mode);
 void db_close(struct db *db);
 /* Make sure the connection is usable (reset it if not). 0 or -1. */

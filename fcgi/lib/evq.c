@@ -7,18 +7,36 @@
 #include <string.h>
 
 static const char *const known_types[] = {
-	"session.started", "input.message", "session.activated",
-	"turn.started", "reason.started", "output.message.started",
-	"output.message.delta", "output.message.completed",
-	"reason.completed", "reason.thinking.started",
-	"reason.thinking.delta", "reason.thinking.completed",
-	"act.started", "tool.started", "tool.output.delta", "tool.completed",
+	"session.started",
+	"input.message",
+	"session.activated",
+	"turn.started",
+	"reason.started",
+	"output.message.started",
+	"output.message.delta",
+	"output.message.completed",
+	"reason.completed",
+	"reason.thinking.started",
+	"reason.thinking.delta",
+	"reason.thinking.completed",
+	"act.started",
+	"tool.started",
+	"tool.output.delta",
+	"tool.completed",
 	"act.completed",
-	"turn.completed", "turn.failed", "turn.cancelled", "session.idled",
-	"file.written", "connected", "disconnecting",
+	"turn.completed",
+	"turn.failed",
+	"turn.cancelled",
+	"session.idled",
+	"file.written",
+	"connected",
+	"disconnecting",
 	/* defined by the upstream API document, never emitted here */
-	"output.message.replaced", "tool.progress",
-	"tool.call_requested", "llm.generation", "context.compacting",
+	"output.message.replaced",
+	"tool.progress",
+	"tool.call_requested",
+	"llm.generation",
+	"context.compacting",
 	"context.compacted",
 };
 
@@ -40,8 +58,7 @@ static int dec(const char **s, char end, long long *out)
 	return 1;
 }
 
-int evq_delta_id_parse(const char *s, long long *c, long long *m,
-		       size_t *off)
+int evq_delta_id_parse(const char *s, long long *c, long long *m, size_t *off)
 {
 	long long o;
 	if (strncmp(s, "dlt_", 4))
@@ -91,7 +108,8 @@ static int type_list(const struct req *rq, const char *key, struct buf *out,
 			size_t len = strcspn(s, ",");
 			if (len >= sizeof(name))
 				return apierr_set(e, 400, "validation_error",
-						  "%s: unknown event type", key);
+						  "%s: unknown event type",
+						  key);
 			memcpy(name, s, len);
 			name[len] = '\0';
 			if (len && !evq_type_known(name))
@@ -179,11 +197,13 @@ int evq_parse(const struct req *rq, const char *cursor_header, int max_wait,
 	if (r < 0)
 		return -1;
 	if (!max_wait && req_query(rq, "wait"))
-		return apierr_field(e, "wait", "long-poll is not available here");
+		return apierr_field(e, "wait",
+				    "long-poll is not available here");
 	if (r > 0) {
 		if (!q->has_cursor)
-			return apierr_field(e, "wait",
-					    "requires since_id or since_sequence");
+			return apierr_field(
+				e, "wait",
+				"requires since_id or since_sequence");
 		q->wait_s = (int)v;
 	}
 	return 0;
@@ -208,8 +228,8 @@ const char *evq_resolve_query(const struct evq *q, const char *p[3],
 	return q->since_id[0] ? resolve_id_sql : resolve_sql;
 }
 
-int evq_resolve_result(struct evq *q, const PGresult *res,
-		       long long *last_seq, struct apierr *e)
+int evq_resolve_result(struct evq *q, const PGresult *res, long long *last_seq,
+		       struct apierr *e)
 {
 	if (PQntuples(res) == 0)
 		return 1;
@@ -248,8 +268,9 @@ const char *evq_fetch_query(const struct evq *q, struct evq_nums *nums,
 	snprintf(nums->limit, sizeof(nums->limit), "%ld", q->limit + 1);
 	p[0] = q->session;
 	p[1] = nums->after;
-	p[2] = q->before ? nums->before
-		: q->newest ? "9223372036854775807" : NULL;
+	p[2] = q->before   ? nums->before
+	       : q->newest ? "9223372036854775807"
+			   : NULL;
 	p[3] = q->types.len ? q->types.data : NULL;
 	p[4] = q->exclude.len ? q->exclude.data : NULL;
 	p[5] = nums->limit;

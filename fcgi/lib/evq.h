@@ -24,28 +24,27 @@
 #define EVQ_MAX_LIMIT 1000
 
 struct evq {
-	char session[33];      /* 32-hex uuid */
+	char session[33]; /* 32-hex uuid */
 	char org[33];
-	char since_id[33];     /* evt hex; "" if none */
-	long long after;       /* seq > after (0 = from the start) */
-	long long before;      /* seq < before, newest first; 0 = none */
+	char since_id[33]; /* evt hex; "" if none */
+	long long after;   /* seq > after (0 = from the start) */
+	long long before;  /* seq < before, newest first; 0 = none */
 	long limit;
-	struct buf types;      /* PostgreSQL text[] literal or empty */
+	struct buf types; /* PostgreSQL text[] literal or empty */
 	struct buf exclude;
-	int wait_s;            /* long-poll seconds; 0 = none */
-	int has_cursor;        /* since_id or since_sequence given */
-	int newest;            /* limit without a cursor: the newest */
-	int delta_cursor;      /* since_id was a delta id */
-	long long dm;          /* its message (0: none) ... */
-	size_t doff;           /* ... and the byte its text had reached */
+	int wait_s;       /* long-poll seconds; 0 = none */
+	int has_cursor;   /* since_id or since_sequence given */
+	int newest;       /* limit without a cursor: the newest */
+	int delta_cursor; /* since_id was a delta id */
+	long long dm;     /* its message (0: none) ... */
+	size_t doff;      /* ... and the byte its text had reached */
 };
 
 #define EVQ_DELTA_ID_MAX 72
 /* A stream cursor (see above) into out[EVQ_DELTA_ID_MAX]. */
 void evq_delta_id(char *out, long long c, long long m, size_t off);
 /* Parse a stream cursor; 1 if it is one. */
-int evq_delta_id_parse(const char *s, long long *c, long long *m,
-		       size_t *off);
+int evq_delta_id_parse(const char *s, long long *c, long long *m, size_t *off);
 
 /* Is `type` an event type of ARCHITECTURE 4.1 (connected/disconnecting too)
  * or one the upstream API document defines (accepted in filters, never
@@ -68,8 +67,8 @@ int evq_parse(const struct req *rq, const char *cursor_header, int max_wait,
  * (400 invalid_cursor, in e). Without since_id it does not read events. */
 const char *evq_resolve_query(const struct evq *q, const char *p[3],
 			      int *nparams);
-int evq_resolve_result(struct evq *q, const PGresult *res,
-		       long long *last_seq, struct apierr *e);
+int evq_resolve_result(struct evq *q, const PGresult *res, long long *last_seq,
+		       struct apierr *e);
 /* The page query and its 6 parameters (into q and nums); evq_page()
  * appends its answer as {"data":[...],"has_more":bool} to out and sets
  * *count to the number of events and *last to the sequence of the last

@@ -66,14 +66,20 @@ static enum fs_status status_of(const char *s)
 		const char *name;
 		enum fs_status st;
 	} map[] = {
-		{"created", FS_CREATED},     {"replaced", FS_OK},
-		{"unchanged", FS_OK},	     {"deleted", FS_OK},
-		{"moved", FS_OK},	     {"copied", FS_CREATED},
-		{"no_session", FS_NO_SESSION}, {"not_found", FS_NOT_FOUND},
-		{"exists", FS_EXISTS},	     {"is_directory", FS_IS_DIR},
+		{"created", FS_CREATED},
+		{"replaced", FS_OK},
+		{"unchanged", FS_OK},
+		{"deleted", FS_OK},
+		{"moved", FS_OK},
+		{"copied", FS_CREATED},
+		{"no_session", FS_NO_SESSION},
+		{"not_found", FS_NOT_FOUND},
+		{"exists", FS_EXISTS},
+		{"is_directory", FS_IS_DIR},
 		{"not_directory", FS_NOT_DIR},
 		{"parent_not_dir", FS_PARENT_NOT_DIR},
-		{"not_empty", FS_NOT_EMPTY}, {"into_itself", FS_INTO_ITSELF},
+		{"not_empty", FS_NOT_EMPTY},
+		{"into_itself", FS_INTO_ITSELF},
 		{"too_large_file", FS_TOO_LARGE_FILE},
 		{"too_large_total", FS_TOO_LARGE_TOTAL},
 		{"too_many_entries", FS_TOO_MANY_ENTRIES},
@@ -237,8 +243,8 @@ enum fs_status fs_stat(const struct fs_ctx *c, const char *path,
 	return stat_path(c, path, info, NULL);
 }
 
-enum fs_status fs_list(const struct fs_ctx *c, const char *path,
-		       int recursive, struct buf *out)
+enum fs_status fs_list(const struct fs_ctx *c, const char *path, int recursive,
+		       struct buf *out)
 {
 	/* array_to_json, unlike json_agg, writes no spaces */
 	static const char q_dir[] =
@@ -281,9 +287,12 @@ enum fs_status fs_delete(const struct fs_ctx *c, const char *path,
 	static const char q[] =
 		"SELECT status, event::text FROM evr_fs_delete($1::uuid, "
 		"$2::uuid, $3, $4::boolean, $5::boolean, $6)";
-	const char *p[6] = {c->session, c->org, path,
+	const char *p[6] = {c->session,
+			    c->org,
+			    path,
 			    recursive ? "true" : "false",
-			    c->emit ? "false" : "true", c->source};
+			    c->emit ? "false" : "true",
+			    c->source};
 	PGresult *res = db_exec(c->db, q, 6, p);
 	enum fs_status st;
 
@@ -295,18 +304,24 @@ enum fs_status fs_delete(const struct fs_ctx *c, const char *path,
 	return st;
 }
 
-enum fs_status fs_move(const struct fs_ctx *c, const char *src,
-		       const char *dst, int copy, struct buf *info,
-		       long long *limit)
+enum fs_status fs_move(const struct fs_ctx *c, const char *src, const char *dst,
+		       int copy, struct buf *info, long long *limit)
 {
 	static const char q[] =
 		"SELECT status, info::text, event::text FROM evr_fs_move("
 		"$1::uuid, $2::uuid, $3, $4, $5::boolean, $6::bigint, "
 		"$7::bigint, $8::boolean, $9, $10::jsonb)";
 	char capf[24], capt[24], quota[256];
-	const char *p[10] = {c->session, c->org, src, dst,
-			     copy ? "true" : "false", capf, capt,
-			     c->emit ? "false" : "true", c->source, quota};
+	const char *p[10] = {c->session,
+			     c->org,
+			     src,
+			     dst,
+			     copy ? "true" : "false",
+			     capf,
+			     capt,
+			     c->emit ? "false" : "true",
+			     c->source,
+			     quota};
 	PGresult *res;
 
 	fs_quota_json(quota, sizeof(quota));
@@ -327,7 +342,8 @@ static int path_matches(const char *glob, const char *path)
 	if (fnmatch(glob, path, 0) == 0)
 		return 1;
 	/* "*.md" and "report.md" also name files by their name */
-	return !strchr(glob, '/') && fnmatch(glob, name ? name + 1 : path, 0) == 0;
+	return !strchr(glob, '/') &&
+	       fnmatch(glob, name ? name + 1 : path, 0) == 0;
 }
 
 static double now_s(void)
@@ -371,7 +387,8 @@ static int grep_file(struct rx *re, const char *path, const char *data,
 			char why[sizeof(e->msg)];
 			snprintf(why, sizeof(why), "%s", e->msg);
 			apierr_set(e, e->status, e->code,
-				   "pattern: line %zu of %s: %s", no, path, why);
+				   "pattern: line %zu of %s: %s", no, path,
+				   why);
 			full = -1;
 			break;
 		}
@@ -467,8 +484,8 @@ enum fs_status fs_grep(const struct fs_ctx *c, const char *pattern,
 			before = count;
 			full = grep_file(re, path, PQgetvalue(one, 0, 0),
 					 (size_t)PQgetlength(one, 0, 0), &line,
-					 out, &count, files ? "," : "", deadline,
-					 e);
+					 out, &count, files ? "," : "",
+					 deadline, e);
 			files += count > before;
 		}
 		PQclear(one);
@@ -499,9 +516,9 @@ void fs_add_content(struct buf *out, const char *data, size_t len)
 	}
 	buf_adds(out, ",\"content\":\"");
 	buf_grow(out, (len + 2) / 3 * 4 + 1);
-	out->len += (size_t)EVP_EncodeBlock((unsigned char *)out->data + out->len,
-					    (const unsigned char *)data,
-					    (int)len);
+	out->len +=
+		(size_t)EVP_EncodeBlock((unsigned char *)out->data + out->len,
+					(const unsigned char *)data, (int)len);
 	buf_adds(out, "\",\"encoding\":\"base64\"");
 }
 

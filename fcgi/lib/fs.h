@@ -52,11 +52,11 @@ enum fs_status {
 	FS_INTO_ITSELF,
 	FS_TOO_LARGE_FILE,
 	FS_TOO_LARGE_TOTAL,
-	FS_TOO_MANY_ENTRIES,  /* fs_session_max_entries (413) */
-	FS_ORG_STORAGE_FULL,  /* org_max_storage_mb (413) */
-	FS_ORG_EVENTS_FULL,   /* org_max_events (429) */
+	FS_TOO_MANY_ENTRIES, /* fs_session_max_entries (413) */
+	FS_ORG_STORAGE_FULL, /* org_max_storage_mb (413) */
+	FS_ORG_EVENTS_FULL,  /* org_max_events (429) */
 	FS_BAD_PATTERN,
-	FS_READONLY,   /* a read-only file (a session's initial_files) */
+	FS_READONLY, /* a read-only file (a session's initial_files) */
 	FS_DB_ERROR,
 };
 
@@ -123,8 +123,8 @@ void fs_file_release(struct fs_file *f);
 
 /* Append the JSON array of the FileInfos under directory path (by path;
  * all descendants with recursive). FS_NOT_FOUND, FS_NOT_DIR for a file. */
-enum fs_status fs_list(const struct fs_ctx *c, const char *path,
-		       int recursive, struct buf *out);
+enum fs_status fs_list(const struct fs_ctx *c, const char *path, int recursive,
+		       struct buf *out);
 /* The FileInfo of path into info. */
 enum fs_status fs_stat(const struct fs_ctx *c, const char *path,
 		       struct buf *info);
@@ -132,14 +132,13 @@ enum fs_status fs_delete(const struct fs_ctx *c, const char *path,
 			 int recursive);
 /* Move or copy src to dst (which must not exist); info gets the
  * destination's FileInfo. */
-enum fs_status fs_move(const struct fs_ctx *c, const char *src,
-		       const char *dst, int copy, struct buf *info,
-		       long long *limit);
+enum fs_status fs_move(const struct fs_ctx *c, const char *src, const char *dst,
+		       int copy, struct buf *info, long long *limit);
 
 #define FS_GREP_MAX_MATCHES 1000
-#define FS_GREP_LINE_MAX 500 /* bytes of a matched line shown */
+#define FS_GREP_LINE_MAX 500   /* bytes of a matched line shown */
 #define FS_GREP_SCAN_MAX 65536 /* bytes of a line searched */
-#define FS_GREP_SECONDS 5.0 /* then the answer is cut short (API) */
+#define FS_GREP_SECONDS 5.0    /* then the answer is cut short (API) */
 /* Lines of the session's text files matching the pattern (rx.h: PCRE2
  * syntax, which takes POSIX ERE; every line's match bounded), in
  * the files whose path matches the glob path_pattern (NULL = all; a glob

@@ -40,8 +40,9 @@ static void put16(struct buf *b, int16_t v)
 
 static void put32(struct buf *b, uint32_t v)
 {
-	unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 8), (unsigned char)v};
+	unsigned char p[4] = {(unsigned char)(v >> 24),
+			      (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+			      (unsigned char)v};
 	buf_add(b, p, 4);
 }
 
@@ -110,8 +111,8 @@ enum fs_status fs_write_stream(const struct fs_ctx *c, const char *path,
 	put32(&b, (uint32_t)len);
 	ok = send_buf(conn, &b);
 	while (ok && got < len) {
-		size_t want = len - got < sizeof(piece) ? len - got
-							 : sizeof(piece);
+		size_t want =
+			len - got < sizeof(piece) ? len - got : sizeof(piece);
 		int n = read(arg, piece, (int)want);
 		if (n <= 0)
 			break;
@@ -131,8 +132,9 @@ enum fs_status fs_write_stream(const struct fs_ctx *c, const char *path,
 	buf_release(&b);
 	/* a body cut short writes nothing: the COPY fails, the transaction
 	 * goes */
-	if (PQputCopyEnd(conn, ok && got == len ? NULL
-						: "the request body ended early") != 1)
+	if (PQputCopyEnd(conn, ok && got == len
+				       ? NULL
+				       : "the request body ended early") != 1)
 		ok = 0;
 	while ((res = PQgetResult(conn))) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {

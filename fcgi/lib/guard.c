@@ -19,13 +19,13 @@
 
 struct net {
 	unsigned char a[16];
-	int bits;	/* prefix length over the 16 bytes */
-	int port;	/* 0: any */
+	int bits; /* prefix length over the 16 bytes */
+	int port; /* 0: any */
 };
 
 struct host {
 	char *name;
-	int port;	/* 0: any */
+	int port; /* 0: any */
 };
 
 struct allow {
@@ -36,7 +36,8 @@ struct allow {
 	int loaded;
 };
 
-static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0,    0,
+					   0, 0, 0, 0, 0xff, 0xff};
 
 /* Numeric address -> 16 bytes. 0, or -1 if it is not one. */
 static int parse_ip(const char *ip, unsigned char a[16])
@@ -50,7 +51,8 @@ static int parse_ip(const char *ip, unsigned char a[16])
 	return inet_pton(AF_INET6, ip, a) == 1 ? 0 : -1;
 }
 
-static int in_net(const unsigned char a[16], const unsigned char n[16], int bits)
+static int in_net(const unsigned char a[16], const unsigned char n[16],
+		  int bits)
 {
 	int full = bits / 8, rest = bits % 8;
 	if (memcmp(a, n, (size_t)full))
@@ -96,8 +98,8 @@ static const char *classify16(const unsigned char a[16])
 	static const unsigned char nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
 	static const unsigned char teredo[4] = {0x20, 0x01, 0, 0};
 	static const unsigned char doc6[4] = {0x20, 0x01, 0x0d, 0xb8};
-	static const unsigned char metadata6[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0,
-						    0, 0, 0, 0, 0, 0, 0x02, 0x54};
+	static const unsigned char metadata6[16] = {
+		0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54};
 
 	if (!memcmp(a, v4mapped, 12) || !memcmp(a, nat64, 12))
 		return classify4(a + 12);
@@ -108,14 +110,16 @@ static const char *classify16(const unsigned char a[16])
 	 * tunnels to an IPv4 server and client of its own choosing */
 	if (!memcmp(a, teredo, 4))
 		return "a Teredo address";
-	if (!memcmp(a, doc6, 4) || (a[0] == 0x3f && a[1] == 0xff && !(a[2] & 0xf0)))
+	if (!memcmp(a, doc6, 4) ||
+	    (a[0] == 0x3f && a[1] == 0xff && !(a[2] & 0xf0)))
 		return "a documentation address";
 	if (a[0] == 0x20 && a[1] == 0x02) /* 6to4 */
 		return classify4(a + 2);
 	if (!memcmp(a, metadata6, 16))
 		return "a cloud metadata address";
 	if (!memcmp(a, zero, 15))
-		return a[15] == 1 ? "a loopback address" : "an unspecified address";
+		return a[15] == 1 ? "a loopback address"
+				  : "an unspecified address";
 	if (!memcmp(a, zero, 12))
 		return "an IPv4-compatible address";
 	if ((a[0] & 0xfe) == 0xfc)
@@ -200,7 +204,8 @@ static int allow_add(struct allow *l, const char *entry)
 			if (!isalnum((unsigned char)e[i]) && e[i] != '-' &&
 			    e[i] != '.')
 				return -1;
-		l->hosts = xrealloc(l->hosts, (l->nhosts + 1) * sizeof(*l->hosts));
+		l->hosts =
+			xrealloc(l->hosts, (l->nhosts + 1) * sizeof(*l->hosts));
 		l->hosts[l->nhosts].name = xstrdup(e);
 		l->hosts[l->nhosts++].port = port;
 		return 0;
@@ -227,7 +232,8 @@ static void allow_parse(struct allow *l, const char *spec, const char *key)
 	     tok = strtok_r(NULL, ", \t", &save))
 		if (allow_add(l, tok))
 			log_warn("%s: ignoring '%s' (not a CIDR, an address "
-				 "or a host name)", key, tok);
+				 "or a host name)",
+				 key, tok);
 	free(copy);
 	l->loaded = 1;
 }
@@ -290,11 +296,12 @@ void guard_warn_config(void)
 		const char *spec = config_get(keys[k], "");
 		if (guard_allowed_at(spec, NULL, "127.0.0.1", 0) ||
 		    guard_allowed_at(spec, NULL, "::1", 0))
-			log_warn("%s = %s lets every port of this host's "
-				 "loopback be reached on a tenant's behalf: for "
-				 "development only (name the address and port, "
-				 "e.g. 127.0.0.1:11434)",
-				 keys[k], spec);
+			log_warn(
+				"%s = %s lets every port of this host's "
+				"loopback be reached on a tenant's behalf: for "
+				"development only (name the address and port, "
+				"e.g. 127.0.0.1:11434)",
+				keys[k], spec);
 	}
 }
 
@@ -363,8 +370,9 @@ static curl_socket_t on_open(void *ud, curlsocktype purpose,
 			  ip, sizeof(ip));
 		port = ntohs(((struct sockaddr_in *)&a->addr)->sin_port);
 	} else if (a->family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr,
-			  ip, sizeof(ip));
+		inet_ntop(AF_INET6,
+			  &((struct sockaddr_in6 *)&a->addr)->sin6_addr, ip,
+			  sizeof(ip));
 		port = ntohs(((struct sockaddr_in6 *)&a->addr)->sin6_port);
 	}
 	if (!judge(g, ip, port))
@@ -385,8 +393,8 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip,
 
 int guard_refused(const struct guard *g, CURLcode rc)
 {
-	return g->refused && (rc == CURLE_ABORTED_BY_CALLBACK ||
-			      rc == CURLE_COULDNT_CONNECT);
+	return g->refused &&
+	       (rc == CURLE_ABORTED_BY_CALLBACK || rc == CURLE_COULDNT_CONNECT);
 }
 
 void guard_curl(struct guard *g, CURL *easy, enum guard_scope scope,
@@ -402,7 +410,8 @@ void guard_curl(struct guard *g, CURL *easy, enum guard_scope scope,
 	curl_easy_setopt(easy, CURLOPT_PROXY, "");
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, follow_redirects ? 1L : 0L);
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION,
+			 follow_redirects ? 1L : 0L);
 	curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
 }
 

@@ -1,7 +1,7 @@
 /*
  * guard: the address guard of every outbound request the server makes on
- * a user's behalf (ARCHITECTURE 6.3): provider base_urls, web_fetch, image parts
- * given by url.
+ * a user's behalf (ARCHITECTURE 6.3): provider base_urls, web_fetch, image
+ * parts given by url.
  *
  * The decision is taken on the address a connection actually uses: libcurl
  * calls our CURLOPT_OPENSOCKETFUNCTION with each address it is about to
@@ -68,16 +68,16 @@ void guard_warn_config(void);
 struct guard {
 	enum guard_scope scope;
 	CURL *easy;
-	int refused;       /* an address was refused */
-	char why[160];     /* "127.0.0.1 is a loopback address" */
+	int refused;   /* an address was refused */
+	char why[160]; /* "127.0.0.1 is a loopback address" */
 };
 
 /* Did the transfer that ended with rc fail because the guard refused
  * its address (then g->why says why)? */
 int guard_refused(const struct guard *g, CURLcode rc);
 
-/* Guard `easy`: the socket and prereq hooks, CURLOPT_PROXY "" (proxy environment
- * variables are ignored), protocols http and https only. With
+/* Guard `easy`: the socket and prereq hooks, CURLOPT_PROXY "" (proxy
+ * environment variables are ignored), protocols http and https only. With
  * follow_redirects, at most 5 redirects, to http(s) only, each judged by
  * the hooks. A refusal ends the transfer with CURLE_COULDNT_CONNECT or
  * CURLE_ABORTED_BY_CALLBACK: see guard_refused(). */

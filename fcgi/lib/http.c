@@ -108,8 +108,8 @@ const char *req_query(const struct req *rq, const char *key)
 	return NULL;
 }
 
-size_t req_query_all(const struct req *rq, const char *key,
-		     const char **out, size_t max)
+size_t req_query_all(const struct req *rq, const char *key, const char **out,
+		     size_t max)
 {
 	size_t i, n = 0;
 	for (i = 0; i < rq->nqp && n < max; i++)
@@ -118,8 +118,8 @@ size_t req_query_all(const struct req *rq, const char *key,
 	return n;
 }
 
-int req_query_long(const struct req *rq, const char *key, long min,
-		   long max, long *out, struct apierr *e)
+int req_query_long(const struct req *rq, const char *key, long min, long max,
+		   long *out, struct apierr *e)
 {
 	const char *v = req_query(rq, key);
 	char *end;
@@ -152,8 +152,7 @@ int req_query_bool(const struct req *rq, const char *key, int *out,
 	return 1;
 }
 
-int req_page(const struct req *rq, long *offset, long *limit,
-	     struct apierr *e)
+int req_page(const struct req *rq, long *offset, long *limit, struct apierr *e)
 {
 	*offset = 0;
 	*limit = 20;
@@ -183,8 +182,8 @@ void res_jsonf(struct req *rq, int status, const char *fmt, ...)
 	va_end(ap);
 }
 
-void res_error(struct req *rq, int status, const char *code,
-	       const char *fmt, ...)
+void res_error(struct req *rq, int status, const char *code, const char *fmt,
+	       ...)
 {
 	struct apierr e;
 	va_list ap;
@@ -206,8 +205,9 @@ void res_apierr(struct req *rq, const struct apierr *e)
 	buf_adds(&rq->res_body, ",\"code\":");
 	buf_add_json_str(&rq->res_body, e->code, strlen(e->code));
 	/* the later upstream document's problem fields (RFC 9457) */
-	buf_addf(&rq->res_body, ",\"status\":%d,\"title\":\"%s\",\"detail\":",
-		 e->status, http_reason(e->status));
+	buf_addf(&rq->res_body,
+		 ",\"status\":%d,\"title\":\"%s\",\"detail\":", e->status,
+		 http_reason(e->status));
 	buf_add_json_str(&rq->res_body, e->msg, strlen(e->msg));
 	buf_addch(&rq->res_body, '}');
 }

@@ -40,8 +40,8 @@ struct req {
 	int qp_overflow;
 	const char *qp_bad; /* a parameter that is not valid UTF-8 */
 
-	const char *content_type;   /* NULL if absent */
-	const char *authorization;  /* NULL if absent */
+	const char *content_type;  /* NULL if absent */
+	const char *authorization; /* NULL if absent */
 	const char *idempotency_key;
 	const char *last_event_id;
 	const char *remote_addr;
@@ -88,8 +88,8 @@ void req_parse_query(struct req *rq);
 /* First value of a query parameter, or NULL. */
 const char *req_query(const struct req *rq, const char *key);
 /* All values of a repeated parameter; returns how many (up to max). */
-size_t req_query_all(const struct req *rq, const char *key,
-		     const char **out, size_t max);
+size_t req_query_all(const struct req *rq, const char *key, const char **out,
+		     size_t max);
 
 /* Percent-decode into the arena. Returns NULL on a malformed escape.
  * With plus_space, '+' decodes to ' ' (query strings). */
@@ -98,20 +98,19 @@ char *http_decode(struct arena *a, const char *s, size_t len, int plus_space,
 
 /* Query-parameter parsers: 0 if absent, 1 if parsed, -1 with a 400 naming
  * the parameter in e. */
-int req_query_long(const struct req *rq, const char *key, long min,
-		   long max, long *out, struct apierr *e);
+int req_query_long(const struct req *rq, const char *key, long min, long max,
+		   long *out, struct apierr *e);
 int req_query_bool(const struct req *rq, const char *key, int *out,
 		   struct apierr *e);
 /* ?offset=&limit= for resource collections: offset >= 0 (default 0),
  * limit 1..100 (default 20). */
-int req_page(const struct req *rq, long *offset, long *limit,
-	     struct apierr *e);
+int req_page(const struct req *rq, long *offset, long *limit, struct apierr *e);
 
 void res_json(struct req *rq, int status, const char *json, size_t len);
 void res_jsonf(struct req *rq, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void res_error(struct req *rq, int status, const char *code,
-	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void res_error(struct req *rq, int status, const char *code, const char *fmt,
+	       ...) __attribute__((format(printf, 4, 5)));
 void res_apierr(struct req *rq, const struct apierr *e);
 void res_raw(struct req *rq, int status, const char *type, const void *data,
 	     size_t len);

@@ -41,7 +41,8 @@ struct json_object *jx_parse_depth(const char *s, size_t len, int depth,
 	enum json_tokener_error jerr;
 
 	if (len > INT32_MAX) {
-		apierr_set(e, 413, "payload_too_large", "Request body too large");
+		apierr_set(e, 413, "payload_too_large",
+			   "Request body too large");
 		return NULL;
 	}
 	if (has_single_quote(s, len)) {
@@ -126,8 +127,8 @@ int jx_get_str(struct json_object *o, const char *key, size_t max,
 	return 1;
 }
 
-int jx_get_int(struct json_object *o, const char *key, int64_t min,
-	       int64_t max, int64_t *out, struct apierr *e)
+int jx_get_int(struct json_object *o, const char *key, int64_t min, int64_t max,
+	       int64_t *out, struct apierr *e)
 {
 	struct json_object *v = field(o, key);
 	int64_t n;
@@ -182,8 +183,8 @@ int jx_get_bool(struct json_object *o, const char *key, int *out,
 	return 1;
 }
 
-int jx_get_obj(struct json_object *o, const char *key,
-	       struct json_object **out, struct apierr *e)
+int jx_get_obj(struct json_object *o, const char *key, struct json_object **out,
+	       struct apierr *e)
 {
 	struct json_object *v = field(o, key);
 	if (!v)
@@ -296,7 +297,8 @@ static size_t scan_string(const char *s, size_t n, int *bad)
 			if (cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff)) {
 				*bad = 1;
 			} else if (cp >= 0xd800 && cp <= 0xdbff) {
-				if (i + 1 < n && s[i] == '\\' && s[i + 1] == 'u' &&
+				if (i + 1 < n && s[i] == '\\' &&
+				    s[i + 1] == 'u' &&
 				    hex4(s + i + 2, n - i - 2, &lo) == 0 &&
 				    lo >= 0xdc00 && lo <= 0xdfff)
 					i += 6;
@@ -319,8 +321,8 @@ struct frame {
 	size_t klen;
 };
 
-static void path_text(const struct frame *st, int depth, int key_bad,
-		      char *out, size_t size)
+static void path_text(const struct frame *st, int depth, int key_bad, char *out,
+		      size_t size)
 {
 	struct buf b = BUF_INIT;
 	int i;
@@ -342,8 +344,8 @@ static void path_text(const struct frame *st, int depth, int key_bad,
 	buf_release(&b);
 }
 
-int jx_check_text(const char *s, size_t len, const char *exempt,
-		  int max_depth, struct apierr *e)
+int jx_check_text(const char *s, size_t len, const char *exempt, int max_depth,
+		  struct apierr *e)
 {
 	struct frame st[PATH_FRAMES];
 	int depth = 0, want_key = 0, bad;
@@ -354,7 +356,8 @@ int jx_check_text(const char *s, size_t len, const char *exempt,
 		return 0; /* no escape of a code point at all */
 	while (i < len) {
 		char c = s[i];
-		struct frame *top = depth && depth <= PATH_FRAMES ? &st[depth - 1] : NULL;
+		struct frame *top =
+			depth && depth <= PATH_FRAMES ? &st[depth - 1] : NULL;
 		switch (c) {
 		case '{':
 		case '[':
@@ -362,9 +365,11 @@ int jx_check_text(const char *s, size_t len, const char *exempt,
 			 * max_depth - 1 containers are accepted */
 			if (max_depth && depth >= max_depth - 1) {
 				path_text(st, depth, 0, path, sizeof(path));
-				return apierr_set(e, 400, "invalid_json",
-						  "Invalid JSON: %s: nesting deeper "
-						  "than %d levels", path, max_depth);
+				return apierr_set(
+					e, 400, "invalid_json",
+					"Invalid JSON: %s: nesting deeper "
+					"than %d levels",
+					path, max_depth);
 			}
 			if (depth < PATH_FRAMES) {
 				st[depth].array = c == '[';
@@ -397,12 +402,14 @@ int jx_check_text(const char *s, size_t len, const char *exempt,
 				}
 				want_key = 0;
 				if (bad) {
-					path_text(st, depth, 1, path, sizeof(path));
+					path_text(st, depth, 1, path,
+						  sizeof(path));
 					goto refuse;
 				}
-			} else if (bad && !(depth == 1 && top && !top->array &&
-					    exempt && top->klen == strlen(exempt) &&
-					    !memcmp(top->key, exempt, top->klen))) {
+			} else if (bad &&
+				   !(depth == 1 && top && !top->array &&
+				     exempt && top->klen == strlen(exempt) &&
+				     !memcmp(top->key, exempt, top->klen))) {
 				path_text(st, depth, 0, path, sizeof(path));
 				goto refuse;
 			}
@@ -416,7 +423,8 @@ int jx_check_text(const char *s, size_t len, const char *exempt,
 refuse:
 	return apierr_set(e, 400, "validation_error",
 			  "%s: must not contain \\u0000 or unpaired UTF-16 "
-			  "surrogates (PostgreSQL cannot store them)", path);
+			  "surrogates (PostgreSQL cannot store them)",
+			  path);
 }
 
 /* Clean one string (a value or a key): the replacement, or NULL when it
@@ -473,21 +481,24 @@ static int storable(struct json_object **o, int level, int max_depth)
 				continue;
 			json_object_get(m);
 			fixed += storable(&m, level + 1, max_depth);
-			json_object_array_put_idx(v, i, m); /* releases the old */
+			json_object_array_put_idx(v, i,
+						  m); /* releases the old */
 		}
 		return fixed;
 	}
 	/* an object: its keys first (a bad key means a new object) */
 	{
 		int bad_key = 0;
-		json_object_object_foreach(v, k, m) {
+		json_object_object_foreach(v, k, m)
+		{
 			(void)m;
 			if (!utf8_valid(k, strlen(k), 0))
 				bad_key = 1;
 		}
 		if (bad_key) {
 			repl = json_object_new_object();
-			json_object_object_foreach(v, k2, m2) {
+			json_object_object_foreach(v, k2, m2)
+			{
 				c = clean_str(k2, strlen(k2), &len);
 				json_object_object_add(repl, c ? c : k2,
 						       json_object_get(m2));
@@ -499,7 +510,8 @@ static int storable(struct json_object **o, int level, int max_depth)
 		}
 	}
 	{
-		json_object_object_foreach(v, k, m) {
+		json_object_object_foreach(v, k, m)
+		{
 			struct json_object *mm = m;
 			if (!mm)
 				continue;

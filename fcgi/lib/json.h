@@ -37,8 +37,8 @@ struct json_object *jx_parse_depth(const char *s, size_t len, int depth,
  * "tags[2]"), else 0. A string member of the top-level object named
  * `exempt` (a field stored as bytes) is not checked. With max_depth > 0,
  * a container nested deeper is refused the same way (to name where). */
-int jx_check_text(const char *s, size_t len, const char *exempt,
-		  int max_depth, struct apierr *e);
+int jx_check_text(const char *s, size_t len, const char *exempt, int max_depth,
+		  struct apierr *e);
 
 /* Make *o storable and loadable again by jx_parse_depth(max_depth): in
  * every string and key, NUL and invalid UTF-8 become U+FFFD; a container
@@ -50,14 +50,14 @@ int jx_storable(struct json_object **o, int max_depth);
 /* A string of at most `max` bytes (0 = no limit). */
 int jx_get_str(struct json_object *o, const char *key, size_t max,
 	       const char **out, struct apierr *e);
-int jx_get_int(struct json_object *o, const char *key, int64_t min,
-	       int64_t max, int64_t *out, struct apierr *e);
+int jx_get_int(struct json_object *o, const char *key, int64_t min, int64_t max,
+	       int64_t *out, struct apierr *e);
 int jx_get_double(struct json_object *o, const char *key, double min,
 		  double max, double *out, struct apierr *e);
 int jx_get_bool(struct json_object *o, const char *key, int *out,
 		struct apierr *e);
-int jx_get_obj(struct json_object *o, const char *key,
-	       struct json_object **out, struct apierr *e);
+int jx_get_obj(struct json_object *o, const char *key, struct json_object **out,
+	       struct apierr *e);
 int jx_get_array(struct json_object *o, const char *key, size_t max_items,
 		 struct json_object **out, struct apierr *e);
 /* The same checks for a value already in hand; `name` is the field name

@@ -27,8 +27,7 @@ int keyring_refresh(struct keyring *k)
 	if (stat(k->path, &st) != 0)
 		return k->have_cur ? 0 : -1; /* keep what we have */
 	if (k->have_cur && st.st_dev == k->dev && st.st_ino == k->ino &&
-	    st.st_size == k->size &&
-	    st.st_mtim.tv_sec == k->mtime.tv_sec &&
+	    st.st_size == k->size && st.st_mtim.tv_sec == k->mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == k->mtime.tv_nsec)
 		return 0;
 	if (crypto_load_key(k->path, fresh) != 0)
@@ -54,4 +53,3 @@ int keyring_open(struct keyring *k, const char *sealed, struct buf *out)
 		return 0;
 	return k->have_prev ? crypto_open(k->prev, sealed, out) : -1;
 }
-

@@ -26,7 +26,7 @@ int multipart_boundary(const char *ct, char out[71], struct apierr *e)
 	    (ct[19] && ct[19] != ';' && ct[19] != ' '))
 		return apierr_set(e, 415, "unsupported_media_type",
 				  "Content-Type must be multipart/form-data");
-	for (p = ct + 19; (p = strchr(p, ';')); ) {
+	for (p = ct + 19; (p = strchr(p, ';'));) {
 		p++;
 		while (*p == ' ' || *p == '\t')
 			p++;
@@ -40,7 +40,9 @@ int multipart_boundary(const char *ct, char out[71], struct apierr *e)
 			if (p[n] != '"')
 				goto bad;
 		} else {
-			for (; p[n] && p[n] != ';' && p[n] != ' ' && p[n] != '\t'; n++)
+			for (;
+			     p[n] && p[n] != ';' && p[n] != ' ' && p[n] != '\t';
+			     n++)
 				if (n >= 70 || !bchar_ok(p[n]))
 					goto bad;
 		}
@@ -60,7 +62,8 @@ bad:
  * Windows paths unescaped ("C:\\Users\\me\\a.png"). */
 static int is_escape(const char *v, size_t vlen, size_t i)
 {
-	return v[i] == '\\' && i + 1 < vlen && (v[i + 1] == '"' || v[i + 1] == '\\');
+	return v[i] == '\\' && i + 1 < vlen &&
+	       (v[i + 1] == '"' || v[i + 1] == '\\');
 }
 
 /* The value of parameter `key` in a Content-Disposition value, into out.
@@ -114,8 +117,8 @@ static int disp_param(const char *v, size_t vlen, const char *key, char *out,
 }
 
 /* Parse the header block h[0..n) of one part into p. 0 or -1 (e). */
-static int part_headers(const char *h, size_t n, struct mp_part *p,
-			size_t idx, struct apierr *e)
+static int part_headers(const char *h, size_t n, struct mp_part *p, size_t idx,
+			struct apierr *e)
 {
 	size_t i = 0;
 
@@ -133,7 +136,8 @@ static int part_headers(const char *h, size_t n, struct mp_part *p,
 		colon = memchr(line, ':', len);
 		if (!colon)
 			return apierr_set(e, 400, "invalid_multipart",
-					  "part %zu: a header line without ':'", idx);
+					  "part %zu: a header line without ':'",
+					  idx);
 		name_len = (size_t)(colon - line);
 		v = colon + 1;
 		vlen = len - name_len - 1;
@@ -142,29 +146,39 @@ static int part_headers(const char *h, size_t n, struct mp_part *p,
 		for (k = 0; k < vlen; k++)
 			if (v[k] == '\0')
 				return apierr_set(e, 400, "invalid_multipart",
-						  "part %zu: NUL in a header", idx);
-		if (name_len == 19 && !strncasecmp(line, "Content-Disposition", 19)) {
+						  "part %zu: NUL in a header",
+						  idx);
+		if (name_len == 19 &&
+		    !strncasecmp(line, "Content-Disposition", 19)) {
 			int r;
 			if (vlen < 9 || strncasecmp(v, "form-data", 9))
-				return apierr_set(e, 400, "invalid_multipart",
-						  "part %zu: Content-Disposition must "
-						  "be form-data", idx);
-			if (disp_param(v, vlen, "name", p->name, sizeof(p->name)) < 0)
-				return apierr_set(e, 400, "invalid_multipart",
-						  "part %zu: a malformed or too long "
-						  "name", idx);
+				return apierr_set(
+					e, 400, "invalid_multipart",
+					"part %zu: Content-Disposition must "
+					"be form-data",
+					idx);
+			if (disp_param(v, vlen, "name", p->name,
+				       sizeof(p->name)) < 0)
+				return apierr_set(
+					e, 400, "invalid_multipart",
+					"part %zu: a malformed or too long "
+					"name",
+					idx);
 			r = disp_param(v, vlen, "filename", p->filename,
 				       sizeof(p->filename));
 			if (r < 0)
-				return apierr_set(e, 400, "invalid_multipart",
-						  "part %zu: a malformed filename or "
-						  "one longer than %zu bytes", idx,
-						  sizeof(p->filename) - 1);
+				return apierr_set(
+					e, 400, "invalid_multipart",
+					"part %zu: a malformed filename or "
+					"one longer than %zu bytes",
+					idx, sizeof(p->filename) - 1);
 			p->has_filename = r;
-		} else if (name_len == 12 && !strncasecmp(line, "Content-Type", 12)) {
+		} else if (name_len == 12 &&
+			   !strncasecmp(line, "Content-Type", 12)) {
 			if (vlen >= sizeof(p->content_type))
-				return apierr_set(e, 400, "invalid_multipart",
-						  "part %zu: Content-Type too long", idx);
+				return apierr_set(
+					e, 400, "invalid_multipart",
+					"part %zu: Content-Type too long", idx);
 			memcpy(p->content_type, v, vlen);
 			p->content_type[vlen] = '\0';
 		}
@@ -186,9 +200,10 @@ int multipart_parse(const char *boundary, const char *body, size_t len,
 	} else {
 		d = memmem(body, len, delim, dlen);
 		if (!d)
-			return apierr_set(e, 400, "invalid_multipart",
-					  "the body has no part with the boundary "
-					  "of its Content-Type");
+			return apierr_set(
+				e, 400, "invalid_multipart",
+				"the body has no part with the boundary "
+				"of its Content-Type");
 		pos = (size_t)(d - body) + dlen;
 	}
 	for (;;) {
@@ -204,9 +219,10 @@ int multipart_parse(const char *boundary, const char *body, size_t len,
 		if (pos < len && body[pos] == '\r')
 			pos++;
 		if (pos >= len || body[pos] != '\n')
-			return apierr_set(e, 400, "invalid_multipart",
-					  "truncated body or malformed delimiter "
-					  "line");
+			return apierr_set(
+				e, 400, "invalid_multipart",
+				"truncated body or malformed delimiter "
+				"line");
 		pos++;
 		if (np == max)
 			return apierr_set(e, 400, "invalid_multipart",
@@ -215,14 +231,15 @@ int multipart_parse(const char *boundary, const char *body, size_t len,
 		memset(p, 0, sizeof(*p));
 		/* headers: up to a blank line (CRLF CRLF, or LF LF) */
 		hstart = body + pos;
-		if (pos < len && (body[pos] == '\n' ||
-				  (body[pos] == '\r' && pos + 1 < len &&
-				   body[pos + 1] == '\n'))) {
+		if (pos < len &&
+		    (body[pos] == '\n' || (body[pos] == '\r' && pos + 1 < len &&
+					   body[pos + 1] == '\n'))) {
 			hend = hstart; /* no headers at all */
 			skip = body[pos] == '\n' ? 1 : 2;
 		} else {
 			size_t win = len - pos < MP_MAX_HEADER + 4
-					     ? len - pos : MP_MAX_HEADER + 4;
+					     ? len - pos
+					     : MP_MAX_HEADER + 4;
 			const char *a = memmem(hstart, win, "\r\n\r\n", 4);
 			const char *b = memmem(hstart, win, "\n\n", 2);
 			if (a && (!b || a <= b)) {
@@ -236,25 +253,31 @@ int multipart_parse(const char *boundary, const char *body, size_t len,
 				skip = 0;
 			}
 			if (!hend && len - pos > MP_MAX_HEADER)
-				hend = body + len; /* judged as too large below */
+				hend = body +
+				       len; /* judged as too large below */
 			if (!hend)
-				return apierr_set(e, 400, "invalid_multipart",
-						  "truncated body (part %zu has no "
-						  "end of headers)", np);
+				return apierr_set(
+					e, 400, "invalid_multipart",
+					"truncated body (part %zu has no "
+					"end of headers)",
+					np);
 		}
 		hlen = (size_t)(hend - hstart);
 		if (hlen > MP_MAX_HEADER)
-			return apierr_set(e, 400, "invalid_multipart",
-					  "part %zu: headers larger than %d bytes",
-					  np, MP_MAX_HEADER);
+			return apierr_set(
+				e, 400, "invalid_multipart",
+				"part %zu: headers larger than %d bytes", np,
+				MP_MAX_HEADER);
 		if (part_headers(hstart, hlen, p, np, e))
 			return -1;
 		pos += hlen + skip;
 		d = memmem(body + pos, len - pos, delim, dlen);
 		if (!d)
-			return apierr_set(e, 400, "invalid_multipart",
-					  "truncated body (part %zu has no closing "
-					  "boundary)", np);
+			return apierr_set(
+				e, 400, "invalid_multipart",
+				"truncated body (part %zu has no closing "
+				"boundary)",
+				np);
 		p->data = body + pos;
 		p->len = (size_t)(d - (body + pos));
 		pos = (size_t)(d - body) + dlen;

@@ -24,11 +24,11 @@
 #define MP_MAX_HEADER 8192
 
 struct mp_part {
-	char name[128];		/* form field name ("" if none) */
-	char filename[256];	/* "" if none; path components not removed */
+	char name[128];     /* form field name ("" if none) */
+	char filename[256]; /* "" if none; path components not removed */
 	int has_filename;
-	char content_type[128];	/* "" if none */
-	const char *data;	/* into the body */
+	char content_type[128]; /* "" if none */
+	const char *data;       /* into the body */
 	size_t len;
 };
 

@@ -12,8 +12,8 @@
 #include <time.h>
 
 struct rx {
-	size_t used, cap; /* bytes PCRE2 holds through alloc(), its cap */
-	int refused;	  /* alloc() said no */
+	size_t used, cap;    /* bytes PCRE2 holds through alloc(), its cap */
+	int refused;         /* alloc() said no */
 	unsigned long calls; /* callouts of the current match */
 	double deadline;     /* of the current match */
 	pcre2_general_context *gc;
@@ -142,8 +142,7 @@ static int memory_error(struct apierr *e, const char *field, const char *what)
 			  field, what, rx_memory_kb());
 }
 
-struct rx *rx_compile(const char *pattern, const char *field,
-		      struct apierr *e)
+struct rx *rx_compile(const char *pattern, const char *field, struct apierr *e)
 {
 	struct rx *r = calloc(1, sizeof(*r));
 	struct buf pat = BUF_INIT;

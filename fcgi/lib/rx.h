@@ -35,8 +35,7 @@ struct rx;
 /* Compile pattern (NUL-terminated, UTF-8). NULL with e set: a 400
  * validation_error naming `field` for a bad pattern, a 422 regex_limit
  * naming regex_memory_kb when compiling needs more. */
-struct rx *rx_compile(const char *pattern, const char *field,
-		      struct apierr *e);
+struct rx *rx_compile(const char *pattern, const char *field, struct apierr *e);
 /* 1 when s[0..len) matches, 0 when not, -1 with a 422 regex_limit in e
  * naming the limit that stopped the match ("matching it needs more than
  * regex_match_limit ..."; the caller says what "it" was). */

@@ -14,10 +14,13 @@ struct strmap_entry;
 
 struct strmap {
 	struct strmap_entry **b; /* buckets */
-	size_t nb, n;		 /* buckets, entries */
+	size_t nb, n;            /* buckets, entries */
 };
 
-#define STRMAP_INIT {NULL, 0, 0}
+#define STRMAP_INIT                                                            \
+	{                                                                      \
+		NULL, 0, 0                                                     \
+	}
 
 /* The value stored under key, or NULL. */
 void *strmap_get(const struct strmap *m, const char *key);

@@ -29,7 +29,8 @@ static struct json_object *user_message(struct json_object *msg)
 		if (type && !strcmp(type, "text")) {
 			if (text.len)
 				buf_addch(&text, '\n');
-			buf_adds(&text, jx_gets(p, "text") ? jx_gets(p, "text") : "");
+			buf_adds(&text,
+				 jx_gets(p, "text") ? jx_gets(p, "text") : "");
 		} else {
 			images++;
 		}
@@ -37,30 +38,41 @@ static struct json_object *user_message(struct json_object *msg)
 	out = json_object_new_object();
 	json_object_object_add(out, "role", json_object_new_string("user"));
 	if (!images) {
-		json_object_object_add(out, "content",
-				       json_object_new_string_len(text.data, (int)text.len));
+		json_object_object_add(
+			out, "content",
+			json_object_new_string_len(text.data, (int)text.len));
 		buf_release(&text);
 		return out;
 	}
 	arr = json_object_new_array();
 	for (i = 0; i < n; i++) {
-		struct json_object *p = json_object_array_get_idx(parts, i), *np;
+		struct json_object *p = json_object_array_get_idx(parts, i),
+				   *np;
 		const char *type = jx_gets(p, "type");
 		np = json_object_new_object();
 		if (type && !strcmp(type, "text")) {
-			json_object_object_add(np, "type", json_object_new_string("text"));
-			json_object_object_add(np, "text", json_object_get(jx_get(p, "text")));
+			json_object_object_add(np, "type",
+					       json_object_new_string("text"));
+			json_object_object_add(
+				np, "text", json_object_get(jx_get(p, "text")));
 		} else if (jx_gets(p, "base64")) {
-			json_object_object_add(np, "type", json_object_new_string("image"));
-			json_object_object_add(np, "media_type",
-					       json_object_get(jx_get(p, "media_type")));
-			json_object_object_add(np, "data", json_object_get(jx_get(p, "base64")));
+			json_object_object_add(np, "type",
+					       json_object_new_string("image"));
+			json_object_object_add(
+				np, "media_type",
+				json_object_get(jx_get(p, "media_type")));
+			json_object_object_add(
+				np, "data",
+				json_object_get(jx_get(p, "base64")));
 		} else {
 			/* an image we could not resolve (e.g. a url part) is
 			 * described, not silently dropped */
-			json_object_object_add(np, "type", json_object_new_string("text"));
-			json_object_object_add(np, "text",
-					       json_object_new_string("[image not available]"));
+			json_object_object_add(np, "type",
+					       json_object_new_string("text"));
+			json_object_object_add(
+				np, "text",
+				json_object_new_string(
+					"[image not available]"));
 		}
 		json_object_array_add(arr, np);
 	}
@@ -80,29 +92,39 @@ static struct json_object *assistant_message(struct json_object *msg)
 		struct json_object *p = json_object_array_get_idx(parts, i);
 		const char *type = jx_gets(p, "type");
 		if (type && !strcmp(type, "text")) {
-			buf_adds(&text, jx_gets(p, "text") ? jx_gets(p, "text") : "");
+			buf_adds(&text,
+				 jx_gets(p, "text") ? jx_gets(p, "text") : "");
 		} else if (type && !strcmp(type, "tool_call")) {
 			struct json_object *c = json_object_new_object();
 			struct json_object *args = jx_get(p, "arguments");
-			json_object_object_add(c, "id", json_object_get(jx_get(p, "id")));
-			json_object_object_add(c, "name", json_object_get(jx_get(p, "name")));
+			json_object_object_add(
+				c, "id", json_object_get(jx_get(p, "id")));
+			json_object_object_add(
+				c, "name", json_object_get(jx_get(p, "name")));
 			json_object_object_add(
 				c, "arguments",
-				json_object_new_string(args ? json_object_to_json_string_ext(
-								      args, JSON_C_TO_STRING_PLAIN)
-							    : "{}"));
+				json_object_new_string(
+					args ? json_object_to_json_string_ext(
+						       args,
+						       JSON_C_TO_STRING_PLAIN)
+					     : "{}"));
 			json_object_array_add(calls, c);
 		}
 	}
 	out = json_object_new_object();
-	json_object_object_add(out, "role", json_object_new_string("assistant"));
-	json_object_object_add(out, "content",
-			       json_object_new_string_len(text.data, (int)text.len));
+	json_object_object_add(out, "role",
+			       json_object_new_string("assistant"));
+	json_object_object_add(
+		out, "content",
+		json_object_new_string_len(text.data, (int)text.len));
 	if (jx_gets(msg, "thinking"))
-		json_object_object_add(out, "thinking", json_object_get(jx_get(msg, "thinking")));
+		json_object_object_add(
+			out, "thinking",
+			json_object_get(jx_get(msg, "thinking")));
 	if (jx_gets(msg, "thinking_signature"))
-		json_object_object_add(out, "thinking_signature",
-				       json_object_get(jx_get(msg, "thinking_signature")));
+		json_object_object_add(
+			out, "thinking_signature",
+			json_object_get(jx_get(msg, "thinking_signature")));
 	if (json_object_array_length(calls))
 		json_object_object_add(out, "tool_calls", calls);
 	else
@@ -111,17 +133,20 @@ static struct json_object *assistant_message(struct json_object *msg)
 	return out;
 }
 
-static struct json_object *tool_message(const char *id, struct json_object *done)
+static struct json_object *tool_message(const char *id,
+					struct json_object *done)
 {
 	struct json_object *m = json_object_new_object();
 	const char *content = "{\"error\":\"cancelled\"}";
 	struct buf b = BUF_INIT;
 
 	if (done) {
-		struct json_object *err = jx_get(done, "error"), *res = jx_get(done, "result");
+		struct json_object *err = jx_get(done, "error"),
+				   *res = jx_get(done, "result");
 		if (err) {
 			buf_adds(&b, "{\"error\":");
-			buf_adds(&b, json_object_to_json_string_ext(err, JSON_C_TO_STRING_PLAIN));
+			buf_adds(&b, json_object_to_json_string_ext(
+					     err, JSON_C_TO_STRING_PLAIN));
 			buf_addch(&b, '}');
 		} else if (res && json_object_is_type(res, json_type_string)) {
 			buf_adds(&b, json_object_get_string(res));
@@ -130,12 +155,15 @@ static struct json_object *tool_message(const char *id, struct json_object *done
 			size_t i;
 			buf_adds(&b, ""); /* text even without parts */
 			for (i = 0; i < json_object_array_length(res); i++) {
-				const char *tx = jx_gets(json_object_array_get_idx(res, i), "text");
+				const char *tx = jx_gets(
+					json_object_array_get_idx(res, i),
+					"text");
 				if (tx)
 					buf_adds(&b, tx);
 			}
 		} else {
-			buf_adds(&b, res ? json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN)
+			buf_adds(&b, res ? json_object_to_json_string_ext(
+						   res, JSON_C_TO_STRING_PLAIN)
 					 : "null");
 		}
 		content = b.data;
@@ -149,7 +177,10 @@ static struct json_object *tool_message(const char *id, struct json_object *done
 
 static size_t est_tokens(struct json_object *o)
 {
-	return strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) / 4 + 4;
+	return strlen(json_object_to_json_string_ext(o,
+						     JSON_C_TO_STRING_PLAIN)) /
+		       4 +
+	       4;
 }
 
 /* What one event contributes to the history: its messages (a user
@@ -177,15 +208,17 @@ static void memo_free(struct json_object *jso, void *ud)
 }
 
 /* The messages of event e, or NULL for an event that adds none. */
-static struct memo *build_event(struct json_object *e, struct json_object *results)
+static struct memo *build_event(struct json_object *e,
+				struct json_object *results)
 {
 	const char *type = jx_gets(e, "type");
 	struct json_object *m = jx_get(jx_get(e, "data"), "message");
 	struct memo *mo;
 	size_t i;
 
-	if (!type || !m || (strcmp(type, "input.message") &&
-			    strcmp(type, "output.message.completed")))
+	if (!type || !m ||
+	    (strcmp(type, "input.message") &&
+	     strcmp(type, "output.message.completed")))
 		return NULL;
 	mo = xcalloc(1, sizeof(*mo));
 	mo->msgs = json_object_new_array();
@@ -198,14 +231,17 @@ static struct memo *build_event(struct json_object *e, struct json_object *resul
 		size_t j, nc = calls ? json_object_array_length(calls) : 0;
 		json_object_array_add(mo->msgs, am);
 		for (j = 0; j < nc; j++) {
-			const char *id = jx_gets(json_object_array_get_idx(calls, j), "id");
+			const char *id = jx_gets(
+				json_object_array_get_idx(calls, j), "id");
 			if (id)
-				json_object_array_add(mo->msgs,
-						      tool_message(id, jx_get(results, id)));
+				json_object_array_add(
+					mo->msgs,
+					tool_message(id, jx_get(results, id)));
 		}
 	}
 	for (i = 0; i < json_object_array_length(mo->msgs); i++)
-		mo->tokens += est_tokens(json_object_array_get_idx(mo->msgs, i));
+		mo->tokens +=
+			est_tokens(json_object_array_get_idx(mo->msgs, i));
 	return mo;
 }
 
@@ -232,8 +268,10 @@ struct json_object *history_build(struct json_object *events,
 			continue;
 		type = jx_gets(e, "type");
 		d = jx_get(e, "data");
-		if (type && !strcmp(type, "tool.completed") && jx_gets(d, "tool_call_id"))
-			json_object_object_add(results, jx_gets(d, "tool_call_id"),
+		if (type && !strcmp(type, "tool.completed") &&
+		    jx_gets(d, "tool_call_id"))
+			json_object_object_add(results,
+					       jx_gets(d, "tool_call_id"),
 					       json_object_get(d));
 	}
 	/* the messages in order, results right after their call */
@@ -248,7 +286,8 @@ struct json_object *history_build(struct json_object *events,
 			et = jx_gets(e, "turn_id");
 			if (!mo) {
 				if (et && strcmp(et, current_turn))
-					json_object_set_userdata(e, &nothing, NULL);
+					json_object_set_userdata(e, &nothing,
+								 NULL);
 				continue;
 			}
 			if (et && strcmp(et, current_turn)) {
@@ -266,10 +305,12 @@ struct json_object *history_build(struct json_object *events,
 		total += g[i]->tokens;
 	sys = json_object_new_object();
 	json_object_object_add(sys, "role", json_object_new_string("system"));
-	json_object_object_add(sys, "content", json_object_new_string(system_prompt));
+	json_object_object_add(sys, "content",
+			       json_object_new_string(system_prompt));
 	total += est_tokens(sys);
 	start = 0;
-	while (context_tokens > 0 && total + (size_t)reserve_tokens > (size_t)context_tokens) {
+	while (context_tokens > 0 &&
+	       total + (size_t)reserve_tokens > (size_t)context_tokens) {
 		/* the next exchange starts at the next user message */
 		size_t j = start + 1;
 		while (j < ng && !g[j]->user)
@@ -289,8 +330,9 @@ struct json_object *history_build(struct json_object *events,
 	for (i = start; i < ng; i++) {
 		size_t j;
 		for (j = 0; j < json_object_array_length(g[i]->msgs); j++)
-			json_object_array_add(out, json_object_get(
-				json_object_array_get_idx(g[i]->msgs, j)));
+			json_object_array_add(
+				out, json_object_get(json_object_array_get_idx(
+					     g[i]->msgs, j)));
 	}
 	for (i = 0; i < ng; i++)
 		if (fresh[i])
@@ -343,7 +385,8 @@ static long add_events(struct json_object *a, struct json_object *events,
 			mo = build_event(e, results);
 			if (!mo) {
 				if (other)
-					json_object_set_userdata(e, &nothing, NULL);
+					json_object_set_userdata(e, &nothing,
+								 NULL);
 				continue;
 			}
 			if (other)
@@ -352,8 +395,9 @@ static long add_events(struct json_object *a, struct json_object *events,
 				fresh = 1;
 		}
 		for (j = 0; j < json_object_array_length(mo->msgs); j++)
-			json_object_array_add(a, json_object_get(
-				json_object_array_get_idx(mo->msgs, j)));
+			json_object_array_add(
+				a, json_object_get(json_object_array_get_idx(
+					   mo->msgs, j)));
 		tokens += (long)mo->tokens;
 		if (fresh)
 			memo_free(NULL, mo);
@@ -361,13 +405,11 @@ static long add_events(struct json_object *a, struct json_object *events,
 	return tokens;
 }
 
-struct json_object *history_build_shared(struct history_prefix **prep,
-					 struct json_object *events,
-					 size_t cached,
-					 const char *current_turn,
-					 const char *system_prompt,
-					 long context_tokens,
-					 long reserve_tokens, long *tokens)
+struct json_object *
+history_build_shared(struct history_prefix **prep, struct json_object *events,
+		     size_t cached, const char *current_turn,
+		     const char *system_prompt, long context_tokens,
+		     long reserve_tokens, long *tokens)
 {
 	struct history_prefix *pre = *prep;
 	struct json_object *results, *sys;
@@ -400,8 +442,10 @@ struct json_object *history_build_shared(struct history_prefix **prep,
 			continue;
 		type = jx_gets(e, "type");
 		d = jx_get(e, "data");
-		if (type && !strcmp(type, "tool.completed") && jx_gets(d, "tool_call_id"))
-			json_object_object_add(results, jx_gets(d, "tool_call_id"),
+		if (type && !strcmp(type, "tool.completed") &&
+		    jx_gets(d, "tool_call_id"))
+			json_object_object_add(results,
+					       jx_gets(d, "tool_call_id"),
 					       json_object_get(d));
 	}
 	/* the cache's new events join the prefix for good */
@@ -411,19 +455,22 @@ struct json_object *history_build_shared(struct history_prefix **prep,
 		json_object_put(results);
 		len = json_object_array_length(pre->msgs);
 		if (len > pre->n)
-			json_object_array_del_idx(pre->msgs, pre->n, len - pre->n);
+			json_object_array_del_idx(pre->msgs, pre->n,
+						  len - pre->n);
 		return NULL;
 	}
 	pre->tokens += (size_t)more;
 	pre->n = json_object_array_length(pre->msgs);
 	pre->events = cached;
 	/* then this turn's part, up to the next build */
-	tail = add_events(pre->msgs, events, cached, n, results, current_turn, 0);
+	tail = add_events(pre->msgs, events, cached, n, results, current_turn,
+			  0);
 	json_object_put(results);
 
 	sys = json_object_new_object();
 	json_object_object_add(sys, "role", json_object_new_string("system"));
-	json_object_object_add(sys, "content", json_object_new_string(system_prompt));
+	json_object_object_add(sys, "content",
+			       json_object_new_string(system_prompt));
 	*tokens = (long)(pre->tokens + (size_t)tail + est_tokens(sys));
 	if (context_tokens > 0 && *tokens + reserve_tokens > context_tokens) {
 		/* needs trimming: history_build drops the oldest exchanges */

@@ -34,11 +34,11 @@ struct hentry {
 	 * turn reads and adds to (until the session's next merge) */
 	struct json_object *events;
 	size_t kept;
-	struct history_prefix *pre; /* owned: their messages (history.c) */
+	struct history_prefix *pre;   /* owned: their messages (history.c) */
 	struct hentry *newer, *older; /* the LRU list */
 };
 
-static struct strmap tab;      /* session -> entry */
+static struct strmap tab; /* session -> entry */
 static struct hentry *newest, *oldest;
 
 static void unlink_entry(struct hentry *h)
@@ -94,8 +94,8 @@ static int is_current(struct json_object *e, const char *turn_ref)
 /* An input.message with a part that is not text (an image). */
 static int has_image(struct json_object *e)
 {
-	struct json_object *parts = jx_get(jx_get(jx_get(e, "data"), "message"),
-					   "content");
+	struct json_object *parts =
+		jx_get(jx_get(jx_get(e, "data"), "message"), "content");
 	const char *type = jx_gets(e, "type");
 	size_t j;
 
@@ -103,7 +103,8 @@ static int has_image(struct json_object *e)
 	    !json_object_is_type(parts, json_type_array))
 		return 0;
 	for (j = 0; j < json_object_array_length(parts); j++) {
-		const char *pt = jx_gets(json_object_array_get_idx(parts, j), "type");
+		const char *pt =
+			jx_gets(json_object_array_get_idx(parts, j), "type");
 		if (!pt || strcmp(pt, "text"))
 			return 1;
 	}
@@ -128,7 +129,8 @@ struct json_object *history_cache_merge(const char *session, const char *turn,
 			*cached = 0;
 		if (cap == 0)
 			return json_object_get(fresh);
-		if (tab.n >= cap && oldest) { /* evict the least recently used */
+		if (tab.n >= cap &&
+		    oldest) { /* evict the least recently used */
 			h = oldest;
 			unlink_entry(h);
 			strmap_del(&tab, h->session);

@@ -43,11 +43,12 @@ void housekeeping_run(struct runner *r)
 	}
 	usage = atof(PQgetvalue(res, 0, 5));
 	if (PQgetvalue(res, 0, 0)[0] == 't')
-		log_info("housekeeping: purged %s idempotency keys, %s live "
-			 "text rows, %s images, %s runners; notify queue %.1f%%",
-			 PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-			 PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
-			 usage * 100);
+		log_info(
+			"housekeeping: purged %s idempotency keys, %s live "
+			"text rows, %s images, %s runners; notify queue %.1f%%",
+			PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+			PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4),
+			usage * 100);
 	if (usage > 0.5)
 		log_warn("the notification queue is %.0f%% full: a listener is "
 			 "not reading; NOTIFYing commits fail when it is full",

@@ -26,7 +26,7 @@ struct image_fetch {
 	CURL *easy;
 	struct guard guard;
 	struct json_object *part; /* borrowed: lives in the turn's events */
-	int current;		  /* a part of this turn's own message */
+	int current;              /* a part of this turn's own message */
 	struct buf body;
 	int too_big;
 	long timeout_s;
@@ -59,14 +59,17 @@ static struct json_object *pending_part(struct turn *t, int *current)
 		struct json_object *e = json_object_array_get_idx(events, i);
 		struct json_object *parts =
 			jx_get(jx_get(jx_get(e, "data"), "message"), "content");
-		if (!jx_gets(e, "type") || strcmp(jx_gets(e, "type"), "input.message") ||
-		    !parts || !json_object_is_type(parts, json_type_array))
+		if (!jx_gets(e, "type") ||
+		    strcmp(jx_gets(e, "type"), "input.message") || !parts ||
+		    !json_object_is_type(parts, json_type_array))
 			continue;
 		for (j = 0; j < json_object_array_length(parts); j++) {
-			struct json_object *p = json_object_array_get_idx(parts, j);
+			struct json_object *p =
+				json_object_array_get_idx(parts, j);
 			const char *type = jx_gets(p, "type");
-			if (type && !strcmp(type, "image") && jx_gets(p, "url") &&
-			    !jx_gets(p, "base64") && !jx_get(p, "_unavailable")) {
+			if (type && !strcmp(type, "image") &&
+			    jx_gets(p, "url") && !jx_gets(p, "base64") &&
+			    !jx_get(p, "_unavailable")) {
 				*current = jx_gets(e, "turn_id") &&
 					   !strcmp(jx_gets(e, "turn_id"), tid);
 				return p;
@@ -104,8 +107,10 @@ static int fetch_result(struct image_fetch *f, CURLcode rc, struct buf *why)
 	int n;
 
 	if (guard_refused(&f->guard, rc)) {
-		buf_addf(why, "the image at %s was not fetched: the address guard "
-			      "refused it (%s)", url, f->guard.why);
+		buf_addf(why,
+			 "the image at %s was not fetched: the address guard "
+			 "refused it (%s)",
+			 url, f->guard.why);
 		return -1;
 	}
 	if (f->too_big) {
@@ -128,16 +133,21 @@ static int fetch_result(struct image_fetch *f, CURLcode rc, struct buf *why)
 			 url, status);
 		return -1;
 	}
-	media = imagetype_sniff((const unsigned char *)f->body.data, f->body.len);
+	media = imagetype_sniff((const unsigned char *)f->body.data,
+				f->body.len);
 	if (!media) {
-		buf_addf(why, "the file at %s is not a PNG, JPEG, GIF or WebP "
-			      "image", url);
+		buf_addf(why,
+			 "the file at %s is not a PNG, JPEG, GIF or WebP "
+			 "image",
+			 url);
 		return -1;
 	}
 	b64 = xmalloc(4 * ((f->body.len + 2) / 3) + 1);
-	n = EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)f->body.data,
+	n = EVP_EncodeBlock((unsigned char *)b64,
+			    (const unsigned char *)f->body.data,
 			    (int)f->body.len);
-	json_object_object_add(f->part, "base64", json_object_new_string_len(b64, n));
+	json_object_object_add(f->part, "base64",
+			       json_object_new_string_len(b64, n));
 	jx_put_str(f->part, "media_type", media);
 	free(b64);
 	return 0;
@@ -154,7 +164,8 @@ int image_fetch_done(struct runner *r, struct image_fetch *f, CURLcode rc,
 	/* an image of an earlier message: that turn already failed on it, or
 	 * it was fetched by a runner that is gone; the model is told it is
 	 * not available rather than the session failing forever */
-	json_object_object_add(f->part, "_unavailable", json_object_new_boolean(1));
+	json_object_object_add(f->part, "_unavailable",
+			       json_object_new_boolean(1));
 	buf_reset(why);
 	return 0;
 }

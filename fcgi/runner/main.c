@@ -75,7 +75,8 @@ static int poll_timeout(struct runner *r)
 	for (t = r->turns; t; t = t->next) {
 		if (t->phase == PH_RETRY && t->retry_at_ms < next)
 			next = t->retry_at_ms;
-		if (t->phase == PH_REASON && t->sim_active && t->next_step_ms < next)
+		if (t->phase == PH_REASON && t->sim_active &&
+		    t->next_step_ms < next)
 			next = t->next_step_ms;
 		/* tools to run, or a finished turn to free (once its events
 		 * have landed: the write socket wakes us for those) */
@@ -84,8 +85,9 @@ static int poll_timeout(struct runner *r)
 		if ((t->phase == PH_ACT && !t->fetch && !t->vbash) ||
 		    ((t->phase == PH_DONE || t->dropped) && !t->pending))
 			next = now;
-		if (t->phase == PH_REASON && (t->text.len > t->text_sent ||
-					      t->thinking.len > t->think_sent) &&
+		if (t->phase == PH_REASON &&
+		    (t->text.len > t->text_sent ||
+		     t->thinking.len > t->think_sent) &&
 		    r->next_delta_ms < next)
 			next = r->next_delta_ms;
 	}
@@ -102,7 +104,8 @@ static void reap_transfers(struct runner *r)
 		struct turn *t = NULL;
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+				  (char **)&t);
 		if (t)
 			turn_transfer_done(r, t, m->data.result);
 	}
@@ -117,7 +120,8 @@ static void loop(struct runner *r)
 	static struct curl_waitfd *wfd; /* grows with the running commands */
 	static size_t wcap;
 
-	while (!(r->draining && (r->inflight == 0 || now_ms() >= drain_deadline))) {
+	while (!(r->draining &&
+		 (r->inflight == 0 || now_ms() >= drain_deadline))) {
 		int fds[3];
 		unsigned nfd = 0, nfds;
 		struct turn *t, *next;
@@ -127,7 +131,8 @@ static void loop(struct runner *r)
 			r->draining = 1;
 			drain_deadline = now_ms() + drain_ms;
 			log_info("stopping: %d turn(s) in flight, draining up "
-				 "to %lld ms", r->inflight, drain_ms);
+				 "to %lld ms",
+				 r->inflight, drain_ms);
 		}
 		fds[0] = PQsocket(r->listen.conn);
 		nfds = 1 + (unsigned)writer_busy_fds(r, fds + 1);
@@ -175,7 +180,8 @@ static void loop(struct runner *r)
 		writer_flush(r);
 		for (t = r->turns; t; t = next) {
 			next = t->next;
-			if ((t->phase == PH_DONE || t->dropped) && !t->pending) {
+			if ((t->phase == PH_DONE || t->dropped) &&
+			    !t->pending) {
 				turn_free(r, t);
 				want_claim = 1; /* capacity freed */
 			}
@@ -221,8 +227,9 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 
 	if (argc > 1) {
-		fprintf(stderr, "usage: everruns-runner (configured by "
-				"$EVERRUNS_HOME/everruns.conf and EVERRUNS_*)\n");
+		fprintf(stderr,
+			"usage: everruns-runner (configured by "
+			"$EVERRUNS_HOME/everruns.conf and EVERRUNS_*)\n");
 		return 2;
 	}
 	log_init("runner", LOG_INFO);
@@ -243,8 +250,8 @@ int main(int argc, char **argv)
 		log_warn("LISTEN failed; relying on polling until the "
 			 "database is back");
 	queue_heartbeat(&r);
-	log_info("started: runner %s, max_inflight_turns=%d, lease %gs",
-		 r.id, r.max_inflight, r.lease_s);
+	log_info("started: runner %s, max_inflight_turns=%d, lease %gs", r.id,
+		 r.max_inflight, r.lease_s);
 	guard_warn_config();
 	loop(&r);
 	queue_goodbye(&r);

@@ -127,8 +127,9 @@ int queue_claim(struct runner *r)
 		/* without its configuration a claimed turn is dropped: its
 		 * lease runs out and a retry picks it up */
 		for (i = 0; i < n; i++)
-			turn_start(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-				   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+			turn_start(r, PQgetvalue(res, i, 0),
+				   PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+				   PQgetvalue(res, i, 3),
 				   atoi(PQgetvalue(res, i, 4)),
 				   atoll(PQgetvalue(res, i, 5)),
 				   cfg ? db_val(cfg, i, 0) : NULL);

@@ -29,10 +29,10 @@
 #include "llm/llmsim.h"
 
 enum turn_phase {
-	PH_REASON,  /* an LLM call is (about to be) in flight */
-	PH_RETRY,   /* waiting for the backoff before another try */
-	PH_ACT,     /* tools to run */
-	PH_DONE,    /* terminal events queued; freed after the flush */
+	PH_REASON, /* an LLM call is (about to be) in flight */
+	PH_RETRY,  /* waiting for the backoff before another try */
+	PH_ACT,    /* tools to run */
+	PH_DONE,   /* terminal events queued; freed after the flush */
 };
 
 struct turn {
@@ -41,23 +41,23 @@ struct turn {
 	char id[33], session[33], org[33], input_msg[33];
 	int attempt;
 	enum turn_phase phase;
-	int dropped;   /* fenced or deleted: write nothing more */
+	int dropped;    /* fenced or deleted: write nothing more */
 	int cancelling; /* a cancel arrived: finish with the cancel pair */
 	int announced;  /* turn.started written (or found in the log) */
 	int pending;    /* its events queued or in flight: not freed before 0 */
 	int in_flight;  /* 1 + the flight its events are in, or 0 (writer.c) */
-	int store_failed; /* writer.c: PostgreSQL refused its events once */
+	int store_failed;   /* writer.c: PostgreSQL refused its events once */
 	unsigned held_pass; /* writer.c: an event of it stayed queued */
 
 	/* configuration (from evr_turn_config) */
-	struct json_object *cfg;      /* owned */
-	size_t plain_events;          /* leading cfg events without images */
-	size_t cached_events;         /* leading cfg events of the cache */
-	struct json_object *history;  /* owned: provider-neutral messages */
-	long history_tokens;          /* its estimated size */
-	struct json_object *tools;    /* owned: tool definitions */
-	struct json_object *capcfg;   /* owned: ref -> config */
-	char *system_prompt;          /* owned: the layers' and capabilities' */
+	struct json_object *cfg;     /* owned */
+	size_t plain_events;         /* leading cfg events without images */
+	size_t cached_events;        /* leading cfg events of the cache */
+	struct json_object *history; /* owned: provider-neutral messages */
+	long history_tokens;         /* its estimated size */
+	struct json_object *tools;   /* owned: tool definitions */
+	struct json_object *capcfg;  /* owned: ref -> config */
+	char *system_prompt;         /* owned: the layers' and capabilities' */
 	enum llm_kind kind;
 	char *model, *model_id, *provider_id, *base_url, *api_key;
 	long context_tokens, max_tokens;
@@ -88,7 +88,7 @@ struct turn {
 	char *thinking_sig; /* owned; Anthropic's signature of the thinking */
 	struct json_object *calls; /* owned: [{id,name,arguments}] */
 	int msg_started, think_started, think_done;
-	long long m_seq, t_seq;	/* sequences of the *.started events */
+	long long m_seq, t_seq;       /* sequences of the *.started events */
 	size_t text_sent, think_sent; /* bytes already sent as deltas */
 	long call_in, call_out, turn_in, turn_out;
 	char stream_error[256];
@@ -99,8 +99,8 @@ struct turn {
 
 	/* tools of the current act phase */
 	struct web_fetch *fetch; /* fetch_url in flight on the multi (owned) */
-	struct vbash *vbash;	 /* bash running in the sandbox (owned) */
-	long long tool_t0;	 /* when the current tool started */
+	struct vbash *vbash;     /* bash running in the sandbox (owned) */
+	long long tool_t0;       /* when the current tool started */
 	size_t act_next;
 	int act_ok, act_err;
 	long long act_start_ms;
@@ -175,13 +175,11 @@ void history_prefix_free(struct history_prefix *pre);
  * prefix (valid until the session's next build), or NULL when the
  * conversation needs trimming or has no system prompt: then call
  * history_build. */
-struct json_object *history_build_shared(struct history_prefix **pre,
-					 struct json_object *events,
-					 size_t cached,
-					 const char *current_turn,
-					 const char *system_prompt,
-					 long context_tokens,
-					 long reserve_tokens, long *tokens);
+struct json_object *
+history_build_shared(struct history_prefix **pre, struct json_object *events,
+		     size_t cached, const char *current_turn,
+		     const char *system_prompt, long context_tokens,
+		     long reserve_tokens, long *tokens);
 
 /* history_cache.c: a session's earlier conversation events */
 long long history_cache_after(const char *session);

@@ -172,7 +172,8 @@ static long user_tasks(void)
 		int fd;
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || st.st_uid != me)
+		if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 ||
+		    st.st_uid != me)
 			continue;
 		snprintf(path, sizeof(path), "%s/stat", de->d_name);
 		fd = openat(dirfd(d), path, O_RDONLY | O_CLOEXEC);
@@ -219,8 +220,10 @@ static void child(const char *const argv[], int out, int err,
 	if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
 		struct rlimit nf;
 		long max = getrlimit(RLIMIT_NOFILE, &nf) == 0 &&
-			   nf.rlim_cur != RLIM_INFINITY && nf.rlim_cur < 1048576
-				   ? (long)nf.rlim_cur : 65536;
+					   nf.rlim_cur != RLIM_INFINITY &&
+					   nf.rlim_cur < 1048576
+				   ? (long)nf.rlim_cur
+				   : 65536;
 		for (long i = 3; i < max; i++)
 			close((int)i);
 	}
@@ -254,12 +257,14 @@ int sbx_spawn(struct sbx *s, const char *dir, const char *command,
 	build_argv(argv, tmp_size, dir, command, l);
 	nproc = user_tasks() + l->procs;
 	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
-		buf_addf(err, "The sandbox could not start: %s.", strerror(errno));
+		buf_addf(err, "The sandbox could not start: %s.",
+			 strerror(errno));
 		goto fail;
 	}
 	pid = fork();
 	if (pid < 0) {
-		buf_addf(err, "The sandbox could not start: %s.", strerror(errno));
+		buf_addf(err, "The sandbox could not start: %s.",
+			 strerror(errno));
 		goto fail;
 	}
 	if (pid == 0)
@@ -384,11 +389,12 @@ static void rm_at(int at, const char *name, int depth)
 		DIR *d;
 		struct dirent *de;
 		fchmodat(at, name, 0700, 0);
-		fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-						 O_CLOEXEC);
+		fd = openat(at, name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 && (d = fdopendir(fd))) {
 			while ((de = readdir(d)))
-				if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				if (strcmp(de->d_name, ".") &&
+				    strcmp(de->d_name, ".."))
 					rm_at(dirfd(d), de->d_name, depth + 1);
 			closedir(d);
 		} else if (fd >= 0) {
@@ -409,8 +415,9 @@ static void usage_at(int at, const char *name, int depth, long max,
 	(*entries)++;
 	*bytes += (long long)st.st_blocks * 512;
 	if (S_ISDIR(st.st_mode) && depth < 256) {
-		int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					  O_CLOEXEC);
+		int fd =
+			openat(at, name,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 		struct dirent *de;
 		if (!d) {
@@ -485,7 +492,8 @@ void sandbox_init(void)
 	if (access(bwrap_path(), X_OK) != 0) {
 		snprintf(unavailable, sizeof(unavailable),
 			 "The sandbox is unavailable: %s is not installed "
-			 "(Debian package bubblewrap).", bwrap_path());
+			 "(Debian package bubblewrap).",
+			 bwrap_path());
 		log_warn("virtual_bash: %s", unavailable);
 		return;
 	}

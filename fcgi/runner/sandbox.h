@@ -33,13 +33,13 @@
 #include "buf.h"
 
 struct sbx_limits {
-	long cpu_s;    /* RLIMIT_CPU of each process */
-	long wall_s;   /* then the whole tree is killed (caller's timer) */
-	long mem_mb;   /* RLIMIT_AS of each process */
-	long procs;    /* processes more than the user has (RLIMIT_NPROC) */
-	long nofile;   /* RLIMIT_NOFILE */
-	long file_mb;  /* RLIMIT_FSIZE */
-	long tmp_mb;   /* size of the private /tmp */
+	long cpu_s;     /* RLIMIT_CPU of each process */
+	long wall_s;    /* then the whole tree is killed (caller's timer) */
+	long mem_mb;    /* RLIMIT_AS of each process */
+	long procs;     /* processes more than the user has (RLIMIT_NPROC) */
+	long nofile;    /* RLIMIT_NOFILE */
+	long file_mb;   /* RLIMIT_FSIZE */
+	long tmp_mb;    /* size of the private /tmp */
 	long out_bytes; /* output kept per stream (caller's) */
 	long disk_mb;   /* of the working directory (caller's watch) */
 };

@@ -126,7 +126,8 @@ static void on_thinking(void *ctx, const char *s, size_t n)
 	if (!t->think_started) {
 		struct json_object *d = turn_ref(t);
 		jx_put_str(d, "model", t->model);
-		turn_emit(t, "reason.thinking.started", d, 0, 0, EV_NORMAL, NULL);
+		turn_emit(t, "reason.thinking.started", d, 0, 0, EV_NORMAL,
+			  NULL);
 		t->think_started = 1;
 	}
 	if (!t->think_done)
@@ -166,7 +167,6 @@ static const struct llm_sink sink_proto = {
 
 /* --- reasoning -----------------------------------------------------------*/
 
-
 static void reset_message(struct turn *t)
 {
 	ids_new("msg", t->msg_id, sizeof(t->msg_id));
@@ -192,7 +192,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb;
 	t->last_byte_ms = now_ms();
 	if (!t->http_status)
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->http_status);
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE,
+				  &t->http_status);
 	if (t->http_status < 200 || t->http_status >= 300) {
 		/* 64 KiB explain the error; the rest (a bomb?) is not read */
 		if (t->err_body.len >= 65536)
@@ -251,7 +252,8 @@ static void llm_begin(struct runner *r, struct turn *t)
 		llmsim_plan(&q, &t->plan);
 		t->sim_active = 1;
 		t->plan_pos = 0;
-		t->next_step_ms = now_ms() + (t->plan.n ? t->plan.steps[0].delay_ms : 0);
+		t->next_step_ms =
+			now_ms() + (t->plan.n ? t->plan.steps[0].delay_ms : 0);
 		return;
 	}
 	buf_reset(&t->req_body);
@@ -298,13 +300,14 @@ void turn_reason_begin(struct runner *r, struct turn *t)
 	}
 	if (now_ms() - t->started_ms > r->turn_wall_s * 1000) {
 		turn_fail(t, "timeout", "the turn ran longer than %ld s",
-		     r->turn_wall_s);
+			  r->turn_wall_s);
 		return;
 	}
 	/* image parts given by url are fetched first, one at a time; each
 	 * fetch's end calls turn_reason_begin again */
 	if ((t->img_fetch = image_fetch_next(r, t))) {
-		t->phase = PH_REASON; /* waits for the fetch, like an LLM call */
+		t->phase =
+			PH_REASON; /* waits for the fetch, like an LLM call */
 		return;
 	}
 	json_object_put(t->history);
@@ -315,24 +318,28 @@ void turn_reason_begin(struct runner *r, struct turn *t)
 		t->history = history_build_shared(
 			pre, jx_get(t->cfg, "events"), t->cached_events, ref,
 			t->system_prompt, t->context_tokens,
-			t->max_tokens ? t->max_tokens : 4096, &t->history_tokens);
+			t->max_tokens ? t->max_tokens : 4096,
+			&t->history_tokens);
 	if (!t->history)
 		t->history = history_build(jx_get(t->cfg, "events"), ref,
-					   t->system_prompt,
-					   t->context_tokens,
+					   t->system_prompt, t->context_tokens,
 					   t->max_tokens ? t->max_tokens : 4096,
 					   &t->history_tokens, &too_long);
 	if (too_long) {
-		turn_fail(t, "context_length_exceeded",
-		     "the conversation does not fit the model's context window "
-		     "(%ld tokens)", t->context_tokens);
+		turn_fail(
+			t, "context_length_exceeded",
+			"the conversation does not fit the model's context window "
+			"(%ld tokens)",
+			t->context_tokens);
 		return;
 	}
 	t->iterations++;
 	d = jx_obj();
-	jx_put_str(d, "harness_id", jx_gets(jx_get(t->cfg, "session"), "harness_id"));
+	jx_put_str(d, "harness_id",
+		   jx_gets(jx_get(t->cfg, "session"), "harness_id"));
 	if (jx_gets(jx_get(t->cfg, "session"), "agent_id"))
-		jx_put_str(d, "agent_id", jx_gets(jx_get(t->cfg, "session"), "agent_id"));
+		jx_put_str(d, "agent_id",
+			   jx_gets(jx_get(t->cfg, "session"), "agent_id"));
 	md = jx_obj();
 	jx_put_str(md, "model", t->model);
 	jx_put_str(md, "model_id", t->model_id);
@@ -393,15 +400,19 @@ static void reason_complete(struct runner *r, struct turn *t)
 	json_object_object_add(d, "usage", turn_usage(t->call_in, t->call_out));
 	turn_note_event(t, "output.message.completed", d);
 	turn_emit(t, "output.message.completed", d, t->call_in, t->call_out,
-	     EV_NORMAL, NULL);
+		  EV_NORMAL, NULL);
 	t->turn_in += t->call_in;
 	t->turn_out += t->call_out;
 
 	d = jx_obj();
 	json_object_object_add(d, "success", json_object_new_boolean(1));
-	json_object_object_add(d, "text_preview", json_object_new_string_len(
-		t->text.data, (int)utf8_cut(t->text.data, t->text.len, 200)));
-	json_object_object_add(d, "has_tool_calls", json_object_new_boolean(n > 0));
+	json_object_object_add(
+		d, "text_preview",
+		json_object_new_string_len(
+			t->text.data,
+			(int)utf8_cut(t->text.data, t->text.len, 200)));
+	json_object_object_add(d, "has_tool_calls",
+			       json_object_new_boolean(n > 0));
 	jx_put_int(d, "tool_call_count", (long long)n);
 	jx_put_int(d, "duration_ms", now_ms() - t->call_start_ms);
 	json_object_object_add(d, "usage", turn_usage(t->call_in, t->call_out));
@@ -433,9 +444,11 @@ static int classify(struct turn *t, CURLcode rc, const char **code,
 	/* returns 1 if the failure is worth another try */
 	if (guard_refused(&t->guard, rc)) {
 		*code = "address_refused";
-		buf_addf(why, "the model provider's address is refused by the "
-			      "address guard (%s); an operator can allow it "
-			      "with guard_allow_providers", t->guard.why);
+		buf_addf(why,
+			 "the model provider's address is refused by the "
+			 "address guard (%s); an operator can allow it "
+			 "with guard_allow_providers",
+			 t->guard.why);
 		return 0;
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
@@ -516,11 +529,12 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 		return;
 	}
 	if (t->easy && !t->http_status)
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->http_status);
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE,
+				  &t->http_status);
 	/* llmsim sets http_status as a provider would answer (a simulated
 	 * error is a 4xx/5xx) and has no parser to finish */
-	ok = rc == CURLE_OK && !t->stream_error[0] &&
-	     t->http_status >= 200 && t->http_status < 300 &&
+	ok = rc == CURLE_OK && !t->stream_error[0] && t->http_status >= 200 &&
+	     t->http_status < 300 &&
 	     (t->kind == LLM_SIM || llm_parser_finish(t->parser) == 0);
 	if (ok && t->parser && llm_parser_thinking_signature(t->parser))
 		t->thinking_sig =
@@ -563,10 +577,11 @@ static void sim_play(struct runner *r, struct turn *t)
 			break;
 		case SIM_ERROR:
 			t->http_status = !strcmp(s->name, "rate_limit") ? 429
-					 : !strcmp(s->name, "server")	? 500
+					 : !strcmp(s->name, "server")   ? 500
 									: 400;
 			buf_reset(&t->err_body);
-			buf_adds(&t->err_body, s->text ? s->text : "simulated error");
+			buf_adds(&t->err_body,
+				 s->text ? s->text : "simulated error");
 			t->sim_active = 0;
 			llmsim_plan_free(&t->plan);
 			turn_transfer_done(r, t, CURLE_OK);
@@ -604,7 +619,8 @@ void turn_step(struct runner *r, struct turn *t)
 			if (now - t->last_byte_ms > limit * 1000) {
 				log_info("turn %s: provider silent for %ld s",
 					 t->id, limit);
-				turn_transfer_done(r, t, CURLE_OPERATION_TIMEDOUT);
+				turn_transfer_done(r, t,
+						   CURLE_OPERATION_TIMEDOUT);
 			}
 		}
 		break;
@@ -631,8 +647,10 @@ static int answered_in_log(struct turn *t)
 
 	snprintf(tid, sizeof(tid), "trn_%s", t->id);
 	for (d = NULL; i > 0 && !d; i--) {
-		struct json_object *e = json_object_array_get_idx(events, i - 1);
-		const char *et = jx_gets(e, "turn_id"), *type = jx_gets(e, "type");
+		struct json_object *e =
+			json_object_array_get_idx(events, i - 1);
+		const char *et = jx_gets(e, "turn_id"),
+			   *type = jx_gets(e, "type");
 		if (!et || strcmp(et, tid))
 			return 0;
 		if (type && !strcmp(type, "output.message.completed"))
@@ -644,8 +662,8 @@ static int answered_in_log(struct turn *t)
 		return 0;
 	parts = jx_get(jx_get(d, "message"), "content");
 	for (k = 0; parts && k < json_object_array_length(parts); k++) {
-		const char *pt = jx_gets(json_object_array_get_idx(parts, k),
-					 "type");
+		const char *pt =
+			jx_gets(json_object_array_get_idx(parts, k), "type");
 		if (pt && !strcmp(pt, "tool_call"))
 			return 0;
 	}
@@ -690,7 +708,8 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		/* its configuration could not be read, claim after claim */
 		turn_fail(t, "turn_unloadable",
 			  "the turn's data could not be read %d times and it "
-			  "was given up", attempt - 1);
+			  "was given up",
+			  attempt - 1);
 		return t;
 	}
 	if (turn_load(r, t, cfg) != 0 || t->phase == PH_DONE) {
@@ -698,8 +717,8 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 			t->dropped = 1;
 		return t;
 	}
-	log_info("turn %s: claimed (attempt %d, %s, model %s)", t->id,
-		 attempt, state, t->model);
+	log_info("turn %s: claimed (attempt %d, %s, model %s)", t->id, attempt,
+		 state, t->model);
 	if (!strcmp(state, "cancelling")) {
 		/* the runner that held it died mid-cancel */
 		turn_finish_cancel(t);
@@ -707,8 +726,8 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 	}
 	if (attempt > TURN_MAX_TRIES) {
 		turn_fail(t, "worker_lost",
-		     "the turn was interrupted %d times and was given up",
-		     attempt - 1);
+			  "the turn was interrupted %d times and was given up",
+			  attempt - 1);
 		return t;
 	}
 	if (turn_resume_point(t) == 0 && answered_in_log(t)) {
@@ -719,10 +738,12 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		return t;
 	}
 	if (json_object_array_length(t->calls) > 0) {
-		struct json_object *d = jx_obj(), *calls = json_object_new_array();
+		struct json_object *d = jx_obj(),
+				   *calls = json_object_new_array();
 		size_t i;
 		for (i = 0; i < json_object_array_length(t->calls); i++) {
-			struct json_object *c = json_object_array_get_idx(t->calls, i);
+			struct json_object *c =
+				json_object_array_get_idx(t->calls, i);
 			struct json_object *tc = jx_obj();
 			jx_put_str(tc, "id", jx_gets(c, "id"));
 			jx_put_str(tc, "name", jx_gets(c, "name"));

@@ -83,7 +83,8 @@ static int fence_begin(struct runner *r, struct turn *t, struct buf *error)
 		return 1;
 	db_rollback(&r->tools);
 	log_info("turn %s: fenced before a tool (lease lost or cancelled); "
-		 "dropping it", t->id);
+		 "dropping it",
+		 t->id);
 	t->dropped = 1;
 	return 0;
 fail:
@@ -96,9 +97,9 @@ fail:
 static int has_effects(const char *name)
 {
 	const char *cap = tools_capability_of(name);
-	return cap && (!strcmp(cap, "session_file_system") ||
-		       !strcmp(cap, "session_storage") ||
-		       !strcmp(cap, "session"));
+	return cap &&
+	       (!strcmp(cap, "session_file_system") ||
+		!strcmp(cap, "session_storage") || !strcmp(cap, "session"));
 }
 
 /* [{"type":"text","text":result}] */
@@ -106,30 +107,33 @@ static struct json_object *text_parts(const struct buf *result)
 {
 	struct json_object *a = json_object_new_array(), *p = jx_obj();
 	jx_put_str(p, "type", "text");
-	json_object_object_add(p, "text", json_object_new_string_len(
-					       result->data ? result->data : "",
-					       (int)result->len));
+	json_object_object_add(
+		p, "text",
+		json_object_new_string_len(result->data ? result->data : "",
+					   (int)result->len));
 	json_object_array_add(a, p);
 	return a;
 }
 
 /* Record the current tool's outcome; after the last one, reason again. */
-static void act_complete(struct runner *r, struct turn *t,
-			 enum tool_status st, struct buf *result,
-			 struct buf *error)
+static void act_complete(struct runner *r, struct turn *t, enum tool_status st,
+			 struct buf *result, struct buf *error)
 {
-	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
+	struct json_object *c =
+		json_object_array_get_idx(t->calls, t->act_next);
 	struct json_object *d;
 
 	d = jx_obj();
 	jx_put_str(d, "tool_call_id", jx_gets(c, "id"));
 	jx_put_str(d, "tool_name", jx_gets(c, "name"));
-	json_object_object_add(d, "success", json_object_new_boolean(st == TOOL_OK));
+	json_object_object_add(d, "success",
+			       json_object_new_boolean(st == TOOL_OK));
 	jx_put_str(d, "status", st == TOOL_OK ? "success" : "error");
 	if (st == TOOL_OK) {
 		if (result->len > (size_t)r->tool_result_max) {
 			jx_put_int(d, "size_bytes", (long long)result->len);
-			json_object_object_add(d, "truncated", json_object_new_boolean(1));
+			json_object_object_add(d, "truncated",
+					       json_object_new_boolean(1));
 			result->len = utf8_cut(result->data, result->len,
 					       (size_t)r->tool_result_max);
 			result->data[result->len] = '\0';
@@ -162,7 +166,8 @@ static void act_complete(struct runner *r, struct turn *t,
  * in turn_transfer_done; the others run here. */
 void turn_act_step(struct runner *r, struct turn *t)
 {
-	struct json_object *c = json_object_array_get_idx(t->calls, t->act_next);
+	struct json_object *c =
+		json_object_array_get_idx(t->calls, t->act_next);
 	const char *name = jx_gets(c, "name");
 	const char *a = jx_gets(c, "arguments");
 	struct json_object *d, *tc, *args = NULL, *cfg;
@@ -178,7 +183,8 @@ void turn_act_step(struct runner *r, struct turn *t)
 	/* models often send "" for a tool without parameters */
 	args = *a ? jx_parse(a, strlen(a), &e) : json_object_new_object();
 	json_object_object_add(tc, "arguments",
-			       args ? json_object_get(args) : json_object_new_string(a));
+			       args ? json_object_get(args)
+				    : json_object_new_string(a));
 	json_object_object_add(d, "tool_call", tc);
 	turn_emit(t, "tool.started", d, 0, 0, EV_NORMAL, NULL);
 
@@ -190,8 +196,10 @@ void turn_act_step(struct runner *r, struct turn *t)
 	} else if (!strcmp(name, "fetch_url")) {
 		t->fetch = web_fetch_new(args, cfg, &error);
 		if (t->fetch) {
-			curl_easy_setopt(web_fetch_easy(t->fetch), CURLOPT_PRIVATE, t);
-			curl_multi_add_handle(r->multi, web_fetch_easy(t->fetch));
+			curl_easy_setopt(web_fetch_easy(t->fetch),
+					 CURLOPT_PRIVATE, t);
+			curl_multi_add_handle(r->multi,
+					      web_fetch_easy(t->fetch));
 			goto out; /* completes in turn_transfer_done */
 		}
 	} else if (!strcmp(name, "bash")) {
@@ -201,8 +209,8 @@ void turn_act_step(struct runner *r, struct turn *t)
 					    &error)))
 			goto out; /* completes in vbash_step */
 	} else {
-		struct tool_ctx ctx = {&r->tools, t->org, t->session, t->id,
-				       cfg, tool_event, t};
+		struct tool_ctx ctx = {&r->tools, t->org,     t->session, t->id,
+				       cfg,       tool_event, t};
 		int fenced;
 		r->tools.sqlstate[0] = '\0';
 		fenced = has_effects(name) ? fence_begin(r, t, &error) : 2;
@@ -214,14 +222,16 @@ void turn_act_step(struct runner *r, struct turn *t)
 			db_rollback(&r->tools);
 		} else if (fenced == 1 && db_commit(&r->tools) != 0) {
 			buf_reset(&result);
-			buf_adds(&error, "The tool's changes could not be saved "
-					 "(a database error); try again later.");
+			buf_adds(&error,
+				 "The tool's changes could not be saved "
+				 "(a database error); try again later.");
 			st = TOOL_ERROR;
 		}
 		if (st == TOOL_ERROR && r->tools.sqlstate[0] &&
 		    !strcmp(r->tools.sqlstate, "57014")) {
 			buf_reset(&error);
-			buf_addf(&error, "The tool %s did not finish within %ld s.",
+			buf_addf(&error,
+				 "The tool %s did not finish within %ld s.",
 				 name, r->tool_timeout_s);
 		}
 		r->tools.sqlstate[0] = '\0';
@@ -238,9 +248,8 @@ out:
 	buf_release(&error);
 }
 
-void turn_act_tool_done(struct runner *r, struct turn *t,
-			enum tool_status st, struct buf *result,
-			struct buf *error)
+void turn_act_tool_done(struct runner *r, struct turn *t, enum tool_status st,
+			struct buf *result, struct buf *error)
 {
 	act_complete(r, t, st, result, error);
 }

@@ -39,7 +39,7 @@ static void iso_now(char out[32])
  * text (the objects are fixed in place, so the turn's history has the
  * same values as the log). */
 void turn_emit(struct turn *t, const char *type, struct json_object *data,
-		 long uin, long uout, enum ev_kind kind, const char *final)
+	       long uin, long uout, enum ev_kind kind, const char *final)
 {
 	char *text;
 	if (jx_storable(&data, TURN_EVENT_DEPTH))
@@ -69,7 +69,7 @@ struct json_object *turn_usage(long in, long out)
 /* An agent message {id, session_id, turn_id, role, content, created_at}
  * with content from `content` (ownership taken). */
 struct json_object *turn_agent_message(struct turn *t, const char *msg_id,
-					 struct json_object *content)
+				       struct json_object *content)
 {
 	struct json_object *m = jx_obj();
 	char buf[48], ts[32];
@@ -95,8 +95,7 @@ struct json_object *turn_text_content(const char *text)
 }
 
 /* Remember an event of this turn for the next history build. */
-void turn_note_event(struct turn *t, const char *type,
-		       struct json_object *data)
+void turn_note_event(struct turn *t, const char *type, struct json_object *data)
 {
 	struct json_object *e = jx_obj();
 	jx_put_str(e, "type", type);
@@ -161,8 +160,9 @@ void turn_fail(struct turn *t, const char *code, const char *fmt, ...)
 		 why);
 	ids_new("msg", mid, sizeof(mid));
 	d = jx_obj();
-	json_object_object_add(d, "message",
-			       turn_agent_message(t, mid, turn_text_content(text)));
+	json_object_object_add(
+		d, "message",
+		turn_agent_message(t, mid, turn_text_content(text)));
 	jx_put_str(d, "error_code", code);
 	turn_emit(t, "output.message.completed", d, 0, 0, EV_NORMAL, NULL);
 	d = turn_ref(t);
@@ -179,7 +179,9 @@ void turn_finish_cancel(struct turn *t)
 	ids_new("msg", mid, sizeof(mid));
 	json_object_object_add(
 		d, "message",
-		turn_agent_message(t, mid, turn_text_content("Work was cancelled by user.")));
+		turn_agent_message(
+			t, mid,
+			turn_text_content("Work was cancelled by user.")));
 	turn_emit(t, "output.message.completed", d, 0, 0, EV_CANCEL, NULL);
 	d = turn_ref(t);
 	jx_put_int(d, "iterations", t->iterations);

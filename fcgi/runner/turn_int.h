@@ -59,9 +59,8 @@ void turn_act_step(struct runner *r, struct turn *t);
 void turn_act_fetch_done(struct runner *r, struct turn *t, CURLcode rc);
 /* The outcome of the current tool, when it ran outside turn_act_step
  * (bash: tools/virtual_bash.c). */
-void turn_act_tool_done(struct runner *r, struct turn *t,
-			enum tool_status st, struct buf *result,
-			struct buf *error);
+void turn_act_tool_done(struct runner *r, struct turn *t, enum tool_status st,
+			struct buf *result, struct buf *error);
 /* For a takeover: iterations so far and, in t->calls, the tool calls of
  * its last message still without a result; returns how many. */
 int turn_resume_point(struct turn *t);

@@ -27,28 +27,35 @@ static void merge_capabilities(struct turn *t, struct buf *prompt)
 
 	t->capcfg = jx_obj();
 	for (i = 0; i < 3; i++) {
-		struct json_object *caps = jx_get(jx_get(t->cfg, layers[i]), "capabilities");
+		struct json_object *caps =
+			jx_get(jx_get(t->cfg, layers[i]), "capabilities");
 		size_t n = caps ? json_object_array_length(caps) : 0;
 		for (j = 0; j < n; j++) {
-			struct json_object *c = json_object_array_get_idx(caps, j);
+			struct json_object *c =
+				json_object_array_get_idx(caps, j);
 			const char *ref = jx_gets(c, "ref");
 			struct json_object *cfg = jx_get(c, "config");
 			if (!ref || !catalog_find(ref))
 				continue;
 			if (!jx_get(t->capcfg, ref))
-				json_object_array_add(order, json_object_new_string(ref));
+				json_object_array_add(
+					order, json_object_new_string(ref));
 			json_object_object_add(t->capcfg, ref,
-					       cfg ? json_object_get(cfg) : jx_obj());
+					       cfg ? json_object_get(cfg)
+						   : jx_obj());
 		}
 	}
 	t->tools = json_object_new_array();
 	for (i = 0; i < json_object_array_length(order); i++) {
-		const struct catalog_cap *cap = catalog_find(
-			json_object_get_string(json_object_array_get_idx(order, i)));
+		const struct catalog_cap *cap =
+			catalog_find(json_object_get_string(
+				json_object_array_get_idx(order, i)));
 		struct json_object *defs = json_tokener_parse(cap->tools_json);
 		for (j = 0; defs && j < json_object_array_length(defs); j++)
-			json_object_array_add(t->tools, json_object_get(
-				json_object_array_get_idx(defs, j)));
+			json_object_array_add(
+				t->tools,
+				json_object_get(
+					json_object_array_get_idx(defs, j)));
 		json_object_put(defs);
 		if (cap->system_prompt && *cap->system_prompt) {
 			if (prompt->len)
@@ -69,8 +76,8 @@ static size_t own_events(struct turn *t, struct json_object *events)
 
 	snprintf(tid, sizeof(tid), "trn_%s", t->id);
 	while (i > 0) {
-		const char *et = jx_gets(json_object_array_get_idx(events, i - 1),
-					 "turn_id");
+		const char *et = jx_gets(
+			json_object_array_get_idx(events, i - 1), "turn_id");
 		if (!et || strcmp(et, tid))
 			break;
 		i--;
@@ -91,13 +98,17 @@ static int resolve_images(struct runner *r, struct turn *t, int *any)
 	/* the leading plain_events hold no image part (history_cache.c) */
 	for (i = t->plain_events; i < json_object_array_length(events); i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		struct json_object *parts = jx_get(jx_get(jx_get(e, "data"), "message"), "content");
-		if (!jx_gets(e, "type") || strcmp(jx_gets(e, "type"), "input.message") ||
-		    !parts || !json_object_is_type(parts, json_type_array))
+		struct json_object *parts =
+			jx_get(jx_get(jx_get(e, "data"), "message"), "content");
+		if (!jx_gets(e, "type") ||
+		    strcmp(jx_gets(e, "type"), "input.message") || !parts ||
+		    !json_object_is_type(parts, json_type_array))
 			continue;
 		for (j = 0; j < json_object_array_length(parts); j++) {
-			struct json_object *p = json_object_array_get_idx(parts, j);
-			const char *type = jx_gets(p, "type"), *img = jx_gets(p, "image_id");
+			struct json_object *p =
+				json_object_array_get_idx(parts, j);
+			const char *type = jx_gets(p, "type"),
+				   *img = jx_gets(p, "image_id");
 			char hex[33];
 			const char *prm[2] = {hex, t->org};
 			PGresult *res;
@@ -110,7 +121,8 @@ static int resolve_images(struct runner *r, struct turn *t, int *any)
 			if (!res)
 				return -1;
 			if (PQntuples(res)) {
-				jx_put_str(p, "media_type", PQgetvalue(res, 0, 0));
+				jx_put_str(p, "media_type",
+					   PQgetvalue(res, 0, 0));
 				/* encode() wraps lines; providers want none */
 				struct buf b = BUF_INIT;
 				const char *s = PQgetvalue(res, 0, 1);
@@ -135,17 +147,18 @@ static void load_events(struct turn *t)
 	struct json_object *ev;
 	size_t k, n;
 
-	json_object_object_add(t->cfg, "events",
-			       history_cache_merge(t->session, t->id,
-						   jx_get(t->cfg, "events"),
-						   &t->plain_events,
-						   &t->cached_events));
+	json_object_object_add(
+		t->cfg, "events",
+		history_cache_merge(t->session, t->id, jx_get(t->cfg, "events"),
+				    &t->plain_events, &t->cached_events));
 	if (jx_gets(t->cfg, "input_message_id"))
-		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg", t->input_msg);
+		ids_parse(jx_gets(t->cfg, "input_message_id"), "msg",
+			  t->input_msg);
 	ev = jx_get(t->cfg, "events");
 	n = json_object_array_length(ev);
 	for (k = own_events(t, ev); k < n; k++) {
-		const char *type = jx_gets(json_object_array_get_idx(ev, k), "type");
+		const char *type =
+			jx_gets(json_object_array_get_idx(ev, k), "type");
 		if (type && !strcmp(type, "turn.started"))
 			t->announced = 1;
 	}
@@ -160,7 +173,8 @@ static void load_prompt(struct turn *t)
 	int i;
 
 	for (i = 0; i < 3; i++) {
-		const char *sp = jx_gets(jx_get(t->cfg, layers[i]), "system_prompt");
+		const char *sp =
+			jx_gets(jx_get(t->cfg, layers[i]), "system_prompt");
 		if (sp && *sp) {
 			if (prompt.len)
 				buf_adds(&prompt, "\n\n");
@@ -193,9 +207,11 @@ static void load_controls(struct runner *r, struct turn *t)
 	snprintf(t->effort, sizeof(t->effort), "%s", v ? v : "");
 	t->max_iterations = (int)r->default_max_iterations;
 	if (jx_get(agent, "max_iterations"))
-		t->max_iterations = json_object_get_int(jx_get(agent, "max_iterations"));
+		t->max_iterations =
+			json_object_get_int(jx_get(agent, "max_iterations"));
 	if (jx_get(sess, "max_iterations"))
-		t->max_iterations = json_object_get_int(jx_get(sess, "max_iterations"));
+		t->max_iterations =
+			json_object_get_int(jx_get(sess, "max_iterations"));
 }
 
 /* The resolved model, its provider and the provider's key; *vision when
@@ -209,29 +225,38 @@ static int load_model(struct runner *r, struct turn *t, int *vision)
 
 	if (!model) {
 		turn_fail(t, "model_not_found",
-		     "no model is configured for this session");
+			  "no model is configured for this session");
 		return -1;
 	}
 	t->model = xstrdup(jx_gets(model, "model_id"));
 	t->model_id = xstrdup(jx_gets(model, "id"));
 	t->provider_id = xstrdup(jx_gets(model, "provider_id"));
-	t->base_url = jx_gets(model, "base_url") ? xstrdup(jx_gets(model, "base_url")) : NULL;
-	t->context_tokens = json_object_get_int64(jx_get(model, "context_tokens"));
-	t->kind = (enum llm_kind)llm_kind_from_type(jx_gets(model, "provider_type"));
+	t->base_url = jx_gets(model, "base_url")
+			      ? xstrdup(jx_gets(model, "base_url"))
+			      : NULL;
+	t->context_tokens =
+		json_object_get_int64(jx_get(model, "context_tokens"));
+	t->kind = (enum llm_kind)llm_kind_from_type(
+		jx_gets(model, "provider_type"));
 	caps = jx_get(model, "capabilities");
 	for (k = 0; caps && k < json_object_array_length(caps); k++)
-		if (!strcmp(json_object_get_string(json_object_array_get_idx(caps, k)), "vision"))
+		if (!strcmp(json_object_get_string(
+				    json_object_array_get_idx(caps, k)),
+			    "vision"))
 			*vision = 1;
 	if (!json_object_get_boolean(jx_get(model, "enabled")) ||
 	    strcmp(jx_gets(model, "provider_status"), "active")) {
-		turn_fail(t, "model_disabled", "the model %s is disabled", t->model);
+		turn_fail(t, "model_disabled", "the model %s is disabled",
+			  t->model);
 		return -1;
 	}
 	if (jx_gets(model, "api_key_enc")) {
-		if (keyring_open(&r->keys, jx_gets(model, "api_key_enc"), &key) != 0) {
-			turn_fail(t, "provider_key_unreadable",
-			     "the provider's API key cannot be decrypted with "
-			     "this server's key");
+		if (keyring_open(&r->keys, jx_gets(model, "api_key_enc"),
+				 &key) != 0) {
+			turn_fail(
+				t, "provider_key_unreadable",
+				"the provider's API key cannot be decrypted with "
+				"this server's key");
 			buf_release(&key);
 			return -1;
 		}
@@ -254,7 +279,8 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 	if (!t->cfg) {
 		/* never left to a takeover, which would fare no better */
 		turn_fail(t, "turn_unloadable",
-			  "the runner cannot read this turn's data (%s)", e.msg);
+			  "the runner cannot read this turn's data (%s)",
+			  e.msg);
 		return 0;
 	}
 	load_events(t);
@@ -266,7 +292,7 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 		return -1;
 	if (any_image && !vision)
 		turn_fail(t, "unsupported_input",
-		     "the model %s does not accept images", t->model);
+			  "the model %s does not accept images", t->model);
 	return 0;
 }
 
@@ -283,7 +309,8 @@ int turn_resume_point(struct turn *t)
 	snprintf(tid, sizeof(tid), "trn_%s", t->id);
 	for (i = own_events(t, events); i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type = jx_gets(e, "type"), *et = jx_gets(e, "turn_id");
+		const char *type = jx_gets(e, "type"),
+			   *et = jx_gets(e, "turn_id");
 		if (!type || !et || strcmp(et, tid))
 			continue;
 		if (!strcmp(type, "reason.started"))
@@ -291,25 +318,32 @@ int turn_resume_point(struct turn *t)
 		else if (!strcmp(type, "output.message.completed"))
 			last = jx_get(jx_get(e, "data"), "message");
 		else if (!strcmp(type, "tool.completed"))
-			json_object_object_add(done, jx_gets(jx_get(e, "data"), "tool_call_id"),
-					       json_object_new_boolean(1));
+			json_object_object_add(
+				done,
+				jx_gets(jx_get(e, "data"), "tool_call_id"),
+				json_object_new_boolean(1));
 	}
 	json_object_put(t->calls);
 	t->calls = json_object_new_array();
 	if (last) {
 		struct json_object *parts = jx_get(last, "content");
 		for (i = 0; parts && i < json_object_array_length(parts); i++) {
-			struct json_object *p = json_object_array_get_idx(parts, i), *c;
-			if (!jx_gets(p, "type") || strcmp(jx_gets(p, "type"), "tool_call") ||
+			struct json_object *p = json_object_array_get_idx(parts,
+									  i),
+					   *c;
+			if (!jx_gets(p, "type") ||
+			    strcmp(jx_gets(p, "type"), "tool_call") ||
 			    jx_get(done, jx_gets(p, "id")))
 				continue;
 			c = jx_obj();
 			jx_put_str(c, "id", jx_gets(p, "id"));
 			jx_put_str(c, "name", jx_gets(p, "name"));
-			jx_put_str(c, "arguments", jx_get(p, "arguments")
-				? json_object_to_json_string_ext(jx_get(p, "arguments"),
-								 JSON_C_TO_STRING_PLAIN)
-				: "{}");
+			jx_put_str(c, "arguments",
+				   jx_get(p, "arguments")
+					   ? json_object_to_json_string_ext(
+						     jx_get(p, "arguments"),
+						     JSON_C_TO_STRING_PLAIN)
+					   : "{}");
 			json_object_array_add(t->calls, c);
 			pending++;
 		}

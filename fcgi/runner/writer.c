@@ -40,7 +40,8 @@ struct pev {
 	long uin, uout;
 	enum ev_kind kind;
 	const char *final;
-	int solo; /* in a refused batch: written again in one of its turn's own */
+	int solo; /* in a refused batch: written again in one of its turn's own
+		   */
 };
 
 struct evlist {
@@ -140,7 +141,8 @@ static void land(struct flight *f, int failed)
 			/* nothing of the transaction was written: leave the
 			 * turn to a takeover, which continues from the log */
 			log_error("turn %s: event write failed; leaving it to "
-				  "a takeover", e->t->id);
+				  "a takeover",
+				  e->t->id);
 			e->t->dropped = 1;
 		}
 		e->t->pending--;
@@ -186,8 +188,8 @@ static void take_results(struct flight *f, PGresult *res)
  * hold, a check), rather than the connection or the server's state? */
 static int content_fault(PGresult *res)
 {
-	static const char *const not_rows[] = {"08", "40", "53", "57", "58",
-					       "XX"};
+	static const char *const not_rows[] = {"08", "40", "53",
+					       "57", "58", "XX"};
 	const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	size_t k;
 	if (!st || strlen(st) < 2)
@@ -213,11 +215,13 @@ static void refused(struct runner *r, struct flight *f, const char *why)
 			several = 1;
 	if (several) {
 		log_warn("event write refused (%s); writing its %zu event(s) "
-			 "turn by turn", why, f->evs.n);
+			 "turn by turn",
+			 why, f->evs.n);
 		while (queue.cap < queue.n + f->evs.n)
 			queue.cap = queue.cap ? queue.cap * 2 : 64;
 		queue.v = xrealloc(queue.v, queue.cap * sizeof(*queue.v));
-		memmove(queue.v + f->evs.n, queue.v, queue.n * sizeof(*queue.v));
+		memmove(queue.v + f->evs.n, queue.v,
+			queue.n * sizeof(*queue.v));
 		for (k = 0; k < f->evs.n; k++) {
 			queue.v[k] = f->evs.v[k];
 			queue.v[k].solo = 1;
@@ -278,7 +282,8 @@ static int poll_one(struct runner *r, int i)
 			fault = content_fault(res);
 			snprintf(why, sizeof(why), "%s",
 				 PQresultErrorField(res, PG_DIAG_SQLSTATE)
-					 ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+					 ? PQresultErrorField(res,
+							      PG_DIAG_SQLSTATE)
 					 : "?");
 		}
 		PQclear(res);
@@ -388,7 +393,8 @@ static int flush_one(struct runner *r, int i)
 		db_array_add(&a[2], e->t->session);
 		db_array_add(&a[3], e->type);
 		db_array_add(&a[4], e->data);
-		db_array_add(&a[5], e->t->input_msg[0] ? e->t->input_msg : NULL);
+		db_array_add(&a[5],
+			     e->t->input_msg[0] ? e->t->input_msg : NULL);
 		snprintf(num, sizeof(num), "%ld", e->uin);
 		db_array_add(&a[6], num);
 		snprintf(num, sizeof(num), "%ld", e->uout);
@@ -421,7 +427,8 @@ int writer_flush(struct runner *r)
 			continue;
 		if (flush_one(r, i) != 0) {
 			ret = -1;
-			if (!fl[i].busy && PQstatus(conn_of(r, i)->conn) != CONNECTION_OK) {
+			if (!fl[i].busy &&
+			    PQstatus(conn_of(r, i)->conn) != CONNECTION_OK) {
 				/* no connection: what is queued is left to a
 				 * takeover */
 				struct flight *f = &fl[i];
@@ -460,7 +467,10 @@ static size_t chunk_len(const char *s, size_t n, size_t max)
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
 		size_t w = (c == '"' || c == '\\' || c == '\n' || c == '\r' ||
-			    c == '\t') ? 2 : c < 0x20 ? 6 : 1;
+			    c == '\t')
+				   ? 2
+			   : c < 0x20 ? 6
+				      : 1;
 		if (esc + w > max)
 			break;
 		esc += w;
@@ -510,7 +520,8 @@ int writer_deltas(struct runner *r, struct turn *only)
 		if (t->dropped)
 			continue;
 		if (t->t_seq > 0 && !t->think_done)
-			add_chunks(t, t->t_seq, &t->thinking, &t->think_sent, a);
+			add_chunks(t, t->t_seq, &t->thinking, &t->think_sent,
+				   a);
 		if (t->m_seq > 0)
 			add_chunks(t, t->m_seq, &t->text, &t->text_sent, a);
 	}

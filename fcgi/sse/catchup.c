@@ -200,7 +200,8 @@ static void on_round(void *ctx, PGresult *res)
 		char id[33];
 		struct hub_session *hs;
 		int j = i;
-		while (j < PQntuples(res) && !strcmp(PQgetvalue(res, j, 0), uuid))
+		while (j < PQntuples(res) &&
+		       !strcmp(PQgetvalue(res, j, 0), uuid))
 			j++;
 		uuid_hex(id, uuid);
 		hs = hub_session_get(id);
@@ -425,8 +426,8 @@ static int one_delta(struct delta *d)
 		s->dm = d->m;
 		s->doff = hs->acc.len;
 		if (d->x)
-			sse_stream_tool_delta(s, d->x, d->m, hs->dturn, hs->dmsg,
-					      hs->acc.data + from,
+			sse_stream_tool_delta(s, d->x, d->m, hs->dturn,
+					      hs->dmsg, hs->acc.data + from,
 					      hs->acc.len - from, hs->acc.len);
 		else
 			sse_stream_delta(s, hs->dtype, d->m, hs->dturn,

@@ -27,7 +27,7 @@ struct dbq_job {
 	dbq_fn fn;
 	void *ctx;
 	int cancelled;
-	int tries;          /* sends lost with their connection */
+	int tries; /* sends lost with their connection */
 	struct dbq_job *next;
 };
 
@@ -35,10 +35,10 @@ struct dq_conn {
 	PGconn *pc;
 	enum dq_state state;
 	struct dbq_sock w;
-	double since;       /* connecting since */
-	double retry_at;    /* after a failed connect: not before */
-	int was_up;         /* log the reconnect */
-	double sent_at;     /* the job in flight was sent */
+	double since;    /* connecting since */
+	double retry_at; /* after a failed connect: not before */
+	int was_up;      /* log the reconnect */
+	double sent_at;  /* the job in flight was sent */
 	struct dbq_job *job;
 	PGresult *res;
 };
@@ -46,10 +46,10 @@ struct dq_conn {
 static struct dq_conn conns[DBQ_MAX_CONNS];
 static int nconns;
 static int qepfd = -1;
-static double qtimeout;  /* seconds a query may run; 0: no bound */
+static double qtimeout; /* seconds a query may run; 0: no bound */
 static char *qconninfo;
 static struct dbq_job *head, *tail;
-static double now_s;    /* of the last dbq_run */
+static double now_s; /* of the last dbq_run */
 
 static void job_free(struct dbq_job *j)
 {
@@ -122,8 +122,9 @@ PGconn *dbq_connect_start(const char *conninfo, const char *app)
 	 * connection started without blocking: dbq_connect_timeout() is
 	 * enforced by the callers' ticks. */
 	static const char *const kw[] = {
-		"dbname", "keepalives", "keepalives_idle",
-		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
+		"dbname",           "keepalives",
+		"keepalives_idle",  "keepalives_interval",
+		"keepalives_count", "tcp_user_timeout",
 		"application_name", NULL};
 	long k = config_int("db_keepalive_idle_s");
 	char idle[16], utm[24];
@@ -270,10 +271,11 @@ static void job_done(struct dq_conn *k)
 	k->res = NULL;
 	k->state = DQ_IDLE;
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-				       : NULL;
+		const char *code =
+			res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 		log_error("sql error %s: %s", code ? code : "",
-			  res ? PQresultErrorMessage(res) : PQerrorMessage(k->pc));
+			  res ? PQresultErrorMessage(res)
+			      : PQerrorMessage(k->pc));
 		PQclear(res);
 		res = NULL;
 	}
@@ -403,7 +405,8 @@ static void timed_out(struct dq_conn *k)
 {
 	struct dbq_job *j = k->job;
 	log_warn("query connection %d: a query ran over %.0f s, given up "
-		 "(%.48s)", (int)(k - conns), qtimeout, j->sql);
+		 "(%.48s)",
+		 (int)(k - conns), qtimeout, j->sql);
 	k->job = NULL;
 	drop(k);
 	finish(j, NULL);

@@ -48,7 +48,7 @@ void dbq_run(double now);
  * set under tag for ev (connecting: re-add even if unchanged, libpq may
  * have swapped the socket). */
 struct dbq_sock {
-	int fd;         /* registered, or -1 */
+	int fd; /* registered, or -1 */
 	uint32_t ev;
 };
 PGconn *dbq_connect_start(const char *conninfo, const char *app);

@@ -136,8 +136,10 @@ int fcgi_feed(struct fcgi_parser *p, const void *data, size_t len)
 			p->got = 0;
 			p->hlen = 0;
 			p->in_record = 1;
-			if (p->id && p->type == FCGI_BEGIN_REQUEST && p->clen > 8)
-				return fail(p, "BEGIN_REQUEST of the wrong size");
+			if (p->id && p->type == FCGI_BEGIN_REQUEST &&
+			    p->clen > 8)
+				return fail(p,
+					    "BEGIN_REQUEST of the wrong size");
 			if (p->id && p->type == FCGI_PARAMS &&
 			    p->params.len + p->clen > FCGI_MAX_PARAMS)
 				return fail(p, "parameters too large");
@@ -188,15 +190,18 @@ const char *fcgi_param(const struct fcgi_parser *p, const char *name)
 static void put_header(struct buf *out, int type, unsigned id, size_t clen,
 		       size_t plen)
 {
-	unsigned char h[FCGI_HEADER_LEN] = {
-		FCGI_VERSION, (unsigned char)type, (unsigned char)(id >> 8),
-		(unsigned char)id, (unsigned char)(clen >> 8),
-		(unsigned char)clen, (unsigned char)plen, 0};
+	unsigned char h[FCGI_HEADER_LEN] = {FCGI_VERSION,
+					    (unsigned char)type,
+					    (unsigned char)(id >> 8),
+					    (unsigned char)id,
+					    (unsigned char)(clen >> 8),
+					    (unsigned char)clen,
+					    (unsigned char)plen,
+					    0};
 	buf_add(out, h, sizeof(h));
 }
 
-void fcgi_put_stdout(struct buf *out, unsigned id, const void *data,
-		     size_t len)
+void fcgi_put_stdout(struct buf *out, unsigned id, const void *data, size_t len)
 {
 	static const char zeros[8];
 	const char *s = data;
@@ -217,7 +222,11 @@ void fcgi_put_end(struct buf *out, unsigned id, int app_status)
 	unsigned char b[8] = {(unsigned char)((unsigned)app_status >> 24),
 			      (unsigned char)((unsigned)app_status >> 16),
 			      (unsigned char)((unsigned)app_status >> 8),
-			      (unsigned char)app_status, 0, 0, 0, 0};
+			      (unsigned char)app_status,
+			      0,
+			      0,
+			      0,
+			      0};
 	put_header(out, FCGI_STDOUT, id, 0, 0);
 	put_header(out, FCGI_END_REQUEST, id, 8, 0);
 	buf_add(out, b, sizeof(b));

@@ -36,28 +36,28 @@ enum fcgi_type {
 };
 
 enum fcgi_state {
-	FCGI_BEGIN,  /* waiting for BEGIN_REQUEST */
+	FCGI_BEGIN, /* waiting for BEGIN_REQUEST */
 	FCGI_PARAMS_IN,
-	FCGI_READY,  /* params complete: the request can be served */
+	FCGI_READY, /* params complete: the request can be served */
 	FCGI_ERROR,
 };
 
 struct fcgi_parser {
 	enum fcgi_state state;
 	unsigned char hdr[FCGI_HEADER_LEN];
-	size_t hlen;          /* header bytes held */
-	int in_record;        /* header complete, reading content+padding */
+	size_t hlen;   /* header bytes held */
+	int in_record; /* header complete, reading content+padding */
 	int type;
-	unsigned id;          /* request id of the record being read */
+	unsigned id; /* request id of the record being read */
 	size_t clen, plen, got;
 	unsigned char body[8]; /* content of BEGIN_REQUEST */
 	unsigned request_id;
 	int aborted;
-	int stdin_done;       /* the empty STDIN record arrived */
+	int stdin_done; /* the empty STDIN record arrived */
 	size_t stdin_len;
-	struct buf params;    /* raw name-value pairs, then decoded pairs */
-	struct buf kv;        /* decoded: name NUL value NUL ... */
-	const char *error;    /* static text for the log */
+	struct buf params; /* raw name-value pairs, then decoded pairs */
+	struct buf kv;     /* decoded: name NUL value NUL ... */
+	const char *error; /* static text for the log */
 };
 
 void fcgi_parser_init(struct fcgi_parser *p);

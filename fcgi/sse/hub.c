@@ -51,7 +51,6 @@ struct hub_org {
 	int n;
 };
 
-
 /* The LISTEN connection: connecting, LISTEN sent, listening. */
 enum { L_DOWN, L_CONNECTING, L_LISTENING, L_UP };
 
@@ -169,7 +168,8 @@ static void deltas_shed(void)
 		delta_warned = sse_now();
 		log_warn("deltas held for stalled sessions passed %zu MB: %ld "
 			 "dropped so far (their streams get the text from "
-			 "live_text)", delta_cap >> 20, delta_dropped);
+			 "live_text)",
+			 delta_cap >> 20, delta_dropped);
 	}
 }
 
@@ -215,7 +215,8 @@ static void hub_down(const char *what)
 		log_warn("LISTEN connection lost; reconnecting");
 		next_try = 0;
 	} else {
-		log_error("LISTEN connection: %s", what ? what : PQerrorMessage(lconn));
+		log_error("LISTEN connection: %s",
+			  what ? what : PQerrorMessage(lconn));
 	}
 	dbq_unwatch(&lsock);
 	PQfinish(lconn);
@@ -245,8 +246,9 @@ static void connect_step(void)
 		return;
 	case PGRES_POLLING_OK:
 		PQsetnonblocking(lconn, 1);
-		if (!PQsendQuery(lconn, "LISTEN ev; LISTEN evd; LISTEN "
-					AUTH_REVOKE_CHANNEL) ||
+		if (!PQsendQuery(
+			    lconn,
+			    "LISTEN ev; LISTEN evd; LISTEN " AUTH_REVOKE_CHANNEL) ||
 		    PQflush(lconn) != 0) { /* a few bytes: all sent */
 			hub_down(NULL);
 			return;
@@ -358,9 +360,11 @@ static void on_evd(const char *payload)
 		goto out;
 	d = xcalloc(1, sizeof(*d));
 	memcpy(d->s, s, 33);
-	d->m = json_object_object_get_ex(o, "m", &v) ? json_object_get_int64(v) : 0;
+	d->m = json_object_object_get_ex(o, "m", &v) ? json_object_get_int64(v)
+						     : 0;
 	d->off = json_object_object_get_ex(o, "off", &v)
-			 ? (size_t)json_object_get_int64(v) : 0;
+			 ? (size_t)json_object_get_int64(v)
+			 : 0;
 	if (!json_object_object_get_ex(o, "d", &v) || d->m <= 0) {
 		free(d);
 		goto out;
@@ -369,7 +373,8 @@ static void on_evd(const char *payload)
 	d->d = xstrndup(json_object_get_string(v), d->dlen);
 	if (json_object_object_get_ex(o, "x", &v) &&
 	    json_object_is_type(v, json_type_object))
-		d->x = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		d->x = xstrdup(json_object_to_json_string_ext(
+			v, JSON_C_TO_STRING_PLAIN));
 	d->bound = hs->known;
 	hs->ndeltas++;
 	*deltas_tail = d;
@@ -553,7 +558,8 @@ static void on_dead_keys(void *ctx, PGresult *res)
 	PQclear(res);
 	if (n) {
 		log_info("closing the connections of %d revoked or expired "
-			 "key(s)", n);
+			 "key(s)",
+			 n);
 		strmap_each(&sessions, close_dead, &dead);
 	}
 	strmap_release(&dead);

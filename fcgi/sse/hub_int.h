@@ -22,12 +22,12 @@ struct hub_session {
 	char id[33];
 	struct sse_sub *subs, *tail;
 	int nstreams;
-	long long known;          /* highest sequence announced */
+	long long known; /* highest sequence announced */
 	int dirty, gc;
 	struct hub_session *dnext, *gnext;
-	long long acc_m;          /* message whose text acc holds (0: none) */
+	long long acc_m; /* message whose text acc holds (0: none) */
 	struct buf acc;
-	long long type_m;         /* message whose delta type is dtype */
+	long long type_m; /* message whose delta type is dtype */
 	const char *dtype;
 	char dturn[33], dmsg[33]; /* its context (hex; "" if unknown) */
 	int ndeltas;              /* of the pending deltas, this session's */
@@ -46,8 +46,9 @@ struct delta {
 	char *d;
 	size_t dlen;
 	int done;
-	int loaded;               /* live_text was read for it */
-	char *x; /* a tool.output.delta: its own fields (JSON object), or NULL */
+	int loaded; /* live_text was read for it */
+	char *x; /* a tool.output.delta: its own fields (JSON object), or NULL
+		  */
 	struct delta *next;
 };
 

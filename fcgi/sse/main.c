@@ -37,8 +37,8 @@
 
 static int epfd = -1;
 static char listen_tag, hub_tag, sig_tag;
-static struct sse_conn *conns;     /* every live connection */
-static struct sse_conn **dead;     /* to free at the end of the round */
+static struct sse_conn *conns; /* every live connection */
+static struct sse_conn **dead; /* to free at the end of the round */
 static size_t ndead, dead_cap;
 
 double sse_now(void)

@@ -20,8 +20,10 @@ static void send_page(struct sse_conn *c, const struct evq *q,
 
 	evq_page(q, res, &page, count, &last);
 	buf_init(&out, page.len + 128);
-	buf_addf(&out, "Status: 200 OK\r\nContent-Type: application/json\r\n"
-		       "Content-Length: %zu\r\n\r\n", page.len);
+	buf_addf(&out,
+		 "Status: 200 OK\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n\r\n",
+		 page.len);
 	buf_add(&out, page.data, page.len);
 	sse_conn_send(c, out.data, out.len);
 	sse_conn_finish(c);
@@ -29,8 +31,7 @@ static void send_page(struct sse_conn *c, const struct evq *q,
 	buf_release(&page);
 }
 
-static struct dbq_job *fetch(struct sse_conn *c, const struct evq *q,
-			     dbq_fn fn)
+static struct dbq_job *fetch(struct sse_conn *c, const struct evq *q, dbq_fn fn)
 {
 	struct evq_nums nums;
 	const char *p[6];

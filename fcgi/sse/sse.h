@@ -47,22 +47,22 @@ struct dbq_job;
 struct sse_open {
 	struct arena arena;
 	struct req rq;
-	enum sse_kind kind;     /* SSE_STREAM: /sse, SSE_POLL: /events */
-	const char *seg;        /* the {id} segment of the path */
+	enum sse_kind kind; /* SSE_STREAM: /sse, SSE_POLL: /events */
+	const char *seg;    /* the {id} segment of the path */
 	size_t seglen;
-	long long last_seq;     /* the session's, when resolved */
-	double key_exp;         /* when the key expires (sse_now()); 0: never */
-	struct sse_sub *sub;    /* being built; freed with the open */
+	long long last_seq;  /* the session's, when resolved */
+	double key_exp;      /* when the key expires (sse_now()); 0: never */
+	struct sse_sub *sub; /* being built; freed with the open */
 };
 
 struct sse_conn {
 	int fd;
 	struct fcgi_parser fp;
-	struct buf out;    /* FastCGI records not yet written */
-	size_t out_off;    /* bytes of out already written */
-	int want_out;      /* EPOLLOUT registered */
-	int closing;       /* END_REQUEST queued: close once written */
-	int dead;          /* write failed: free at the end of this round */
+	struct buf out; /* FastCGI records not yet written */
+	size_t out_off; /* bytes of out already written */
+	int want_out;   /* EPOLLOUT registered */
+	int closing;    /* END_REQUEST queued: close once written */
+	int dead;       /* write failed: free at the end of this round */
 	struct sse_sub *sub;
 	struct sse_open *open;
 	struct dbq_job *job;          /* the query it waits for */
@@ -73,15 +73,15 @@ struct sse_sub {
 	struct sse_conn *conn;
 	enum sse_kind kind;
 	char session[33], org[33], key[33];
-	struct evq q;           /* filters (and, for polls, the page) */
-	long long cursor;       /* every event <= cursor was seen */
-	int need;               /* catch up even without a newer event */
-	int lagging;            /* over SSE_LAG_BYTES: no pushes */
-	int in_round;           /* the hub's: part of this catch-up round */
-	long long dm;           /* the message whose deltas it follows */
-	size_t doff;            /* bytes of it sent */
+	struct evq q;     /* filters (and, for polls, the page) */
+	long long cursor; /* every event <= cursor was seen */
+	int need;         /* catch up even without a newer event */
+	int lagging;      /* over SSE_LAG_BYTES: no pushes */
+	int in_round;     /* the hub's: part of this catch-up round */
+	long long dm;     /* the message whose deltas it follows */
+	size_t doff;      /* bytes of it sent */
 	double next_ping, cycle_at, deadline;
-	double key_exp;         /* its key's expiry (sse_now() time); 0: never */
+	double key_exp; /* its key's expiry (sse_now() time); 0: never */
 	struct hub_session *hs;
 	struct sse_sub *s_prev, *s_next; /* the session's subscribers */
 };
@@ -125,17 +125,16 @@ void sse_stream_event(struct sse_sub *s, const char *frame, size_t len);
 /* A delta of message m (turn, msg: its context, hex or ""), ending at
  * byte alen; its id is the cursor of evq.h. */
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
-		      const char *turn, const char *msg,
-		      const char *delta, size_t dlen, const char *acc,
-		      size_t alen);
+		      const char *turn, const char *msg, const char *delta,
+		      size_t dlen, const char *acc, size_t alen);
 /* A tool.output.delta: x is the delta's own fields ({tool_call_id,
  * tool_name, stream}, a JSON object) to which delta and
  * message_sequence (the tool.started event's) are added; in the same
  * envelope, context and cursor id (output ending at byte alen) as
  * sse_stream_delta's. */
 void sse_stream_tool_delta(struct sse_sub *s, const char *x, long long m,
-			   const char *turn, const char *msg,
-			   const char *delta, size_t dlen, size_t alen);
+			   const char *turn, const char *msg, const char *delta,
+			   size_t dlen, size_t alen);
 /* Send `disconnecting {reason}` and finish. */
 void sse_stream_close(struct sse_sub *s, const char *reason);
 /* Its key stopped working (reason "key_revoked", "key_expired"): a

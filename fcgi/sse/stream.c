@@ -99,8 +99,9 @@ void sse_event_frame(struct buf *f, const struct sse_event_row *r)
 	buf_addf(f, "event: %s\nid: evt_%s\ndata: {\"id\":\"evt_%s\",\"type\":",
 		 r->type, r->id, r->id);
 	buf_add_json_str(f, r->type, strlen(r->type));
-	buf_addf(f, ",\"ts\":\"%s\",\"session_id\":\"ses_%s\",\"sequence\":%lld,"
-		    "\"context\":{\"turn_id\":",
+	buf_addf(f,
+		 ",\"ts\":\"%s\",\"session_id\":\"ses_%s\",\"sequence\":%lld,"
+		 "\"context\":{\"turn_id\":",
 		 ts, r->session, r->seq);
 	add_id(f, "trn", r->turn);
 	buf_adds(f, ",\"input_message_id\":");
@@ -126,9 +127,10 @@ static void delta_head(struct buf *f, struct sse_sub *s, const char *type,
 
 	ts_now(ts);
 	evq_delta_id(id, s->cursor, m, alen);
-	buf_addf(f, "event: %s\nid: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
-		    "\"ts\":\"%s\",\"session_id\":\"ses_%s\","
-		    "\"context\":{\"turn_id\":",
+	buf_addf(f,
+		 "event: %s\nid: %s\ndata: {\"id\":\"%s\",\"type\":\"%s\","
+		 "\"ts\":\"%s\",\"session_id\":\"ses_%s\","
+		 "\"context\":{\"turn_id\":",
 		 type, id, id, type, ts, s->session);
 	add_id(f, "trn", turn);
 	buf_adds(f, ",\"input_message_id\":");
@@ -137,9 +139,8 @@ static void delta_head(struct buf *f, struct sse_sub *s, const char *type,
 }
 
 void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
-		      const char *turn, const char *msg,
-		      const char *delta, size_t dlen, const char *acc,
-		      size_t alen)
+		      const char *turn, const char *msg, const char *delta,
+		      size_t dlen, const char *acc, size_t alen)
 {
 	struct buf f = BUF_INIT;
 
@@ -157,8 +158,8 @@ void sse_stream_delta(struct sse_sub *s, const char *type, long long m,
 }
 
 void sse_stream_tool_delta(struct sse_sub *s, const char *x, long long m,
-			   const char *turn, const char *msg,
-			   const char *delta, size_t dlen, size_t alen)
+			   const char *turn, const char *msg, const char *delta,
+			   size_t dlen, size_t alen)
 {
 	struct buf f = BUF_INIT;
 	size_t xl = strlen(x);
@@ -187,7 +188,8 @@ void sse_stream_close(struct sse_sub *s, const char *reason)
 		     "event: disconnecting\nid: %s\ndata: {\"reason\":\"%s\"%s,"
 		     "\"id\":\"%s\"}\n\n",
 		     id, reason,
-		     strcmp(reason, "session_deleted") ? ",\"retry_ms\":100" : "",
+		     strcmp(reason, "session_deleted") ? ",\"retry_ms\":100"
+						       : "",
 		     id);
 	sse_conn_send(s->conn, f, (size_t)n);
 	hub_unsubscribe(s);
@@ -305,9 +307,11 @@ static void stream_start(struct sse_conn *c)
 	buf_adds(&f, head);
 	/* its id: the stream's starting point, a cursor like a delta's */
 	evq_delta_id(id, s->cursor, s->dm, s->dm ? s->doff : 0);
-	buf_addf(&f, "id: %s\ndata: {\"status\":\"connected\",\"session_id\":\"ses_%s\","
-		     "\"id\":\"%s\"}\n\n",
-		 id, s->session, id);
+	buf_addf(
+		&f,
+		"id: %s\ndata: {\"status\":\"connected\",\"session_id\":\"ses_%s\","
+		"\"id\":\"%s\"}\n\n",
+		id, s->session, id);
 	sse_conn_send(c, f.data, f.len);
 	buf_release(&f);
 }
@@ -373,7 +377,8 @@ static void open_sub(struct sse_conn *c)
 	memcpy(s->q.session, rq->cap[0], 33);
 	memcpy(s->q.org, rq->org, sizeof(s->q.org));
 	if (evq_parse(rq, o->kind == SSE_STREAM ? rq->last_event_id : NULL,
-		      o->kind == SSE_STREAM ? 0 : POLL_MAX_WAIT, &s->q, &e) != 0) {
+		      o->kind == SSE_STREAM ? 0 : POLL_MAX_WAIT, &s->q,
+		      &e) != 0) {
 		res_apierr(rq, &e);
 		sse_open_respond(c);
 		return;
@@ -399,8 +404,8 @@ static void on_auth(void *ctx, PGresult *res)
 		PQclear(res);
 		return;
 	}
-	a = res ? auth_lookup_result(res, rq->org, rq->user, rq->key,
-					     rq->role, &touch)
+	a = res ? auth_lookup_result(res, rq->org, rq->user, rq->key, rq->role,
+				     &touch)
 		: -1;
 	/* an expiring key's connections end when it does */
 	if (a == 1 && !PQgetisnull(res, 0, 4))
@@ -484,7 +489,8 @@ void sse_serve(struct sse_conn *c)
 	if (strcmp(rq->method, "GET")) {
 		res_header(rq, "Allow", "GET");
 		res_error(rq, 405, "method_not_allowed",
-			  "Method %s not allowed here; allowed: GET", rq->method);
+			  "Method %s not allowed here; allowed: GET",
+			  rq->method);
 		goto respond;
 	}
 	req_parse_query(rq);

@@ -41,10 +41,10 @@ struct stream {
 	int fd;
 	char sid[64], key[128];
 	int sent, open, status;
-	long seen;	/* MATCH occurrences so far */
-	char tail[32];	/* the last bytes read, to match across reads */
+	long seen;     /* MATCH occurrences so far */
+	char tail[32]; /* the last bytes read, to match across reads */
 	size_t ntail;
-	double got_at;	/* when `seen` last grew */
+	double got_at; /* when `seen` last grew */
 };
 
 static struct stream *st;
@@ -93,8 +93,7 @@ static void start(struct stream *s)
 	if (connect(s->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 &&
 	    errno != EINPROGRESS)
 		die("connect");
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
-				 .data.ptr = s};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = s};
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev) < 0)
 		die("epoll_ctl");
 }
@@ -252,8 +251,8 @@ static void report(const char *what, double *v, size_t n)
 		return;
 	}
 	qsort(v, n, sizeof(*v), cmp_double);
-	printf("%-28s n=%-7zu p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n",
-	       what, n, v[n / 2] * 1e3, v[(size_t)((double)n * 0.99)] * 1e3,
+	printf("%-28s n=%-7zu p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n", what,
+	       n, v[n / 2] * 1e3, v[(size_t)((double)n * 0.99)] * 1e3,
 	       v[n - 1] * 1e3);
 	report_pcts(what, v, n);
 }
@@ -366,8 +365,9 @@ int main(int argc, char **argv)
 {
 	struct rlimit rl;
 	if (argc < 5) {
-		fprintf(stderr, "usage: sse-bench hold HOST PORT SECONDS < streams\n"
-				"       sse-bench fanout HOST PORT CONNINFO ROUNDS < streams\n");
+		fprintf(stderr,
+			"usage: sse-bench hold HOST PORT SECONDS < streams\n"
+			"       sse-bench fanout HOST PORT CONNINFO ROUNDS < streams\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -71,13 +71,13 @@ struct rec {
 struct conn {
 	int fd;
 	struct buf in, out;
-	size_t out_off;	       /* of out, sent already */
-	int streaming;	       /* a response is under way */
+	size_t out_off; /* of out, sent already */
+	int streaming;  /* a response is under way */
 	int chunked, hang, close_after, sent_continue;
 	struct wire_stream ev; /* the events of the response */
-	size_t next;	       /* the next event to send */
-	long cut_after;	       /* close after this many events; -1: never */
-	long long due;	       /* when ev.v[next] may go */
+	size_t next;           /* the next event to send */
+	long cut_after;        /* close after this many events; -1: never */
+	long long due;         /* when ev.v[next] may go */
 	struct rec *rec;       /* of the provider request being answered */
 };
 
@@ -120,8 +120,9 @@ static void clear_events(struct conn *c)
 static void reply(struct conn *c, int status, const char *type,
 		  const char *body, size_t len)
 {
-	buf_addf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-			  "Content-Length: %zu\r\n%s\r\n",
+	buf_addf(&c->out,
+		 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+		 "Content-Length: %zu\r\n%s\r\n",
 		 status, http_reason(status), type, len,
 		 c->close_after ? "Connection: close\r\n" : "");
 	buf_add(&c->out, body, len);
@@ -351,8 +352,8 @@ static const struct route {
 /* Read the head's fields into q->headers (names lowercased). The head
  * is edited in place and put back as it was, since a request whose body
  * is still on its way is parsed again. */
-static void parse_fields(struct conn *c, char *line, char *end,
-			 struct req *q, long *clen, int *expect)
+static void parse_fields(struct conn *c, char *line, char *end, struct req *q,
+			 long *clen, int *expect)
 {
 	char *next, *colon, *v, *p;
 
@@ -397,8 +398,8 @@ static int take_request(struct conn *c)
 	if (!end)
 		return c->in.len > MAX_HEAD ? -1 : 0;
 	head = (size_t)(end - c->in.data) + 4;
-	if (sscanf(c->in.data, "%15s %2047s %15s", method, target,
-		   version) != 3)
+	if (sscanf(c->in.data, "%15s %2047s %15s", method, target, version) !=
+	    3)
 		return -1;
 	c->close_after = !strcmp(version, "HTTP/1.0");
 	q.headers = json_object_new_object();
@@ -582,8 +583,8 @@ static void serve(int lfd)
 				c->cut_after = -1;
 				buf_init(&c->in, 1024);
 				buf_init(&c->out, 0);
-				conns = xrealloc(conns, (nconns + 1) *
-							       sizeof(*conns));
+				conns = xrealloc(conns,
+						 (nconns + 1) * sizeof(*conns));
 				conns[nconns++] = c;
 			}
 		}

@@ -16,7 +16,7 @@ struct out {
 	const char *model;
 	long delay;
 	struct buf b; /* the event being written */
-	int raw; /* strings go out as they are, already JSON-escaped */
+	int raw;      /* strings go out as they are, already JSON-escaped */
 };
 
 /* The event in o->b is complete: queue it. */
@@ -66,7 +66,6 @@ static size_t cut_at(const char *s, size_t len, size_t i, size_t n)
 		k++;
 	return k;
 }
-
 
 static void oa_chunk_start(struct out *o)
 {
@@ -155,8 +154,9 @@ static void block(struct out *o, const char *s, long n, const char *field,
 		 "{\"type\":\"content_block_start\",\"index\":%d,"
 		 "\"content_block\":{\"type\":\"%s\",\"%s\":\"\"}}",
 		 idx, type, type);
-	buf_addf(&pre, "{\"type\":\"content_block_delta\",\"index\":%d,"
-		       "\"delta\":{\"type\":\"%s_delta\",\"%s\":",
+	buf_addf(&pre,
+		 "{\"type\":\"content_block_delta\",\"index\":%d,"
+		 "\"delta\":{\"type\":\"%s_delta\",\"%s\":",
 		 idx, type, type);
 	parts(o, s, n, pre.data, "}}");
 	if (!strcmp(type, "thinking"))
@@ -183,8 +183,9 @@ static void tool_call(struct out *o, struct json_object *tc, long split,
 	if (o->w == W_OPENAI)
 		buf_addf(&d, "{\"tool_calls\":[{\"index\":%d,\"id\":", idx);
 	else
-		buf_addf(&d, "{\"type\":\"content_block_start\",\"index\":%d,"
-			     "\"content_block\":{\"type\":\"tool_use\",\"id\":",
+		buf_addf(&d,
+			 "{\"type\":\"content_block_start\",\"index\":%d,"
+			 "\"content_block\":{\"type\":\"tool_use\",\"id\":",
 			 blk);
 	buf_add_json_str(&d, id, strlen(id));
 	buf_adds(&d, o->w == W_OPENAI ? ",\"type\":\"function\",\"function\":"
@@ -200,13 +201,15 @@ static void tool_call(struct out *o, struct json_object *tc, long split,
 	}
 	buf_reset(&d);
 	if (o->w == W_OPENAI)
-		buf_addf(&d, "{\"tool_calls\":[{\"index\":%d,\"function\":"
-			     "{\"arguments\":",
+		buf_addf(&d,
+			 "{\"tool_calls\":[{\"index\":%d,\"function\":"
+			 "{\"arguments\":",
 			 idx);
 	else
-		buf_addf(&d, "{\"type\":\"content_block_delta\",\"index\":%d,"
-			     "\"delta\":{\"type\":\"input_json_delta\","
-			     "\"partial_json\":",
+		buf_addf(&d,
+			 "{\"type\":\"content_block_delta\",\"index\":%d,"
+			 "\"delta\":{\"type\":\"input_json_delta\","
+			 "\"partial_json\":",
 			 blk);
 	parts(o, args ? args : "{}", split, d.data,
 	      o->w == W_OPENAI ? "}}]}" : "}}");
@@ -273,9 +276,10 @@ static void stream_end(struct out *o, struct json_object *req, int tools,
 	so = json_object_object_get(so, "include_usage");
 	if (json_object_get_boolean(so)) {
 		oa_chunk_start(o);
-		buf_addf(&o->b, "],\"usage\":{\"prompt_tokens\":%ld,"
-				"\"completion_tokens\":%ld,"
-				"\"total_tokens\":%ld}}\n\n",
+		buf_addf(&o->b,
+			 "],\"usage\":{\"prompt_tokens\":%ld,"
+			 "\"completion_tokens\":%ld,"
+			 "\"total_tokens\":%ld}}\n\n",
 			 in, out, in + out);
 		add_piece(o);
 	}
@@ -327,22 +331,23 @@ void wire_error_body(enum wire w, int status, struct json_object *r,
 		     struct buf *out)
 {
 	const char *body = wire_str(r, "body");
-	const char *type = status == 429	? "rate_limit_error"
-			   : status == 529	? "overloaded_error"
-			   : status == 401	? "authentication_error"
-			   : status >= 500	? "api_error"
-						: "invalid_request_error";
+	const char *type = status == 429   ? "rate_limit_error"
+			   : status == 529 ? "overloaded_error"
+			   : status == 401 ? "authentication_error"
+			   : status >= 500 ? "api_error"
+					   : "invalid_request_error";
 
 	if (body) {
 		buf_adds(out, body);
 	} else if (w == W_ANTHROPIC) {
-		buf_addf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
-			     "\"message\":\"fake error %d\"}}",
+		buf_addf(out,
+			 "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
+			 "\"message\":\"fake error %d\"}}",
 			 type, status);
 	} else {
-		buf_addf(out, "{\"error\":{\"message\":\"fake error %d\","
-			     "\"type\":\"%s\",\"param\":null,\"code\":null}}",
+		buf_addf(out,
+			 "{\"error\":{\"message\":\"fake error %d\","
+			 "\"type\":\"%s\",\"param\":null,\"code\":null}}",
 			 status, type);
 	}
 }
-

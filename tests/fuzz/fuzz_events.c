@@ -31,7 +31,8 @@ static void check_storable(const char *type, const char *s, size_t n)
 	struct json_object *o;
 
 	if (!utf8_valid(s, n, 0)) {
-		fprintf(stderr, "%s: not storable text: %.*s\n", type, (int)n, s);
+		fprintf(stderr, "%s: not storable text: %.*s\n", type, (int)n,
+			s);
 		abort();
 	}
 	if (jx_check_text(s, n, NULL, 0, &e) != 0) {
@@ -54,7 +55,7 @@ void writer_event(struct turn *t, const char *type, char *data, long uin,
 	(void)uin;
 	(void)uout;
 	(void)kind;
-	(void)final;
+	(void) final;
 	check_storable(type, data, strlen(data));
 	if (getenv("FUZZ_EVENTS_PRINT")) /* replaying: what was written */
 		printf("%s %s\n", type, data);
@@ -134,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct runner r;
 	static int init;
-	const char *s = (const char *)data + 1, *end = (const char *)data + size;
+	const char *s = (const char *)data + 1,
+		   *end = (const char *)data + size;
 	const char *a, *b, *c;
 	size_t na, nb, nc;
 	struct turn *t;
@@ -160,8 +162,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	t = xcalloc(1, sizeof(*t));
 	snprintf(t->id, sizeof(t->id), "00000000000000000000000000000001");
-	snprintf(t->session, sizeof(t->session), "00000000000000000000000000000002");
-	snprintf(t->input_msg, sizeof(t->input_msg), "00000000000000000000000000000003");
+	snprintf(t->session, sizeof(t->session),
+		 "00000000000000000000000000000002");
+	snprintf(t->input_msg, sizeof(t->input_msg),
+		 "00000000000000000000000000000003");
 	t->r = &r;
 	t->attempt = 1;
 	t->started_ms = now_ms();

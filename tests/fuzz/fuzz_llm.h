@@ -53,7 +53,7 @@ static void fz_error(void *ctx, const char *code, const char *msg, int r)
 static char *fz_run(const char *s, size_t n, size_t split)
 {
 	struct buf log = BUF_INIT;
-	struct llm_sink sink = {&log,	  fz_text,  fz_thinking,
+	struct llm_sink sink = {&log,    fz_text,  fz_thinking,
 				fz_tool, fz_usage, fz_error};
 	struct llm_parser *p;
 	int rc;

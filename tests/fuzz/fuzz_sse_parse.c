@@ -12,8 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 
-static int on_event(void *ctx, const char *event, const char *data,
-		    size_t len)
+static int on_event(void *ctx, const char *event, const char *data, size_t len)
 {
 	/* a data of "stop" ends the stream, to reach the error path */
 	buf_addf(ctx, "[%s|", event);

@@ -14,8 +14,7 @@ static struct arena arena;
 static struct req rq;
 static struct buf allow;
 
-static const struct route *route(const char *method, const char *path,
-				 int *bad)
+static const struct route *route(const char *method, const char *path, int *bad)
 {
 	req_release(&rq);
 	arena_reset(&arena);
@@ -112,13 +111,15 @@ START_TEST(openapi_lists_every_route)
 			struct json_object *op, *xr;
 			found = json_object_object_get_ex(ops, m, &op);
 			/* the role the document states is the router's */
-			ck_assert_msg(found &&
-				      json_object_object_get_ex(op, "x-role", &xr) &&
-				      !strcmp(json_object_get_string(xr),
-					      router_role_name(t[i].role)),
-				      "openapi.json: %s %s needs x-role \"%s\"",
-				      t[i].method, t[i].pattern,
-				      router_role_name(t[i].role));
+			ck_assert_msg(
+				found &&
+					json_object_object_get_ex(op, "x-role",
+								  &xr) &&
+					!strcmp(json_object_get_string(xr),
+						router_role_name(t[i].role)),
+				"openapi.json: %s %s needs x-role \"%s\"",
+				t[i].method, t[i].pattern,
+				router_role_name(t[i].role));
 		}
 		ck_assert_msg(found, "route %s %s missing from openapi.json",
 			      t[i].method, t[i].pattern);
@@ -141,14 +142,17 @@ START_TEST(openapi_lists_every_route)
 				normalize(t[i].pattern, pat, sizeof(pat));
 				if (strcmp(norm, pat))
 					continue;
-				for (j = 0; t[i].method[j] && j < sizeof(m) - 1; j++)
+				for (j = 0; t[i].method[j] && j < sizeof(m) - 1;
+				     j++)
 					m[j] = (char)(t[i].method[j] | 0x20);
 				m[j] = '\0';
 				if (!strcmp(m, op))
 					found = 1;
 			}
-			ck_assert_msg(found, "openapi.json lists %s %s, the router does not",
-				      op, p);
+			ck_assert_msg(
+				found,
+				"openapi.json lists %s %s, the router does not",
+				op, p);
 		}
 	}
 	json_object_put(doc);

@@ -76,15 +76,15 @@ START_TEST(test_literals_parse)
 				json_object_array_get_idx(tools, j);
 			struct json_object *name = get(t, "name");
 			struct json_object *desc = get(t, "description");
-			ck_assert_msg(json_object_is_type(name,
-							  json_type_string) &&
-					      json_object_get_string_len(name),
-				      "%s: tool %zu has no name", c->id, j);
-			ck_assert_msg(json_object_is_type(desc,
-							  json_type_string) &&
-					      json_object_get_string_len(desc),
-				      "%s: tool %s has no description", c->id,
-				      json_object_get_string(name));
+			ck_assert_msg(
+				json_object_is_type(name, json_type_string) &&
+					json_object_get_string_len(name),
+				"%s: tool %zu has no name", c->id, j);
+			ck_assert_msg(
+				json_object_is_type(desc, json_type_string) &&
+					json_object_get_string_len(desc),
+				"%s: tool %s has no description", c->id,
+				json_object_get_string(name));
 			ck_assert_msg(is_schema_object(get(t, "parameters")),
 				      "%s: tool %s: parameters is not an "
 				      "object schema",
@@ -110,9 +110,9 @@ END_TEST
 START_TEST(test_ids_unique_and_expected)
 {
 	static const char *const want[] = {
-		"session_file_system", "web_fetch",	"current_time",
-		"stateless_todo_list", "session",	"session_storage",
-		"test_math",	       "test_weather",
+		"session_file_system", "web_fetch",    "current_time",
+		"stateless_todo_list", "session",      "session_storage",
+		"test_math",           "test_weather",
 	};
 	size_t i, j, n;
 	const struct catalog_cap *all = catalog_all(&n);
@@ -354,8 +354,7 @@ START_TEST(test_validator_subset)
 	     "arguments.todos: is required");
 	args("session_storage", "kv_store", "{\"operation\":\"list\"}", NULL);
 	args("session_storage", "kv_store",
-	     "{\"operation\":\"set\",\"key\":\"k\",\"value\":\"v\"}",
-	     NULL);
+	     "{\"operation\":\"set\",\"key\":\"k\",\"value\":\"v\"}", NULL);
 	args("session_storage", "kv_store", "{\"operation\":\"SET\"}",
 	     "arguments.operation: must be one of: set, get, delete, list");
 	args("session_storage", "kv_store", "{\"operation\":7}",

@@ -128,10 +128,12 @@ START_TEST(base64_and_content)
 
 	buf_reset(&b);
 	fs_add_content(&b, "h\xc3\xa9", 3);
-	ck_assert_str_eq(b.data, ",\"content\":\"h\xc3\xa9\",\"encoding\":\"text\"");
+	ck_assert_str_eq(b.data,
+			 ",\"content\":\"h\xc3\xa9\",\"encoding\":\"text\"");
 	buf_reset(&b);
 	fs_add_content(&b, "\x00\xff", 2);
-	ck_assert_str_eq(b.data, ",\"content\":\"AP8=\",\"encoding\":\"base64\"");
+	ck_assert_str_eq(b.data,
+			 ",\"content\":\"AP8=\",\"encoding\":\"base64\"");
 	buf_release(&b);
 }
 END_TEST
@@ -140,7 +142,8 @@ START_TEST(media_types)
 {
 	ck_assert_str_eq(fs_media_type("/data.csv"), "text/csv; charset=utf-8");
 	ck_assert_str_eq(fs_media_type("/a/b.PNG"), "image/png");
-	ck_assert_str_eq(fs_media_type("/a.b/noext"), "application/octet-stream");
+	ck_assert_str_eq(fs_media_type("/a.b/noext"),
+			 "application/octet-stream");
 	ck_assert_str_eq(fs_media_type("/x."), "application/octet-stream");
 }
 END_TEST
@@ -153,7 +156,8 @@ START_TEST(server_caps)
 	ck_assert_int_eq(fs_cap_total(), 100 * mib);
 	/* nginx's client_max_body_size for the file routes, as everrunsctl
 	 * writes it: 25 MiB x 4/3 + 64 KiB */
-	ck_assert_uint_eq(fs_body_max(), (size_t)(25 * 1024 * 4 / 3 + 64) * 1024);
+	ck_assert_uint_eq(fs_body_max(),
+			  (size_t)(25 * 1024 * 4 / 3 + 64) * 1024);
 	config_set("fs_max_file_mb", "30");
 	config_set("fs_session_max_mb", "7");
 	ck_assert_int_eq(fs_cap_file(), 30 * mib);
@@ -180,7 +184,8 @@ START_TEST(router_hands_over_paths)
 
 	req_init(&rq, &a);
 	rq.method = "GET";
-	snprintf(path, sizeof(path), "/api/v1/sessions/%s/fs/%%2e%%2e/etc", sid);
+	snprintf(path, sizeof(path), "/api/v1/sessions/%s/fs/%%2e%%2e/etc",
+		 sid);
 	rq.path = path;
 	rt = router_match(&rq, &allow, &badp);
 	ck_assert_ptr_nonnull(rt);
@@ -209,7 +214,8 @@ START_TEST(router_hands_over_paths)
 	ck_assert_ptr_eq(rt->fn, h_fs_get);
 	ck_assert_int_ne(norm(rq.cap[1], out), 0);
 
-	snprintf(path, sizeof(path), "/api/v1/sessions/%s/fs/_/download/a/b.txt", sid);
+	snprintf(path, sizeof(path),
+		 "/api/v1/sessions/%s/fs/_/download/a/b.txt", sid);
 	rt = router_match(&rq, &allow, &badp);
 	ck_assert_ptr_eq(rt->fn, h_fs_download);
 	ck_assert_str_eq(rq.cap[1], "a/b.txt");

@@ -19,11 +19,13 @@ static int refused(const char *ip)
 START_TEST(refuses_internal_ipv4)
 {
 	static const char *const bad[] = {
-		"127.0.0.1", "127.255.255.254", "0.0.0.0", "0.1.2.3",
-		"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255",
-		"192.168.1.1", "100.64.0.1", "100.127.255.255",
-		"169.254.0.1", "169.254.169.254", "224.0.0.1", "239.1.1.1",
-		"240.0.0.1", "255.255.255.255", "192.0.0.170", "198.18.0.1",
+		"127.0.0.1",       "127.255.255.254", "0.0.0.0",
+		"0.1.2.3",         "10.0.0.1",        "10.255.255.255",
+		"172.16.0.1",      "172.31.255.255",  "192.168.1.1",
+		"100.64.0.1",      "100.127.255.255", "169.254.0.1",
+		"169.254.169.254", "224.0.0.1",       "239.1.1.1",
+		"240.0.0.1",       "255.255.255.255", "192.0.0.170",
+		"198.18.0.1",
 	};
 	size_t i;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -38,10 +40,11 @@ END_TEST
 START_TEST(allows_public_ipv4_next_to_the_edges)
 {
 	static const char *const good[] = {
-		"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1",
-		"100.63.255.255", "100.128.0.1", "169.253.255.255",
-		"192.167.1.1", "11.0.0.1", "126.255.255.255", "128.0.0.1",
-		"223.255.255.255", "198.20.0.1",
+		"8.8.8.8",         "1.1.1.1",        "172.15.255.255",
+		"172.32.0.1",      "100.63.255.255", "100.128.0.1",
+		"169.253.255.255", "192.167.1.1",    "11.0.0.1",
+		"126.255.255.255", "128.0.0.1",      "223.255.255.255",
+		"198.20.0.1",
 	};
 	size_t i;
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
@@ -52,18 +55,33 @@ END_TEST
 START_TEST(refuses_internal_ipv6_and_embedded_ipv4)
 {
 	static const char *const bad[] = {
-		"::1", "::", "::ffff:127.0.0.1", "::ffff:7f00:1",
-		"::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
-		"::8.8.8.8", "fc00::1", "fd00::1", "fd00:ec2::254",
-		"fe80::1", "febf::1", "fec0::1", "ff02::1",
-		"64:ff9b::7f00:1", "64:ff9b::a00:1", "2002:7f00:1::1",
+		"::1",
+		"::",
+		"::ffff:127.0.0.1",
+		"::ffff:7f00:1",
+		"::ffff:10.0.0.1",
+		"::ffff:169.254.169.254",
+		"::127.0.0.1",
+		"::8.8.8.8",
+		"fc00::1",
+		"fd00::1",
+		"fd00:ec2::254",
+		"fe80::1",
+		"febf::1",
+		"fec0::1",
+		"ff02::1",
+		"64:ff9b::7f00:1",
+		"64:ff9b::a00:1",
+		"2002:7f00:1::1",
 		"2002:a9fe:a9fe::",
 	};
 	size_t i;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(refused(bad[i]), "%s should be refused", bad[i]);
-	ck_assert_str_eq(guard_classify("fd00:ec2::254"), "a cloud metadata address");
-	ck_assert_str_eq(guard_classify("::ffff:127.0.0.1"), "a loopback address");
+	ck_assert_str_eq(guard_classify("fd00:ec2::254"),
+			 "a cloud metadata address");
+	ck_assert_str_eq(guard_classify("::ffff:127.0.0.1"),
+			 "a loopback address");
 	ck_assert(!refused("2001:4860:4860::8888"));
 	ck_assert(!refused("2606:4700::1111"));
 	ck_assert(!refused("::ffff:8.8.8.8"));
@@ -88,9 +106,10 @@ END_TEST
 START_TEST(resolved_spellings_are_refused)
 {
 	static const char *const forms[] = {
-		"2130706433", "0177.0.0.1", "0x7f.0.0.1", "0x7f000001",
-		"127.1", "0177.1", "017700000001", "2852039166",
-		"0xa9fea9fe", "0", "localhost", "::ffff:127.0.0.1", "::1",
+		"2130706433", "0177.0.0.1", "0x7f.0.0.1",   "0x7f000001",
+		"127.1",      "0177.1",     "017700000001", "2852039166",
+		"0xa9fea9fe", "0",          "localhost",    "::ffff:127.0.0.1",
+		"::1",
 	};
 	size_t i;
 	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
@@ -102,11 +121,18 @@ START_TEST(resolved_spellings_are_refused)
 		ck_assert_msg(getaddrinfo(forms[i], "80", &hints, &res) == 0,
 			      "%s does not resolve", forms[i]);
 		for (p = res; p; p = p->ai_next) {
-			const void *a = p->ai_family == AF_INET
-				? (const void *)&((struct sockaddr_in *)p->ai_addr)->sin_addr
-				: (const void *)&((struct sockaddr_in6 *)p->ai_addr)->sin6_addr;
+			const void *a =
+				p->ai_family == AF_INET
+					? (const void *)&((struct sockaddr_in *)
+								  p->ai_addr)
+						  ->sin_addr
+					: (const void *)&(
+						  (struct sockaddr_in6 *)
+							  p->ai_addr)
+						  ->sin6_addr;
 			ck_assert(inet_ntop(p->ai_family, a, ip, sizeof(ip)));
-			ck_assert_msg(refused(ip), "%s -> %s passed", forms[i], ip);
+			ck_assert_msg(refused(ip), "%s -> %s passed", forms[i],
+				      ip);
 			n++;
 		}
 		ck_assert_int_gt(n, 0);
@@ -134,7 +160,8 @@ START_TEST(allow_lists)
 	ck_assert(!guard_allowed_by("172.16.0.0/12", NULL, "172.32.0.1"));
 	ck_assert(guard_allowed_by("127.0.0.2/32", NULL, "127.0.0.2"));
 	ck_assert(!guard_allowed_by("127.0.0.2/32", NULL, "127.0.0.1"));
-	ck_assert(!guard_allowed_by("127.0.0.0/33 ::1/129 bad/name", NULL, "127.0.0.1"));
+	ck_assert(!guard_allowed_by("127.0.0.0/33 ::1/129 bad/name", NULL,
+				    "127.0.0.1"));
 	ck_assert(!guard_allowed_by("", "localhost", "127.0.0.1"));
 	ck_assert(guard_allowed_by("0.0.0.0/0", NULL, "10.0.0.1"));
 }
@@ -143,20 +170,25 @@ END_TEST
 START_TEST(refuses_tunnels_and_documentation_ranges)
 {
 	static const char *const bad[] = {
-		"64:ff9b:1::1", "64:ff9b:1:ffff:ffff::8.8.8.8", "2001::1",
-		"2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:0:ffff::1",
-		"2001:db8::1", "2001:db8:ffff::1", "3fff::1",
-		"3fff:fff:ffff::1", "3fff:0fff::1", "192.0.2.1", "192.0.2.255",
-		"198.51.100.7", "203.0.113.200", "::ffff:192.0.2.1",
-		"64:ff9b::203.0.113.5",
+		"64:ff9b:1::1",     "64:ff9b:1:ffff:ffff::8.8.8.8",
+		"2001::1",          "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+		"2001:0:ffff::1",   "2001:db8::1",
+		"2001:db8:ffff::1", "3fff::1",
+		"3fff:fff:ffff::1", "3fff:0fff::1",
+		"192.0.2.1",        "192.0.2.255",
+		"198.51.100.7",     "203.0.113.200",
+		"::ffff:192.0.2.1", "64:ff9b::203.0.113.5",
 	};
 	/* the neighbours of those ranges are ordinary networks */
 	static const char *const good[] = {
-		"2001:1::1", "2001:4860:4860::8888", "2001:db9::1",
-		"2001:db7::1", "2001:200::1", "3ffe::1", "3fff:1000::1", "4000::1",
-		"64:ff9b:2::1", "64:ff9b::8.8.8.8", "192.0.3.1",
-		"198.51.101.1", "198.51.99.1", "203.0.112.1", "203.0.114.1",
-		"2606:4700::1111",
+		"2001:1::1",    "2001:4860:4860::8888",
+		"2001:db9::1",  "2001:db7::1",
+		"2001:200::1",  "3ffe::1",
+		"3fff:1000::1", "4000::1",
+		"64:ff9b:2::1", "64:ff9b::8.8.8.8",
+		"192.0.3.1",    "198.51.101.1",
+		"198.51.99.1",  "203.0.112.1",
+		"203.0.114.1",  "2606:4700::1111",
 	};
 	size_t i;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

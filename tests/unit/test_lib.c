@@ -104,10 +104,18 @@ START_TEST(utf8_cut_and_clean)
 	ck_assert_uint_eq(utf8_cut(e9, 5, 2), 1);
 	ck_assert_uint_eq(utf8_cut("\xf0\x9f\x98\x80", 4, 3), 0);
 	buf_init(&b, 0);
-	ck_assert_uint_eq(utf8_clean(&b, "a\0b\xff" "c\xed\xa0\x80\xc3", 9), 6);
+	ck_assert_uint_eq(utf8_clean(&b,
+				     "a\0b\xff"
+				     "c\xed\xa0\x80\xc3",
+				     9),
+			  6);
 	ck_assert_uint_eq(b.len, 3 + 6 * 3);
 	ck_assert(utf8_valid(b.data, b.len, 0));
-	ck_assert_int_eq(memcmp(b.data, "a\xef\xbf\xbd" "b", 5), 0);
+	ck_assert_int_eq(memcmp(b.data,
+				"a\xef\xbf\xbd"
+				"b",
+				5),
+			 0);
 	buf_reset(&b);
 	ck_assert_uint_eq(utf8_clean(&b, e9, 5), 0);
 	ck_assert_str_eq(b.data, e9);
@@ -132,19 +140,25 @@ START_TEST(json_text_pg_cannot_store)
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int r = jx_check_text(cases[i].in, strlen(cases[i].in), NULL, 0, &e);
+		int r = jx_check_text(cases[i].in, strlen(cases[i].in), NULL, 0,
+				      &e);
 		if (!cases[i].path) {
 			ck_assert_msg(r == 0, "refused: %s", cases[i].in);
 			continue;
 		}
 		ck_assert_msg(r == -1, "accepted: %s", cases[i].in);
 		ck_assert_int_eq(e.status, 400);
-		ck_assert_msg(!strncmp(e.msg, cases[i].path, strlen(cases[i].path)),
-			      "%s: %s", cases[i].in, e.msg);
+		ck_assert_msg(
+			!strncmp(e.msg, cases[i].path, strlen(cases[i].path)),
+			"%s: %s", cases[i].in, e.msg);
 	}
 	/* a field stored as bytes is exempt, only at the top */
-	ck_assert_int_eq(jx_check_text("{\"content\":\"\\u0000\"}", 18, "content", 0, &e), 0);
-	ck_assert_int_eq(jx_check_text("{\"x\":{\"content\":\"\\u0000\"}}", 24, "content", 0, &e), -1);
+	ck_assert_int_eq(jx_check_text("{\"content\":\"\\u0000\"}", 18,
+				       "content", 0, &e),
+			 0);
+	ck_assert_int_eq(jx_check_text("{\"x\":{\"content\":\"\\u0000\"}}", 24,
+				       "content", 0, &e),
+			 -1);
 }
 END_TEST
 
@@ -155,7 +169,8 @@ START_TEST(json_storable_fixes_in_place)
 	const char *s;
 	char *d = nested(40);
 
-	json_object_object_add(o, "t", json_object_new_string_len("a\0b\xff", 4));
+	json_object_object_add(o, "t",
+			       json_object_new_string_len("a\0b\xff", 4));
 	json_object_object_add(o, "k\xfe", json_object_new_int(1));
 	deep = jx_parse_depth(d, strlen(d), 64, &e);
 	ck_assert_ptr_nonnull(deep);
@@ -164,7 +179,8 @@ START_TEST(json_storable_fixes_in_place)
 	s = jx_str(o);
 	ck_assert(utf8_valid(s, strlen(s), 0));
 	ck_assert_ptr_null(strstr(s, "\\u0000"));
-	ck_assert_str_eq(jx_gets(o, "t"), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+	ck_assert_str_eq(jx_gets(o, "t"), "a\xef\xbf\xbd"
+					  "b\xef\xbf\xbd");
 	ck_assert_ptr_nonnull(jx_get(o, "k\xef\xbf\xbd"));
 	json_object_put(o);
 	/* what it leaves is readable again with that bound */
@@ -181,8 +197,16 @@ END_TEST
 START_TEST(json_rejects_bad_input)
 {
 	static const char *bad[] = {
-		"{\"a\":1", "{\"a\":1}x", "{'a':1}", "[1,]", "{\"a\":01}",
-		"\"\xff\xfe\"", "{\"a\":\"\xc3\x28\"}", "", "   ", "nul",
+		"{\"a\":1",
+		"{\"a\":1}x",
+		"{'a':1}",
+		"[1,]",
+		"{\"a\":01}",
+		"\"\xff\xfe\"",
+		"{\"a\":\"\xc3\x28\"}",
+		"",
+		"   ",
+		"nul",
 	};
 	struct apierr e;
 	size_t i;
@@ -240,14 +264,21 @@ END_TEST
 START_TEST(ids_parse_and_new)
 {
 	char hex[33], id[IDS_MAX_LEN], id2[IDS_MAX_LEN];
-	ck_assert(ids_parse("ses_0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert(
+		ids_parse("ses_0193b5a00007000800000000000000ab", "ses", hex));
 	ck_assert_str_eq(hex, "0193b5a00007000800000000000000ab");
-	ck_assert(!ids_parse("ses_0193B5A00007000800000000000000ab", "ses", hex));
-	ck_assert(!ids_parse("ses_0193b5a0000700080000000000000ab", "ses", hex));
-	ck_assert(!ids_parse("ses_0193b5a00007000800000000000000abc", "ses", hex));
-	ck_assert(!ids_parse("agt_0193b5a00007000800000000000000ab", "ses", hex));
-	ck_assert(!ids_parse("ses-0193b5a00007000800000000000000ab", "ses", hex));
-	ck_assert(!ids_parse("session_0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert(
+		!ids_parse("ses_0193B5A00007000800000000000000ab", "ses", hex));
+	ck_assert(
+		!ids_parse("ses_0193b5a0000700080000000000000ab", "ses", hex));
+	ck_assert(!ids_parse("ses_0193b5a00007000800000000000000abc", "ses",
+			     hex));
+	ck_assert(
+		!ids_parse("agt_0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert(
+		!ids_parse("ses-0193b5a00007000800000000000000ab", "ses", hex));
+	ck_assert(!ids_parse("session_0193b5a00007000800000000000000ab", "ses",
+			     hex));
 	ck_assert(!ids_parse("", "ses", hex));
 	ck_assert(ids_has_prefix("agt_x", "agt"));
 	ck_assert(!ids_has_prefix("agtx", "agt"));
@@ -255,7 +286,7 @@ START_TEST(ids_parse_and_new)
 	ids_new("evt", id2, sizeof(id2));
 	ck_assert(ids_parse(id, "evt", hex));
 	ck_assert_str_ne(id, id2);
-	ck_assert_int_eq(hex[12], '7'); /* version nibble */
+	ck_assert_int_eq(hex[12], '7');             /* version nibble */
 	ck_assert(strchr("89ab", hex[16]) != NULL); /* variant */
 	ck_assert(strcmp(id, id2) <= 0 ||
 		  strncmp(id, id2, 4 + 12) == 0); /* time-ordered */
@@ -269,7 +300,9 @@ START_TEST(crypto_hash_and_seal)
 	char h[65];
 
 	crypto_sha256_hex("abc", 3, h);
-	ck_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	ck_assert_str_eq(
+		h,
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	crypto_random(key, sizeof(key));
 	crypto_random(other, sizeof(other));
 	ck_assert_int_eq(crypto_seal(key, "sk-secret", 9, &sealed), 0);
@@ -335,8 +368,8 @@ END_TEST
 START_TEST(config_table)
 {
 	static const char *const env[] = {
-		"EVERRUNS_HOUSEKEEPING_S", "EVERRUNS_DB_POOL",
-		"EVERRUNS_SSE_CYCLE_S", "EVERRUNS_LEASE_S",
+		"EVERRUNS_HOUSEKEEPING_S",     "EVERRUNS_DB_POOL",
+		"EVERRUNS_SSE_CYCLE_S",        "EVERRUNS_LEASE_S",
 		"EVERRUNS_SSE_DB_CONNECTIONS", "EVERRUNS_API_THREADS"};
 	struct buf out = BUF_INIT;
 	size_t i;
@@ -349,21 +382,28 @@ START_TEST(config_table)
 	ck_assert_str_eq(config_str("db_pool"), "session");
 	ck_assert_int_eq(config_check(&out), 0);
 	ck_assert_int_eq(config_parse("sse_cycle_s = 120\nlease_s = 0.5\n"
-				      "db_pool = transaction\n"), 0);
+				      "db_pool = transaction\n"),
+			 0);
 	ck_assert_int_eq(config_int("sse_cycle_s"), 120);
 	ck_assert(config_num("lease_s") == 0.5);
 	ck_assert_int_eq(config_check(&out), 0);
-	ck_assert_int_eq(config_parse("sse_cycle_s = soon\nsse_db_connections = 17\n"
-				      "db_pool = pooled\nlease_sec = 3\n"), 0);
+	ck_assert_int_eq(
+		config_parse("sse_cycle_s = soon\nsse_db_connections = 17\n"
+			     "db_pool = pooled\nlease_sec = 3\n"),
+		0);
 	ck_assert_int_eq(config_int("sse_cycle_s"), 300); /* the default */
 	setenv("EVERRUNS_API_THREADS", "0", 1);
 	ck_assert_int_eq(config_check(&out), 5);
 	unsetenv("EVERRUNS_API_THREADS");
 	ck_assert_ptr_nonnull(strstr(out.data, "lease_sec: unknown key"));
-	ck_assert_ptr_nonnull(strstr(out.data, "sse_cycle_s: 'soon' is not an integer"));
-	ck_assert_ptr_nonnull(strstr(out.data, "sse_db_connections: 17 is out of bounds (1..16)"));
-	ck_assert_ptr_nonnull(strstr(out.data, "db_pool: 'pooled' is not one of"));
-	ck_assert_ptr_nonnull(strstr(out.data, "api_threads: 0 is out of bounds"));
+	ck_assert_ptr_nonnull(
+		strstr(out.data, "sse_cycle_s: 'soon' is not an integer"));
+	ck_assert_ptr_nonnull(strstr(
+		out.data, "sse_db_connections: 17 is out of bounds (1..16)"));
+	ck_assert_ptr_nonnull(
+		strstr(out.data, "db_pool: 'pooled' is not one of"));
+	ck_assert_ptr_nonnull(
+		strstr(out.data, "api_threads: 0 is out of bounds"));
 	buf_release(&out);
 	config_free();
 }
@@ -387,8 +427,9 @@ START_TEST(config_example)
 	while (fgets(line, sizeof(line), f)) {
 		char key[128], val[1024] = "";
 		const struct config_key *k;
-		if (line[0] == '#' || sscanf(line, "%127[a-z_0-9] = %1023[^\n]",
-					     key, val) < 1 || !strchr(line, '='))
+		if (line[0] == '#' ||
+		    sscanf(line, "%127[a-z_0-9] = %1023[^\n]", key, val) < 1 ||
+		    !strchr(line, '='))
 			continue;
 		k = config_key_find(key);
 		ck_assert_msg(k != NULL, "%s: %s is not in config_keys.c", path,
@@ -396,8 +437,8 @@ START_TEST(config_example)
 		seen[k - config_keys] = 1;
 		if (k->type == CONFIG_LONG || k->type == CONFIG_DOUBLE)
 			ck_assert_msg(strtod(val, NULL) == strtod(k->def, NULL),
-				      "%s: %s = %s, the table says %s", path, key,
-				      val, k->def);
+				      "%s: %s = %s, the table says %s", path,
+				      key, val, k->def);
 	}
 	fclose(f);
 	for (i = 0; i < config_nkeys; i++)
@@ -415,7 +456,8 @@ START_TEST(query_strings)
 	long off, lim;
 
 	req_init(&rq, &a);
-	rq.query = "tags=a&tags=b%20c&search=x+y&limit=5&offset=10&bad=%zz&flag";
+	rq.query =
+		"tags=a&tags=b%20c&search=x+y&limit=5&offset=10&bad=%zz&flag";
 	req_parse_query(&rq);
 	ck_assert_uint_eq(req_query_all(&rq, "tags", vals, 4), 2);
 	ck_assert_str_eq(vals[1], "b c");
@@ -426,14 +468,15 @@ START_TEST(query_strings)
 	ck_assert_int_eq(off, 10);
 	ck_assert_int_eq(lim, 5);
 
-	static const char *badq[] = {"limit=0", "limit=101", "limit=abc",
-				     "offset=-1", "limit=", "limit=5x"};
+	static const char *badq[] = {"limit=0",   "limit=101", "limit=abc",
+				     "offset=-1", "limit=",    "limit=5x"};
 	for (size_t i = 0; i < sizeof(badq) / sizeof(badq[0]); i++) {
 		req_release(&rq);
 		req_init(&rq, &a);
 		rq.query = badq[i];
 		req_parse_query(&rq);
-		ck_assert_msg(req_page(&rq, &off, &lim, &e) == -1, "%s", badq[i]);
+		ck_assert_msg(req_page(&rq, &off, &lim, &e) == -1, "%s",
+			      badq[i]);
 		ck_assert_int_eq(e.status, 400);
 	}
 	size_t n;
@@ -463,10 +506,12 @@ START_TEST(evq_cursors)
 	ck_assert(c == 12 && m == 5 && off == 4096);
 	ck_assert_int_eq(evq_delta_id_parse("dlt_4_0_0", &c, &m, &off), 1);
 	ck_assert(c == 4 && m == 0 && off == 0); /* no message */
-	static const char *bad[] = {"dlt_", "dlt_1_2", "dlt_1_2_", "dlt_1_2_3x",
-				    "dlt_1_0_3", "dlt_1_2_3", "dlt_-1_1_0",
-				    "dlt_99999999999999999999_1_0", "evt_1_1_0",
-				    "dlt_5_5_99999999999"};
+	static const char *bad[] = {
+		"dlt_",       "dlt_1_2",
+		"dlt_1_2_",   "dlt_1_2_3x",
+		"dlt_1_0_3",  "dlt_1_2_3",
+		"dlt_-1_1_0", "dlt_99999999999999999999_1_0",
+		"evt_1_1_0",  "dlt_5_5_99999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(!evq_delta_id_parse(bad[i], &c, &m, &off), "%s",
 			      bad[i]);
@@ -538,13 +583,15 @@ START_TEST(error_bodies)
 	struct buf head = BUF_INIT;
 	req_init(&rq, &a);
 	res_error(&rq, 404, "not_found", "Session \"x\" not found");
-	ck_assert_str_eq(rq.res_body.data,
-			 "{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\","
-			 "\"status\":404,\"title\":\"Not Found\","
-			 "\"detail\":\"Session \\\"x\\\" not found\"}");
+	ck_assert_str_eq(
+		rq.res_body.data,
+		"{\"error\":\"Session \\\"x\\\" not found\",\"code\":\"not_found\","
+		"\"status\":404,\"title\":\"Not Found\","
+		"\"detail\":\"Session \\\"x\\\" not found\"}");
 	res_head(&rq, &head);
 	ck_assert_ptr_nonnull(strstr(head.data, "Status: 404 Not Found\r\n"));
-	ck_assert_ptr_nonnull(strstr(head.data, "Content-Type: application/json\r\n"));
+	ck_assert_ptr_nonnull(
+		strstr(head.data, "Content-Type: application/json\r\n"));
 	buf_release(&head);
 	req_release(&rq);
 	arena_release(&a);
@@ -606,8 +653,9 @@ static double mono_s(void)
 START_TEST(rx_is_bounded_and_takes_ere)
 {
 	static const char *const runaway[] = {
-		"^(a*)*\\1\\1b$", "(*NO_START_OPT)^(a*)*\\1\\1b$", "^(a+)+$",
-		"^(a|a)*$",	  "((a*)*)*\\2\\1!b",		  "(a|aa)*c",
+		"^(a*)*\\1\\1b$",   "(*NO_START_OPT)^(a*)*\\1\\1b$",
+		"^(a+)+$",          "^(a|a)*$",
+		"((a*)*)*\\2\\1!b", "(a|aa)*c",
 		"(a*)\\1*\\1*[bc]", "(a*)\\1*\\1*[bc]"};
 	char line[70001];
 	struct apierr e;
@@ -616,8 +664,8 @@ START_TEST(rx_is_bounded_and_takes_ere)
 	double t;
 
 	/* POSIX ERE as sent before, and GNU's word edges */
-	ck_assert_ptr_nonnull(r = rx_compile("^fo+[[:digit:]]{2,3}(x|y)$",
-					     "pattern", &e));
+	ck_assert_ptr_nonnull(
+		r = rx_compile("^fo+[[:digit:]]{2,3}(x|y)$", "pattern", &e));
 	ck_assert_int_eq(rx_match(r, "foo12y", 6, &e), 1);
 	ck_assert_int_eq(rx_match(r, "foo1y", 5, &e), 0);
 	rx_free(r);
@@ -635,7 +683,8 @@ START_TEST(rx_is_bounded_and_takes_ere)
 		size_t n = i & 1 ? 65536 : 300;
 		memset(line, 'a', n);
 		line[n] = '!';
-		ck_assert_ptr_nonnull(r = rx_compile(runaway[i], "pattern", &e));
+		ck_assert_ptr_nonnull(
+			r = rx_compile(runaway[i], "pattern", &e));
 		t = mono_s();
 		int m = rx_match(r, line, n + 1, &e);
 		t = mono_s() - t;
@@ -650,8 +699,8 @@ START_TEST(rx_is_bounded_and_takes_ere)
 	}
 	memset(line, 'a', 300);
 	line[300] = '!';
-	ck_assert_ptr_nonnull(r = rx_compile("(*NO_START_OPT)^(a*)*\\1\\1b$",
-					     "pattern", &e));
+	ck_assert_ptr_nonnull(
+		r = rx_compile("(*NO_START_OPT)^(a*)*\\1\\1b$", "pattern", &e));
 	ck_assert_int_eq(rx_match(r, line, 301, &e), -1);
 	/* the step limit, or the clock on a slow machine */
 	ck_assert(strstr(e.msg, "regex_match_limit") ||
@@ -662,7 +711,8 @@ START_TEST(rx_is_bounded_and_takes_ere)
 	 * step limit is not reached, the clock is */
 	memset(line, 'a', 1000);
 	line[1000] = '!';
-	ck_assert_ptr_nonnull(r = rx_compile("(a*)\\1*\\1*[bc]", "pattern", &e));
+	ck_assert_ptr_nonnull(
+		r = rx_compile("(a*)\\1*\\1*[bc]", "pattern", &e));
 	t = mono_s();
 	ck_assert_int_eq(rx_match(r, line, 1001, &e), -1);
 	t = mono_s() - t;

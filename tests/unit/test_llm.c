@@ -13,50 +13,57 @@
 
 /* --- recorded streams ----------------------------------------------- */
 
-#define OA_HEAD "data: {\"id\":\"chatcmpl-9x\",\"object\":\"chat.completion.chunk\"," \
-		"\"created\":1730000000,\"model\":\"gpt-4o-mini-2024-07-18\"," \
-		"\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":"
+#define OA_HEAD                                                                \
+	"data: {\"id\":\"chatcmpl-9x\",\"object\":\"chat.completion.chunk\","  \
+	"\"created\":1730000000,\"model\":\"gpt-4o-mini-2024-07-18\","         \
+	"\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":"
 
-static const char oa_text[] =
-	OA_HEAD "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
-		"\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}],"
-		"\"usage\":null}\n\n"
-	": keep-alive\n\n"
-	OA_HEAD "[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,"
-		"\"finish_reason\":null}],\"usage\":null}\n\n"
-	OA_HEAD "[{\"index\":0,\"delta\":{\"content\":\" w\xc3\xb6rld \xe2\x98\x80\"},"
-		"\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n"
-	OA_HEAD "[{\"index\":0,\"delta\":{},\"logprobs\":null,"
-		"\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
-	OA_HEAD "[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3,"
-		"\"total_tokens\":15,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n"
+static const char oa_text[] = OA_HEAD
+	"[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
+	"\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}],"
+	"\"usage\":null}\n\n"
+	": keep-alive\n\n" OA_HEAD
+	"[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,"
+	"\"finish_reason\":null}],\"usage\":null}\n\n" OA_HEAD
+	"[{\"index\":0,\"delta\":{\"content\":\" w\xc3\xb6rld \xe2\x98\x80\"},"
+	"\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n" OA_HEAD
+	"[{\"index\":0,\"delta\":{},\"logprobs\":null,"
+	"\"finish_reason\":\"stop\"}],\"usage\":null}\n\n" OA_HEAD
+	"[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3,"
+	"\"total_tokens\":15,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n"
 	"data: [DONE]\n\n";
 
-static const char oa_text_log[] =
-	"text:Hello\n"
-	"text: w\xc3\xb6rld \xe2\x98\x80\n"
-	"usage:12,3\n"
-	"finish:0 stop:stop\n";
+static const char oa_text_log[] = "text:Hello\n"
+				  "text: w\xc3\xb6rld \xe2\x98\x80\n"
+				  "usage:12,3\n"
+				  "finish:0 stop:stop\n";
 
-#define OA_TC(i, rest) OA_HEAD "[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":" #i "," rest "}]},\"finish_reason\":null}]}\n\n"
+#define OA_TC(i, rest)                                                         \
+	OA_HEAD "[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":" #i      \
+		"," rest "}]},\"finish_reason\":null}]}\n\n"
 
-static const char oa_tools[] =
-	OA_HEAD "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
-		"\"tool_calls\":[{\"index\":0,\"id\":\"call_abc\",\"type\":\"function\","
-		"\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]},"
-		"\"finish_reason\":null}]}\n\n"
-	OA_TC(0, "\"function\":{\"arguments\":\"{\\\"loc\"}")
-	OA_TC(0, "\"function\":{\"arguments\":\"ation\\\": \\\"Par\"}")
-	OA_TC(1, "\"id\":\"call_def\",\"type\":\"function\",\"function\":"
-		 "{\"name\":\"get_time\",\"arguments\":\"\"}")
-	OA_TC(0, "\"function\":{\"arguments\":\"is\\\"}\"}")
-	OA_TC(1, "\"function\":{\"arguments\":\"{\\\"tz\\\":\"}")
-	OA_TC(1, "\"function\":{\"arguments\":\"\\\"CET\\\"}\"}")
-	OA_TC(2, "\"id\":\"call_ghi\",\"type\":\"function\",\"function\":"
-		 "{\"name\":\"now\",\"arguments\":\"\"}")
-	OA_HEAD "[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
-	OA_HEAD "[],\"usage\":{\"prompt_tokens\":80,\"completion_tokens\":41,"
-		"\"total_tokens\":121}}\n\n"
+static const char oa_tools[] = OA_HEAD
+	"[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
+	"\"tool_calls\":[{\"index\":0,\"id\":\"call_abc\",\"type\":\"function\","
+	"\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]},"
+	"\"finish_reason\":null}]}\n\n" OA_TC(
+		0, "\"function\":{\"arguments\":\"{\\\"loc\"}")
+		OA_TC(0, "\"function\":{\"arguments\":\"ation\\\": \\\"Par\"}") OA_TC(
+			1,
+			"\"id\":\"call_def\",\"type\":\"function\",\"function\":"
+			"{\"name\":\"get_time\",\"arguments\":\"\"}")
+			OA_TC(0, "\"function\":{\"arguments\":\"is\\\"}\"}") OA_TC(
+				1,
+				"\"function\":{\"arguments\":\"{\\\"tz\\\":\"}")
+				OA_TC(1,
+				      "\"function\":{\"arguments\":\"\\\"CET\\\"}\"}")
+					OA_TC(2,
+					      "\"id\":\"call_ghi\",\"type\":\"function\",\"function\":"
+					      "{\"name\":\"now\",\"arguments\":\"\"}")
+						OA_HEAD
+	"[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n" OA_HEAD
+	"[],\"usage\":{\"prompt_tokens\":80,\"completion_tokens\":41,"
+	"\"total_tokens\":121}}\n\n"
 	"data: [DONE]\n\n";
 
 static const char oa_tools_log[] =
@@ -66,11 +73,11 @@ static const char oa_tools_log[] =
 	"usage:80,41\n"
 	"finish:0 stop:tool_calls\n";
 
-static const char oa_error[] =
-	OA_HEAD "[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n"
+static const char oa_error[] = OA_HEAD
+	"[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n"
 	"data: {\"error\":{\"message\":\"The server had an error while processing "
-	"your request.\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n"
-	OA_HEAD "[{\"index\":0,\"delta\":{\"content\":\"ignored\"},\"finish_reason\":null}]}\n\n";
+	"your request.\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n" OA_HEAD
+	"[{\"index\":0,\"delta\":{\"content\":\"ignored\"},\"finish_reason\":null}]}\n\n";
 
 static const char oa_error_log[] =
 	"text:Hi\n"
@@ -80,52 +87,62 @@ static const char oa_error_log[] =
 
 #define AN_EV(name, json) "event: " name "\ndata: " json "\n\n"
 
-static const char an_full[] =
-	AN_EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":"
-	      "\"msg_01XFDUDYJgAACzvnptvVoYEL\",\"type\":\"message\",\"role\":"
-	      "\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\","
-	      "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{"
-	      "\"input_tokens\":472,\"cache_creation_input_tokens\":0,"
-	      "\"cache_read_input_tokens\":8,\"output_tokens\":2}}}")
-	AN_EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
-	      "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\","
-	      "\"signature\":\"\"}}")
-	AN_EV("ping", "{\"type\": \"ping\"}")
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,"
-	      "\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"The user wants "
-	      "the weather.\"}}")
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,"
-	      "\"delta\":{\"type\":\"signature_delta\",\"signature\":"
-	      "\"EqQBCgIYAhIM1gbcDa9GJwZA2b3h\"}}")
-	AN_EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}")
-	AN_EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":1,"
-	      "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,"
-	      "\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me check \"}}")
-	": a comment\r\n\r\n"
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,"
-	      "\"delta\":{\"type\":\"text_delta\",\"text\":\"the weather \xe2\x98\x80.\"}}")
-	AN_EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}")
-	AN_EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":2,"
-	      "\"content_block\":{\"type\":\"tool_use\",\"id\":"
-	      "\"toolu_01T1x1fJ34qAmk2tNTrN7Up6\",\"name\":\"get_weather\","
-	      "\"input\":{}}}")
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,"
-	      "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}")
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,"
-	      "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"
-	      "\"{\\\"location\\\": \\\"San Fra\"}}")
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,"
-	      "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"
-	      "\"ncisco, CA\\\"}\"}}")
-	AN_EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":2}")
-	AN_EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":3,"
-	      "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_02\","
-	      "\"name\":\"now\",\"input\":{}}}")
-	AN_EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":3}")
-	AN_EV("message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
-	      "\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}")
-	AN_EV("message_stop", "{\"type\":\"message_stop\"}");
+static const char an_full[] = AN_EV(
+	"message_start",
+	"{\"type\":\"message_start\",\"message\":{\"id\":"
+	"\"msg_01XFDUDYJgAACzvnptvVoYEL\",\"type\":\"message\",\"role\":"
+	"\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\","
+	"\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{"
+	"\"input_tokens\":472,\"cache_creation_input_tokens\":0,"
+	"\"cache_read_input_tokens\":8,\"output_tokens\":2}}}") AN_EV("content_block_start",
+								      "{\"type\":\"content_block_start\",\"index\":0,"
+								      "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\","
+								      "\"signature\":\"\"}}")
+	AN_EV("ping", "{\"type\": \"ping\"}") AN_EV(
+		"content_block_delta",
+		"{\"type\":\"content_block_delta\",\"index\":0,"
+		"\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"The user wants "
+		"the weather.\"}}") AN_EV("content_block_delta",
+					  "{\"type\":\"content_block_delta\",\"index\":0,"
+					  "\"delta\":{\"type\":\"signature_delta\",\"signature\":"
+					  "\"EqQBCgIYAhIM1gbcDa9GJwZA2b3h\"}}")
+		AN_EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}") AN_EV(
+			"content_block_start",
+			"{\"type\":\"content_block_start\",\"index\":1,"
+			"\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
+			AN_EV("content_block_delta",
+			      "{\"type\":\"content_block_delta\",\"index\":1,"
+			      "\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me check \"}}") ": a comment\r\n\r\n" AN_EV("content_block_delta",
+															     "{\"type\":\"content_block_delta\",\"index\":1,"
+															     "\"delta\":{\"type\":\"text_delta\",\"text\":\"the weather \xe2\x98\x80.\"}}")
+				AN_EV("content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}") AN_EV(
+					"content_block_start",
+					"{\"type\":\"content_block_start\",\"index\":2,"
+					"\"content_block\":{\"type\":\"tool_use\",\"id\":"
+					"\"toolu_01T1x1fJ34qAmk2tNTrN7Up6\",\"name\":\"get_weather\","
+					"\"input\":{}}}") AN_EV("content_block_delta",
+								"{\"type\":\"content_block_delta\",\"index\":2,"
+								"\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}")
+					AN_EV("content_block_delta",
+					      "{\"type\":\"content_block_delta\",\"index\":2,"
+					      "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"
+					      "\"{\\\"location\\\": \\\"San Fra\"}}")
+						AN_EV("content_block_delta",
+						      "{\"type\":\"content_block_delta\",\"index\":2,"
+						      "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"
+						      "\"ncisco, CA\\\"}\"}}") AN_EV("content_block_stop",
+										     "{\"type\":\"content_block_stop\",\"index\":2}")
+							AN_EV("content_block_start",
+							      "{\"type\":\"content_block_start\",\"index\":3,"
+							      "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_02\","
+							      "\"name\":\"now\",\"input\":{}}}")
+								AN_EV("content_block_stop",
+								      "{\"type\":\"content_block_stop\",\"index\":3}")
+									AN_EV("message_delta",
+									      "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+									      "\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}")
+										AN_EV("message_stop",
+										      "{\"type\":\"message_stop\"}");
 
 static const char an_full_log[] =
 	"usage:480,2\n"
@@ -138,21 +155,24 @@ static const char an_full_log[] =
 	"usage:480,89\n"
 	"finish:0 stop:tool_use sig:EqQBCgIYAhIM1gbcDa9GJwZA2b3h\n";
 
-static const char an_error[] =
-	AN_EV("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\","
-	      "\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}")
-	AN_EV("content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
+static const char an_error[] = AN_EV(
+	"message_start",
+	"{\"type\":\"message_start\",\"message\":{\"id\":\"m\","
+	"\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}")
+	AN_EV("content_block_start",
+	      "{\"type\":\"content_block_start\",\"index\":0,"
 	      "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}")
-	AN_EV("content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,"
-	      "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}")
-	AN_EV("error", "{\"type\": \"error\", \"error\": {\"type\": "
-	      "\"overloaded_error\", \"message\": \"Overloaded\"}}");
+		AN_EV("content_block_delta",
+		      "{\"type\":\"content_block_delta\",\"index\":0,"
+		      "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}")
+			AN_EV("error",
+			      "{\"type\": \"error\", \"error\": {\"type\": "
+			      "\"overloaded_error\", \"message\": \"Overloaded\"}}");
 
-static const char an_error_log[] =
-	"usage:10,1\n"
-	"text:Hel\n"
-	"error:overloaded_error|Overloaded|1\n"
-	"finish:-1 stop:-\n";
+static const char an_error_log[] = "usage:10,1\n"
+				   "text:Hel\n"
+				   "error:overloaded_error|Overloaded|1\n"
+				   "finish:-1 stop:-\n";
 
 /* --- a sink that writes down every call ----------------------------- */
 
@@ -192,8 +212,8 @@ static char *run(enum llm_kind kind, const char *s, size_t n, size_t split,
 		 size_t step)
 {
 	struct buf log = BUF_INIT;
-	struct llm_sink sink = {&log, rec_text, rec_thinking, rec_tool,
-				rec_usage, rec_error};
+	struct llm_sink sink = {&log,     rec_text,  rec_thinking,
+				rec_tool, rec_usage, rec_error};
 	struct llm_parser *p;
 	size_t off = 0, len;
 	int rc = 0, first = 1;
@@ -253,8 +273,9 @@ static void check_splits(enum llm_kind kind, const char *s, const char *want)
 		for (i = 0; i <= n; i++) {
 			got = run(kind, in, n, i, 0);
 			if (strcmp(got, whole))
-				ck_abort_msg("form %d, split at %zu:\n%s\nwant:\n%s",
-					     form, i, got, whole);
+				ck_abort_msg(
+					"form %d, split at %zu:\n%s\nwant:\n%s",
+					form, i, got, whole);
 			free(got);
 		}
 		got = run(kind, in, n, 0, 1);
@@ -391,33 +412,42 @@ START_TEST(anthropic_edge_cases)
 {
 	/* input given whole at the start; a block type and an event type
 	 * from a later API version; no message_stop after the stop */
-	static const char whole_input[] =
-		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
-		      "\"index\":0,\"content_block\":{\"type\":\"tool_use\","
-		      "\"id\":\"t1\",\"name\":\"f\",\"input\":{\"a\":[1,2]}}}")
-		AN_EV("content_block_stop", "{\"type\":\"content_block_stop\","
-		      "\"index\":0}")
-		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
-		      "\"index\":1,\"content_block\":{\"type\":\"hologram\"}}")
-		AN_EV("content_block_delta", "{\"type\":\"content_block_delta\","
-		      "\"index\":1,\"delta\":{\"type\":\"hologram_delta\"}}")
-		AN_EV("future_event", "{\"type\":\"future_event\"}")
-		AN_EV("message_delta", "{\"type\":\"message_delta\",\"delta\":"
-		      "{\"stop_reason\":\"tool_use\"},\"usage\":{\"input_tokens\":"
-		      "5,\"output_tokens\":9}}");
+	static const char whole_input[] = AN_EV(
+		"content_block_start",
+		"{\"type\":\"content_block_start\","
+		"\"index\":0,\"content_block\":{\"type\":\"tool_use\","
+		"\"id\":\"t1\",\"name\":\"f\",\"input\":{\"a\":[1,2]}}}")
+		AN_EV("content_block_stop",
+		      "{\"type\":\"content_block_stop\","
+		      "\"index\":0}") AN_EV("content_block_start",
+					    "{\"type\":\"content_block_start\","
+					    "\"index\":1,\"content_block\":{\"type\":\"hologram\"}}")
+			AN_EV("content_block_delta",
+			      "{\"type\":\"content_block_delta\","
+			      "\"index\":1,\"delta\":{\"type\":\"hologram_delta\"}}")
+				AN_EV("future_event",
+				      "{\"type\":\"future_event\"}")
+					AN_EV("message_delta",
+					      "{\"type\":\"message_delta\",\"delta\":"
+					      "{\"stop_reason\":\"tool_use\"},\"usage\":{\"input_tokens\":"
+					      "5,\"output_tokens\":9}}");
 	/* two thinking blocks: one signature cannot cover both */
-	static const char two_thoughts[] =
-		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
-		      "\"index\":0,\"content_block\":{\"type\":\"thinking\","
-		      "\"thinking\":\"a\",\"signature\":\"s1\"}}")
+	static const char two_thoughts[] = AN_EV(
+		"content_block_start",
+		"{\"type\":\"content_block_start\","
+		"\"index\":0,\"content_block\":{\"type\":\"thinking\","
+		"\"thinking\":\"a\",\"signature\":\"s1\"}}")
 		AN_EV("content_block_stop", "{\"type\":\"content_block_stop\","
-		      "\"index\":0}")
-		AN_EV("content_block_start", "{\"type\":\"content_block_start\","
-		      "\"index\":1,\"content_block\":{\"type\":\"thinking\","
-		      "\"thinking\":\"b\",\"signature\":\"s2\"}}")
-		AN_EV("content_block_stop", "{\"type\":\"content_block_stop\","
-		      "\"index\":1}")
-		AN_EV("message_stop", "{\"type\":\"message_stop\"}");
+					    "\"index\":0}")
+			AN_EV("content_block_start",
+			      "{\"type\":\"content_block_start\","
+			      "\"index\":1,\"content_block\":{\"type\":\"thinking\","
+			      "\"thinking\":\"b\",\"signature\":\"s2\"}}")
+				AN_EV("content_block_stop",
+				      "{\"type\":\"content_block_stop\","
+				      "\"index\":1}")
+					AN_EV("message_stop",
+					      "{\"type\":\"message_stop\"}");
 	struct llm_sink none = {0};
 	struct llm_parser *p;
 	char *got;
@@ -448,8 +478,7 @@ END_TEST
 START_TEST(malformed_chunks_fail)
 {
 	static const char *const oa[] = {
-		"data: {not json\n\n",
-		"data: [1,2]\n\n",
+		"data: {not json\n\n", "data: [1,2]\n\n",
 		"data: {\"choices\":[]}\n\ndata: {\"a\":1}}\n\n",
 		"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
 		"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n",
@@ -532,7 +561,8 @@ START_TEST(sse_framing)
 		{"data\n\n", "[|]"},
 		{"data:\n\ndata: x\n\n", "[|][|x]"},
 		{"id: 7\nretry: 10\nfoo: bar\ndata: v\n\n", "[|v]"},
-		{"data: no blank line at the end", "[|no blank line at the end]"},
+		{"data: no blank line at the end",
+		 "[|no blank line at the end]"},
 		{"data: a\n\nevent: only\n", "[|a]"},
 		{"data: x\r\n\r\ndata: y\n\rdata: z\r\n\n", "[|x][|y][|z]"},
 		{"data: a:b: c\n\n", "[|a:b: c]"},
@@ -546,7 +576,8 @@ START_TEST(sse_framing)
 			char *got = sse_run(cases[i].in, n, k, &rc);
 			ck_assert_int_eq(rc, 0);
 			if (strcmp(got, cases[i].want))
-				ck_abort_msg("case %zu split %zu: %s", i, k, got);
+				ck_abort_msg("case %zu split %zu: %s", i, k,
+					     got);
 			free(got);
 		}
 	}
@@ -715,12 +746,13 @@ START_TEST(openai_request)
 	struct json_object *msgs = json_tokener_parse(history);
 	struct json_object *tl = json_tokener_parse(tools);
 	struct llm_request r = {LLM_OPENAI, NULL, "sk-test", "gpt-4o", msgs, tl,
-				500, 0.5, 1, "low", 0};
+				500,        0.5,  1,         "low",    0};
 	struct built b;
 
 	build(&r, &b);
 	ck_assert_int_eq(b.rc, 0);
-	ck_assert_str_eq(b.url.data, "https://api.openai.com/v1/chat/completions");
+	ck_assert_str_eq(b.url.data,
+			 "https://api.openai.com/v1/chat/completions");
 	ck_assert(has_header(b.headers, "Authorization: Bearer sk-test"));
 	ck_assert(has_header(b.headers, "Content-Type: application/json"));
 	assert_json(b.body.data, oa_body);
@@ -733,15 +765,21 @@ START_TEST(openai_request)
 				  "\"text\",\"text\":\"a\"},{\"type\":\"text\","
 				  "\"text\":\"b\"}]}]");
 	r = (struct llm_request){LLM_OPENAI, "http://127.0.0.1:11434/v1/",
-				 NULL, "llama3", msgs, NULL, 64, 0, 0, "none", 0};
+				 NULL,       "llama3",
+				 msgs,       NULL,
+				 64,         0,
+				 0,          "none",
+				 0};
 	build(&r, &b);
 	ck_assert_int_eq(b.rc, 0);
-	ck_assert_str_eq(b.url.data, "http://127.0.0.1:11434/v1/chat/completions");
+	ck_assert_str_eq(b.url.data,
+			 "http://127.0.0.1:11434/v1/chat/completions");
 	ck_assert(!has_header(b.headers, "Authorization: Bearer "));
-	assert_json(b.body.data,
-		    "{\"model\":\"llama3\",\"messages\":[{\"role\":\"user\","
-		    "\"content\":\"a\\nb\"}],\"stream\":true,\"stream_options\":"
-		    "{\"include_usage\":true},\"max_tokens\":64}");
+	assert_json(
+		b.body.data,
+		"{\"model\":\"llama3\",\"messages\":[{\"role\":\"user\","
+		"\"content\":\"a\\nb\"}],\"stream\":true,\"stream_options\":"
+		"{\"include_usage\":true},\"max_tokens\":64}");
 	built_release(&b);
 	json_object_put(msgs);
 	json_object_put(tl);
@@ -752,9 +790,17 @@ START_TEST(anthropic_request)
 {
 	struct json_object *msgs = json_tokener_parse(history);
 	struct json_object *tl = json_tokener_parse(tools);
-	struct llm_request r = {LLM_ANTHROPIC, "https://api.anthropic.com",
-				"sk-ant", "claude-sonnet-4-5", msgs, tl,
-				0, 0.5, 1, NULL, 0};
+	struct llm_request r = {LLM_ANTHROPIC,
+				"https://api.anthropic.com",
+				"sk-ant",
+				"claude-sonnet-4-5",
+				msgs,
+				tl,
+				0,
+				0.5,
+				1,
+				NULL,
+				0};
 	struct built b;
 
 	build(&r, &b);
@@ -822,8 +868,8 @@ START_TEST(build_errors)
 	for (i = 0; bad[i]; i++) {
 		for (k = 0; k < 2; k++) {
 			struct json_object *m = json_tokener_parse(bad[i]);
-			struct llm_request r = {.kind = kinds[k], .model = "m",
-						.messages = m};
+			struct llm_request r = {
+				.kind = kinds[k], .model = "m", .messages = m};
 			build(&r, &b);
 			ck_assert_msg(b.rc == -1 && b.err.len, "%s", bad[i]);
 			built_release(&b);
@@ -832,11 +878,12 @@ START_TEST(build_errors)
 	}
 	/* a key is a header value: no header lines smuggled through it */
 	for (i = 0; i < 4; i++) {
-		static const char *const keys[] = {"sk\r\nX-Injected: 1", "sk\n",
-						   "sk\x7f", "sk\x1b"};
+		static const char *const keys[] = {"sk\r\nX-Injected: 1",
+						   "sk\n", "sk\x7f", "sk\x1b"};
 		for (k = 0; k < 2; k++) {
 			struct json_object *m = json_tokener_parse("[]");
-			struct llm_request r = {.kind = kinds[k], .model = "m",
+			struct llm_request r = {.kind = kinds[k],
+						.model = "m",
 						.messages = m,
 						.api_key = keys[i]};
 			build(&r, &b);
@@ -848,8 +895,8 @@ START_TEST(build_errors)
 	}
 	{
 		struct json_object *m = json_tokener_parse("[]");
-		struct llm_request r = {.kind = LLM_SIM, .model = "llmsim",
-					.messages = m};
+		struct llm_request r = {
+			.kind = LLM_SIM, .model = "llmsim", .messages = m};
 		build(&r, &b);
 		ck_assert_int_eq(b.rc, -1);
 		built_release(&b);
@@ -879,7 +926,8 @@ START_TEST(http_errors)
 		 "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
 		 "\"message\":\"Overloaded\"}}",
 		 "overloaded (529): Overloaded"},
-		{LLM_OPENAI, 401, "{\"error\":{\"message\":\"Incorrect API key pro",
+		{LLM_OPENAI, 401,
+		 "{\"error\":{\"message\":\"Incorrect API key pro",
 		 "authentication failed (401): Incorrect API key pro"},
 		{LLM_OPENAI, 502, "<html><body>Bad Gateway</body></html>",
 		 "bad gateway (502)"},
@@ -927,7 +975,8 @@ static char *plan(const char *model, const char *user, const char *extra,
 		if (s->kind == SIM_TOOL_CALL)
 			buf_addf(&log, "%s %s", s->name, s->args);
 		else if (s->kind == SIM_ERROR)
-			buf_addf(&log, "%s %d %s", s->name, s->retryable, s->text);
+			buf_addf(&log, "%s %d %s", s->name, s->retryable,
+				 s->text);
 		else
 			buf_adds(&log, s->text);
 		buf_addch(&log, '|');
@@ -970,22 +1019,27 @@ START_TEST(llmsim_directives)
 		   "T/0:token1 token2 token3 |max_tokens");
 	check_plan("llmsim-instant", "#hashtag day\n#tokenz", NULL, 0,
 		   "T/0:You said: #hashtag day\n#tokenz|end_turn");
-	check_plan("llmsim-instant", "", NULL, 0, "T/0:You said nothing.|end_turn");
+	check_plan("llmsim-instant", "", NULL, 0,
+		   "T/0:You said nothing.|end_turn");
 	check_plan("llmsim", "#error rate_limit", NULL, 0,
 		   "E/10:rate_limit 1 Rate limit reached (simulated)|error");
 	check_plan("llmsim", "#error server", NULL, 0,
 		   "E/10:server 1 Internal server error (simulated)|error");
 	check_plan("llmsim", "#error bad_request", NULL, 0,
 		   "E/10:bad_request 0 Bad request (simulated)|error");
-	check_plan("llmsim", "#tool x {oops", NULL, 0,
-		   "E/10:bad_request 0 llmsim: #tool x: the arguments are not a "
-		   "JSON object|error");
+	check_plan(
+		"llmsim", "#tool x {oops", NULL, 0,
+		"E/10:bad_request 0 llmsim: #tool x: the arguments are not a "
+		"JSON object|error");
 
 	/* two calls in one step, ids fresh each time */
-	got = plan("llmsim", "weather?\n#tool get_weather {\"city\":\"Paris\"}\n"
-		   "#tool now", NULL, 0, &pl);
-	ck_assert_str_eq(got, "C/10:get_weather {\"city\":\"Paris\"}|C/10:now {}|"
-			      "tool_calls");
+	got = plan("llmsim",
+		   "weather?\n#tool get_weather {\"city\":\"Paris\"}\n"
+		   "#tool now",
+		   NULL, 0, &pl);
+	ck_assert_str_eq(got,
+			 "C/10:get_weather {\"city\":\"Paris\"}|C/10:now {}|"
+			 "tool_calls");
 	ck_assert_int_eq(strncmp(pl.steps[0].id, "call_", 5), 0);
 	ck_assert_str_ne(pl.steps[0].id, pl.steps[1].id);
 	ck_assert(pl.output_tokens > 0);
@@ -1002,13 +1056,15 @@ START_TEST(llmsim_directives)
 	}
 
 	/* with the results in the history: a summary */
-	check_plan("llmsim-instant", "#tool get_weather {}\n#tool now",
-		   ",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
-		   "\"name\":\"get_weather\",\"arguments\":\"{}\"},{\"id\":\"c2\","
-		   "\"name\":\"now\",\"arguments\":\"{}\"}]},"
-		   "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"21C\"},"
-		   "{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":{\"t\":1}}",
-		   0, "T/0:Tool results: get_weather: 21C; now: {\"t\":1}|end_turn");
+	check_plan(
+		"llmsim-instant", "#tool get_weather {}\n#tool now",
+		",{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
+		"\"name\":\"get_weather\",\"arguments\":\"{}\"},{\"id\":\"c2\","
+		"\"name\":\"now\",\"arguments\":\"{}\"}]},"
+		"{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"21C\"},"
+		"{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":{\"t\":1}}",
+		0,
+		"T/0:Tool results: get_weather: 21C; now: {\"t\":1}|end_turn");
 }
 END_TEST
 
@@ -1017,8 +1073,8 @@ END_TEST
 static const char *too_large(enum llm_kind kind, const char *s,
 			     const struct llm_limits *l, struct buf *log)
 {
-	struct llm_sink sink = {log, rec_text, rec_thinking, rec_tool,
-				rec_usage, rec_error};
+	struct llm_sink sink = {log,      rec_text,  rec_thinking,
+				rec_tool, rec_usage, rec_error};
 	struct llm_parser *p = llm_parser_new(kind, &sink);
 	const char *why;
 	int rc;

@@ -19,28 +19,56 @@ START_TEST(boundary_from_content_type)
 {
 	char b[71];
 	struct apierr e;
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary=abc", b, &e), 0);
+	ck_assert_int_eq(
+		multipart_boundary("multipart/form-data; boundary=abc", b, &e),
+		0);
 	ck_assert_str_eq(b, "abc");
-	ck_assert_int_eq(multipart_boundary("Multipart/Form-Data;charset=x; BOUNDARY=\"a b:c\"", b, &e), 0);
+	ck_assert_int_eq(
+		multipart_boundary(
+			"Multipart/Form-Data;charset=x; BOUNDARY=\"a b:c\"", b,
+			&e),
+		0);
 	ck_assert_str_eq(b, "a b:c");
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW", b, &e), 0);
+	ck_assert_int_eq(
+		multipart_boundary(
+			"multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+			b, &e),
+		0);
 	ck_assert_int_eq(multipart_boundary("application/json", b, &e), -1);
 	ck_assert_int_eq(e.status, 415);
 	ck_assert_int_eq(multipart_boundary(NULL, b, &e), -1);
 	ck_assert_int_eq(e.status, 415);
-	ck_assert_int_eq(multipart_boundary("multipart/form-dataX; boundary=a", b, &e), -1);
+	ck_assert_int_eq(
+		multipart_boundary("multipart/form-dataX; boundary=a", b, &e),
+		-1);
 	ck_assert_int_eq(e.status, 415);
 	/* missing, empty, too long, bad characters */
 	ck_assert_int_eq(multipart_boundary("multipart/form-data", b, &e), -1);
 	ck_assert_int_eq(e.status, 400);
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary=", b, &e), -1);
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary=\"\"", b, &e), -1);
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary=\"open", b, &e), -1);
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary=a\"b", b, &e), -1);
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary="
-		"12345678901234567890123456789012345678901234567890123456789012345678901", b, &e), -1);
-	ck_assert_int_eq(multipart_boundary("multipart/form-data; boundary="
-		"1234567890123456789012345678901234567890123456789012345678901234567890", b, &e), 0);
+	ck_assert_int_eq(
+		multipart_boundary("multipart/form-data; boundary=", b, &e),
+		-1);
+	ck_assert_int_eq(
+		multipart_boundary("multipart/form-data; boundary=\"\"", b, &e),
+		-1);
+	ck_assert_int_eq(multipart_boundary(
+				 "multipart/form-data; boundary=\"open", b, &e),
+			 -1);
+	ck_assert_int_eq(
+		multipart_boundary("multipart/form-data; boundary=a\"b", b, &e),
+		-1);
+	ck_assert_int_eq(
+		multipart_boundary(
+			"multipart/form-data; boundary="
+			"12345678901234567890123456789012345678901234567890123456789012345678901",
+			b, &e),
+		-1);
+	ck_assert_int_eq(
+		multipart_boundary(
+			"multipart/form-data; boundary="
+			"1234567890123456789012345678901234567890123456789012345678901234567890",
+			b, &e),
+		0);
 }
 END_TEST
 
@@ -67,7 +95,8 @@ START_TEST(parts_and_fields)
 	ck_assert_int_eq(p[0].has_filename, 1);
 	ck_assert_str_eq(p[0].content_type, "image/png");
 	ck_assert_uint_eq(p[0].len, 8 + 2 + 20 + 2);
-	ck_assert(!memcmp(p[0].data, "\x89PNG\r\n\x1a\n\r\n--XyYnot-a-delimiter\r\n", 32));
+	ck_assert(!memcmp(p[0].data,
+			  "\x89PNG\r\n\x1a\n\r\n--XyYnot-a-delimiter\r\n", 32));
 	ck_assert_str_eq(p[1].name, "session_id");
 	ck_assert_int_eq(p[1].has_filename, 0);
 	ck_assert_uint_eq(p[1].len, 5);
@@ -109,7 +138,8 @@ START_TEST(malformed_bodies_are_400)
 	struct apierr e;
 	size_t i;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		ck_assert_msg(parse(bad[i], strlen(bad[i]), p, &e) == -1, "%zu", i);
+		ck_assert_msg(parse(bad[i], strlen(bad[i]), p, &e) == -1, "%zu",
+			      i);
 		ck_assert_int_eq(e.status, 400);
 	}
 }
@@ -147,14 +177,25 @@ END_TEST
 
 START_TEST(image_magic)
 {
-	ck_assert_str_eq(imagetype_sniff((const unsigned char *)"\x89PNG\r\n\x1a\n", 8), "image/png");
-	ck_assert_ptr_null(imagetype_sniff((const unsigned char *)"\x89PNG\r\n\x1a", 7));
-	ck_assert_str_eq(imagetype_sniff((const unsigned char *)"\xff\xd8\xff\xe0", 4), "image/jpeg");
-	ck_assert_str_eq(imagetype_sniff((const unsigned char *)"GIF87a", 6), "image/gif");
-	ck_assert_str_eq(imagetype_sniff((const unsigned char *)"GIF89a..", 8), "image/gif");
+	ck_assert_str_eq(
+		imagetype_sniff((const unsigned char *)"\x89PNG\r\n\x1a\n", 8),
+		"image/png");
+	ck_assert_ptr_null(
+		imagetype_sniff((const unsigned char *)"\x89PNG\r\n\x1a", 7));
+	ck_assert_str_eq(
+		imagetype_sniff((const unsigned char *)"\xff\xd8\xff\xe0", 4),
+		"image/jpeg");
+	ck_assert_str_eq(imagetype_sniff((const unsigned char *)"GIF87a", 6),
+			 "image/gif");
+	ck_assert_str_eq(imagetype_sniff((const unsigned char *)"GIF89a..", 8),
+			 "image/gif");
 	ck_assert_ptr_null(imagetype_sniff((const unsigned char *)"GIF88a", 6));
-	ck_assert_str_eq(imagetype_sniff((const unsigned char *)"RIFF\0\0\0\0WEBPVP8 ", 16), "image/webp");
-	ck_assert_ptr_null(imagetype_sniff((const unsigned char *)"RIFF\0\0\0\0WAVE", 12));
+	ck_assert_str_eq(
+		imagetype_sniff((const unsigned char *)"RIFF\0\0\0\0WEBPVP8 ",
+				16),
+		"image/webp");
+	ck_assert_ptr_null(
+		imagetype_sniff((const unsigned char *)"RIFF\0\0\0\0WAVE", 12));
 	ck_assert_ptr_null(imagetype_sniff((const unsigned char *)"<svg>", 5));
 	ck_assert(imagetype_known("image/webp"));
 	ck_assert(!imagetype_known("image/svg+xml"));

@@ -42,7 +42,8 @@ static struct json_object *fresh(long long seq)
 static void merge(const char *session, long long seq, size_t expect_len)
 {
 	struct json_object *f = fresh(seq);
-	struct json_object *out = history_cache_merge(session, "cur", f, NULL, NULL);
+	struct json_object *out =
+		history_cache_merge(session, "cur", f, NULL, NULL);
 	ck_assert_uint_eq(json_object_array_length(out), expect_len);
 	json_object_put(out);
 	json_object_put(f);
@@ -53,8 +54,9 @@ START_TEST(history_cache_keeps_earlier_turns_lru)
 	config_set("history_cache_sessions", "2");
 	ck_assert_int_eq(history_cache_after(SES_A), 0);
 	merge(SES_A, 1, 2);
-	ck_assert_int_eq(history_cache_after(SES_A), 1); /* not the current turn */
-	merge(SES_A, 2, 3);				/* cached one + fresh two */
+	ck_assert_int_eq(history_cache_after(SES_A),
+			 1); /* not the current turn */
+	merge(SES_A, 2, 3);  /* cached one + fresh two */
 	ck_assert_int_eq(history_cache_after(SES_A), 2);
 	merge(SES_B, 5, 2);
 	merge(SES_A, 3, 4); /* a is now the most recently used */
@@ -80,10 +82,13 @@ static struct json_object *input(long long seq, int image)
 {
 	struct json_object *a = json_object_new_array();
 	char doc[256];
-	snprintf(doc, sizeof(doc),
-		 "{\"seq\":%lld,\"type\":\"input.message\",\"turn_id\":\"trn_old\","
-		 "\"data\":{\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"hi\"}%s]}}}",
-		 seq, image ? ",{\"type\":\"image_file\",\"image_id\":\"img_x\"}" : "");
+	snprintf(
+		doc, sizeof(doc),
+		"{\"seq\":%lld,\"type\":\"input.message\",\"turn_id\":\"trn_old\","
+		"\"data\":{\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"hi\"}%s]}}}",
+		seq,
+		image ? ",{\"type\":\"image_file\",\"image_id\":\"img_x\"}"
+		      : "");
 	json_object_array_add(a, json_tokener_parse(doc));
 	return a;
 }
@@ -101,13 +106,16 @@ static size_t merge_plain(const char *session, struct json_object *f)
 START_TEST(history_cache_knows_sessions_without_images)
 {
 	config_set("history_cache_sessions", "10");
-	ck_assert_uint_eq(merge_plain(SES_A, input(1, 0)), 0); /* nothing cached */
+	ck_assert_uint_eq(merge_plain(SES_A, input(1, 0)),
+			  0); /* nothing cached */
 	ck_assert_uint_eq(merge_plain(SES_A, input(2, 0)), 1);
 	ck_assert_uint_eq(merge_plain(SES_A, input(3, 0)), 2);
 	ck_assert_uint_eq(merge_plain(SES_B, input(1, 1)), 0);
-	ck_assert_uint_eq(merge_plain(SES_B, input(2, 0)), 0); /* an image: all */
+	ck_assert_uint_eq(merge_plain(SES_B, input(2, 0)),
+			  0); /* an image: all */
 	ck_assert_uint_eq(merge_plain(SES_A, input(4, 1)), 3);
-	ck_assert_uint_eq(merge_plain(SES_A, input(5, 0)), 0); /* now it has one */
+	ck_assert_uint_eq(merge_plain(SES_A, input(5, 0)),
+			  0); /* now it has one */
 	history_cache_free();
 	config_free();
 }

@@ -10,12 +10,17 @@
 #include "fcgi_proto.h"
 #include "check_run.h"
 
-static void rec(struct buf *b, int type, unsigned id, const void *c,
-		size_t len, size_t pad)
+static void rec(struct buf *b, int type, unsigned id, const void *c, size_t len,
+		size_t pad)
 {
-	unsigned char h[8] = {1, (unsigned char)type, (unsigned char)(id >> 8),
-			      (unsigned char)id, (unsigned char)(len >> 8),
-			      (unsigned char)len, (unsigned char)pad, 0};
+	unsigned char h[8] = {1,
+			      (unsigned char)type,
+			      (unsigned char)(id >> 8),
+			      (unsigned char)id,
+			      (unsigned char)(len >> 8),
+			      (unsigned char)len,
+			      (unsigned char)pad,
+			      0};
 	static const char zeros[256];
 	buf_add(b, h, 8);
 	buf_add(b, c, len);
@@ -29,10 +34,11 @@ static void nv(struct buf *b, const char *k, const char *v)
 		if (lens[i] < 128) {
 			buf_addch(b, (char)lens[i]);
 		} else {
-			unsigned char l[4] = {(unsigned char)(0x80 | lens[i] >> 24),
-					      (unsigned char)(lens[i] >> 16),
-					      (unsigned char)(lens[i] >> 8),
-					      (unsigned char)lens[i]};
+			unsigned char l[4] = {
+				(unsigned char)(0x80 | lens[i] >> 24),
+				(unsigned char)(lens[i] >> 16),
+				(unsigned char)(lens[i] >> 8),
+				(unsigned char)lens[i]};
 			buf_add(b, l, 4);
 		}
 	}
@@ -90,7 +96,8 @@ START_TEST(every_split_point)
 			fcgi_parser_init(&fp);
 			ck_assert_int_eq(fcgi_feed(&fp, b.data, i), 0);
 			ck_assert_int_eq(fcgi_feed(&fp, b.data + i, j - i), 0);
-			ck_assert_int_eq(fcgi_feed(&fp, b.data + j, b.len - j), 0);
+			ck_assert_int_eq(fcgi_feed(&fp, b.data + j, b.len - j),
+					 0);
 			check_ready(&fp, longv);
 			fcgi_parser_release(&fp);
 		}
@@ -141,7 +148,10 @@ START_TEST(malformed_input)
 	ck_assert_int_eq(feed_all(&b), -1);
 	/* PARAMS before BEGIN_REQUEST */
 	buf_reset(&b);
-	rec(&b, FCGI_PARAMS, 1, "\x01\x01" "ab", 4, 0);
+	rec(&b, FCGI_PARAMS, 1,
+	    "\x01\x01"
+	    "ab",
+	    4, 0);
 	ck_assert_int_eq(feed_all(&b), -1);
 	/* a role other than responder */
 	buf_reset(&b);
@@ -155,7 +165,10 @@ START_TEST(malformed_input)
 	/* a pair longer than the parameter stream */
 	buf_reset(&b);
 	rec(&b, FCGI_BEGIN_REQUEST, 1, begin, 8, 0);
-	rec(&b, FCGI_PARAMS, 1, "\x05\x7f" "abcde", 7, 0);
+	rec(&b, FCGI_PARAMS, 1,
+	    "\x05\x7f"
+	    "abcde",
+	    7, 0);
 	rec(&b, FCGI_PARAMS, 1, "", 0, 0);
 	ck_assert_int_eq(feed_all(&b), -1);
 	/* a truncated 4-byte length */
@@ -167,7 +180,10 @@ START_TEST(malformed_input)
 	/* NUL inside a name */
 	buf_reset(&b);
 	rec(&b, FCGI_BEGIN_REQUEST, 1, begin, 8, 0);
-	rec(&b, FCGI_PARAMS, 1, "\x02\x01" "a\0b", 5, 0);
+	rec(&b, FCGI_PARAMS, 1,
+	    "\x02\x01"
+	    "a\0b",
+	    5, 0);
 	rec(&b, FCGI_PARAMS, 1, "", 0, 0);
 	ck_assert_int_eq(feed_all(&b), -1);
 	/* more than 64 KiB of parameters */

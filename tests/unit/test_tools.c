@@ -66,7 +66,8 @@ static void run_ctx(struct run *r, const struct tool_ctx *c, const char *name,
 	}
 }
 
-static const struct tool_ctx no_db_ctx = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+static const struct tool_ctx no_db_ctx = {NULL, NULL, NULL, NULL,
+					  NULL, NULL, NULL};
 
 static void run(struct run *r, const char *name, const char *args)
 {
@@ -275,8 +276,8 @@ START_TEST(test_text_ok)
 	ck_assert(!utf8_valid("a\nb", 3, 1));
 	ck_assert(!utf8_valid("a\x7f", 2, 1));
 	ck_assert(!utf8_valid("a\0b", 3, 0));
-	ck_assert(!utf8_valid("\xc3", 1, 0));	     /* truncated */
-	ck_assert(!utf8_valid("\xc0\xaf", 2, 0));	     /* overlong */
+	ck_assert(!utf8_valid("\xc3", 1, 0));             /* truncated */
+	ck_assert(!utf8_valid("\xc0\xaf", 2, 0));         /* overlong */
 	ck_assert(!utf8_valid("\xe0\x80\xaf", 3, 0));     /* overlong */
 	ck_assert(!utf8_valid("\xed\xa0\x80", 3, 0));     /* surrogate */
 	ck_assert(!utf8_valid("\xf4\x90\x80\x80", 4, 0)); /* > 10FFFF */
@@ -315,7 +316,7 @@ END_TEST
 
 /* 2024-07-01T12:00:00Z, a Monday; 2024-01-01T00:00:00Z, a Monday. */
 #define T_JULY ((time_t)1719835200)
-#define T_JAN  ((time_t)1704067200)
+#define T_JAN ((time_t)1704067200)
 
 static struct json_object *time_at(const char *zone, time_t t)
 {
@@ -401,8 +402,8 @@ START_TEST(test_time_invalid)
 	/* well-formed names that are no zone: not in the database, in the
 	 * wrong case, a directory, a leap-second clock, a text file */
 	static const char *const unknown[] = {
-		"Mars/Olympus_Mons", "PST",	    "europe/berlin", "Europe",
-		"right/UTC",	     "leapseconds",
+		"Mars/Olympus_Mons", "PST",         "europe/berlin", "Europe",
+		"right/UTC",         "leapseconds",
 	};
 	size_t i;
 
@@ -683,8 +684,8 @@ END_TEST
 START_TEST(test_weather)
 {
 	static const char *const cities[] = {
-		"Paris",  "Tokyo", "New York", "Lagos",	  "Lima",
-		"Oslo",	  "Cairo", "Sydney",   "Quito",	  "Hanoi",
+		"Paris",  "Tokyo", "New York", "Lagos",   "Lima",
+		"Oslo",   "Cairo", "Sydney",   "Quito",   "Hanoi",
 		"Berlin", "Rome",  "Madrid",   "Nairobi", "Reykjavik",
 	};
 	struct run a, b;
@@ -716,7 +717,7 @@ START_TEST(test_weather)
 	for (i = 0; i < sizeof(cities) / sizeof(cities[0]); i++) {
 		static const char *const conds[] = {
 			"sunny", "partly cloudy", "cloudy", "light rain",
-			"rain",	 "thunderstorms", "fog",    "snow"};
+			"rain",  "thunderstorms", "fog",    "snow"};
 		char args[128];
 		int64_t t;
 		const char *cond;

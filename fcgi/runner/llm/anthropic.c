@@ -44,7 +44,7 @@ static struct json_object *text_block(const char *s, size_t n)
 struct an_msgs {
 	struct json_object *arr;     /* owned by the body */
 	struct json_object *content; /* of the last message, or NULL */
-	int user;		     /* the last message's role */
+	int user;                    /* the last message's role */
 };
 
 /* Steals b. */
@@ -108,8 +108,9 @@ static int user_blocks(struct an_msgs *ms, struct json_object *m, size_t i,
 			json_object_object_add(src, "url", new_str(s));
 		} else {
 			json_object_put(src);
-			buf_addf(err, "messages[%zu]: image part without "
-				      "media_type and data",
+			buf_addf(err,
+				 "messages[%zu]: image part without "
+				 "media_type and data",
 				 i);
 			return -1;
 		}
@@ -148,8 +149,8 @@ static int has_signed_thinking(struct json_object *m)
 	return t && *t && sig && *sig;
 }
 
-static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
-			    size_t i, int thinking, struct buf *err)
+static int assistant_blocks(struct an_msgs *ms, struct json_object *m, size_t i,
+			    int thinking, struct buf *err)
 {
 	struct json_object *calls = jx_get(m, "tool_calls"), *b;
 	struct buf t = BUF_INIT;
@@ -177,8 +178,9 @@ static int assistant_blocks(struct an_msgs *ms, struct json_object *m,
 	for (k = 0; k < n; k++) {
 		struct json_object *c = json_object_array_get_idx(calls, k);
 		if (!jx_gets(c, "id") || !jx_gets(c, "name")) {
-			buf_addf(err, "messages[%zu].tool_calls[%zu]: id and "
-				      "name are required",
+			buf_addf(err,
+				 "messages[%zu].tool_calls[%zu]: id and "
+				 "name are required",
 				 i, k);
 			return -1;
 		}
@@ -386,15 +388,15 @@ struct an_block {
 	enum an_type type;
 	char *id, *name;
 	struct buf json; /* tool input fragments; thinking signature */
-	char *input;	 /* a tool input given whole at the start */
+	char *input;     /* a tool input given whole at the start */
 };
 
 struct an_state {
 	struct an_block open[AN_MAX_OPEN_BLOCKS];
 	size_t n;
-	long in, out;	   /* usage so far */
+	long in, out;      /* usage so far */
 	int thinking_seen; /* thinking blocks, redacted ones included */
-	int done;	   /* message_stop seen */
+	int done;          /* message_stop seen */
 };
 
 void llm_anthropic_parser_init(struct llm_parser *p)
@@ -551,7 +553,7 @@ static int block_stop(struct llm_parser *p, struct an_state *st,
 		/* empty fragments mean no arguments */
 		llm_emit_tool_call(p, b->id, b->name,
 				   k < b->json.len ? b->json.data
-				   : b->input	   ? b->input
+				   : b->input      ? b->input
 						   : "{}");
 	} else if (b->type == AN_THINKING) {
 		/* one signature can only cover one thinking text; with more

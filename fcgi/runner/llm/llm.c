@@ -66,8 +66,7 @@ int llm_build(const struct llm_request *r, struct buf *url,
 
 /* The driver's handler, until the parser failed (a limit reached in the
  * middle of a chunk stops the events after it). */
-static int dispatch(void *ctx, const char *event, const char *data,
-		    size_t len)
+static int dispatch(void *ctx, const char *event, const char *data, size_t len)
 {
 	struct llm_parser *p = ctx;
 	int rc = p->failed ? -1 : p->event(ctx, event, data, len);
@@ -169,9 +168,10 @@ int llm_parser_feed(struct llm_parser *p, const char *data, size_t n)
 		return -1;
 	if (sse_parser_feed(&p->sse, data, n))
 		return p->failed ? -1
-				 : llm_parser_fail(p, "event stream line or "
-						      "event longer than %d "
-						      "bytes",
+				 : llm_parser_fail(p,
+						   "event stream line or "
+						   "event longer than %d "
+						   "bytes",
 						   SSE_MAX_LINE);
 	return p->failed ? -1 : 0;
 }
@@ -268,8 +268,8 @@ void llm_emit_thinking(struct llm_parser *p, const char *s, size_t n)
 		p->sink.thinking(p->sink.ctx, s, n);
 }
 
-void llm_emit_tool_call(struct llm_parser *p, const char *id,
-			const char *name, const char *args)
+void llm_emit_tool_call(struct llm_parser *p, const char *id, const char *name,
+			const char *args)
 {
 	if (p->sink.tool_call)
 		p->sink.tool_call(p->sink.ctx, id, name, *args ? args : "{}");
@@ -296,8 +296,8 @@ void llm_emit_error(struct llm_parser *p, const char *code, const char *msg,
 int llm_error_retryable(const char *code)
 {
 	static const char *const transient[] = {
-		"overloaded", "rate_limit", "api_error", "server",
-		"timeout",    "unavailable", "internal", NULL};
+		"overloaded", "rate_limit",  "api_error", "server",
+		"timeout",    "unavailable", "internal",  NULL};
 	size_t i;
 	if (!code)
 		return 0;
@@ -375,19 +375,32 @@ void llm_user_text(struct json_object *msg, struct buf *out)
 static const char *status_words(long status)
 {
 	switch (status) {
-	case 400: return "bad request";
-	case 401: return "authentication failed";
-	case 403: return "permission denied";
-	case 404: return "not found";
-	case 408: return "request timeout";
-	case 413: return "request too large";
-	case 422: return "unprocessable request";
-	case 429: return "rate limited";
-	case 500: return "provider error";
-	case 502: return "bad gateway";
-	case 503: return "service unavailable";
-	case 504: return "gateway timeout";
-	case 529: return "overloaded";
+	case 400:
+		return "bad request";
+	case 401:
+		return "authentication failed";
+	case 403:
+		return "permission denied";
+	case 404:
+		return "not found";
+	case 408:
+		return "request timeout";
+	case 413:
+		return "request too large";
+	case 422:
+		return "unprocessable request";
+	case 429:
+		return "rate limited";
+	case 500:
+		return "provider error";
+	case 502:
+		return "bad gateway";
+	case 503:
+		return "service unavailable";
+	case 504:
+		return "gateway timeout";
+	case 529:
+		return "overloaded";
 	}
 	if (status >= 500)
 		return "provider error";

@@ -40,12 +40,12 @@ int llm_kind_from_type(const char *provider_type);
 
 struct llm_request {
 	enum llm_kind kind;
-	const char *base_url; /* e.g. https://api.openai.com/v1 */
-	const char *api_key;  /* may be NULL (local servers) */
-	const char *model;    /* provider's model name */
+	const char *base_url;         /* e.g. https://api.openai.com/v1 */
+	const char *api_key;          /* may be NULL (local servers) */
+	const char *model;            /* provider's model name */
 	struct json_object *messages; /* internal format, see above */
 	struct json_object *tools;    /* may be NULL or empty */
-	long max_tokens;	      /* 0 = driver default */
+	long max_tokens;              /* 0 = driver default */
 	double temperature;
 	int has_temperature;
 	const char *reasoning_effort; /* NULL, "low", "medium", "high" */

@@ -18,14 +18,14 @@ struct llm_parser {
 	enum llm_kind kind;
 	struct llm_sink sink;
 	struct sse_parser sse;
-	void *drv;	 /* driver state */
-	char *stop;	 /* stop reason, or NULL */
-	char *signature; /* see llm_parser_thinking_signature() */
-	struct buf err;	 /* why it failed, for llm_parser_error() */
-	int complete;	 /* an end marker was seen */
-	int failed;	 /* malformed: feed returns -1 from now on */
-	int errored;	 /* the provider reported an error in the stream */
-	sse_event_fn event;    /* the driver's */
+	void *drv;          /* driver state */
+	char *stop;         /* stop reason, or NULL */
+	char *signature;    /* see llm_parser_thinking_signature() */
+	struct buf err;     /* why it failed, for llm_parser_error() */
+	int complete;       /* an end marker was seen */
+	int failed;         /* malformed: feed returns -1 from now on */
+	int errored;        /* the provider reported an error in the stream */
+	sse_event_fn event; /* the driver's */
 	struct llm_limits lim;
 	size_t got, text, thinking, tool_args; /* bytes so far */
 	const char *too_large; /* the limit's config key, once past it */
@@ -49,8 +49,8 @@ struct json_object *llm_parse_chunk(struct llm_parser *p, const char *data,
  * fails with the provider's message. */
 void llm_emit_text(struct llm_parser *p, const char *s, size_t n);
 void llm_emit_thinking(struct llm_parser *p, const char *s, size_t n);
-void llm_emit_tool_call(struct llm_parser *p, const char *id,
-			const char *name, const char *args);
+void llm_emit_tool_call(struct llm_parser *p, const char *id, const char *name,
+			const char *args);
 void llm_emit_usage(struct llm_parser *p, long in, long out);
 void llm_emit_error(struct llm_parser *p, const char *code, const char *msg,
 		    int retryable);

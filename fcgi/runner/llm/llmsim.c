@@ -27,8 +27,8 @@ struct sim_tool {
 struct sim_req {
 	struct buf plain; /* the lines that are not directives */
 	struct buf text;  /* #text */
-	long tokens;	  /* #tokens, -1 if absent */
-	double rate;	  /* tokens per second, 0 = instant */
+	long tokens;      /* #tokens, -1 if absent */
+	double rate;      /* tokens per second, 0 = instant */
 	int think;
 	const char *error; /* #error code, borrowed from line */
 	struct buf line;   /* keeps `error` alive */
@@ -151,8 +151,9 @@ static int directive(struct sim_req *q, const char *l, size_t n)
 		o = jx_parse(t->args, strlen(t->args), &e);
 		if (!json_object_is_type(o, json_type_object) && !q->bad) {
 			struct buf b = BUF_INIT;
-			buf_addf(&b, "llmsim: #tool %s: the arguments are "
-				     "not a JSON object",
+			buf_addf(&b,
+				 "llmsim: #tool %s: the arguments are "
+				 "not a JSON object",
 				 t->name);
 			q->bad = buf_detach(&b, NULL);
 		}
@@ -312,7 +313,8 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 	k = q.rate > 0 ? (long)ceil(q.rate / 1000.0) : 0;
 	delay = k ? lround(1000.0 * (double)k / q.rate) : 0;
 	/* the caller's estimate spares a second pass over a long history */
-	out->input_tokens = r->input_tokens > 0 ? r->input_tokens : count_input(msgs);
+	out->input_tokens =
+		r->input_tokens > 0 ? r->input_tokens : count_input(msgs);
 	out->stop_reason = "end_turn";
 	if (q.error || q.bad) {
 		if (q.bad) {

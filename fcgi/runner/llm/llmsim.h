@@ -38,7 +38,7 @@ struct llmsim_step {
 	long delay_ms; /* wait before this step */
 	char *text;    /* SIM_TEXT / SIM_THINKING chunk; SIM_ERROR message */
 	char *id, *name, *args; /* SIM_TOOL_CALL; SIM_ERROR: name = code */
-	int retryable;		/* SIM_ERROR */
+	int retryable;          /* SIM_ERROR */
 };
 
 struct llmsim_plan {

@@ -138,8 +138,9 @@ static struct json_object *assistant_msg(struct json_object *m, size_t i,
 		const char *id = jx_gets(c, "id");
 		const char *name = jx_gets(c, "name");
 		if (!id || !name) {
-			buf_addf(err, "messages[%zu].tool_calls[%zu]: id and "
-				      "name are required",
+			buf_addf(err,
+				 "messages[%zu].tool_calls[%zu]: id and "
+				 "name are required",
 				 i, k);
 			json_object_put(o);
 			return NULL;
@@ -220,8 +221,7 @@ static struct json_object *wire_tools(struct json_object *tools)
 		struct json_object *params = jx_get(t, "parameters");
 		const char *desc = jx_gets(t, "description");
 
-		json_object_object_add(fn, "name",
-				       new_str(jx_gets(t, "name")));
+		json_object_object_add(fn, "name", new_str(jx_gets(t, "name")));
 		if (desc)
 			json_object_object_add(fn, "description",
 					       new_str(desc));
@@ -269,10 +269,9 @@ int llm_openai_build(const struct llm_request *r, struct buf *url,
 	/* OpenAI's reasoning models refuse max_tokens; the compatible
 	 * servers do not all know its successor */
 	if (r->max_tokens > 0)
-		json_object_object_add(root,
-				       official ? "max_completion_tokens"
-						: "max_tokens",
-				       json_object_new_int64(r->max_tokens));
+		json_object_object_add(
+			root, official ? "max_completion_tokens" : "max_tokens",
+			json_object_new_int64(r->max_tokens));
 	if (r->has_temperature && isfinite(r->temperature)) {
 		char num[32];
 		snprintf(num, sizeof(num), "%g", r->temperature);
@@ -474,8 +473,7 @@ static void stream_error(struct llm_parser *p, struct json_object *e)
 		       llm_error_retryable(code));
 }
 
-int llm_openai_event(void *ctx, const char *event, const char *data,
-		     size_t len)
+int llm_openai_event(void *ctx, const char *event, const char *data, size_t len)
 {
 	struct llm_parser *p = ctx;
 	struct oa_state *st = p->drv;

@@ -35,12 +35,12 @@
 
 #define ZONE_MAX 64
 
-static const char *const weekdays[] = {"Sunday",    "Monday",	"Tuesday",
+static const char *const weekdays[] = {"Sunday",    "Monday",   "Tuesday",
 				       "Wednesday", "Thursday", "Friday",
 				       "Saturday"};
 static const char *const months[] = {
-	"January", "February", "March",	    "April",   "May",	   "June",
-	"July",	   "August",   "September", "October", "November", "December"};
+	"January", "February", "March",     "April",   "May",      "June",
+	"July",    "August",   "September", "October", "November", "December"};
 
 /* An IANA-shaped name: non-empty segments of [A-Za-z0-9_+-] separated by
  * single '/'. Without '.' no segment can be "." or "..", and without a

@@ -18,9 +18,9 @@
 
 struct out {
 	struct buf *b;
-	int space;	/* a blank is pending */
-	int newlines;	/* line breaks pending (at most 2 are written) */
-	int any;	/* text was written */
+	int space;    /* a blank is pending */
+	int newlines; /* line breaks pending (at most 2 are written) */
+	int any;      /* text was written */
 };
 
 static void put_utf8(struct buf *b, uint32_t cp)
@@ -108,14 +108,16 @@ static const struct {
 	const char *name;
 	uint32_t cp;
 } entities[] = {
-	{"amp", '&'},	  {"lt", '<'},	      {"gt", '>'},	  {"quot", '"'},
-	{"apos", '\''},	  {"nbsp", 0xa0},     {"copy", 0xa9},	  {"reg", 0xae},
-	{"trade", 0x2122}, {"mdash", 0x2014}, {"ndash", 0x2013}, {"hellip", 0x2026},
-	{"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201c}, {"rdquo", 0x201d},
-	{"laquo", 0xab},  {"raquo", 0xbb},    {"middot", 0xb7},   {"bull", 0x2022},
-	{"euro", 0x20ac}, {"pound", 0xa3},    {"yen", 0xa5},	  {"cent", 0xa2},
-	{"deg", 0xb0},	  {"times", 0xd7},    {"divide", 0xf7},	  {"sect", 0xa7},
-	{"para", 0xb6},
+	{"amp", '&'},      {"lt", '<'},       {"gt", '>'},
+	{"quot", '"'},     {"apos", '\''},    {"nbsp", 0xa0},
+	{"copy", 0xa9},    {"reg", 0xae},     {"trade", 0x2122},
+	{"mdash", 0x2014}, {"ndash", 0x2013}, {"hellip", 0x2026},
+	{"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201c},
+	{"rdquo", 0x201d}, {"laquo", 0xab},   {"raquo", 0xbb},
+	{"middot", 0xb7},  {"bull", 0x2022},  {"euro", 0x20ac},
+	{"pound", 0xa3},   {"yen", 0xa5},     {"cent", 0xa2},
+	{"deg", 0xb0},     {"times", 0xd7},   {"divide", 0xf7},
+	{"sect", 0xa7},    {"para", 0xb6},
 };
 
 /* An entity at s ('&' ...). Returns bytes consumed and the code point in
@@ -157,13 +159,15 @@ static size_t entity(const char *s, size_t n, uint32_t *cp)
 	return 0;
 }
 
-static const char *const skipped[] = {"script", "style", "noscript", "template",
-				      "svg", "iframe", "object"};
+static const char *const skipped[] = {
+	"script", "style", "noscript", "template", "svg", "iframe", "object"};
 static const char *const blocks[] = {
-	"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3",
-	"h4", "h5", "h6", "tr", "table", "section", "article", "header",
-	"footer", "nav", "aside", "main", "pre", "blockquote", "hr", "title",
-	"form", "figure", "figcaption", "address", "body", "html"};
+	"p",          "div",        "br",     "li",    "ul",    "ol",
+	"dl",         "dt",         "dd",     "h1",    "h2",    "h3",
+	"h4",         "h5",         "h6",     "tr",    "table", "section",
+	"article",    "header",     "footer", "nav",   "aside", "main",
+	"pre",        "blockquote", "hr",     "title", "form",  "figure",
+	"figcaption", "address",    "body",   "html"};
 
 static int name_in(const char *name, size_t len, const char *const *list,
 		   size_t n)
@@ -177,13 +181,15 @@ static int name_in(const char *name, size_t len, const char *const *list,
 
 /* Find the closing tag </name ...> from s; returns the offset just past
  * it, or n when there is none. */
-static size_t skip_element(const char *s, size_t n, const char *name, size_t len)
+static size_t skip_element(const char *s, size_t n, const char *name,
+			   size_t len)
 {
 	size_t i;
 	for (i = 0; i + 2 + len <= n; i++) {
 		if (s[i] == '<' && s[i + 1] == '/' &&
 		    !strncasecmp(s + i + 2, name, len) &&
-		    (i + 2 + len == n || !isalnum((unsigned char)s[i + 2 + len]))) {
+		    (i + 2 + len == n ||
+		     !isalnum((unsigned char)s[i + 2 + len]))) {
 			const char *gt = memchr(s + i, '>', n - i);
 			return gt ? (size_t)(gt - s) + 1 : n;
 		}
@@ -221,24 +227,31 @@ void html_to_text(const char *html, size_t n, struct buf *b)
 			after = (size_t)(gt - html) + 1;
 			closing = i + 1 < n && html[i + 1] == '/';
 			name = html + i + 1 + closing;
-			while (name + len < gt && (isalnum((unsigned char)name[len])))
+			while (name + len < gt &&
+			       (isalnum((unsigned char)name[len])))
 				len++;
-			if (!len && !closing && name[0] != '!' && name[0] != '?') {
+			if (!len && !closing && name[0] != '!' &&
+			    name[0] != '?') {
 				/* "a < b": not a tag */
 				emit(&o, '<');
 				i++;
 				continue;
 			}
-			if (!closing && name_in(name, len, skipped,
-						sizeof(skipped) / sizeof(skipped[0])) &&
+			if (!closing &&
+			    name_in(name, len, skipped,
+				    sizeof(skipped) / sizeof(skipped[0])) &&
 			    gt[-1] != '/') {
 				char nm[16];
-				size_t k = len < sizeof(nm) - 1 ? len : sizeof(nm) - 1;
+				size_t k = len < sizeof(nm) - 1
+						   ? len
+						   : sizeof(nm) - 1;
 				memcpy(nm, name, k);
 				nm[k] = '\0';
-				after += skip_element(html + after, n - after, nm, k);
+				after += skip_element(html + after, n - after,
+						      nm, k);
 			}
-			if (name_in(name, len, blocks, sizeof(blocks) / sizeof(blocks[0])))
+			if (name_in(name, len, blocks,
+				    sizeof(blocks) / sizeof(blocks[0])))
 				blank(&o, 1);
 			else if (len == 2 && (!strncasecmp(name, "td", 2) ||
 					      !strncasecmp(name, "th", 2)))
@@ -265,7 +278,8 @@ void html_to_text(const char *html, size_t n, struct buf *b)
 			i++;
 		} else {
 			uint32_t cp;
-			i += utf8_next((const unsigned char *)html + i, n - i, &cp);
+			i += utf8_next((const unsigned char *)html + i, n - i,
+				       &cp);
 			emit(&o, cp);
 		}
 	}

@@ -109,7 +109,7 @@ enum tool_status tools_session_title(const struct tool_ctx *c,
 	/* NUL is a control character too: checked on the raw text, before
 	 * normalizing would hide it */
 	if (!utf8_valid(json_object_get_string(t),
-			   (size_t)json_object_get_string_len(t), 0)) {
+			(size_t)json_object_get_string_len(t), 0)) {
 		st = tools_fail(error, "title is not valid UTF-8 text.");
 		goto out;
 	}

@@ -27,8 +27,7 @@
 #include <string.h>
 
 /* The string argument `name` (the schema made it a string), or NULL. */
-static const char *arg(struct json_object *args, const char *name,
-		       size_t *len)
+static const char *arg(struct json_object *args, const char *name, size_t *len)
 {
 	struct json_object *v = NULL;
 	if (!json_object_object_get_ex(args, name, &v) ||
@@ -58,9 +57,8 @@ static void ctx_of(const struct tool_ctx *c, struct fs_ctx *f)
 
 /* Normalize argument `name` into out (a missing one is "/" when
  * dflt_root); -1 with the sentence in error. */
-static int path_arg(struct json_object *args, const char *name,
-		    int dflt_root, char out[FS_PATH_MAX + 1],
-		    struct buf *error)
+static int path_arg(struct json_object *args, const char *name, int dflt_root,
+		    char out[FS_PATH_MAX + 1], struct buf *error)
 {
 	struct apierr e;
 	size_t len = 0;
@@ -144,8 +142,9 @@ enum tool_status tools_fs_read(const struct tool_ctx *c,
 	st = fs_read(&f, path, &file);
 	if (st == FS_OK && file.is_directory) {
 		fs_file_release(&file);
-		return tools_fail(error, "%s is a directory; use list_directory "
-					 "to see what it holds.",
+		return tools_fail(error,
+				  "%s is a directory; use list_directory "
+				  "to see what it holds.",
 				  path);
 	}
 	if (st == FS_OK)
@@ -156,11 +155,10 @@ enum tool_status tools_fs_read(const struct tool_ctx *c,
 
 /* Write data as path's content (replacing a file) and answer FileInfo
  * with "created". */
-static enum tool_status write_answer(const struct tool_ctx *c,
-				     const char *path, const char *data,
-				     size_t len, enum fs_write_mode mode,
-				     const char *extra, struct buf *result,
-				     struct buf *error)
+static enum tool_status write_answer(const struct tool_ctx *c, const char *path,
+				     const char *data, size_t len,
+				     enum fs_write_mode mode, const char *extra,
+				     struct buf *result, struct buf *error)
 {
 	struct fs_ctx f;
 	struct buf info = BUF_INIT;
@@ -201,7 +199,8 @@ enum tool_status tools_fs_write(const struct tool_ctx *c,
 	if (enc && !strcmp(enc, "base64")) {
 		if (fs_base64_decode(content, len, &data) != 0) {
 			buf_release(&data);
-			return tools_fail(error, "content is not valid base64.");
+			return tools_fail(error,
+					  "content is not valid base64.");
 		}
 		content = data.data;
 		len = data.len;
@@ -258,8 +257,9 @@ enum tool_status tools_fs_edit(const struct tool_ctx *c,
 	}
 	if (!utf8_valid(file.content, file.len, 0)) {
 		fs_file_release(&file);
-		return tools_fail(error, "%s is not a text file; use write_file "
-					 "to replace it.",
+		return tools_fail(error,
+				  "%s is not a text file; use write_file "
+				  "to replace it.",
 				  path);
 	}
 	n = occurrences(file.content, file.len, old_text, olen, &at);
@@ -330,7 +330,8 @@ static enum tool_status move_or_copy(const struct tool_ctx *c,
 	if (tools_need_db(c, error) ||
 	    path_arg(args, "src_path", 0, src, error) ||
 	    path_arg(args, "dst_path", 0, dst, error) ||
-	    not_root(src, "src_path", error) || not_root(dst, "dst_path", error))
+	    not_root(src, "src_path", error) ||
+	    not_root(dst, "dst_path", error))
 		return TOOL_ERROR;
 	ctx_of(c, &f);
 	buf_init(&info, 256);

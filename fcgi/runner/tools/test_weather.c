@@ -17,7 +17,7 @@
 
 static const char *const conditions[] = {
 	"sunny", "partly cloudy", "cloudy", "light rain",
-	"rain",	 "thunderstorms", "fog",    "snow",
+	"rain",  "thunderstorms", "fog",    "snow",
 };
 
 static const char *const directions[] = {"N", "NE", "E", "SE",

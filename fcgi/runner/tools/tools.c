@@ -182,7 +182,8 @@ int tools_check_args(const char *name, struct json_object *args,
 	const char *cap = tools_capability_of(name);
 	if (!cap)
 		return tools_fail(error, "No tool named '%s' is available.",
-				  name ? name : ""), -1;
+				  name ? name : ""),
+		       -1;
 	return args_check(cap, name, args, error);
 }
 

@@ -1,8 +1,8 @@
 /*
- * tools: the built-in tools the runner executes for the model (ARCHITECTURE 6.2;
- * their descriptions and schemas are in fcgi/lib/catalog.c). A tool runs
- * synchronously on the runner's own database connection, outside any
- * transaction of the event writer, and must finish quickly (the slow,
+ * tools: the built-in tools the runner executes for the model
+ * (ARCHITECTURE 6.2; their descriptions and schemas are in fcgi/lib/catalog.c).
+ * A tool runs synchronously on the runner's own database connection, outside
+ * any transaction of the event writer, and must finish quickly (the slow,
  * network-bound ones — web_fetch — run on the curl multi instead and are
  * not dispatched here; see web_fetch_new below; bash runs in a sandbox
  * watched by the runner's loop, see virtual_bash.h).
@@ -21,7 +21,7 @@
 
 struct tool_ctx {
 	struct db *db;
-	const char *org;     /* 32-hex uuids */
+	const char *org; /* 32-hex uuids */
 	const char *session;
 	const char *turn;
 	/* the effective config of the capability that provides the tool

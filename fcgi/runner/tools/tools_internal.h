@@ -73,10 +73,10 @@ void html_to_text(const char *html, size_t len, struct buf *b);
 void text_clean(const char *s, size_t len, struct buf *b);
 
 /* Limits enforced by the tools beyond the catalog schemas (bytes). */
-#define TOOLS_TITLE_MAX	    512
-#define TOOLS_KV_KEY_MAX    256
-#define TOOLS_KV_VALUE_MAX  65536
-#define TOOLS_KV_MAX_KEYS   1000
+#define TOOLS_TITLE_MAX 512
+#define TOOLS_KV_KEY_MAX 256
+#define TOOLS_KV_VALUE_MAX 65536
+#define TOOLS_KV_MAX_KEYS 1000
 #define TOOLS_TODO_TEXT_MAX 1024
 #define TOOLS_FS_PATTERN_MAX 1024
 
@@ -94,7 +94,6 @@ int tools_need_db(const struct tool_ctx *c, struct buf *error);
 #define TOOLS_MSG_DB                                                           \
 	"The session's data could not be reached (a database error); try "     \
 	"again later."
-
 
 /* Append a finite double as the shortest JSON number that reads back as
  * the same double ("0.1", "5", "1e+300"). */

@@ -130,9 +130,8 @@ static int make_parents(const char *dir, const char *path)
 	return 0;
 }
 
-struct vb_snap *vbf_lay_in(struct db *db, const char *org,
-			   const char *session, const char *dir,
-			   struct buf *error)
+struct vb_snap *vbf_lay_in(struct db *db, const char *org, const char *session,
+			   const char *dir, struct buf *error)
 {
 	struct fs_ctx c = {db, org, session, "tool", NULL, NULL};
 	struct vb_snap *s = xcalloc(1, sizeof(*s));
@@ -161,7 +160,9 @@ struct vb_snap *vbf_lay_in(struct db *db, const char *org,
 		if (!path || path[0] != '/')
 			continue;
 		en->path = xstrdup(path);
-		en->updated = xstrdup(jx_gets(fi, "updated_at") ? jx_gets(fi, "updated_at") : "");
+		en->updated = xstrdup(jx_gets(fi, "updated_at")
+					      ? jx_gets(fi, "updated_at")
+					      : "");
 		en->is_dir = d && json_object_get_boolean(d);
 		s->n++;
 		snprintf(p, sizeof(p), "%s%s", dir, path);
@@ -175,13 +176,19 @@ struct vb_snap *vbf_lay_in(struct db *db, const char *org,
 			int fd;
 			ssize_t w = 0;
 			if (fs_read(&c, path, &f) != FS_OK) {
-				buf_addf(error, "The file %s could not be read.", path);
+				buf_addf(error,
+					 "The file %s could not be read.",
+					 path);
 				goto fail;
 			}
-			fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-					     O_CLOEXEC, 0644);
-			for (size_t off = 0; fd >= 0 && off < f.len; off += (size_t)w)
-				if ((w = write(fd, f.content + off, f.len - off)) <= 0)
+			fd = open(p,
+				  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					  O_CLOEXEC,
+				  0644);
+			for (size_t off = 0; fd >= 0 && off < f.len;
+			     off += (size_t)w)
+				if ((w = write(fd, f.content + off,
+					       f.len - off)) <= 0)
 					break;
 			fs_file_release(&f);
 			if (fd < 0 || w < 0 || close(fd) != 0)
@@ -198,8 +205,10 @@ struct vb_snap *vbf_lay_in(struct db *db, const char *org,
 	buf_release(&list);
 	return s;
 io:
-	buf_addf(error, "The session's files could not be copied into the "
-			"sandbox: %s.", strerror(errno));
+	buf_addf(error,
+		 "The session's files could not be copied into the "
+		 "sandbox: %s.",
+		 strerror(errno));
 fail:
 	json_object_put(arr);
 	buf_release(&list);
@@ -249,14 +258,15 @@ static int read_file(struct walk *w, int dirfd, const char *name,
 		     const struct stat *seen, struct cur_ent *c)
 {
 	struct stat st;
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-					     O_CLOEXEC);
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	size_t got = 0;
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    st.st_ino != seen->st_ino) {
 		if (fd >= 0)
 			close(fd);
-		note(w->notes, "%s: skipped (it changed while it was read)", c->path);
+		note(w->notes, "%s: skipped (it changed while it was read)",
+		     c->path);
 		return -1;
 	}
 	c->data = xmalloc((size_t)st.st_size + 1);
@@ -299,14 +309,17 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 			/* the name may not be UTF-8: say it escaped */
 			struct buf q = BUF_INIT;
 			buf_init(&q, 0);
-			for (const unsigned char *s = (const unsigned char *)path;
+			for (const unsigned char *s =
+				     (const unsigned char *)path;
 			     *s && q.len < 300; s++)
 				if (*s >= 0x20 && *s < 0x7f)
 					buf_addch(&q, (char)*s);
 				else
 					buf_addf(&q, "\\x%02x", *s);
-			note(w->notes, "%s: skipped (a name the session's file "
-				       "system does not allow)", q.data);
+			note(w->notes,
+			     "%s: skipped (a name the session's file "
+			     "system does not allow)",
+			     q.data);
 			buf_release(&q);
 			if ((size_t)n < sizeof(path))
 				skip(w, path);
@@ -316,31 +329,38 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 			continue;
 		if (w->n >= WALK_MAX_ENTRIES) {
 			if (!w->truncated)
-				note(w->notes, "%s: skipped, with everything after "
-					       "it (too many files)", path);
+				note(w->notes,
+				     "%s: skipped, with everything after "
+				     "it (too many files)",
+				     path);
 			w->truncated = 1;
 			skip(w, path);
 			continue;
 		}
 		old = snap_find(w->snap, path);
 		if (S_ISLNK(st.st_mode)) {
-			note(w->notes, "%s: skipped (a symbolic link: never "
-				       "followed or stored)", path);
+			note(w->notes,
+			     "%s: skipped (a symbolic link: never "
+			     "followed or stored)",
+			     path);
 			skip(w, path);
 		} else if (S_ISDIR(st.st_mode)) {
 			int sub;
 			if (depth >= WALK_MAX_DEPTH) {
-				note(w->notes, "%s: skipped (nested too deep)", path);
+				note(w->notes, "%s: skipped (nested too deep)",
+				     path);
 				skip(w, path);
 				continue;
 			}
 			add(w, path, 1);
-			sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY |
-						      O_NOFOLLOW | O_CLOEXEC);
+			sub = openat(dirfd, de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
 			if (sub < 0) {
 				fchmodat(dirfd, de->d_name, 0700, 0);
-				sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY |
-							      O_NOFOLLOW | O_CLOEXEC);
+				sub = openat(dirfd, de->d_name,
+					     O_RDONLY | O_DIRECTORY |
+						     O_NOFOLLOW | O_CLOEXEC);
 			}
 			if (sub >= 0) {
 				walk_dir(w, sub, path, depth + 1);
@@ -350,13 +370,16 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 			}
 		} else if (S_ISREG(st.st_mode)) {
 			if (st.st_nlink > 1) {
-				note(w->notes, "%s: skipped (a hard link)", path);
+				note(w->notes, "%s: skipped (a hard link)",
+				     path);
 				skip(w, path);
 				continue;
 			}
 			if ((long long)st.st_size > fs_cap_file()) {
-				note(w->notes, "%s: not written back (larger than "
-					       "the file size limit)", path);
+				note(w->notes,
+				     "%s: not written back (larger than "
+				     "the file size limit)",
+				     path);
 				skip(w, path);
 				continue;
 			}
@@ -364,10 +387,13 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 			      old->size == (long long)st.st_size &&
 			      old->ctime.tv_sec == st.st_ctim.tv_sec &&
 			      old->ctime.tv_nsec == st.st_ctim.tv_nsec) &&
-			    w->read_total + (long long)st.st_size > fs_cap_total()) {
-				note(w->notes, "%s: not written back (the command's "
-					       "changes pass the size limit of all "
-					       "the session's files)", path);
+			    w->read_total + (long long)st.st_size >
+				    fs_cap_total()) {
+				note(w->notes,
+				     "%s: not written back (the command's "
+				     "changes pass the size limit of all "
+				     "the session's files)",
+				     path);
 				skip(w, path);
 				continue;
 			}
@@ -378,7 +404,8 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 			    old->ctime.tv_nsec == st.st_ctim.tv_nsec)
 				continue; /* untouched */
 			if (!(st.st_mode & S_IRUSR))
-				fchmodat(dirfd, de->d_name, st.st_mode | S_IRUSR, 0);
+				fchmodat(dirfd, de->d_name,
+					 st.st_mode | S_IRUSR, 0);
 			c->changed = 1;
 			w->read_total += (long long)st.st_size;
 			if (read_file(w, dirfd, de->d_name, &st, c) != 0) {
@@ -386,8 +413,10 @@ static void walk_dir(struct walk *w, int dirfd, const char *base, int depth)
 				skip(w, path);
 			}
 		} else {
-			note(w->notes, "%s: skipped (not a regular file or a "
-				       "directory)", path);
+			note(w->notes,
+			     "%s: skipped (not a regular file or a "
+			     "directory)",
+			     path);
 			skip(w, path);
 		}
 	}
@@ -440,7 +469,8 @@ static int cur_find(PGresult *res, const char *path)
 {
 	int lo = 0, hi = PQntuples(res) - 1;
 	while (lo <= hi) {
-		int mid = (lo + hi) / 2, c = strcmp(PQgetvalue(res, mid, 0), path);
+		int mid = (lo + hi) / 2,
+		    c = strcmp(PQgetvalue(res, mid, 0), path);
 		if (!c)
 			return mid;
 		if (c < 0)
@@ -519,17 +549,21 @@ int vbf_write_back(struct db *db, const char *org, const char *session,
 		if (is_skipped(&w, s->v[i].path))
 			continue;
 		key.path = s->v[i].path;
-		seen = w.n ? bsearch(&key, w.v, w.n, sizeof(*w.v), cur_by_path) : NULL;
+		seen = w.n ? bsearch(&key, w.v, w.n, sizeof(*w.v), cur_by_path)
+			   : NULL;
 		if (!seen || seen->is_dir != s->v[i].is_dir)
 			gone[ngone++] = s->v[i].path;
 	}
 	if (w.truncated)
-		note(w.notes, "%s: no deletion was written back (too many files)", "/");
+		note(w.notes,
+		     "%s: no deletion was written back (too many files)", "/");
 	qsort(gone, ngone, sizeof(char *), by_path_desc);
 
 	snprintf(att, sizeof(att), "%d", attempt);
 	if (db_begin(db) != 0) {
-		buf_adds(error, "The database is unavailable: no file was written back.");
+		buf_adds(
+			error,
+			"The database is unavailable: no file was written back.");
 		goto out;
 	}
 	if (!(res = db_exec(db, fence, 4, fp)))
@@ -537,7 +571,9 @@ int vbf_write_back(struct db *db, const char *org, const char *session,
 	if (PQgetvalue(res, 0, 1)[0] != 't') {
 		PQclear(res);
 		db_rollback(db);
-		buf_adds(error, "The turn no longer runs here: no file was written back.");
+		buf_adds(
+			error,
+			"The turn no longer runs here: no file was written back.");
 		goto out;
 	}
 	PQclear(res);
@@ -549,19 +585,24 @@ int vbf_write_back(struct db *db, const char *org, const char *session,
 		if (cur_find(now, gone[i]) < 0)
 			continue; /* deleted over the API as well */
 		if (conflict(now, s, gone[i])) {
-			note(w.notes, "%s: not deleted (conflict: it changed over "
-				      "the API during the command; that version "
-				      "was kept)", gone[i]);
+			note(w.notes,
+			     "%s: not deleted (conflict: it changed over "
+			     "the API during the command; that version "
+			     "was kept)",
+			     gone[i]);
 			continue;
 		}
 		st = fs_delete(&c, gone[i], 0);
 		if (st == FS_DB_ERROR)
 			goto db_fail;
 		if (st == FS_OK)
-			json_object_array_add(deleted, json_object_new_string(gone[i]));
+			json_object_array_add(deleted,
+					      json_object_new_string(gone[i]));
 		else if (st == FS_NOT_EMPTY)
-			note(w.notes, "%s: not deleted (it holds files added over "
-				      "the API during the command)", gone[i]);
+			note(w.notes,
+			     "%s: not deleted (it holds files added over "
+			     "the API during the command)",
+			     gone[i]);
 	}
 	for (i = 0; i < w.n; i++) {
 		struct cur_ent *e = &w.v[i];
@@ -573,27 +614,32 @@ int vbf_write_back(struct db *db, const char *org, const char *session,
 		if (e->is_dir ? (old && old->is_dir) : !e->changed)
 			continue;
 		if (conflict(now, s, e->path)) {
-			note(w.notes, "%s: not written back (conflict: it changed "
-				      "over the API during the command; that "
-				      "version was kept)", e->path);
+			note(w.notes,
+			     "%s: not written back (conflict: it changed "
+			     "over the API during the command; that "
+			     "version was kept)",
+			     e->path);
 			continue;
 		}
 		buf_init(&info, 0);
-		st = fs_write(&c, e->path, e->is_dir ? NULL : (e->data ? e->data : ""),
+		st = fs_write(&c, e->path,
+			      e->is_dir ? NULL : (e->data ? e->data : ""),
 			      e->len, e->is_dir ? FS_MKDIR : FS_REPLACE, &info,
 			      &limit);
 		buf_release(&info);
 		if (st == FS_DB_ERROR)
 			goto db_fail;
 		if (st == FS_OK || st == FS_CREATED) {
-			json_object_array_add(written, json_object_new_string(e->path));
+			json_object_array_add(written,
+					      json_object_new_string(e->path));
 		} else {
 			struct apierr ae;
 			char line[FS_PATH_MAX + 400];
 			fs_error(st, e->path, limit, &ae);
-			snprintf(line, sizeof(line), "%s: not written back (%s)",
-				 e->path, ae.msg);
-			json_object_array_add(w.notes, json_object_new_string(line));
+			snprintf(line, sizeof(line),
+				 "%s: not written back (%s)", e->path, ae.msg);
+			json_object_array_add(w.notes,
+					      json_object_new_string(line));
 		}
 	}
 	PQclear(now);

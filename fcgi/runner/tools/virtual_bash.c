@@ -57,7 +57,7 @@ struct vbash {
 	struct seg *segs;
 	size_t nseg, capseg, seg_at; /* segs[seg_at..] not all sent */
 	size_t live_sent, live_off;  /* raw bytes sent; text offset */
-	long long m;		     /* seq of the tool.started event */
+	long long m;                 /* seq of the tool.started event */
 	long long started_ms, deadline_ms, next_du_ms;
 	int timed_out;
 	const char *killed; /* why the tree was killed, or NULL */
@@ -75,8 +75,11 @@ static size_t add_utf8(struct buf *b, const char *s, size_t n, int partial)
 	size_t i = 0;
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
-		size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-			 : (c >> 3) == 30 ? 4 : 0;
+		size_t k = c < 0x80         ? 1
+			   : (c >> 5) == 6  ? 2
+			   : (c >> 4) == 14 ? 3
+			   : (c >> 3) == 30 ? 4
+					    : 0;
 		if (k && i + k > n && partial) {
 			size_t j = i + 1;
 			while (j < n && ((unsigned char)s[j] & 0xC0) == 0x80)
@@ -132,9 +135,9 @@ void vbash_abort(struct vbash *v)
 	vbash_free(v); /* kills the whole tree, now */
 }
 
-struct vbash *vbash_start(struct runner *r, struct turn *t,
-			  const char *call_id, struct json_object *args,
-			  struct json_object *cfg, struct buf *error)
+struct vbash *vbash_start(struct runner *r, struct turn *t, const char *call_id,
+			  struct json_object *args, struct json_object *cfg,
+			  struct buf *error)
 {
 	struct vbash *v;
 	const char *cmd = jx_gets(args, "command");
@@ -146,8 +149,8 @@ struct vbash *vbash_start(struct runner *r, struct turn *t,
 		buf_adds(error, sandbox_unavailable());
 		return NULL;
 	}
-	if (!cmd || !*cmd || strlen(cmd) > 65536 || memchr(cmd, 0, strlen(cmd)) ||
-	    !utf8_valid(cmd, strlen(cmd), 0)) {
+	if (!cmd || !*cmd || strlen(cmd) > 65536 ||
+	    memchr(cmd, 0, strlen(cmd)) || !utf8_valid(cmd, strlen(cmd), 0)) {
 		buf_adds(error, "Invalid arguments for bash: command must be a "
 				"non-empty UTF-8 text of at most 65536 bytes.");
 		return NULL;
@@ -173,7 +176,8 @@ struct vbash *vbash_start(struct runner *r, struct turn *t,
 		v->dir[0] = '\0';
 		goto fail;
 	}
-	if (!(v->snap = vbf_lay_in(&r->tools, t->org, t->session, v->dir, error)))
+	if (!(v->snap =
+		      vbf_lay_in(&r->tools, t->org, t->session, v->dir, error)))
 		goto fail;
 	if (sbx_spawn(&v->sbx, v->dir, cmd, &v->lim, error) != 0)
 		goto fail;
@@ -241,7 +245,8 @@ static void pump(struct vbash *v, int *fd, int is_err, size_t max)
 		}
 		if (v->nseg == v->capseg) {
 			v->capseg = v->capseg ? v->capseg * 2 : 16;
-			v->segs = xrealloc(v->segs, v->capseg * sizeof(*v->segs));
+			v->segs =
+				xrealloc(v->segs, v->capseg * sizeof(*v->segs));
 		}
 		v->segs[v->nseg].end = v->live.len;
 		v->segs[v->nseg++].err = is_err;
@@ -251,21 +256,30 @@ static void pump(struct vbash *v, int *fd, int is_err, size_t max)
 static const char *sig_name(int sig)
 {
 	switch (sig) {
-	case SIGKILL: return "SIGKILL";
-	case SIGTERM: return "SIGTERM";
-	case SIGXCPU: return "SIGXCPU";
-	case SIGXFSZ: return "SIGXFSZ";
-	case SIGSEGV: return "SIGSEGV";
-	case SIGABRT: return "SIGABRT";
-	case SIGINT: return "SIGINT";
-	case SIGPIPE: return "SIGPIPE";
-	default: return "signal";
+	case SIGKILL:
+		return "SIGKILL";
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGXCPU:
+		return "SIGXCPU";
+	case SIGXFSZ:
+		return "SIGXFSZ";
+	case SIGSEGV:
+		return "SIGSEGV";
+	case SIGABRT:
+		return "SIGABRT";
+	case SIGINT:
+		return "SIGINT";
+	case SIGPIPE:
+		return "SIGPIPE";
+	default:
+		return "signal";
 	}
 }
 
 /* The result, its outputs cut further until it fits in max bytes. */
-static void result_json(struct vbash *v, struct json_object *report,
-			long max, struct buf *out)
+static void result_json(struct vbash *v, struct json_object *report, long max,
+			struct buf *out)
 {
 	for (int round = 0; round < 40; round++) {
 		int cut = v->out_total > (long long)v->out.len ||
@@ -302,7 +316,8 @@ static void finish(struct runner *r, struct turn *t, struct vbash *v)
 		jx_put_str(report, "signal", "SIGKILL");
 		json_object_object_add(report, "timed_out",
 				       json_object_new_boolean(v->timed_out));
-		json_object_object_add(report, "notes", json_object_new_array());
+		json_object_object_add(report, "notes",
+				       json_object_new_array());
 		json_object_array_add(jx_get(report, "notes"),
 				      json_object_new_string(v->killed));
 	} else {
@@ -310,13 +325,17 @@ static void finish(struct runner *r, struct turn *t, struct vbash *v)
 			jx_put_int(report, "exit_code", WEXITSTATUS(status));
 		} else {
 			json_object_object_add(report, "exit_code", NULL);
-			jx_put_str(report, "signal", sig_name(WIFSIGNALED(status)
-							      ? WTERMSIG(status) : 0));
+			jx_put_str(report, "signal",
+				   sig_name(WIFSIGNALED(status)
+						    ? WTERMSIG(status)
+						    : 0));
 		}
-		json_object_object_add(report, "timed_out", json_object_new_boolean(0));
+		json_object_object_add(report, "timed_out",
+				       json_object_new_boolean(0));
 		if (!t->dropped &&
-		    vbf_write_back(&r->tools, t->org, t->session, t->id, t->attempt,
-				   v->dir, v->snap, report, tool_event, t, &error) != 0)
+		    vbf_write_back(&r->tools, t->org, t->session, t->id,
+				   t->attempt, v->dir, v->snap, report,
+				   tool_event, t, &error) != 0)
 			st = TOOL_ERROR;
 	}
 	jx_put_int(report, "duration_ms", now_ms() - v->started_ms);
@@ -360,14 +379,16 @@ void vbash_step(struct runner *r, struct turn *t)
 		long n;
 		long long used = sandbox_usage(v->dir, DU_MAX_ENTRIES, &n);
 		v->next_du_ms = now_ms() + DU_EVERY_MS;
-		if (used > (long long)v->lim.disk_mb * 1048576 || n > DU_MAX_ENTRIES)
-			v->killed = n > DU_MAX_ENTRIES
-				? "the command created too many files: the whole "
-				  "process tree was killed and its file changes "
-				  "were discarded"
-				: "the command wrote more than the sandbox's disk "
-				  "limit: the whole process tree was killed and "
-				  "its file changes were discarded";
+		if (used > (long long)v->lim.disk_mb * 1048576 ||
+		    n > DU_MAX_ENTRIES)
+			v->killed =
+				n > DU_MAX_ENTRIES
+					? "the command created too many files: the whole "
+					  "process tree was killed and its file changes "
+					  "were discarded"
+					: "the command wrote more than the sandbox's disk "
+					  "limit: the whole process tree was killed and "
+					  "its file changes were discarded";
 	}
 	if (v->killed) {
 		log_info("turn %s: bash killed: %s", t->id, v->killed);
@@ -433,7 +454,8 @@ static void collect(struct vbash *v, struct buf *a)
 				running && v->seg_at == v->nseg - 1);
 		v->live_sent += used;
 		while (k < text.len) { /* pieces that end on a character */
-			size_t n = text.len - k < LIVE_PIECE ? text.len - k : LIVE_PIECE;
+			size_t n = text.len - k < LIVE_PIECE ? text.len - k
+							     : LIVE_PIECE;
 			while (k + n < text.len &&
 			       ((unsigned char)text.data[k + n] & 0xC0) == 0x80)
 				n--;
@@ -449,9 +471,10 @@ static void collect(struct vbash *v, struct buf *a)
 
 int vbash_deltas(struct runner *r, struct turn *only)
 {
-	static const char sql[] = "SELECT evr_write_tool_deltas($1::uuid[], "
-				  "$2::bigint[], $3::int[], $4::text[], $5::json[], "
-				  "$6::uuid[], $7::int[])";
+	static const char sql[] =
+		"SELECT evr_write_tool_deltas($1::uuid[], "
+		"$2::bigint[], $3::int[], $4::text[], $5::json[], "
+		"$6::uuid[], $7::int[])";
 	struct buf a[7];
 	const char *p[7];
 	struct turn *t;

@@ -24,9 +24,9 @@ struct vbash;
 
 /* Start the call (args and cfg borrowed) for the turn's current tool
  * call: NULL with a sentence for the model in error. */
-struct vbash *vbash_start(struct runner *r, struct turn *t,
-			  const char *call_id, struct json_object *args,
-			  struct json_object *cfg, struct buf *error);
+struct vbash *vbash_start(struct runner *r, struct turn *t, const char *call_id,
+			  struct json_object *args, struct json_object *cfg,
+			  struct buf *error);
 /* Read its output, watch its exit and time; when it has ended, write
  * the files back and complete the tool (turn_act_tool_done) and free it
  * (t->vbash = NULL). */
@@ -45,9 +45,8 @@ int vbash_deltas(struct runner *r, struct turn *only);
 
 struct vb_snap;
 /* Copy the session's files into dir: the snapshot, or NULL with error. */
-struct vb_snap *vbf_lay_in(struct db *db, const char *org,
-			   const char *session, const char *dir,
-			   struct buf *error);
+struct vb_snap *vbf_lay_in(struct db *db, const char *org, const char *session,
+			   const char *dir, struct buf *error);
 /* Write back every change of dir since the snapshot in one transaction
  * that holds only while the turn (id, attempt) is still running (fence).
  * Adds "files" {written: [...], deleted: [...]} and "notes" [...] to

@@ -96,9 +96,9 @@ struct web_fetch *web_fetch_new(struct json_object *args,
 	if (mb && json_object_get_int64(mb) < max_bytes)
 		max_bytes = (long)json_object_get_int64(mb);
 	f->max_text = (size_t)max_bytes;
-	f->max_download = (size_t)(max_bytes > FETCH_DOWNLOAD_CAP / 4
-					   ? FETCH_DOWNLOAD_CAP
-					   : max_bytes * 4);
+	f->max_download =
+		(size_t)(max_bytes > FETCH_DOWNLOAD_CAP / 4 ? FETCH_DOWNLOAD_CAP
+							    : max_bytes * 4);
 	f->timeout_s = limit(config, "timeout_s", "fetch_timeout_s");
 	if (f->timeout_s < 1)
 		f->timeout_s = 1;
@@ -145,7 +145,8 @@ static int looks_html(const struct buf *b)
 			      b->data[i] == '\r' || b->data[i] == '\t'))
 		i++;
 	left = b->len - i;
-	return (left >= 14 && !strncasecmp(b->data + i, "<!doctype html", 14)) ||
+	return (left >= 14 &&
+		!strncasecmp(b->data + i, "<!doctype html", 14)) ||
 	       (left >= 5 && !strncasecmp(b->data + i, "<html", 5));
 }
 
@@ -167,18 +168,24 @@ enum tool_status web_fetch_done(struct web_fetch *f, CURLcode rc,
 	int html = 0, truncated = f->capped;
 
 	if (guard_refused(&f->guard, rc))
-		return tools_fail(error, "The address guard refused to fetch %s: "
+		return tools_fail(error,
+				  "The address guard refused to fetch %s: "
 				  "%s (local, private and metadata addresses "
-				  "cannot be fetched).", f->url, f->guard.why);
+				  "cannot be fetched).",
+				  f->url, f->guard.why);
 	if (rc == CURLE_OPERATION_TIMEDOUT)
-		return tools_fail(error, "Fetching %s took longer than the "
-				  "limit of %ld s.", f->url, f->timeout_s);
+		return tools_fail(error,
+				  "Fetching %s took longer than the "
+				  "limit of %ld s.",
+				  f->url, f->timeout_s);
 	if (rc == CURLE_TOO_MANY_REDIRECTS)
 		return tools_fail(error, "Fetching %s: more than 5 redirects.",
 				  f->url);
 	if (rc == CURLE_UNSUPPORTED_PROTOCOL)
-		return tools_fail(error, "Fetching %s: a redirect to a scheme "
-				  "other than http or https.", f->url);
+		return tools_fail(error,
+				  "Fetching %s: a redirect to a scheme "
+				  "other than http or https.",
+				  f->url);
 	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && f->capped))
 		return tools_fail(error, "Fetching %s failed: %s.", f->url,
 				  curl_easy_strerror(rc));
@@ -186,12 +193,15 @@ enum tool_status web_fetch_done(struct web_fetch *f, CURLcode rc,
 	curl_easy_getinfo(f->easy, CURLINFO_CONTENT_TYPE, &ct);
 	curl_easy_getinfo(f->easy, CURLINFO_EFFECTIVE_URL, &eff);
 	if (status < 200 || status > 299)
-		return tools_fail(error, "Fetching %s: the server answered HTTP "
-				  "%ld.", f->url, status);
+		return tools_fail(error,
+				  "Fetching %s: the server answered HTTP "
+				  "%ld.",
+				  f->url, status);
 	if (!textual(ct, &html) || ((!ct || !*ct) && looks_binary(&f->body)))
-		return tools_fail(error, "%s is not text (Content-Type %s); "
-				  "only text is returned.", f->url,
-				  ct && *ct ? ct : "unknown");
+		return tools_fail(error,
+				  "%s is not text (Content-Type %s); "
+				  "only text is returned.",
+				  f->url, ct && *ct ? ct : "unknown");
 	if (!ct || !*ct)
 		html = looks_html(&f->body);
 
