@@ -207,6 +207,28 @@ static void memo_free(struct json_object *jso, void *ud)
 	free(m);
 }
 
+/* Tool results by call id, into results, from events [from, n) not built
+ * yet (no memo); the last one wins: a takeover may have run a tool twice. */
+static void add_results(struct json_object *results, struct json_object *events,
+			size_t from, size_t n)
+{
+	size_t i;
+	for (i = from; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(events, i);
+		const char *type;
+		struct json_object *d;
+		if (json_object_get_userdata(e))
+			continue;
+		type = jx_gets(e, "type");
+		d = jx_get(e, "data");
+		if (type && !strcmp(type, "tool.completed") &&
+		    jx_gets(d, "tool_call_id"))
+			json_object_object_add(results,
+					       jx_gets(d, "tool_call_id"),
+					       json_object_get(d));
+	}
+}
+
 /* The messages of event e, or NULL for an event that adds none. */
 static struct memo *build_event(struct json_object *e,
 				struct json_object *results)
@@ -258,22 +280,7 @@ struct json_object *history_build(struct json_object *events,
 	size_t ng = 0;
 
 	*too_long = 0;
-	/* tool results by call id, from the events not built yet (the last
-	 * one wins: a takeover may have run a tool twice) */
-	for (i = 0; i < n; i++) {
-		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type;
-		struct json_object *d;
-		if (json_object_get_userdata(e))
-			continue;
-		type = jx_gets(e, "type");
-		d = jx_get(e, "data");
-		if (type && !strcmp(type, "tool.completed") &&
-		    jx_gets(d, "tool_call_id"))
-			json_object_object_add(results,
-					       jx_gets(d, "tool_call_id"),
-					       json_object_get(d));
-	}
+	add_results(results, events, 0, n);
 	/* the messages in order, results right after their call */
 	for (i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(events, i);
@@ -413,7 +420,7 @@ history_build_shared(struct history_prefix **prep, struct json_object *events,
 {
 	struct history_prefix *pre = *prep;
 	struct json_object *results, *sys;
-	size_t i, n = json_object_array_length(events), len;
+	size_t n = json_object_array_length(events), len;
 	long more, tail;
 
 	if (!*system_prompt || cached > n)
@@ -432,22 +439,8 @@ history_build_shared(struct history_prefix **prep, struct json_object *events,
 	if (len > pre->n) /* the last build's turn */
 		json_object_array_del_idx(pre->msgs, pre->n, len - pre->n);
 
-	/* tool results by call id, from the events not built yet */
 	results = json_object_new_object();
-	for (i = pre->events; i < n; i++) {
-		struct json_object *e = json_object_array_get_idx(events, i);
-		const char *type;
-		struct json_object *d;
-		if (json_object_get_userdata(e))
-			continue;
-		type = jx_gets(e, "type");
-		d = jx_get(e, "data");
-		if (type && !strcmp(type, "tool.completed") &&
-		    jx_gets(d, "tool_call_id"))
-			json_object_object_add(results,
-					       jx_gets(d, "tool_call_id"),
-					       json_object_get(d));
-	}
+	add_results(results, events, pre->events, n);
 	/* the cache's new events join the prefix for good */
 	more = add_events(pre->msgs, events, pre->events, cached, results,
 			  current_turn, 1);
