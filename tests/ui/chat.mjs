@@ -205,14 +205,17 @@ const checks = [
 
   ['bash_terminal', async () => {
     const sandbox = (await (await fetch(`${env.base}/health`)).json()).sandbox;
+    const before = await page.locator('.tool-card').count();
     await send('#tool bash {"command":"for i in 1 2 3 4 5 6; do echo line$i; sleep 0.4; done; echo oops >&2"}');
-    const card = page.locator('.tool-card').last();
-    await card.waitFor();
+    // this turn's card, not the last check's
+    await page.waitForFunction((n) => document.querySelectorAll('.tool-card').length > n, before,
+      { timeout: 15000 });
+    const card = page.locator('.tool-card').nth(before);
     if (sandbox !== 'ok') {
       // a host without the sandbox's namespaces (a chroot, say): the card
       // shows the tool's error, which says so
-      await page.waitForFunction(() => [...document.querySelectorAll('.tool-card')].pop().dataset.state === 'error',
-        null, { timeout: 15000 });
+      await page.waitForFunction((n) => document.querySelectorAll('.tool-card')[n].dataset.state === 'error',
+        before, { timeout: 15000 });
       assert.match(await card.locator('.tool-result pre.error').textContent(), /sandbox is unavailable/);
       await statusIs('idle');
       return;
