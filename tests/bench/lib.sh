@@ -32,7 +32,8 @@ print(" ".join(str(x.getsockname()[1]) for x in s))')
 	unset EVERRUNS_DATABASE_URL EVERRUNS_CONF
 	export EVERRUNS_HOME=$BENCH_HOME
 	export EVERRUNS_HTTP_PORT=${ports% *} EVERRUNS_HTTPS_PORT=${ports#* }
-	export EVERRUNS_RATE_LIMIT=1000000 EVERRUNS_RATE_BURST=1000000
+	# many clients from one address: no rate or connection limit
+	export EVERRUNS_RATE_LIMIT=1000000 EVERRUNS_RATE_BURST=1000000 EVERRUNS_CONN_LIMIT=65535
 	trap bench_stop EXIT
 	bash "$SRCDIR/conf/everrunsctl" start >"$BENCH_HOME.start.log" 2>&1 || {
 		cat "$BENCH_HOME.start.log"
