@@ -74,20 +74,6 @@ static void key(struct buf *b, const char *k, int first)
 	buf_add(b, "\" : ", 4);
 }
 
-/* "<prefix>_<32 hex>" of a binary uuid, into out (IDS_MAX_LEN). */
-static void id_text(const char *prefix, const unsigned char *u, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = strlen(prefix), i;
-	memcpy(out, prefix, n);
-	out[n++] = '_';
-	for (i = 0; i < 16; i++) {
-		out[n++] = hex[u[i] >> 4];
-		out[n++] = hex[u[i] & 15];
-	}
-	out[n] = '\0';
-}
-
 /* The id of a uuid column, or null. */
 static int put_id(struct buf *b, const PGresult *r, int col, const char *prefix)
 {
@@ -98,7 +84,8 @@ static int put_id(struct buf *b, const PGresult *r, int col, const char *prefix)
 	}
 	if (PQgetlength(r, 0, col) != 16)
 		return -1;
-	id_text(prefix, (const unsigned char *)PQgetvalue(r, 0, col), id);
+	ids_format(prefix, (const unsigned char *)PQgetvalue(r, 0, col), id,
+		   sizeof(id));
 	buf_add_json_str(b, id, strlen(id));
 	return 0;
 }
@@ -264,8 +251,8 @@ int session_json(const PGresult *r, struct buf *b)
 		return -1;
 	{
 		char id[IDS_MAX_LEN];
-		id_text("ses", (const unsigned char *)PQgetvalue(r, 0, C_ID),
-			id);
+		ids_format("ses", (const unsigned char *)PQgetvalue(r, 0, C_ID),
+			   id, sizeof(id));
 		key(b, "self_url", 0);
 		buf_adds(b, "\"/api/v1/sessions/");
 		buf_adds(b, id);

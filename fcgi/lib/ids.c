@@ -36,7 +36,6 @@ void ids_new(const char *prefix, char *out, size_t outlen)
 	struct timespec ts;
 	uint64_t ms;
 	int i;
-	char *p;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -45,6 +44,15 @@ void ids_new(const char *prefix, char *out, size_t outlen)
 		u[i] = (unsigned char)(ms >> (40 - 8 * i));
 	u[6] = (unsigned char)(0x70 | (u[6] & 0x0f)); /* version 7 */
 	u[8] = (unsigned char)(0x80 | (u[8] & 0x3f)); /* RFC 4122 variant */
+	ids_format(prefix, u, out, outlen);
+}
+
+void ids_format(const char *prefix, const unsigned char u[16], char *out,
+		size_t outlen)
+{
+	char *p;
+	int i;
+
 	snprintf(out, outlen, "%s_", prefix);
 	p = out + strlen(out);
 	if ((size_t)(p - out) + 33 > outlen)

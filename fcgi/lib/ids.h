@@ -20,5 +20,9 @@ int ids_parse(const char *s, const char *prefix, char hex[IDS_HEX_LEN + 1]);
 int ids_has_prefix(const char *s, const char *prefix);
 /* A new UUIDv7 id with the prefix, into out (at least IDS_MAX_LEN). */
 void ids_new(const char *prefix, char *out, size_t outlen);
+/* The id of a uuid's 16 bytes (its binary form), into out (at least
+ * IDS_MAX_LEN; nothing past outlen is written). */
+void ids_format(const char *prefix, const unsigned char u[16], char *out,
+		size_t outlen);
 
 #endif
