@@ -47,6 +47,10 @@ void turn_fail(struct turn *t, const char *code, const char *fmt, ...)
 /* The two events that close a cancelled turn. */
 void turn_finish_cancel(struct turn *t);
 
+/* Stop whatever the turn has in flight (LLM transfer, llmsim script,
+ * image fetch, fetch_url, a sandboxed command) and free it (turn.c). */
+void turn_stop_transfer(struct runner *r, struct turn *t);
+
 /* Parse the turn's configuration (cfg: evr_turn_config's JSON) and set up
  * model, prompt, tools and controls; a turn that cannot run is failed
  * here (phase PH_DONE). 0, or -1 if the turn is to be dropped. */
