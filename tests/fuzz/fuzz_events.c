@@ -102,7 +102,7 @@ static const char cfg_json[] =
 	"{\"events\":[{\"seq\":1,\"type\":\"input.message\",\"turn_id\":"
 	"\"trn_00000000000000000000000000000001\",\"data\":{\"message\":{"
 	"\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}}}],"
-	"\"session\":{\"harness_id\":\"hns_1\"},\"_system_prompt\":\"\"}";
+	"\"session\":{\"harness_id\":\"hns_1\"}}";
 
 /* Give the turn's current LLM call a response stream, as on_body would. */
 static void respond(struct runner *r, struct turn *t, const char *s, size_t n)
@@ -176,6 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_init(&t->err_body, 0);
 	t->calls = json_object_new_array();
 	t->cfg = jx_parse(cfg_json, strlen(cfg_json), &e);
+	t->system_prompt = xstrdup(""); /* what turn_load's load_prompt sets */
 	t->capcfg = jx_obj();
 	json_object_object_add(t->capcfg, "test_math", jx_obj());
 	t->tools = json_object_new_array();
