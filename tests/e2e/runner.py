@@ -36,6 +36,10 @@ def save(path, complete):
     with open(tmp, "w") as f:
         f.write("%d %d %d %d\n" % (Counts.passed, Counts.failed,
                                    Counts.skipped, 1 if complete else 0))
+        # the failed tests' names, a line each, so the run's final summary
+        # (the last lines a CI log shows) can name them
+        for name in Counts.failures:
+            f.write(name.replace("\n", " ") + "\n")
     os.replace(tmp, path)
 
 
