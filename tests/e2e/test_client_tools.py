@@ -121,6 +121,234 @@ class ClientTools(unittest.TestCase):
                               sid[4:])[0][0])
         self.assertEqual(sql, api("GET", "/api/v1/sessions/" + sid, key=self.key).json)
 
+    def test_several_calls_mixed_with_builtins_partial_answers(self):
+        sid = self.session(tools=(LOCATE, PICK))
+        send(self.key, sid, '#tool get_location {}\n#tool get_current_time {"timezone": "UTC"}\n'
+                            '#tool pick_color {}')
+        evs = self.wait_for_request(sid)
+        types = [e["type"] for e in evs]
+        # the built-in ran in the same step, before the wait
+        builtin = [e for e in evs if e["type"] == "tool.completed"]
+        self.assertEqual([d["data"]["tool_name"] for d in builtin], ["get_current_time"])
+        self.assertLess(types.index("tool.completed"), types.index("tool.call_requested"))
+        self.assertNotIn("act.completed", types)
+        calls = requested(evs)
+        self.assertEqual([c["name"] for c in calls], ["get_location", "pick_color"])
+        r = results(self.key, sid, [{"tool_call_id": calls[1]["id"], "result": "teal"}])
+        self.assertEqual((r.status, r.json), (200, {"accepted": 1, "status": "waitingfortoolresults"}))
+        self.assertEqual(status(self.key, sid), "waitingfortoolresults")
+        r = results(self.key, sid, [{"tool_call_id": calls[0]["id"], "error": "location is off"}])
+        self.assertEqual((r.status, r.json), (200, {"accepted": 1, "status": "active"}))
+        evs = wait_event(self.key, sid, "session.idled")
+        done = {e["data"]["tool_call_id"]: e["data"] for e in evs if e["type"] == "tool.completed"}
+        self.assertEqual(done[calls[0]["id"]]["error"], "location is off")
+        self.assertFalse(done[calls[0]["id"]]["success"])
+        self.assertEqual(done[calls[1]["id"]]["result"][0]["text"], "teal")
+        self.assertEqual(evs[-2]["type"], "turn.completed")
+        # one model step, one wait: the turn's iterations go on from the log
+        self.assertEqual(evs[-2]["data"]["iterations"], 2)
+
+    def test_wrong_answers(self):
+        sid = self.session(tools=(LOCATE, PICK))
+        other = self.session()
+        # a session that does not wait
+        r = results(self.key, other, [{"tool_call_id": "call_1", "result": 1}])
+        self.assertEqual((r.status, r.json["code"]), (409, "not_waiting"))
+        send(self.key, sid, "#tool get_location {}\n#tool pick_color {}")
+        calls = requested(self.wait_for_request(sid))
+        a, b = calls[0]["id"], calls[1]["id"]
+        send(self.key, other, "#tool get_location {}")
+        ocall = requested(self.wait_for_request(other))[0]["id"]
+        cases = [
+            ([{"tool_call_id": "call_nope", "result": 1}], 400, "unknown_tool_call"),
+            ([{"tool_call_id": ocall, "result": 1}], 400, "unknown_tool_call"),  # another session's
+            ([{"tool_call_id": a, "result": 1}, {"tool_call_id": a, "result": 2}], 400, "duplicate_tool_call"),
+            ([{"tool_call_id": a, "result": 1}, {"tool_call_id": "call_nope", "result": 2}], 400,
+             "unknown_tool_call"),
+            ([], 400, "validation_error"),
+            ([{"result": 1}], 400, "validation_error"),
+            ([{"tool_call_id": a, "error": 5}], 400, "validation_error"),
+        ]
+        for body, st, code in cases:
+            r = results(self.key, sid, body)
+            self.assertEqual((r.status, r.json["code"]), (st, code), (body, r.text))
+        # nothing of a refused request was written: a is still pending
+        self.assertEqual([e for e in events(self.key, sid) if e["type"] == "tool.completed"], [])
+        r = api("POST", "/api/v1/sessions/%s/tool-results" % sid, {"results": []}, key=self.key)
+        self.assertEqual((r.status, r.json["code"]), (400, "validation_error"))
+        # the wrong kind: an approval for a client-side call
+        r = approvals(self.key, sid, [{"tool_call_id": a, "approved": True}])
+        self.assertEqual((r.status, r.json["code"]), (400, "wrong_kind"))
+        # another organization's session is not found
+        stranger = new_org("client-tools-other")["api_key"]
+        r = results(stranger, sid, [{"tool_call_id": a, "result": 1}])
+        self.assertEqual((r.status, r.json["code"]), (404, "not_found"))
+        self.assertEqual(results(self.key, sid, [{"tool_call_id": a, "result": 1}]).status, 200)
+        # twice
+        r = results(self.key, sid, [{"tool_call_id": a, "result": 1}])
+        self.assertEqual((r.status, r.json["code"]), (409, "already_answered"))
+        self.assertIn(a, r.json["error"])
+        self.assertEqual(results(self.key, sid, [{"tool_call_id": b, "result": 2}]).status, 200)
+        wait_event(self.key, sid, "session.idled")
+        # late: the turn went on and ended
+        r = results(self.key, sid, [{"tool_call_id": b, "result": 3}])
+        self.assertEqual((r.status, r.json["code"]), (409, "not_waiting"))
+        api("POST", "/api/v1/sessions/%s/cancel" % other, key=self.key)
+
+    def test_new_message_while_waiting_is_refused_as_while_active(self):
+        sid = self.session()
+        send(self.key, sid, "#tool get_location {}")
+        self.wait_for_request(sid)
+        r = api("POST", "/api/v1/sessions/%s/messages" % sid,
+                {"message": {"content": [{"type": "text", "text": "hello?"}]}}, key=self.key)
+        self.assertEqual((r.status, r.json["code"]), (400, "session_busy"))
+        api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+
+    def test_cancel_while_waiting(self):
+        sid = self.session()
+        m = send(self.key, sid, "#tool get_location {}")
+        evs = self.wait_for_request(sid)
+        call = requested(evs)[0]["id"]
+        c = api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+        self.assertEqual((c.status, c.json["status"]), (200, "cancelled"))
+        # at once: no runner is involved
+        self.assertEqual(status(self.key, sid), "idle")
+        evs = events(self.key, sid)
+        self.assertEqual([e["type"] for e in evs][-4:],
+                         ["turn.cancelled", "input.message", "output.message.completed", "session.idled"])
+        self.assertEqual(psql("SELECT state FROM turns WHERE id = $1::uuid", m["turn_id"][4:]),
+                         [("cancelled",)])
+        r = results(self.key, sid, [{"tool_call_id": call, "result": 1}])
+        self.assertEqual((r.status, r.json["code"]), (409, "not_waiting"))
+        # the next turn runs; its history gives the unanswered call a result
+        send(self.key, sid, "hello again")
+        evs = wait_event(self.key, sid, "session.idled", evs[-1]["sequence"])
+        self.assertEqual(evs[-2]["type"], "turn.completed")
+
+    def test_wait_past_its_deadline_fails(self):
+        sid = self.session()
+        m = send(self.key, sid, "#tool get_location {}")
+        call = requested(self.wait_for_request(sid))[0]["id"]
+        # the deadline the runner set is tool_wait_max_s (the test stack's
+        # default); move it into the past: a runner's poll fails the turn
+        left = float(psql("SELECT extract(epoch FROM wait_until - wait_started) FROM turns "
+                          "WHERE id = $1::uuid", m["turn_id"][4:])[0][0])
+        self.assertAlmostEqual(left, 86400, delta=1)
+        psql("UPDATE turns SET wait_until = now() - interval '1 second' WHERE id = $1::uuid",
+             m["turn_id"][4:])
+        evs = wait_event(self.key, sid, "session.idled", timeout=15)
+        failed = [e for e in evs if e["type"] == "turn.failed"][0]["data"]
+        self.assertEqual(failed["error_code"], "tool_wait_timeout")
+        self.assertEqual(status(self.key, sid), "idle")
+        r = results(self.key, sid, [{"tool_call_id": call, "result": 1}])
+        self.assertEqual((r.status, r.json["code"]), (409, "not_waiting"))
+
+    def test_tools_validation(self):
+        bad = [
+            ([{"type": "client_side", "name": "bad name", "description": "d",
+               "parameters": {"type": "object"}}], "name"),
+            ([{"type": "client_side", "name": "x" * 65, "description": "d",
+               "parameters": {"type": "object"}}], "name"),
+            ([{"type": "client_side", "name": "nodesc", "parameters": {"type": "object"}}], "description"),
+            ([{"type": "client_side", "name": "noparams", "description": "d"}], "parameters"),
+            ([{"type": "client_side", "name": "arr", "description": "d",
+               "parameters": {"type": "array"}}], "parameters"),
+            ([{"type": "client_side", "name": "read_file", "description": "d",
+               "parameters": {"type": "object"}}], "capability"),
+            ([LOCATE, LOCATE], "twice"),
+            ([{"type": "mystery", "name": "m"}], "type"),
+            ([{"type": "builtin", "name": "write_file", "policy": "sometimes"}], "policy"),
+            ("nope", "tools"),
+        ]
+        for tools, word in bad:
+            r = api("POST", "/api/v1/sessions", {"agent_id": self.agent, "tools": tools}, key=self.key)
+            self.assertEqual(r.status, 400, (tools, r.text))
+            self.assertIn(word, r.json["error"])
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent, "approval": "sometimes"}, key=self.key)
+        self.assertEqual(r.status, 400, r.text)
+        # a name another layer defines: the agent's
+        admin = self.key
+        ag = api("POST", "/api/v1/agents", {"name": "with-location", "tools": [LOCATE],
+                                             "approval": "writes"}, key=admin)
+        self.assertEqual(ag.status, 201, ag.text)
+        self.assertEqual((ag.json["tools"][0]["name"], ag.json["approval"]), ("get_location", "writes"))
+        r = api("POST", "/api/v1/sessions", {"agent_id": ag.json["id"], "tools": [LOCATE]}, key=admin)
+        self.assertEqual(r.status, 400, r.text)
+        self.assertIn("another layer", r.json["error"])
+        r = api("POST", "/api/v1/sessions", {"agent_id": ag.json["id"], "tools": [PICK]}, key=admin)
+        self.assertEqual(r.status, 201, r.text)
+        sid = r.json["id"]
+        r = api("PATCH", "/api/v1/sessions/" + sid, {"tools": [LOCATE]}, key=admin)
+        self.assertEqual(r.status, 400, r.text)
+        r = api("PATCH", "/api/v1/sessions/" + sid, {"approval": "all"}, key=admin)
+        self.assertEqual((r.status, r.json["approval"], r.json["tools"][0]["name"]), (200, "all", "pick_color"))
+        r = api("PATCH", "/api/v1/agents/" + ag.json["id"], {"approval": None, "tools": []}, key=admin)
+        self.assertEqual((r.status, r.json["approval"], r.json["tools"]), (200, None, []))
+        h = api("POST", "/api/v1/harnesses", {"name": "h-tools", "tools": [PICK], "approval": "all"}, key=admin)
+        self.assertEqual((h.status, h.json["approval"]), (201, "all"), h.text)
+        r = api("PATCH", "/api/v1/harnesses/" + h.json["id"],
+                {"tools": [{"type": "builtin", "name": "write_file", "policy": "requires_approval"}]},
+                key=admin)
+        self.assertEqual((r.status, r.json["tools"][0]["policy"]), (200, "requires_approval"), r.text)
+
+    def test_generated_result_payloads_all_let_the_turn_end(self):
+        seed = int(os.environ.get("EVR_SEED", random.randrange(1 << 30)))
+        print("seed: EVR_SEED=%d" % seed, file=sys.stderr)
+        rnd = random.Random(seed)
+
+        def text(n):
+            # any code point but the surrogates (JSON cannot carry them
+            # unpaired); U+0000 is refused, and says so
+            out = []
+            for _ in range(n):
+                c = rnd.choice([rnd.randrange(0x20, 0x7f), rnd.randrange(0x80, 0xd800),
+                                rnd.randrange(0xe000, 0x110000), rnd.randrange(0, 0x20)])
+                out.append(chr(c))
+            return "".join(out)
+
+        def value(depth=0):
+            k = rnd.randrange(8)
+            if depth > 20 or k == 0:
+                return text(rnd.randrange(0, 40))
+            if k == 1:
+                return rnd.choice([None, True, False, rnd.random() * 1e300, -rnd.randrange(1 << 62)])
+            if k < 5:
+                return [value(depth + 1) for _ in range(rnd.randrange(0, 4))]
+            return {text(rnd.randrange(1, 8)): value(depth + 1) for _ in range(rnd.randrange(0, 4))}
+
+        def deep(n):
+            v = "bottom"
+            for _ in range(n):
+                v = [v]
+            return v
+        payloads = [value() for _ in range(6)] + [
+            deep(rnd.randrange(20, 31)), deep(40), text(200) + "\u0000",
+            "x" * (1024 * 1024 - 200), "y" * (2 * 1024 * 1024), {"k": text(5000)}]
+        sid = self.session()
+        for i, payload in enumerate(payloads):
+            since = events(self.key, sid)[-1]["sequence"]
+            send(self.key, sid, "#tool get_location {}")
+            call = requested(self.wait_for_request(sid, since))[0]["id"]
+            answer = {"tool_call_id": call}
+            if i % 3 == 2 and isinstance(payload, str) and len(payload) < 10000:
+                answer["error"] = payload
+            else:
+                answer["result"] = payload
+            r = results(self.key, sid, [answer])
+            if r.status == 200:
+                evs = wait_event(self.key, sid, "session.idled", since)
+                self.assertEqual(evs[-2]["type"], "turn.completed", (seed, i, evs[-2]))
+            else:
+                # refused whole, with a reason, and the turn still waits
+                self.assertIn(r.status, (400, 413), (seed, i, r.text))
+                self.assertIn(r.json["code"], ("validation_error", "invalid_json", "payload_too_large"),
+                              (seed, i, r.text))
+                self.assertEqual(status(self.key, sid), "waitingfortoolresults")
+                self.assertEqual(results(self.key, sid, [{"tool_call_id": call, "result": "ok"}]).status,
+                                 200)
+                evs = wait_event(self.key, sid, "session.idled", since)
+                self.assertEqual(evs[-2]["type"], "turn.completed", (seed, i, evs[-2]))
+
 
 if __name__ == "__main__":
     unittest.main()
