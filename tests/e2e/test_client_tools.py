@@ -14,6 +14,7 @@ import sys
 import unittest
 
 from evr import api, psql, new_org, wait_until
+from test_drivers import Fake, fake_providers
 
 LOCATE = {"type": "client_side", "name": "get_location",
           "description": "The user's location, from the client.",
@@ -348,6 +349,103 @@ class ClientTools(unittest.TestCase):
                                  200)
                 evs = wait_event(self.key, sid, "session.idled", since)
                 self.assertEqual(evs[-2]["type"], "turn.completed", (seed, i, evs[-2]))
+
+
+class ClientToolsFakeProvider(unittest.TestCase):
+    """The same through both wire formats of the fake provider: what the
+    model is offered, and what it sees after an answer and after a cancel."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = Fake()
+        cls.key = new_org("client-tools-fake")["api_key"]
+        cls.providers = fake_providers(cls.fake, cls.key)
+        cls.harness = api("GET", "/api/v1/harnesses/base", key=cls.key).json["id"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+
+    def session(self, kind):
+        name = "m-" + os.urandom(6).hex()
+        r = api("POST", "/api/v1/llm-providers/%s/models" % self.providers[kind],
+                {"model_id": name, "capabilities": ["chat", "tools"]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        r = api("POST", "/api/v1/sessions", {
+            "harness_id": self.harness, "model_id": r.json["id"], "tools": [LOCATE],
+            "capabilities": [{"ref": "test_math"}]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return name, r.json["id"]
+
+    def test_answer_reaches_the_model_in_both_wire_formats(self):
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name,
+                             {"tool_calls": [{"id": "call_loc", "name": "get_location",
+                                              "arguments": '{"precise":true}'},
+                                             {"id": "call_sum", "name": "calculate",
+                                              "arguments": '{"operation":"add","a":2,"b":3}'}]},
+                             {"text": "You are in Kyiv and 2+3 is 5.", "chunks": 2})
+            send(self.key, sid, "where am I, and what is 2+3?")
+            evs = wait_event(self.key, sid, "tool.call_requested")
+            calls = requested(evs)
+            self.assertEqual([(c["id"], c["arguments"]) for c in calls], [("call_loc", {"precise": True})])
+            wait_until(lambda: status(self.key, sid) == "waitingfortoolresults", what="waiting")
+            # offered to the model with its schema, next to the capability's
+            req0 = self.fake.requests(name)[0]["body"]
+            if kind == "anthropic":
+                offered = {t["name"]: t.get("input_schema") for t in req0["tools"]}
+            else:
+                offered = {t["function"]["name"]: t["function"].get("parameters") for t in req0["tools"]}
+            self.assertEqual(offered["get_location"], LOCATE["parameters"])
+            self.assertIn("calculate", offered)
+            r = results(self.key, sid, [{"tool_call_id": "call_loc", "result": {"city": "Kyiv"}}])
+            self.assertEqual(r.status, 200, r.text)
+            evs = wait_event(self.key, sid, "session.idled")
+            self.assertEqual(evs[-2]["type"], "turn.completed", kind)
+            reqs = self.fake.requests(name)
+            self.assertEqual(len(reqs), 2)
+            msgs = reqs[1]["body"]["messages"]
+            if kind == "anthropic":
+                res = {b["tool_use_id"]: b for b in msgs[-1]["content"] if b["type"] == "tool_result"}
+                self.assertEqual(list(res), ["call_loc", "call_sum"])
+                self.assertIn("Kyiv", json.dumps(res["call_loc"]))
+            else:
+                tools = [m for m in msgs if m["role"] == "tool"]
+                self.assertEqual([m["tool_call_id"] for m in tools], ["call_loc", "call_sum"])
+                self.assertIn("Kyiv", tools[0]["content"])
+
+    def test_cancel_while_waiting_the_provider_never_sees_an_unanswered_call(self):
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name,
+                             {"tool_calls": [{"id": "call_loc", "name": "get_location", "arguments": "{}"}]},
+                             {"text": "Fine, never mind.", "chunks": 1})
+            send(self.key, sid, "where am I?")
+            wait_event(self.key, sid, "tool.call_requested")
+            wait_until(lambda: status(self.key, sid) == "waitingfortoolresults", what="waiting")
+            c = api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+            self.assertEqual(c.json["status"], "cancelled")
+            self.assertEqual(status(self.key, sid), "idle")
+            since = events(self.key, sid)[-1]["sequence"]
+            send(self.key, sid, "ok, something else")
+            evs = wait_event(self.key, sid, "session.idled", since)
+            self.assertEqual(evs[-2]["type"], "turn.completed", kind)
+            msgs = self.fake.requests(name)[1]["body"]["messages"]
+            if kind == "anthropic":
+                roles = [m["role"] for m in msgs]
+                self.assertTrue(all(a != b for a, b in zip(roles, roles[1:])), roles)
+                i = next(k for k, m in enumerate(msgs) if m["role"] == "assistant" and any(
+                    b.get("type") == "tool_use" and b["id"] == "call_loc" for b in m["content"]))
+                nxt = [b for b in msgs[i + 1]["content"] if b.get("type") == "tool_result"]
+                self.assertEqual(nxt[0]["tool_use_id"], "call_loc")
+                self.assertIn("cancelled", json.dumps(nxt[0]))
+            else:
+                i = next(k for k, m in enumerate(msgs) if m["role"] == "assistant" and any(
+                    tc["id"] == "call_loc" for tc in m.get("tool_calls") or []))
+                self.assertEqual(msgs[i + 1]["role"], "tool")
+                self.assertEqual(msgs[i + 1]["tool_call_id"], "call_loc")
+                self.assertIn("cancelled", msgs[i + 1]["content"])
 
 
 if __name__ == "__main__":
