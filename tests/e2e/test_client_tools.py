@@ -10,10 +10,12 @@ hostile result payloads."""
 import json
 import os
 import random
+import signal
 import sys
+import time
 import unittest
 
-from evr import api, psql, new_org, wait_until
+from evr import api, psql, new_org, wait_until, ctl, pg_restart, stack_pid, start_runner
 from test_drivers import Fake, fake_providers
 
 LOCATE = {"type": "client_side", "name": "get_location",
@@ -446,6 +448,103 @@ class ClientToolsFakeProvider(unittest.TestCase):
                 self.assertEqual(msgs[i + 1]["role"], "tool")
                 self.assertEqual(msgs[i + 1]["tool_call_id"], "call_loc")
                 self.assertIn("cancelled", msgs[i + 1]["content"])
+
+    def test_resumes_spend_no_takeover_budget_nor_wall_time(self):
+        # four waits in one turn: attempts 1..5, each resume a fresh count
+        name, sid = self.session("openai_completions")
+        step = lambda i: {"tool_calls": [{"id": "call_%d" % i, "name": "get_location", "arguments": "{}"}]}
+        self.fake.script(name, step(1), step(2), step(3), step(4), {"text": "done", "chunks": 1})
+        m = send(self.key, sid, "four questions")
+        for i in range(1, 5):
+            wait_until(lambda: status(self.key, sid) == "waitingfortoolresults"
+                       and any(c["id"] == "call_%d" % i for c in requested(events(self.key, sid))),
+                       what="wait %d" % i)
+            if i == 4:
+                # the turn began long ago, but it spent that time waiting:
+                # turn_wall_time_s (1800 s) counts only the rest
+                psql("UPDATE turns SET started_at = started_at - interval '2 hours', "
+                     "wait_started = wait_started - interval '2 hours' WHERE id = $1::uuid",
+                     m["turn_id"][4:])
+            r = results(self.key, sid, [{"tool_call_id": "call_%d" % i, "result": "here"}])
+            self.assertEqual(r.status, 200, r.text)
+        evs = wait_event(self.key, sid, "session.idled")
+        self.assertEqual(evs[-2]["type"], "turn.completed", evs[-2])
+        self.assertEqual(evs[-2]["data"]["iterations"], 5)
+        row = psql("SELECT attempt, attempt_base, waited_ms > 7000000 FROM turns WHERE id = $1::uuid",
+                   m["turn_id"][4:])
+        self.assertEqual(row, [("5", "4", "t")])
+
+
+class WaitDurability(unittest.TestCase):
+    """A waiting turn lives in the database only: the runner killed and
+    PostgreSQL restarted, then answered, it goes on; the wait's limit is
+    the configuration's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = new_org("client-tools-durable")["api_key"]
+        cls.agent = api("GET", "/api/v1/agents/assistant", key=cls.key).json["id"]
+
+    def setUp(self):
+        self.extra = None
+        self.addCleanup(self.restore)
+
+    def restore(self):
+        if self.extra:
+            self.extra.kill()
+            self.extra.wait(timeout=10)
+        pid = stack_pid("runner")
+        if not pid or not os.path.exists("/proc/%d" % pid):
+            ctl("start")
+
+    def kill_runner(self):
+        pid = stack_pid("runner")
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not os.path.exists("/proc/%d/status" % pid) or
+                   "zombie" in open("/proc/%d/status" % pid).read(), what="runner gone")
+
+    def session(self):
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent, "tools": [LOCATE]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return r.json["id"]
+
+    def test_runner_killed_and_postgres_restarted_while_waiting(self):
+        sid = self.session()
+        send(self.key, sid, "#tool get_location {}")
+        wait_event(self.key, sid, "tool.call_requested")
+        wait_until(lambda: status(self.key, sid) == "waitingfortoolresults", what="waiting")
+        call = requested(events(self.key, sid))[0]["id"]
+        self.kill_runner()
+        pg_restart()
+        # no runner at all: the answer is still taken (the API reconnects)
+        got = []
+        wait_until(lambda: got.append(results(self.key, sid, [{"tool_call_id": call, "result": "Odesa"}]))
+                   or got[-1].status != 503, timeout=20, what="an answer after the restart")
+        self.assertEqual((got[-1].status, got[-1].json.get("status")), (200, "active"), got[-1].text)
+        ctl("start")
+        evs = wait_event(self.key, sid, "session.idled", timeout=30)
+        types = [e["type"] for e in evs]
+        self.assertEqual(evs[-2]["type"], "turn.completed")
+        self.assertEqual(types.count("turn.started"), 1)
+        self.assertIn("Odesa", json.dumps([e for e in evs if e["type"] == "output.message.completed"][-1]))
+        seqs = [e["sequence"] for e in evs]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+
+    def test_the_wait_limit_is_tool_wait_max_s(self):
+        self.kill_runner()
+        self.extra = start_runner(EVERRUNS_TOOL_WAIT_MAX_S=2)
+        sid = self.session()
+        m = send(self.key, sid, "#tool get_location {}")
+        wait_event(self.key, sid, "tool.call_requested", timeout=20)
+        t0 = time.monotonic()
+        left = float(psql("SELECT extract(epoch FROM wait_until - wait_started) FROM turns "
+                          "WHERE id = $1::uuid", m["turn_id"][4:])[0][0])
+        self.assertAlmostEqual(left, 2, delta=0.01)
+        evs = wait_event(self.key, sid, "session.idled", timeout=15)
+        self.assertGreater(time.monotonic() - t0, 1)
+        failed = [e for e in evs if e["type"] == "turn.failed"][0]["data"]
+        self.assertEqual(failed["error_code"], "tool_wait_timeout")
+        self.assertEqual(status(self.key, sid), "idle")
 
 
 if __name__ == "__main__":
