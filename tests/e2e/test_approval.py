@@ -125,9 +125,14 @@ class Approval(unittest.TestCase):
         # mode overrides its agent's)
         sid = self.session(approval="all", tools=[{"type": "builtin", "name": "get_current_time",
                                                    "policy": "auto"}])
-        send(self.key, sid, '#tool get_current_time {}\n#tool stat_file {"path": "/"}')
+        send(self.key, sid, '#tool get_current_time {}\n#tool stat_file {"path": "/"}\n'
+                            '#tool no_such_tool {}')
         evs = self.wait_for_approval(sid)
         self.assertEqual([c["name"] for c in approval_calls(evs)], ["stat_file"])
+        # a tool nobody offered is an error for the model, not a question
+        ran = {e["data"]["tool_name"]: e["data"] for e in evs if e["type"] == "tool.completed"}
+        self.assertEqual(sorted(ran), ["get_current_time", "no_such_tool"])
+        self.assertFalse(ran["no_such_tool"]["success"])
         api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
 
     def test_client_side_tool_that_needs_approval_first(self):

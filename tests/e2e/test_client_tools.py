@@ -94,6 +94,10 @@ class ClientTools(unittest.TestCase):
         self.assertEqual([c["name"] for c in calls], ["get_location"])
         self.assertEqual(calls[0]["arguments"], {"precise": True})
         req = [e for e in evs if e["type"] == "tool.call_requested"][-1]["data"]
+        # the new event types are known to the filters
+        r = api("GET", "/api/v1/sessions/%s/events?since_sequence=0&types=tool.call_requested,"
+                "tool.approval_requested,tool.approval_resolved,turn.resumed" % sid, key=self.key)
+        self.assertEqual((r.status, [e["type"] for e in r.json["data"]]), (200, ["tool.call_requested"]))
         self.assertEqual(req["tool_summaries"][0]["display_name"], "Location")
         self.assertEqual(req["turn_id"], m["turn_id"])
         # nothing holds the turn while it waits
