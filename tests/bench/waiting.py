@@ -1,7 +1,9 @@
 """Benchmark: turns waiting for client-side tool results (ARCHITECTURE
 3.9), printed, never asserted.
 
-1. The runner's RSS when idle (after a warm-up), then with N turns
+1. The runner's RSS when idle, after a warm-up round of the same work
+   (N turns waiting at once, then answered: the allocator's and the
+   history cache's high-water marks are reached), then with N new turns
    waiting at once (each asked the client for one call): a waiting turn
    is held by no runner, so the figure should stay at the idle one.
 2. Answering all N at once: the resumed turns' rate (turns/s, from the
@@ -93,33 +95,40 @@ def main():
         "SELECT extract(epoch FROM c.ts - i.ts) * 1000 FROM events i JOIN events c "
         "ON c.session_id = i.session_id AND c.turn_id = i.turn_id AND c.type = 'turn.completed' "
         "WHERE i.session_id = $1::uuid AND i.type = 'input.message'", seq[4:])]
+    def wait_round():
+        sids = sessions(model, base, N, tools=[TOOL])
+        send_all(sids, "#tool get_location {}")
+        wait_until(lambda: count("SELECT count(*) FROM turns WHERE session_id = ANY($1::uuid[]) "
+                                 "AND state = 'waiting'", sids) == N, timeout=600, what="all waiting")
+        return sids
+
+    def answer_round(sids):
+        calls = {}
+        for sid, cid in psql("SELECT evr_id('ses', session_id), data->'tool_calls'->0->>'id' "
+                             "FROM events WHERE session_id = ANY($1::uuid[]) "
+                             "AND type = 'tool.call_requested'",
+                             "{%s}" % ",".join(s[4:] for s in sids)):
+            calls[sid] = cid
+
+        def answer(i):
+            r = api("POST", "/api/v1/sessions/%s/tool-results" % sids[i],
+                    {"tool_results": [{"tool_call_id": calls[sids[i]], "result": "Kyiv"}]})
+            assert r.status == 200, r.text
+        t0 = time.monotonic()
+        pool(answer, N)
+        took = time.monotonic() - t0
+        wait_until(lambda: count(done_sql, sids) == N, timeout=600, what="resumed turns")
+        return took
+
+    answer_round(wait_round())  # warm-up
     time.sleep(1)
     idle = rss(runner)
-
-    # N turns waiting at once
-    waiting = sessions(model, base, N, tools=[TOOL])
-    send_all(waiting, "#tool get_location {}")
-    wait_until(lambda: count("SELECT count(*) FROM turns WHERE session_id = ANY($1::uuid[]) "
-                             "AND state = 'waiting'", waiting) == N, timeout=600, what="all waiting")
+    waiting = wait_round()
     time.sleep(1)
     held = rss(runner)
     leases = count("SELECT count(*) FROM turns WHERE session_id = ANY($1::uuid[]) "
                    "AND lease_owner IS NOT NULL", waiting)
-    calls = {}
-    for sid, cid in psql("SELECT evr_id('ses', session_id), data->'tool_calls'->0->>'id' FROM events "
-                         "WHERE session_id = ANY($1::uuid[]) AND type = 'tool.call_requested'",
-                         "{%s}" % ",".join(s[4:] for s in waiting)):
-        calls[sid] = cid
-
-    def answer(i):
-        sid = waiting[i]
-        r = api("POST", "/api/v1/sessions/%s/tool-results" % sid,
-                {"tool_results": [{"tool_call_id": calls[sid], "result": "Kyiv"}]})
-        assert r.status == 200, r.text
-    t0 = time.monotonic()
-    pool(answer, N)
-    answered_s = time.monotonic() - t0
-    wait_until(lambda: count(done_sql, waiting) == N, timeout=600, what="resumed turns")
+    answered_s = answer_round(waiting)
     resumed_rate = rate("turn.resumed", waiting)
 
     print("  %d turns waiting for a client-side tool at once:" % N)
