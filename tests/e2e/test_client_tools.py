@@ -289,6 +289,8 @@ class ClientTools(unittest.TestCase):
         self.assertEqual(r.status, 400, r.text)
         r = api("PATCH", "/api/v1/sessions/" + sid, {"approval": "all"}, key=admin)
         self.assertEqual((r.status, r.json["approval"], r.json["tools"][0]["name"]), (200, "all", "pick_color"))
+        got = api("GET", "/api/v1/sessions/" + sid, key=admin).json
+        self.assertEqual(got, r.json)  # session_json.c writes what api_session() does
         r = api("PATCH", "/api/v1/agents/" + ag.json["id"], {"approval": None, "tools": []}, key=admin)
         self.assertEqual((r.status, r.json["approval"], r.json["tools"]), (200, None, []))
         h = api("POST", "/api/v1/harnesses", {"name": "h-tools", "tools": [PICK], "approval": "all"}, key=admin)
