@@ -260,6 +260,8 @@ class ClientTools(unittest.TestCase):
             ([{"type": "client_side", "name": "noparams", "description": "d"}], "parameters"),
             ([{"type": "client_side", "name": "arr", "description": "d",
                "parameters": {"type": "array"}}], "parameters"),
+            ([{"type": "client_side", "name": "untyped", "description": "d",
+               "parameters": {}}], "parameters"),
             ([{"type": "client_side", "name": "read_file", "description": "d",
                "parameters": {"type": "object"}}], "capability"),
             ([LOCATE, LOCATE], "twice"),
