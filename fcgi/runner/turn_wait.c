@@ -163,7 +163,7 @@ enum call_disposition turn_call_disposition(struct turn *t, const char *name,
 	else
 		ask = t->approval_mode == 2 ||
 		      (t->approval_mode == 1 && writes_or_reaches_out(name));
-	if (ask && !json_object_get_boolean(jx_get(t->approved, id)))
+	if (ask && !(id && json_object_get_boolean(jx_get(t->approved, id))))
 		return CALL_APPROVAL;
 	return client ? CALL_CLIENT : CALL_RUN;
 }
