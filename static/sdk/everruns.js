@@ -12,6 +12,11 @@
 //     if (ev.type === 'turn.completed') break;
 //   }
 //
+// A turn that needs the client (a client-side tool's call, a call that
+// needs approval) writes tool.call_requested or tool.approval_requested
+// and waits; sessions.submitToolResults() and submitToolApprovals()
+// answer it.
+//
 // Objects come back as the API sends them (snake_case fields); options
 // are camelCase. Failed requests throw EverrunsError (status, code, body).
 // events.stream() is an async iterator over fetch streaming with the
@@ -181,6 +186,36 @@ class Sessions {
 
   // The caller's global chat session (created on the first call).
   chat() { return this.c.request('POST', '/sessions/chat', { body: {} }); }
+
+  // A waiting turn's answers (status "waitingfortoolresults"). Each
+  // takes an array; an item's fields may be snake_case as the API has
+  // them or camelCase. Both return {accepted, status}: the session's
+  // status after the answer ("active" once no call is pending).
+  //
+  // submitToolResults(sessionId, [{toolCallId, result} | {toolCallId, error}]):
+  // the results of client-side tool calls (tool.call_requested); result
+  // is any JSON value, error a message.
+  submitToolResults(sessionId, results) {
+    const tool_results = (results || []).map((r) => {
+      const o = { tool_call_id: r.tool_call_id !== undefined ? r.tool_call_id : r.toolCallId };
+      if (r.result !== undefined) o.result = r.result;
+      if (r.error !== undefined && r.error !== null) o.error = r.error;
+      return o;
+    });
+    return this.c.request('POST', `/sessions/${encodeURIComponent(sessionId)}/tool-results`, { body: { tool_results } });
+  }
+
+  // submitToolApprovals(sessionId, [{toolCallId, approved, reason}]):
+  // approve or deny calls that wait for approval (tool.approval_requested);
+  // a reason goes with a denial to the model.
+  submitToolApprovals(sessionId, approvals) {
+    const list = (approvals || []).map((a) => {
+      const o = { tool_call_id: a.tool_call_id !== undefined ? a.tool_call_id : a.toolCallId, approved: a.approved };
+      if (a.reason !== undefined && a.reason !== null) o.reason = a.reason;
+      return o;
+    });
+    return this.c.request('POST', `/sessions/${encodeURIComponent(sessionId)}/tool-approvals`, { body: { approvals: list } });
+  }
 }
 
 class Messages {
