@@ -130,7 +130,7 @@ static int cmd_chat(struct cli *c, struct args *a)
 		 * the conversation goes on */
 		if (cli_send_message(c, sid, msg.data, a, &seq, &r) == CLI_OK) {
 			cli_sigints = 0;
-			cli_follow_turn(c, sid, seq, &exit_now);
+			cli_follow_turn(c, sid, seq, 1, &exit_now);
 		}
 		resp_release(&r);
 		if (exit_now) {
@@ -160,6 +160,11 @@ const struct cmd chat_cmds[] = {
 	 "message on the next line. Ctrl-C cancels the running turn; a second\n"
 	 "Ctrl-C, or Ctrl-C at the prompt, quits (exit status 130); end of input\n"
 	 "or /quit quits (0).\n"
+	 "A tool call that needs approval is asked about: 'Allow tool(args)? [y/N]';\n"
+	 "y approves, 'n REASON' denies with a reason, anything else (or the end\n"
+	 "of input) denies; Ctrl-C there cancels the turn. A client-side tool's\n"
+	 "call is announced with the 'sessions tool-results' command that answers\n"
+	 "it; the turn goes on once it is answered.\n"
 	 "Without SESSION: a new session with --agent (id or name), or else your\n"
 	 "own chat session (the same one each time). --model MODEL (an id or a\n"
 	 "name) is used for each message.\n",

@@ -153,11 +153,15 @@ class Sessions {
   constructor(c) { this.c = c; }
 
   // create({agentId | harnessId, title, tags, modelId, capabilities,
-  // maxIterations, systemPrompt, idempotencyKey})
+  // maxIterations, systemPrompt, tools, approval, idempotencyKey});
+  // tools: client-side tools ({type: "client_side", name, description,
+  // parameters}) and tool policies ({type: "builtin", name, policy});
+  // approval: "auto", "writes" or "all"
   create(o = {}) {
     const body = {};
     const map = { agentId: 'agent_id', harnessId: 'harness_id', modelId: 'model_id', title: 'title',
-      tags: 'tags', capabilities: 'capabilities', maxIterations: 'max_iterations', systemPrompt: 'system_prompt' };
+      tags: 'tags', capabilities: 'capabilities', maxIterations: 'max_iterations', systemPrompt: 'system_prompt',
+      tools: 'tools', approval: 'approval' };
     for (const [k, f] of Object.entries(map)) if (o[k] !== undefined && o[k] !== null && o[k] !== '') body[f] = o[k];
     const headers = o.idempotencyKey ? { 'Idempotency-Key': o.idempotencyKey } : undefined;
     return this.c.request('POST', '/sessions', { body, headers });
