@@ -39,7 +39,8 @@ export class ToolAsks {
   }
 
   reset() {
-    this.open = new Map(); // call id -> {card, kind, turn, name}
+    this.open = new Map(); // call id -> {card, kind, turn, name}, asked now
+    this.asked = new Set(); // ids of every call asked about for approval
   }
 
   get count() { return this.open.size; }
@@ -65,6 +66,7 @@ export class ToolAsks {
       const form = kind === 'approval' ? this.approvalForm(tc.id, name) : this.resultForm(tc.id, name);
       card.querySelector('.tool-ask').replaceChildren(form);
       this.open.set(tc.id, { card, kind, turn: d.turn_id, name });
+      if (kind === 'approval') this.asked.add(tc.id);
       if (!first) first = form;
     }
     if (typeof d.headline === 'string' && d.headline && first) {
@@ -170,10 +172,16 @@ export class ToolAsks {
     st.textContent = CLOSED_TEXT[state];
   }
 
-  // tool.approval_resolved
+  // tool.approval_resolved (the card may have been closed already by the
+  // call's tool.completed, should that come first: the decision still
+  // shows)
   resolved(d) {
-    const p = this.open.get(d.tool_call_id);
-    if (!p) return;
+    if (!this.asked.has(d.tool_call_id)) return;
+    if (!this.open.has(d.tool_call_id)) {
+      const card = this.conv.tools.get(d.tool_call_id);
+      if (!card) return;
+      this.open.set(d.tool_call_id, { card, kind: 'approval' });
+    }
     if (d.approved === true) {
       this.close(d.tool_call_id, 'Approved.', 'approved');
     } else {
@@ -182,14 +190,18 @@ export class ToolAsks {
     }
   }
 
-  // tool.completed (a client's result, a denied call, a cancelled one):
-  // conversation.js shows the result in the card
+  // tool.completed of a call still asked about: the client's result
+  // (source "client"), or the call ended without an answer; conversation.js
+  // shows the result or error in the card
   completed(d) {
     const p = this.open.get(d.tool_call_id);
     if (!p) return;
-    const ok = d.success !== false && !d.error;
-    const by = d.source === 'client' ? 'Answered' : 'Done';
-    this.close(d.tool_call_id, ok ? `${by}: see the result below.` : `${by} with an error.`, 'answered');
+    if (p.kind === 'result' && d.source === 'client') {
+      const ok = d.success !== false && !d.error;
+      this.close(d.tool_call_id, ok ? 'Answered: see the result below.' : 'Answered with an error.', 'answered');
+    } else {
+      this.close(d.tool_call_id, 'Not answered.', 'unanswered');
+    }
   }
 
   // The turn went on (turn.resumed) or ended: questions still open in it
