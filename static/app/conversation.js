@@ -230,12 +230,10 @@ export class Conversation {
         this.toolCompleted(d);
         break;
       case 'tool.approval_requested':
-        this.asks.requested('approval', d);
-        this.setStatus(WAITING);
-        break;
       case 'tool.call_requested':
-        this.asks.requested('result', d);
+        this.asks.requested(ev.type === 'tool.call_requested' ? 'result' : 'approval', d);
         this.setStatus(WAITING);
+        if (!history) this.app.sidebar.refresh(); // its waiting mark
         break;
       case 'tool.approval_resolved': this.asks.resolved(d); break;
       case 'turn.resumed':

@@ -290,7 +290,7 @@ const checks = [
       { type: 'builtin', name: 'calculate', policy: 'requires_approval' },
       { type: 'builtin', name: 'write_file', policy: 'requires_approval' }] });
     await openSession(s.id, 'approvals');
-    const xss = '<img src=x onerror="window.__xss=7">';
+    const xss = '<img src=x onerror=window.__xss=7>'; // no quote: JSON shows it as it is
     await send(`#tool calculate {"operation":"multiply","a":6,"b":7}\n#tool write_file {"path":"/denied.txt","content":${JSON.stringify(xss)}}`);
     await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"]').length === 2);
     await statusIs('waitingfortoolresults');
@@ -302,7 +302,9 @@ const checks = [
     const write = page.locator(`.tool-card[data-call-id="${writeId}"]`);
     assert.equal(await calc.locator('.tool-name').textContent(), 'calculate');
     assert.equal(await calc.locator('.tool-state').textContent(), 'needs your approval');
-    assert.match(await calc.locator('.tool-args pre').textContent(), /"operation": "multiply",\n  "a": 6/, 'arguments pretty-printed');
+    const shown = await calc.locator('.tool-args pre').textContent();
+    assert.deepEqual(JSON.parse(shown), { operation: 'multiply', a: 6, b: 7 });
+    assert.match(shown, /^\{\n  "/, 'arguments pretty-printed');
     assert.ok(await calc.locator('.tool-args pre').isVisible(), 'arguments shown open');
     assert.ok((await write.locator('.tool-args pre').textContent()).includes(xss), 'the arguments as text');
     assert.equal(await page.evaluate(() => window.__xss), undefined);
