@@ -451,6 +451,9 @@ class CliTest(unittest.TestCase):
                                      '#tool calculate {"operation":"multiply","a":6,"b":7}'}]}},
             key=self.key)
         first, second = self.waiting(sid, "tool.approval_requested")
+        # events list names the calls to answer
+        p = self.ok("events", "list", sid, "--type", "tool.approval_requested")
+        self.assertIn("%s calculate" % first, p.stdout)
         # refusals come back with the server's reason, exit 1
         p = self.run_cli("sessions", "approve", sid, "--call", "call_nosuchcall")
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -474,6 +477,9 @@ class CliTest(unittest.TestCase):
         res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
         self.assertEqual([(r["tool_call_id"], r["approved"]) for r in res], [(first, True), (second, False)])
         self.assertEqual(res[1].get("reason"), "not today")
+        p = self.ok("events", "list", sid, "--type", "tool.approval_resolved")
+        self.assertIn("%s approved" % first, p.stdout)
+        self.assertIn("%s denied: not today" % second, p.stdout)
         done = self.completed(sid)
         self.assertTrue(done[first]["success"], done[first])
         self.assertIn("5", json.dumps(done[first]["result"]))
