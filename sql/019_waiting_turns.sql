@@ -205,7 +205,7 @@ BEGIN
 END $$;
 
 -- POST /sessions/{id}/tool-results (p_kind 'client': [{tool_call_id,
--- result?, error?}]) and /tool-approvals (p_kind 'approval':
+-- text | error, size_bytes?, truncated?}], the API's normal form) and /tool-approvals (p_kind 'approval':
 -- [{tool_call_id, approved, reason?}]), in the caller's transaction
 -- (ARCHITECTURE 3.9). Validates every answer first (nothing is written if
 -- one is wrong), then writes tool.completed (source client) for a
@@ -245,17 +245,19 @@ BEGIN
     cid := a->>'tool_call_id';
     c := calls -> cid;
     IF p_kind = 'client' THEN
+      -- the API gives {tool_call_id, text | error, size_bytes?, truncated?}
       ok := a->>'error' IS NULL;
       d := jsonb_build_object('tool_call_id', cid, 'tool_name', c->>'name',
         'success', ok, 'status', CASE WHEN ok THEN 'success' ELSE 'error' END,
         'source', 'client');
       IF ok THEN
         d := d || jsonb_build_object('result', jsonb_build_array(
-          jsonb_build_object('type', 'text', 'text',
-            CASE WHEN jsonb_typeof(a->'result') = 'string' THEN a->>'result'
-                 ELSE coalesce(a->'result', 'null'::jsonb)::text END)));
+          jsonb_build_object('type', 'text', 'text', coalesce(a->>'text', ''))));
       ELSE
         d := d || jsonb_build_object('error', a->>'error');
+      END IF;
+      IF a ? 'size_bytes' THEN
+        d := d || jsonb_build_object('size_bytes', a->'size_bytes', 'truncated', true);
       END IF;
       PERFORM evr_emit(p_session, 'tool.completed', d, t.id, t.input_message_id);
     ELSE

@@ -154,7 +154,7 @@ void h_harnesses_update(struct req *rq)
 		goto out;
 	api_profile_params(&pf, 1, p + 3);
 	api_profile_lists(&pf, p + 9);
-	api_profile_tools(&pf, p + 12);
+	api_profile_tools(&pf, p + 11);
 	res = db_exec(rq->db, q, 14, p);
 	if (!res) {
 		api_write_error(rq, "harness");

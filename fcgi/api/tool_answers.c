@@ -10,9 +10,16 @@
  * another organization's or no session, 409 not_waiting,
  * 400 unknown_tool_call, 409 already_answered, 400 wrong_kind. Nothing is
  * written unless every answer of the request is accepted.
+ *
+ * A result is stored as the text the model reads (a string as it is, any
+ * other JSON as its compact JSON text), cut at tool_result_max_bytes as a
+ * built-in tool's result is (with size_bytes and truncated); an error
+ * likewise.
  */
 #include "api.h"
+#include "config.h"
 #include "json.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -79,11 +86,54 @@ out:
 	return rc;
 }
 
+/* A string member cut to at most max bytes (whole characters). */
+static void put_cut(struct json_object *o, const char *key, const char *s,
+		    size_t n, size_t max)
+{
+	size_t k = n > max ? utf8_cut(s, n, max) : n;
+	json_object_object_add(o, key, json_object_new_string_len(s, (int)k));
+	if (k < n) {
+		jx_put_int(o, "size_bytes", (long long)n);
+		json_object_object_add(o, "truncated",
+				       json_object_new_boolean(1));
+	}
+}
+
+/* Client results as evr_tool_answer takes them: [{tool_call_id, text} or
+ * {tool_call_id, error}], each cut at tool_result_max_bytes. */
+static struct json_object *normalize_results(struct json_object *list)
+{
+	struct json_object *out = json_object_new_array();
+	size_t max = (size_t)config_int("tool_result_max_bytes");
+	size_t i;
+
+	for (i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *a = json_object_array_get_idx(list, i);
+		struct json_object *o = jx_obj(), *res = jx_get(a, "result");
+		const char *err = jx_gets(a, "error"), *s;
+
+		jx_put_str(o, "tool_call_id", jx_gets(a, "tool_call_id"));
+		if (err) {
+			put_cut(o, "error", err, strlen(err), max);
+		} else if (res && json_object_is_type(res, json_type_string)) {
+			put_cut(o, "text", json_object_get_string(res),
+				(size_t)json_object_get_string_len(res), max);
+		} else {
+			s = res ? json_object_to_json_string_ext(
+					  res, JSON_C_TO_STRING_PLAIN)
+				: "null";
+			put_cut(o, "text", s, strlen(s), max);
+		}
+		json_object_array_add(out, o);
+	}
+	return out;
+}
+
 static void answer(struct req *rq, int approvals)
 {
 	static const char q[] = "SELECT evr_tool_answer($1, $2, $3, $4::jsonb)";
 	const char *field = approvals ? "approvals" : "tool_results";
-	struct json_object *body, *list = NULL, *r = NULL;
+	struct json_object *body, *list = NULL, *r = NULL, *norm = NULL;
 	struct apierr e;
 	char session[33];
 	const char *p[4], *code, *id;
@@ -102,7 +152,8 @@ static void answer(struct req *rq, int approvals)
 	p[0] = rq->org;
 	p[1] = session;
 	p[2] = approvals ? "approval" : "client";
-	p[3] = jx_str(list);
+	norm = approvals ? json_object_get(list) : normalize_results(list);
+	p[3] = jx_str(norm);
 	if (!(res = db_exec(rq->db, q, 4, p))) {
 		api_db_error(rq);
 		goto out;
@@ -148,6 +199,7 @@ static void answer(struct req *rq, int approvals)
 		res_internal(rq);
 	}
 out:
+	json_object_put(norm);
 	json_object_put(r);
 	json_object_put(body);
 }

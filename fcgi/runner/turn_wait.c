@@ -130,13 +130,29 @@ void turn_wait_load(struct turn *t)
 	t->started_ms += json_object_get_int64(jx_get(t->cfg, "waited_ms"));
 }
 
+/* Was a tool of that name offered to the model (a capability's, an MCP
+ * server's or a client-side one)? A call of any other is an error the
+ * model reads (turn_act.c), never a question to anyone. */
+static int offered(struct turn *t, const char *name)
+{
+	size_t i, n = t->tools ? json_object_array_length(t->tools) : 0;
+
+	for (i = 0; i < n; i++) {
+		const char *tn =
+			jx_gets(json_object_array_get_idx(t->tools, i), "name");
+		if (tn && !strcmp(tn, name))
+			return 1;
+	}
+	return 0;
+}
+
 enum call_disposition turn_call_disposition(struct turn *t, const char *name,
 					    const char *id)
 {
 	const char *pol = name ? jx_gets(t->policy, name) : NULL;
 	int client = name && jx_get(t->ctools, name) != NULL, ask;
 
-	if (!name)
+	if (!name || !offered(t, name))
 		return CALL_RUN;
 	if (pol && !strcmp(pol, "requires_approval"))
 		ask = 1;
