@@ -78,13 +78,20 @@ export class ToolAsks {
     const reason = h('input', { class: 'ask-reason', name: 'reason', maxlength: '2000', autocomplete: 'off',
       'aria-label': `Reason for denying ${name} (optional)`, placeholder: 'Reason (optional, sent with a denial)' });
     const err = h('p', { class: 'error', role: 'alert' });
+    const deny = h('button', { type: 'submit', class: 'danger ask-deny', value: 'deny', text: 'Deny' });
     const form = h('form', { class: 'ask-form', 'aria-label': `Approve or deny ${name}` },
       h('p', { class: 'ask-text', text: `The agent wants to run ${name}. Allow it?` }),
       reason,
       h('div', { class: 'ask-actions' },
-        h('button', { type: 'submit', class: 'primary ask-approve', value: 'approve', text: 'Approve' }),
-        h('button', { type: 'submit', class: 'danger ask-deny', value: 'deny', text: 'Deny' })),
+        h('button', { type: 'submit', class: 'primary ask-approve', value: 'approve', text: 'Approve' }), deny),
       err);
+    // Enter in the reason denies (the form's default button would approve)
+    reason.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.isComposing) {
+        e.preventDefault();
+        deny.click();
+      }
+    });
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const approved = !(e.submitter && e.submitter.value === 'deny');

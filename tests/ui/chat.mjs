@@ -291,15 +291,16 @@ const checks = [
       { type: 'builtin', name: 'write_file', policy: 'requires_approval' }] });
     await openSession(s.id, 'approvals');
     const xss = '<img src=x onerror=window.__xss=7>'; // no quote: JSON shows it as it is
-    await send(`#tool calculate {"operation":"multiply","a":6,"b":7}\n#tool write_file {"path":"/denied.txt","content":${JSON.stringify(xss)}}`);
-    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"]').length === 2);
+    await send(`#tool calculate {"operation":"multiply","a":6,"b":7}\n#tool write_file {"path":"/denied.txt","content":${JSON.stringify(xss)}}\n#tool calculate {"operation":"add","a":1,"b":1}`);
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"]').length === 3);
     await statusIs('waitingfortoolresults');
     assert.equal(await text('#status'), 'waiting');
     assert.ok(await page.isVisible('#stop-btn'), 'Stop ends a waiting turn');
     const req = (await client.events.list(s.id, { types: ['tool.approval_requested'] })).data[0].data;
-    const [calcId, writeId] = req.tool_calls.map((c) => c.id);
+    const [calcId, writeId, addId] = req.tool_calls.map((c) => c.id);
     const calc = page.locator(`.tool-card[data-call-id="${calcId}"]`);
     const write = page.locator(`.tool-card[data-call-id="${writeId}"]`);
+    const add = page.locator(`.tool-card[data-call-id="${addId}"]`);
     assert.equal(await calc.locator('.tool-name').textContent(), 'calculate');
     assert.equal(await calc.locator('.tool-state').textContent(), 'needs your approval');
     const shown = await calc.locator('.tool-args pre').textContent();
@@ -314,16 +315,20 @@ const checks = [
     // a reload asks again: the cards come back from the event log
     await page.reload();
     await login(env.key, false);
-    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"] form').length === 2);
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"] form').length === 3);
     await statusIs('waitingfortoolresults');
 
     await calc.locator('button', { hasText: 'Approve' }).click();
     await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'approved', calcId);
     assert.equal(await calc.locator('form').count(), 0, 'read-only once answered');
     assert.equal(await calc.locator('.tool-outcome').textContent(), 'Approved.');
-    assert.equal((await client.sessions.get(s.id)).status, 'waitingfortoolresults', 'the other call is still pending');
+    assert.equal((await client.sessions.get(s.id)).status, 'waitingfortoolresults', 'the other calls are still pending');
+    await add.locator('button', { hasText: 'Deny' }).click();
+    await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'denied', addId);
+    assert.equal(await add.locator('.tool-outcome').textContent(), 'Denied.');
+    // Enter in the reason denies, it never approves
     await write.locator('input').fill('not in this test');
-    await write.locator('button', { hasText: 'Deny' }).click();
+    await write.locator('input').press('Enter');
     await statusIs('idle', 20000);
     await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'success', calcId);
     assert.match(await calc.locator('.tool-result pre').textContent(), /42/);
@@ -332,7 +337,7 @@ const checks = [
     assert.match(await write.locator('.tool-result pre.error').textContent(), /not in this test/);
     const resolved = (await client.events.list(s.id, { types: ['tool.approval_resolved'] })).data.map((e) => e.data);
     assert.deepEqual(resolved.map((d) => [d.tool_call_id, d.approved, d.reason || null]),
-      [[calcId, true, null], [writeId, false, 'not in this test']]);
+      [[calcId, true, null], [addId, false, null], [writeId, false, 'not in this test']]);
     await assert.rejects(client.sessionFs.read(s.id, '/denied.txt'), (e) => e.status === 404);
     await shot('06b-approval-answered');
 
