@@ -54,7 +54,12 @@ export class ToolAsks {
     let first = null;
     for (const tc of Array.isArray(d.tool_calls) ? d.tool_calls : []) {
       if (!tc || typeof tc.id !== 'string' || this.open.has(tc.id)) continue;
-      const card = this.conv.toolCard(tc, names.get(tc.id));
+      // a client-side tool that needed approval first is asked for its
+      // result in the same card
+      let card = this.conv.tools.get(tc.id);
+      if (!card || card.dataset.state === 'success' || card.dataset.state === 'error') {
+        card = this.conv.toolCard(tc, names.get(tc.id));
+      }
       const name = typeof tc.name === 'string' ? tc.name : 'tool';
       card.dataset.state = 'waiting';
       card.dataset.ask = kind;

@@ -59,6 +59,19 @@ async function sendTurn(message) {
   await statusIs('idle');
 }
 
+// A check that works in sessions of its own: whatever happens, the page
+// goes back to the session the other checks share.
+function ownSession(fn) {
+  return async () => {
+    try {
+      await fn();
+    } finally {
+      await page.evaluate((id) => { location.hash = id; }, sessionId);
+      await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
+    }
+  };
+}
+
 // Open a session by its URL and wait for its title.
 async function openSession(id, title) {
   await page.evaluate((x) => { location.hash = x; }, id);
@@ -285,7 +298,7 @@ const checks = [
     await page.locator('#log .turn-usage').first().waitFor();
   }],
 
-  ['approval_card', async () => {
+  ['approval_card', ownSession(async () => {
     const s = await client.sessions.create({ agentId: agent.id, title: 'approvals', tools: [
       { type: 'builtin', name: 'calculate', policy: 'requires_approval' },
       { type: 'builtin', name: 'write_file', policy: 'requires_approval' }] });
@@ -350,9 +363,9 @@ const checks = [
     assert.equal(await calc.locator('.tool-outcome').textContent(), 'Approved.');
     assert.equal(await calc.getAttribute('data-state'), 'success');
     await statusIs('idle');
-  }],
+  })],
 
-  ['client_tool_form', async () => {
+  ['client_tool_form', ownSession(async () => {
     const s = await client.sessions.create({ agentId: agent.id, title: 'client tools', tools: [{ type: 'client_side',
       name: 'lookup_stock', description: 'The price of a stock',
       parameters: { type: 'object', properties: { sym: { type: 'string' } }, required: ['sym'] } }] });
@@ -411,9 +424,27 @@ const checks = [
     assert.equal(await late.getAttribute('data-state'), 'unanswered');
     assert.equal(await late.locator('.tool-outcome').textContent(), 'Not answered: the turn was cancelled.');
     assert.equal(await page.locator('#log .tool-card form').count(), 0);
-    await page.evaluate((id) => { location.hash = id; }, sessionId);
-    await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
-  }],
+  })],
+
+  ['approval_then_result', ownSession(async () => {
+    // a client-side tool that asks first: approval, then the result, in one card
+    const s = await client.sessions.create({ agentId: agent.id, title: 'ask then run', tools: [{ type: 'client_side',
+      name: 'lookup_stock', description: 'The price of a stock', policy: 'requires_approval',
+      parameters: { type: 'object', properties: { sym: { type: 'string' } } } }] });
+    await openSession(s.id, 'ask then run');
+    await send('#tool lookup_stock {"sym":"ACME"}');
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"]').length === 1);
+    const id = await page.locator('#log .tool-card').first().getAttribute('data-call-id');
+    await page.locator('#log .tool-card button', { hasText: 'Approve' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="result"]').length === 1);
+    assert.equal(await page.locator('#log .tool-card').count(), 1, 'the same card');
+    const card = page.locator(`.tool-card[data-call-id="${id}"]`);
+    await card.locator('textarea').fill('{"price": 3}');
+    await card.locator('button', { hasText: 'Send result' }).click();
+    await statusIs('idle', 20000);
+    await page.waitForFunction((x) => document.querySelector(`.tool-card[data-call-id="${x}"]`).dataset.state === 'success', id);
+    assert.match(await card.locator('.tool-result pre').textContent(), /"price": 3/);
+  })],
 
   ['events_tab', async () => {
     await page.click('#tab-events');
