@@ -9,7 +9,8 @@
  * --call ID... [--deny [--reason TEXT]] POST /sessions/{id}/tool-approvals
  *
  * and the question `everruns chat` asks for each call that needs
- * approval (cli_ask_approvals, called by turn.c). Tool names and
+ * approval (cli_ask_approvals, called by turn.c), also when chat opens a
+ * session that already waits (cli_resume_waiting). Tool names and
  * arguments come from the model: they are shown through render_preview(),
  * which replaces control characters, so no escape sequence reaches the
  * terminal.
@@ -271,6 +272,163 @@ int cli_ask_approvals(struct cli *c, const char *sid, struct json_object *calls,
 		buf_release(&path);
 		json_object_put(body);
 	}
+	return rc;
+}
+
+/* The calls of list (tool_calls of request events) whose id is a key of
+ * neither done1 nor done2 (NULL: none); a new array. */
+static struct json_object *still_open(struct json_object *list,
+				      struct json_object *done1,
+				      struct json_object *done2)
+{
+	struct json_object *out = json_object_new_array();
+	size_t i, n = json_object_array_length(list);
+
+	for (i = 0; i < n; i++) {
+		struct json_object *tc = json_object_array_get_idx(list, i);
+		const char *id = jx_gets(tc, "id");
+		if (id && !jx_get(done1, id) && !(done2 && jx_get(done2, id)))
+			json_object_array_add(out, json_object_get(tc));
+	}
+	return out;
+}
+
+/* What the session's current turn asked and what was answered: the log
+ * since its last session.activated, a page at a time (only the types that
+ * matter). Fills the four containers; *last: the last sequence read. */
+static int read_requests(struct cli *c, const char *sid,
+			 struct json_object **asked,
+			 struct json_object **called,
+			 struct json_object **resolved,
+			 struct json_object **completed, long *last)
+{
+	static const char *const types[] = {
+		"session.activated", "tool.approval_requested",
+		"tool.call_requested", "tool.approval_resolved",
+		"tool.completed"};
+	int more = 1, rc = CLI_OK;
+	size_t i;
+
+	while (more && rc == CLI_OK) {
+		struct buf path;
+		struct resp r = {0};
+		struct json_object *data;
+		size_t n;
+		char num[32];
+
+		cli_session_path(&path, sid, "/events");
+		snprintf(num, sizeof(num), "%ld", *last);
+		http_query_add(&path, "since_sequence", num);
+		http_query_add(&path, "limit", "1000");
+		for (i = 0; i < sizeof(types) / sizeof(*types); i++)
+			http_query_add(&path, "types", types[i]);
+		rc = http_json(c, "GET", path.data, NULL, &r);
+		data = jx_get(r.json, "data");
+		n = !rc && json_object_is_type(data, json_type_array)
+			    ? json_object_array_length(data)
+			    : 0;
+		for (i = 0; i < n; i++) {
+			struct json_object *ev =
+				json_object_array_get_idx(data, i);
+			struct json_object *d = jx_get(ev, "data"), *calls;
+			const char *t = jx_gets(ev, "type"),
+				   *id = jx_gets(d, "tool_call_id");
+			size_t k;
+
+			*last = (long)json_object_get_int64(
+				jx_get(ev, "sequence"));
+			if (!t)
+				continue;
+			if (!strcmp(t, "session.activated")) {
+				json_object_put(*asked);
+				json_object_put(*called);
+				json_object_put(*resolved);
+				json_object_put(*completed);
+				*asked = json_object_new_array();
+				*called = json_object_new_array();
+				*resolved = jx_obj();
+				*completed = jx_obj();
+			} else if (!strcmp(t, "tool.approval_resolved") && id) {
+				json_object_object_add(
+					*resolved, id,
+					json_object_new_boolean(1));
+			} else if (!strcmp(t, "tool.completed") && id) {
+				json_object_object_add(
+					*completed, id,
+					json_object_new_boolean(1));
+			} else if ((calls = jx_get(d, "tool_calls")) &&
+				   json_object_is_type(calls,
+						       json_type_array)) {
+				struct json_object *to =
+					!strcmp(t, "tool.approval_requested")
+						? *asked
+						: *called;
+				for (k = 0; k < json_object_array_length(calls);
+				     k++)
+					json_object_array_add(
+						to,
+						json_object_get(
+							json_object_array_get_idx(
+								calls, k)));
+			}
+		}
+		more = n > 0 &&
+		       json_object_get_boolean(jx_get(r.json, "has_more"));
+		resp_release(&r);
+		buf_release(&path);
+	}
+	return rc;
+}
+
+int cli_resume_waiting(struct cli *c, const char *sid, int *exit_now)
+{
+	struct json_object *asked = json_object_new_array(),
+			   *called = json_object_new_array(),
+			   *resolved = jx_obj(), *completed = jx_obj();
+	struct json_object *ask = NULL, *run = NULL;
+	long last = 0;
+	int rc, interrupted = 0;
+
+	rc = read_requests(c, sid, &asked, &called, &resolved, &completed,
+			   &last);
+	if (rc)
+		goto out;
+	ask = still_open(asked, resolved, completed);
+	run = still_open(called, completed, NULL);
+	fprintf(stderr, "[the session waits for answers]\n");
+	if (json_object_array_length(run)) {
+		struct render r;
+		struct json_object *d = jx_obj();
+		render_init(&r, c->json);
+		r.sid = sid;
+		r.ask = 1;
+		json_object_object_add(d, "tool_calls", json_object_get(run));
+		render_announce(&r, "tool.call_requested", d);
+		json_object_put(d);
+	}
+	if (json_object_array_length(ask)) {
+		cli_sig_drain();
+		cli_ask_approvals(c, sid, ask, &interrupted);
+		if (interrupted || cli_sigints) {
+			struct buf path;
+			struct resp r = {0};
+			cli_sigints = 0;
+			cli_sig_drain();
+			fprintf(stderr, "[cancelling the turn]\n");
+			cli_session_path(&path, sid, "/cancel");
+			http_raw(c, "POST", path.data, NULL, NULL, 0, &r);
+			resp_release(&r);
+			buf_release(&path);
+		}
+	}
+	rc = cli_follow_turn(c, sid, last, 1, exit_now);
+out:
+	json_object_put(asked);
+	json_object_put(called);
+	json_object_put(resolved);
+	json_object_put(completed);
+	json_object_put(ask);
+	json_object_put(run);
 	return rc;
 }
 

@@ -196,6 +196,10 @@ void render_init(struct render *r, int json);
 /* Model text (a tool's name or arguments) on one line: JSON compact,
  * control characters as spaces, cut to 200 characters. */
 void render_preview(struct buf *b, struct json_object *v);
+/* The data of a tool.call_requested / tool.approval_requested event (ev):
+ * each call, and the command that answers it, on stderr (stdout keeps
+ * the conversation or its JSON). */
+void render_announce(struct render *r, const char *ev, struct json_object *d);
 /* Show one frame; returns 1 at session.idled (the turn is over), and
  * with r->ask at tool.approval_requested (r->asked holds the calls). */
 int render_frame(struct render *r, const struct sse_frame *f);
@@ -230,6 +234,10 @@ extern const struct optdef tool_results_opts[], approve_opts[];
  * at a question (nothing is sent). */
 int cli_ask_approvals(struct cli *c, const char *sid, struct json_object *calls,
 		      int *interrupted);
+/* chat in a session that already waits: ask about the calls of its turn
+ * still waiting for approval, announce the client-side ones still
+ * waiting for a result, then follow the turn (cli_follow_turn). */
+int cli_resume_waiting(struct cli *c, const char *sid, int *exit_now);
 
 extern const struct cmd sessions_cmds[], chat_cmds[], messages_cmds[],
 	events_cmds[], fs_cmds[], images_cmds[], agents_cmds[],

@@ -226,9 +226,7 @@ static int render_text(struct render *r, const char *ev,
 	return stop;
 }
 
-/* tool.call_requested / tool.approval_requested: each call, and how to
- * answer it (stderr: stdout keeps the conversation or its JSON). */
-static void announce(struct render *r, const char *ev, struct json_object *d)
+void render_announce(struct render *r, const char *ev, struct json_object *d)
 {
 	struct json_object *calls = jx_get(d, "tool_calls");
 	int approval = !strcmp(ev, "tool.approval_requested");
@@ -303,7 +301,7 @@ int render_frame(struct render *r, const struct sse_frame *f)
 	}
 	if (!strcmp(f->event, "tool.approval_requested") ||
 	    !strcmp(f->event, "tool.call_requested"))
-		announce(r, f->event, jx_get(f->json, "data"));
+		render_announce(r, f->event, jx_get(f->json, "data"));
 	return stop;
 }
 

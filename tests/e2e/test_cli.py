@@ -560,6 +560,40 @@ class CliTest(unittest.TestCase):
         res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
         self.assertEqual([(r["approved"], r.get("reason")) for r in res], [(True, None), (False, "too risky")])
 
+    def test_chat_in_a_session_that_already_waits(self):
+        # a turn that waits for two approvals and a client's result, one
+        # approval already given: chat asks about the other one only,
+        # announces the client's call, and follows the turn to its end
+        sid = self.tool_session([self.ASK_CALC, self.LOOKUP])
+        api("POST", "/api/v1/sessions/%s/messages" % sid, {"message": {"role": "user", "content": [
+            {"type": "text", "text": '#tool calculate {"operation":"add","a":2,"b":3}\n'
+                                     '#tool calculate {"operation":"multiply","a":6,"b":7}\n'
+                                     '#tool lookup_stock {"sym":"ACME"}'}]}},
+            key=self.key)
+        first, second = self.waiting(sid, "tool.approval_requested")
+        self.assertEqual(self.status(sid), "waitingfortoolresults")
+        self.ok("sessions", "approve", sid, "--call", first)
+        c = Proc(["chat", sid], self.env())
+        try:
+            c.wait_out("? [y/N] ", err=True)
+            self.assertIn("[the session waits for answers]", c.stderr())
+            self.assertRegex(c.stderr(), r'Allow calculate\(\{[^)]*"operation":"multiply"[^)]*\}\)\? \[y/N\] $')
+            self.assertIn("client-side tool lookup_stock", c.stderr())
+            c.write("y\n")
+            c.wait_out("[approved calculate]")
+            cid = self.waiting(sid, "tool.call_requested")[0]
+            self.assertIn("--call %s" % cid, c.stderr())
+            self.ok("sessions", "tool-results", sid, "--call", cid, "--result", '"7 USD"')
+            c.wait_out("<- lookup_stock")
+            wait_until(lambda: self.status(sid) == "idle", timeout=20, what="idle")
+            rc = c.finish()
+        finally:
+            c.kill()
+        self.assertEqual(rc, 0, c.stderr())
+        self.assertEqual(c.stderr().count("Allow "), 1, c.stderr())
+        res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
+        self.assertEqual([(r["tool_call_id"], r["approved"]) for r in res], [(first, True), (second, True)])
+
     def test_chat_end_of_input_at_the_question_denies(self):
         sid = self.tool_session([self.ASK_CALC])
         p = self.run_cli("chat", sid, input='#tool calculate {"operation":"add","a":2,"b":3}\n',
