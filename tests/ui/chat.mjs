@@ -373,6 +373,8 @@ const checks = [
     await send('#tool lookup_stock {"sym":"ACME"}\n#tool lookup_stock {"sym":"XYZ"}\n#tool lookup_stock {"sym":"ERR"}');
     await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="result"]').length === 3);
     await statusIs('waitingfortoolresults');
+    // the session list marks it as waiting for you
+    await page.locator(`.session-item[data-id="${s.id}"] .dot.waiting`).waitFor();
     const ids = (await client.events.list(s.id, { types: ['tool.call_requested'] })).data[0].data.tool_calls.map((c) => c.id);
     const card = (i) => page.locator(`.tool-card[data-call-id="${ids[i]}"]`);
     assert.equal(await card(0).locator('.tool-state').textContent(), 'waiting for your result');
