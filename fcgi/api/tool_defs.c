@@ -95,10 +95,11 @@ static int check_one(struct json_object *t, const char *field,
 		if (!desc)
 			return apierr_set(e, 400, "validation_error",
 					  "%s.description: is required", field);
-		if (!params)
+		/* providers take only an object schema for a function */
+		if (!params || !jx_gets(params, "type"))
 			return apierr_set(e, 400, "validation_error",
 					  "%s.parameters: is required (a JSON "
-					  "Schema object)",
+					  "Schema of type \"object\")",
 					  field);
 		if (pol && strcmp(pol, "auto") &&
 		    strcmp(pol, "requires_approval") &&

@@ -86,6 +86,10 @@ int turn_wait_wanted(struct turn *t);
 void turn_wait_begin(struct turn *t);
 void turn_wait_step(struct runner *r, struct turn *t);
 void turn_wait_free(struct turn *t);
+/* A resumed turn whose waited calls are all answered: the act.completed
+ * of the act phase the wait ended (its counts from the log), at the
+ * first claim after the resume only. */
+void turn_wait_close_act(struct turn *t, int attempt);
 
 /* For a takeover: iterations so far and, in t->calls, the tool calls of
  * its last message still without a result; returns how many. */

@@ -134,6 +134,7 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		return t;
 	}
 	turn_announce(t);
+	turn_wait_close_act(t, attempt); /* after a wait: turn_wait.c */
 	turn_reason_begin(r, t);
 	return t;
 }

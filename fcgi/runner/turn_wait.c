@@ -163,7 +163,7 @@ enum call_disposition turn_call_disposition(struct turn *t, const char *name,
 	else
 		ask = t->approval_mode == 2 ||
 		      (t->approval_mode == 1 && writes_or_reaches_out(name));
-	if (ask && !json_object_get_boolean(jx_get(t->approved, id)))
+	if (ask && !(id && json_object_get_boolean(jx_get(t->approved, id))))
 		return CALL_APPROVAL;
 	return client ? CALL_CLIENT : CALL_RUN;
 }
@@ -242,6 +242,41 @@ void turn_wait_step(struct runner *r, struct turn *t)
 		t->dropped = 1;
 	}
 	PQclear(res);
+}
+
+void turn_wait_close_act(struct turn *t, int attempt)
+{
+	struct json_object *ev = jx_get(t->cfg, "events"), *d;
+	size_t i, n = ev ? json_object_array_length(ev) : 0;
+	int ok = 0, err = 0;
+	char tid[40];
+
+	/* only the first claim after a resume: a later takeover of it has
+	 * written its act.completed already, or will */
+	if (t->attempt_base == 0 || attempt != t->attempt_base + 1)
+		return;
+	snprintf(tid, sizeof(tid), "trn_%s", t->id);
+	for (i = n; i > 0; i--) {
+		struct json_object *e = json_object_array_get_idx(ev, i - 1);
+		const char *type = jx_gets(e, "type");
+		if (!type || !jx_gets(e, "turn_id") ||
+		    strcmp(jx_gets(e, "turn_id"), tid))
+			break;
+		if (!strcmp(type, "output.message.completed"))
+			break;
+		if (!strcmp(type, "tool.completed")) {
+			if (json_object_get_boolean(
+				    jx_get(jx_get(e, "data"), "success")))
+				ok++;
+			else
+				err++;
+		}
+	}
+	d = jx_obj();
+	json_object_object_add(d, "completed", json_object_new_boolean(1));
+	jx_put_int(d, "success_count", ok);
+	jx_put_int(d, "error_count", err);
+	turn_emit(t, "act.completed", d, 0, 0, EV_NORMAL, NULL);
 }
 
 void turn_wait_expire(struct runner *r)

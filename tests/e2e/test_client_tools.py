@@ -112,8 +112,12 @@ class ClientTools(unittest.TestCase):
         self.assertEqual(r.json, {"accepted": 1, "status": "active"})
         evs = wait_event(self.key, sid, "session.idled")
         types = [e["type"] for e in evs]
-        self.assertIn("turn.resumed", types)
-        self.assertIn("turn.completed", types)
+        self.assertEqual(types[types.index("act.started"):], [
+            "act.started", "tool.call_requested", "tool.completed", "turn.resumed", "act.completed",
+            "reason.started", "output.message.started", "output.message.completed", "reason.completed",
+            "turn.completed", "session.idled"])
+        act = [e for e in evs if e["type"] == "act.completed"][0]["data"]
+        self.assertEqual((act["success_count"], act["error_count"]), (1, 0))
         self.assertEqual(types.count("turn.started"), 1)
         done = [e for e in evs if e["type"] == "tool.completed"]
         self.assertEqual(done[0]["data"]["source"], "client")
@@ -260,6 +264,8 @@ class ClientTools(unittest.TestCase):
             ([{"type": "client_side", "name": "noparams", "description": "d"}], "parameters"),
             ([{"type": "client_side", "name": "arr", "description": "d",
                "parameters": {"type": "array"}}], "parameters"),
+            ([{"type": "client_side", "name": "untyped", "description": "d",
+               "parameters": {}}], "parameters"),
             ([{"type": "client_side", "name": "read_file", "description": "d",
                "parameters": {"type": "object"}}], "capability"),
             ([LOCATE, LOCATE], "twice"),
