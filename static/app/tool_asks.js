@@ -43,8 +43,6 @@ export class ToolAsks {
     this.asked = new Set(); // ids of every call asked about for approval
   }
 
-  get count() { return this.open.size; }
-
   // tool.approval_requested / tool.call_requested
   requested(kind, d) {
     const names = new Map();
@@ -99,7 +97,10 @@ export class ToolAsks {
     });
     form.addEventListener('submit', (e) => {
       e.preventDefault();
-      const approved = !(e.submitter && e.submitter.value === 'deny');
+      // only a press of Approve approves
+      const how = e.submitter && e.submitter.value;
+      if (how !== 'approve' && how !== 'deny') return;
+      const approved = how === 'approve';
       const a = { tool_call_id: id, approved };
       const r = reason.value.trim();
       if (!approved && r) a.reason = r;
