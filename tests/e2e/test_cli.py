@@ -594,6 +594,28 @@ class CliTest(unittest.TestCase):
         res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
         self.assertEqual([(r["tool_call_id"], r["approved"]) for r in res], [(first, True), (second, True)])
 
+    def test_messages_send_wait_announces_and_waits(self):
+        # not interactive: the request is printed with the command that
+        # answers it, and the command waits for the answer from elsewhere
+        sid = self.tool_session([self.ASK_CALC])
+        c = Proc(["--json", "messages", "send", sid, '#tool calculate {"operation":"add","a":2,"b":3}',
+                  "--wait"], self.env())
+        try:
+            c.wait_out("waits for approval", err=True)
+            call = self.waiting(sid, "tool.approval_requested")[0]
+            self.assertIn("everruns sessions approve %s --call %s" % (sid, call), c.stderr())
+            self.assertNotIn("Allow", c.stderr())
+            self.assertIsNone(c.p.poll())
+            self.ok("sessions", "approve", sid, "--call", call)
+            rc = c.p.wait(timeout=20)
+        finally:
+            c.kill()
+        self.assertEqual(rc, 0, c.stderr())
+        types = [json.loads(l)["type"] for l in c.stdout().splitlines()]
+        for t in ("tool.approval_requested", "tool.approval_resolved", "turn.resumed", "tool.completed"):
+            self.assertIn(t, types)
+        self.assertEqual(types[-1], "session.idled")
+
     def test_chat_end_of_input_at_the_question_denies(self):
         sid = self.tool_session([self.ASK_CALC])
         p = self.run_cli("chat", sid, input='#tool calculate {"operation":"add","a":2,"b":3}\n',
