@@ -358,10 +358,14 @@ void db_array_add(struct buf *b, const char *s)
 		return;
 	}
 	buf_addch(b, '"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			buf_addch(b, '\\');
-		buf_addch(b, *s);
+	for (;;) { /* runs without a quote or backslash, copied whole */
+		size_t n = strcspn(s, "\"\\");
+		buf_add(b, s, n);
+		s += n;
+		if (!*s)
+			break;
+		buf_addch(b, '\\');
+		buf_addch(b, *s++);
 	}
 	buf_addch(b, '"');
 }

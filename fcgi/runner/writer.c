@@ -64,6 +64,11 @@ struct flight {
 
 static struct evlist queue;
 static struct flight fl[FLIGHTS];
+/* A free flight found nothing it could take: every queued event belongs
+ * to a session of the busy flight. Nothing can be flushed until that
+ * flight lands or a new event is queued, so the loop may sleep (without
+ * this, it spun through every turn until the other flight landed). */
+static int stalled;
 static size_t max_batch = 64; /* event_batch_max */
 
 static struct db *conn_of(struct runner *r, int i)
@@ -94,7 +99,7 @@ void writer_init(void)
 int writer_pending(void)
 {
 	int i;
-	if (!queue.n)
+	if (!queue.n || stalled)
 		return 0;
 	for (i = 0; i < FLIGHTS; i++)
 		if (!fl[i].busy)
@@ -128,6 +133,7 @@ void writer_event(struct turn *t, const char *type, char *data, long uin,
 	e.final = final;
 	e.solo = 0;
 	push(&queue, &e);
+	stalled = 0; /* a new event may be one a free flight can take */
 	t->pending++;
 }
 
@@ -151,6 +157,7 @@ static void land(struct flight *f, int failed)
 	}
 	f->evs.n = 0;
 	f->busy = 0;
+	stalled = 0;
 }
 
 static void take_results(struct flight *f, PGresult *res)
@@ -230,6 +237,7 @@ static void refused(struct runner *r, struct flight *f, const char *why)
 		queue.n += f->evs.n;
 		f->evs.n = 0;
 		f->busy = 0;
+		stalled = 0;
 		return;
 	}
 	for (k = 0; k < f->evs.n; k++)
@@ -381,8 +389,10 @@ static int flush_one(struct runner *r, int i)
 		f->prepared_gen = db->generation;
 	}
 	take_batch(i);
-	if (!f->evs.n)
+	if (!f->evs.n) {
+		stalled = queue.n > 0;
 		return 0;
+	}
 	for (j = 0; j < 10; j++)
 		buf_init(&a[j], 0);
 	for (k = 0; k < f->evs.n; k++) {

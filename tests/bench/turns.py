@@ -6,12 +6,14 @@
    figure includes up to ~1 ms of polling) and, from the server's own
    event timestamps, input.message to turn.completed.
 2. Durable event writes: many concurrent turns, each a burst of tool calls,
-   so the runner writes events of many turns at once; events/s from the
-   event timestamps, next to pgbench inserting the same row shape one per
+   so the runner writes events of many turns at once (the messages are
+   posted while it is stopped, so the API's POST rate is not what is
+   timed); events/s of the runner's events from their timestamps, next to pgbench inserting the same row shape one per
    transaction and 64 per transaction, in the same run.
 """
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evr import api, psql  # noqa: E402
+from evr import api, psql, stack_pid  # noqa: E402
 from benchlib import pool as run_threads  # noqa: E402
 import figures  # noqa: E402
 
@@ -82,6 +84,31 @@ def overhead(model, base, per_session):
     return pct(srv, 50)
 
 
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / HZ
+
+
+def postgres_cpu_s():
+    """CPU seconds of every postgres process of this machine."""
+    total = 0.0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/comm" % d) as f:
+                    if f.read().strip() != "postgres":
+                        continue
+                total += cpu_s(int(d))
+            except (OSError, ValueError):
+                pass
+    return total
+
+
 def event_writes(model, base):
     caps = [{"ref": "test_math"}]
     sids = [None] * N_SESSIONS
@@ -95,24 +122,44 @@ def event_writes(model, base):
     def post(i):
         r = api("POST", "/api/v1/sessions/%s/messages" % sids[i], {"message": {"content": calls}})
         assert r.status == 201, r.text
+    # The messages are all posted while the runner is stopped, so what is
+    # timed is the runner's writing (claims, the tool loop, the batched
+    # event writes), not the API's POST rate: the runner's events, from
+    # its first to its last, after it is let go.
+    runner = stack_pid("runner")
+    os.kill(runner, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        run_threads(post, N_SESSIONS)
+        posted = time.monotonic() - t0
+    finally:
+        cpu0, pg0 = cpu_s(runner), postgres_cpu_s()
+        os.kill(runner, signal.SIGCONT)
     t0 = time.monotonic()
-    run_threads(post, N_SESSIONS)
     deadline = time.monotonic() + 300
     while int(psql("SELECT count(*) FROM sessions WHERE status = 'active'")[0][0]) and time.monotonic() < deadline:
         time.sleep(0.2)
     wall = time.monotonic() - t0
+    cpu, pg = cpu_s(runner) - cpu0, postgres_cpu_s() - pg0
+    ids = "{" + ",".join(s[4:] for s in sids) + "}"
+    total = int(psql("SELECT count(*) FROM events WHERE type <> 'session.started' "
+                     "AND session_id = ANY($1::uuid[])", ids)[0][0])
     n, span = psql("SELECT count(*), extract(epoch FROM max(ts) - min(ts)) FROM events "
-                   "WHERE type NOT IN ('session.started') AND session_id = ANY($1::uuid[])",
-                   "{" + ",".join(s[4:] for s in sids) + "}")[0]
+                   "WHERE type NOT IN ('session.started', 'input.message', 'session.activated') "
+                   "AND session_id = ANY($1::uuid[])", ids)[0]
     n, span = int(n), float(span)
-    print("  durable event writes: %d turns x %d tool calls at once, %d events" % (N_SESSIONS, TOOLS_PER_TURN, n))
-    print("    runner: %.0f events/s over %.2f s of writes (wall %.1f s incl. posting)" % (n / span, span, wall))
+    print("  durable event writes: %d turns x %d tool calls at once, %d events (%d by the runner)"
+          % (N_SESSIONS, TOOLS_PER_TURN, total, n))
+    print("    runner: %.0f events/s over %.2f s of writes (messages posted first, in %.1f s, "
+          "with the runner stopped; all idle %.1f s after it resumed)" % (n / span, span, posted, wall))
+    print("    CPU while they ran: everruns-runner %.2f s, PostgreSQL %.2f s (%.1f / %.1f us per event)"
+          % (cpu, pg, cpu / n * 1e6, pg / n * 1e6))
     figures.record("durable event writes, runner", n / span, "events/s")
     out = os.environ.get("BENCH_EVENTS_OUT")
     if out:
         with open(out, "w") as f:
             f.write("%.1f\n" % (n / span))
-    assert int(psql("SELECT count(*) FROM events")[0][0]) - before == n
+    assert int(psql("SELECT count(*) FROM events")[0][0]) - before == total
     return n
 
 

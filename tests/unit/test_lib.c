@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "config.h"
 #include "crypto.h"
+#include "db.h"
 #include "evq.h"
 #include "http.h"
 #include "ids.h"
@@ -731,6 +732,27 @@ START_TEST(rx_is_bounded_and_takes_ere)
 }
 END_TEST
 
+/* PostgreSQL array literals: quotes and backslashes escaped, runs between
+ * them copied whole, NULL unquoted */
+START_TEST(db_array_literals)
+{
+	struct buf b = BUF_INIT;
+	db_array_end(&b);
+	ck_assert_str_eq(b.data, "{}");
+	buf_reset(&b);
+	db_array_add(&b, "plain");
+	db_array_add(&b, NULL);
+	db_array_add(&b, "");
+	db_array_add(&b, "{\"a\":\"b\\\\c\"}");
+	db_array_add(&b, "\\\"");
+	db_array_end(&b);
+	ck_assert_str_eq(b.data, "{\"plain\",NULL,\"\","
+				 "\"{\\\"a\\\":\\\"b\\\\\\\\c\\\"}\","
+				 "\"\\\\\\\"\"}");
+	buf_release(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lib");
@@ -756,6 +778,7 @@ int main(void)
 	tcase_add_test(tc, error_bodies);
 	tcase_add_test(tc, strmap_put_get_del);
 	tcase_add_test(tc, rx_is_bounded_and_takes_ere);
+	tcase_add_test(tc, db_array_literals);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
