@@ -107,16 +107,16 @@ void h_agents_create(struct req *rq)
 	static const char q[] =
 		"INSERT INTO agents AS a (org_id, name, display_name, "
 		"  description, system_prompt, default_model_id, harness_id, "
-		"  capabilities, tags, max_iterations) "
+		"  capabilities, tags, max_iterations, mcp_servers) "
 		"VALUES ($1, $2, coalesce($3::text, ''), coalesce($4::text, ''), "
 		"  coalesce($5::text, ''), $6::uuid, $7::uuid, "
 		"  coalesce($8::jsonb, '[]'), coalesce($9::text[], '{}'), "
-		"  $10::int) "
+		"  $10::int, coalesce($11::jsonb, '{}')) "
 		"RETURNING api_agent(a)";
 	struct json_object *body = api_body(rq);
 	struct profile pf;
 	struct agent_extra x;
-	const char *p[10], *v;
+	const char *p[11], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -127,7 +127,8 @@ void h_agents_create(struct req *rq)
 	p[6] = x.harness_hex[0] ? x.harness_hex : NULL;
 	api_profile_lists(&pf, p + 7);
 	p[9] = x.iterations[0] ? x.iterations : NULL;
-	res = db_exec(rq->db, q, 10, p);
+	p[10] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 11, p);
 	if (!res) {
 		api_write_error(rq, "agent");
 		goto out;
@@ -168,6 +169,7 @@ void h_agents_update(struct req *rq)
 		"  tags = coalesce($13::text[], a.tags), "
 		"  max_iterations = CASE WHEN $14::bool THEN $15::int "
 		"    ELSE a.max_iterations END, "
+		"  mcp_servers = coalesce($16::jsonb, a.mcp_servers), "
 		"  updated_at = now() "
 		"WHERE a.org_id = $1 AND a.status = 'active' "
 		"  AND (a.id = $2 OR a.name = $3) "
@@ -176,7 +178,7 @@ void h_agents_update(struct req *rq)
 	struct profile pf;
 	struct agent_extra x;
 	char hex[33];
-	const char *p[15], *v;
+	const char *p[16], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -189,7 +191,8 @@ void h_agents_update(struct req *rq)
 	api_profile_lists(&pf, p + 11);
 	p[13] = x.has_iter ? "true" : "false";
 	p[14] = x.iterations[0] ? x.iterations : NULL;
-	res = db_exec(rq->db, q, 15, p);
+	p[15] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 16, p);
 	if (!res) {
 		api_write_error(rq, "agent");
 		goto out;

@@ -43,15 +43,16 @@ void h_harnesses_create(struct req *rq)
 	static const char q[] =
 		"INSERT INTO harnesses AS h (org_id, name, display_name, "
 		"  description, system_prompt, default_model_id, capabilities, "
-		"  tags) "
+		"  tags, mcp_servers) "
 		"VALUES ($1, $2, coalesce($3::text, ''), coalesce($4::text, ''), "
 		"  coalesce($5::text, ''), $6::uuid, "
-		"  coalesce($7::jsonb, '[]'), coalesce($8::text[], '{}')) "
+		"  coalesce($7::jsonb, '[]'), coalesce($8::text[], '{}'), "
+		"  coalesce($9::jsonb, '{}')) "
 		"RETURNING api_harness(h)";
 	struct json_object *body = api_body(rq);
 	struct profile pf;
 	struct apierr e;
-	const char *p[8];
+	const char *p[9];
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -66,7 +67,8 @@ void h_harnesses_create(struct req *rq)
 	p[0] = rq->org;
 	api_profile_params(&pf, 0, p + 1);
 	api_profile_lists(&pf, p + 6);
-	res = db_exec(rq->db, q, 8, p);
+	p[8] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 9, p);
 	if (!res) {
 		api_write_error(rq, "harness");
 		goto out;
@@ -126,7 +128,9 @@ void h_harnesses_update(struct req *rq)
 		"  default_model_id = CASE WHEN $8::bool THEN $9::uuid "
 		"    ELSE h.default_model_id END, "
 		"  capabilities = coalesce($10::jsonb, h.capabilities), "
-		"  tags = coalesce($11::text[], h.tags), updated_at = now() "
+		"  tags = coalesce($11::text[], h.tags), "
+		"  mcp_servers = coalesce($12::jsonb, h.mcp_servers), "
+		"  updated_at = now() "
 		"  FROM t WHERE h.id = t.id AND NOT t.is_built_in "
 		"  AND h.status = 'active' RETURNING api_harness(h) AS j) "
 		"SELECT (SELECT is_built_in FROM t), (SELECT j FROM u)";
@@ -134,7 +138,7 @@ void h_harnesses_update(struct req *rq)
 	struct profile pf;
 	struct apierr e;
 	char hex[33];
-	const char *p[11], *v;
+	const char *p[12], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -148,7 +152,8 @@ void h_harnesses_update(struct req *rq)
 		goto out;
 	api_profile_params(&pf, 1, p + 3);
 	api_profile_lists(&pf, p + 9);
-	res = db_exec(rq->db, q, 11, p);
+	p[11] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 12, p);
 	if (!res) {
 		api_write_error(rq, "harness");
 		goto out;

@@ -1,6 +1,7 @@
 /*
  * session_ext: the upstream document's extra fields of a session create
- * (agent_name, harness_name, locale, parallel_tool_calls, initial_files);
+ * (agent_name, harness_name, locale, parallel_tool_calls, initial_files,
+ * mcpServers);
  * see session_ext.c. Used by sessions.c's create path only.
  */
 #ifndef EVR_API_SESSION_EXT_H
@@ -15,6 +16,7 @@ struct session_ext {
 	const char *locale;        /* borrowed from the body */
 	int has_ptc, ptc;          /* parallel_tool_calls */
 	struct json_object *files; /* initial_files (borrowed), or NULL */
+	struct json_object *mcp;   /* mcpServers (borrowed, checked), or NULL */
 };
 
 /* Check the fields (400s), then turn agent_name / harness_name into
