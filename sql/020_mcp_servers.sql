@@ -79,7 +79,8 @@ $$;
 -- capability ref 'mcp:mcp_<hex>' (active ones of the session's
 -- organization) and the inline servers of its layers (by name, the later
 -- layer wins: harness, agent, session). Each: {name, url, headers (inline,
--- plain) | headers_enc (sealed JSON), api_key_enc, mcp_id}.
+-- plain) | headers_enc (sealed JSON), api_key_enc, mcp_id}; NULL when
+-- there is none (the claim adds it to the configuration only then).
 CREATE FUNCTION evr_turn_mcp(p_turn uuid) RETURNS json
 LANGUAGE sql STABLE AS $$
   WITH s AS (SELECT ss.* FROM sessions ss JOIN turns t ON ss.id = t.session_id
@@ -110,7 +111,7 @@ LANGUAGE sql STABLE AS $$
     FROM layers, jsonb_each(layers.inl) AS e
     WHERE jsonb_typeof(layers.inl) = 'object'
     ORDER BY e.key, layers.k DESC)
-  SELECT coalesce(json_agg(j ORDER BY src, o, name), '[]') FROM (
+  SELECT json_agg(j ORDER BY src, o, name) FROM (
     SELECT name, j, 1 AS src, o FROM registered
     UNION ALL
     SELECT name, j, 2, NULL FROM inline

@@ -6,6 +6,7 @@
 #include "turn_int.h"
 #include "json.h"
 #include "log.h"
+#include "mcp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,7 @@ void turn_free(struct runner *r, struct turn *t)
 	json_object_put(t->tools);
 	json_object_put(t->capcfg);
 	json_object_put(t->calls);
+	mcp_turn_free(r, t->mcp);
 	free(t->thinking_sig);
 	free(t->system_prompt);
 	free(t->model);

@@ -13,9 +13,16 @@ import json
 import os
 import random
 import signal
+import socket
+import subprocess
+import sys
+import time
 import unittest
 
-from evr import api, new_org, psql, stack_pid, start_runner, wait_until
+from evr import HOME, api, new_org, psql, stack_pid, start_runner, wait_until
+from test_turns import events, send, wait_idle
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 V1 = "/api/v1"
 
@@ -193,6 +200,297 @@ class Resource(unittest.TestCase):
         p = api("PATCH", V1 + "/agents/" + a.json["id"], {"mcpServers": {}}, key=self.key)
         self.assertEqual(p.status, 200, p.text)
         self.assertEqual(p.json["mcpServers"], {})
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=30):
+    def up():
+        if proc.poll() is not None:
+            raise AssertionError("the server exited (%s)" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+    wait_until(up, timeout=timeout, interval=0.1, what="port %d" % port)
+
+
+def start_everything():
+    """The MCP reference server on 127.0.0.1: (Popen, url)."""
+    if not os.path.isdir(os.path.join(HERE, "..", "node_modules", "@modelcontextprotocol",
+                                      "server-everything")):
+        raise AssertionError("tests/node_modules lacks @modelcontextprotocol/server-everything "
+                             "(tests/run installs tests/package-lock.json with npm ci)")
+    port = free_port()
+    log = open(os.path.join(HOME, "log", "mcp-everything.log"), "ab")
+    p = subprocess.Popen(["node", os.path.join(HERE, "mcp_everything.mjs")], cwd=HERE,
+                         env=dict(os.environ, PORT=str(port)), stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log)
+    log.close()
+    wait_port(port, p)
+    return p, "http://127.0.0.1:%d/mcp" % port
+
+
+def start_standin(log=None):
+    """The stand-in (mcp_standin.py) on 127.0.0.1: (Popen, base url)."""
+    env = dict(os.environ)
+    if log:
+        env["MCP_STANDIN_LOG"] = log
+    p = subprocess.Popen([sys.executable, os.path.join(HERE, "mcp_standin.py")], env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    port = int(p.stdout.readline())
+    return p, "http://127.0.0.1:%d" % port
+
+
+def stop(p):
+    if p.poll() is None:
+        p.kill()
+    p.wait(timeout=10)
+
+
+class Turns(unittest.TestCase):
+    """Turns that use MCP tools, on a runner of our own that allows
+    127.0.0.1 (guard_allow_mcp) with short MCP time and size limits, while
+    the stack's runner is paused so the turns are ours."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = new_org(uniq("mcp-turns"))["api_key"]
+        cls.agent = api("GET", V1 + "/agents/assistant", key=cls.key).json["id"]
+        cls.procs = []
+        cls.log = os.path.join(HOME, "log", "mcp-standin-%s.jsonl" % os.urandom(3).hex())
+        cls.paused = stack_pid("runner")
+        os.kill(cls.paused, signal.SIGSTOP)
+        cls.runner = None
+        try:
+            ev, cls.ev_url = start_everything()
+            cls.procs.append(ev)
+            st, cls.st_url = start_standin(cls.log)
+            cls.procs.append(st)
+            cls.runner = start_runner("runner-mcp", EVERRUNS_GUARD_ALLOW_MCP="127.0.0.1",
+                                      EVERRUNS_MCP_CALL_TIMEOUT_S=4, EVERRUNS_MCP_LIST_TIMEOUT_S=3,
+                                      EVERRUNS_MCP_MAX_RESPONSE_KB=64,
+                                      EVERRUNS_MCP_CONNECT_TIMEOUT_S=2)
+            wait_until(lambda: psql("SELECT count(*) FROM runners WHERE pid = $1 AND "
+                                    "seen_at > now() - interval '3 s'", cls.runner.pid)[0][0] == "1",
+                       timeout=10, what="our runner")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.runner:
+            cls.runner.send_signal(signal.SIGTERM)
+            try:
+                cls.runner.wait(timeout=15)
+            except Exception:
+                cls.runner.kill()
+        os.kill(cls.paused, signal.SIGCONT)
+        for p in cls.procs:
+            stop(p)
+
+    def server(self, url, name=None, **extra):
+        r = api("POST", V1 + "/mcp-servers", dict({"name": name or uniq("srv"), "url": url}, **extra),
+                key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return r.json
+
+    def session(self, caps=(), inline=None):
+        body = {"agent_id": self.agent, "capabilities": [{"ref": c} for c in caps]}
+        if inline:
+            body["mcpServers"] = inline
+        r = api("POST", V1 + "/sessions", body, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return r.json["id"]
+
+    def call(self, sid, tool, args, timeout=30):
+        """One turn in which the model (llmsim) calls tool(args): its
+        events; it must end."""
+        t0 = time.monotonic()
+        r = send(self.key, sid, "#tool %s %s" % (tool, json.dumps(args)))
+        self.assertEqual(r.status, 201, r.text)
+        evs = wait_idle(self.key, sid, r.json["sequence"], timeout=timeout)
+        self.elapsed = time.monotonic() - t0
+        return evs
+
+    def completed(self, evs, n=1):
+        done = [e["data"] for e in evs if e["type"] == "tool.completed"]
+        self.assertEqual(len(done), n, [e["type"] for e in evs])
+        self.assertEqual(evs[-2]["type"], "turn.completed", evs[-2])
+        return done[0] if n == 1 else done
+
+    def test_list_and_call_the_reference_server(self):
+        s = self.server(self.ev_url, name="everything")
+        sid = self.session(["mcp:" + s["id"]])
+        d = self.completed(self.call(sid, "everything__echo", {"message": "hello mcp"}))
+        self.assertTrue(d["success"], d)
+        self.assertEqual(d["tool_name"], "everything__echo")
+        self.assertEqual(d["result"], [{"type": "text", "text": "Echo: hello mcp"}])
+        d = self.completed(self.call(sid, "everything__get-sum", {"a": 2, "b": 40}))
+        self.assertTrue(d["success"], d)
+        self.assertIn("42", d["result"][0]["text"])
+        # the reasoning that follows sent the tools to the model: the
+        # reason.started carries nothing of them, but a tool of another
+        # server name is not there
+        d = self.completed(self.call(sid, "nothere__echo", {"message": "x"}))
+        self.assertFalse(d["success"])
+        self.assertIn("no tool named", d["error"])
+
+    def test_tool_error_from_the_reference_server(self):
+        s = self.server(self.ev_url, name="ev-err")
+        sid = self.session(["mcp:" + s["id"]])
+        # echo without its required argument: the server refuses it
+        d = self.completed(self.call(sid, "ev-err__echo", {}))
+        self.assertFalse(d["success"], d)
+        self.assertEqual(d["status"], "error")
+
+    def test_inline_server_and_headers(self):
+        sid = self.session(inline={"inl": {"url": self.st_url + "/mcp", "headers": {"X-Standin": "inline-h"}}})
+        d = self.completed(self.call(sid, "inl__ok", {"text": "from inline"}))
+        self.assertTrue(d["success"], d)
+        self.assertEqual(d["result"][0]["text"], "from inline")
+        seen = [json.loads(l) for l in open(self.log)]
+        self.assertIn("inline-h", [x["x"] for x in seen])
+
+    def test_registered_server_key_and_session_protocol(self):
+        s = self.server(self.st_url + "/mcp", api_key="sk-mcp-test", headers={"X-Standin": "reg-h"})
+        sid = self.session(["mcp:" + s["id"]])
+        open(self.log, "w").close()
+        d = self.completed(self.call(sid, s["name"] + "__sse", {"text": "over sse"}))
+        self.assertTrue(d["success"], d)
+        self.assertEqual(d["result"][0]["text"], "over sse")
+        # a stream left open after the response: the call did not wait for it
+        self.assertLess(self.elapsed, 10)
+        seen = [json.loads(l) for l in open(self.log)]
+        methods = [x["method"] for x in seen]
+        self.assertEqual(methods[:3], ["initialize", "notifications/initialized", "tools/list"], seen)
+        self.assertIn("tools/call", methods)
+        for x in seen:
+            self.assertEqual((x["auth"], x["x"]), ("Bearer sk-mcp-test", "reg-h"), x)
+            if x["method"] != "initialize":
+                self.assertTrue(x["session"] and x["session"].startswith("standin-"), x)
+                self.assertEqual(x["version"], "2025-06-18", x)
+        # the tool list is cached: a second turn does not list again
+        open(self.log, "w").close()
+        self.completed(self.call(sid, s["name"] + "__ok", {"text": "again"}))
+        methods = [json.loads(l)["method"] for l in open(self.log)]
+        self.assertNotIn("tools/list", methods)
+        self.assertIn("tools/call", methods)
+        # a name outside [A-Za-z0-9_-] is sanitised
+        d = self.completed(self.call(sid, s["name"] + "__odd_name_with_dots", {}))
+        self.assertIn("standin", json.dumps(d) if d["success"] else d["error"] + "standin")
+
+    def test_tool_errors(self):
+        s = self.server(self.st_url + "/mcp")
+        sid = self.session(["mcp:" + s["id"]])
+        n = s["name"]
+        d = self.completed(self.call(sid, n + "__fail", {}))
+        self.assertFalse(d["success"])
+        self.assertIn("the standin failed on purpose", d["error"])
+        d = self.completed(self.call(sid, n + "__rpcerr", {}))
+        self.assertFalse(d["success"])
+        self.assertIn("bad arguments", d["error"])
+        d = self.completed(self.call(sid, n + "__huge", {"kb": 200}))
+        self.assertFalse(d["success"])
+        self.assertIn("larger than 64 KiB", d["error"])
+        d = self.completed(self.call(sid, n + "__huge", {"kb": 8}))
+        self.assertTrue(d["success"], d)
+
+    def test_slow_server_times_out(self):
+        s = self.server(self.st_url + "/mcp")
+        sid = self.session(["mcp:" + s["id"]])
+        d = self.completed(self.call(sid, s["name"] + "__hang", {}))
+        self.assertFalse(d["success"])
+        self.assertIn("did not answer within 4 s", d["error"])
+        self.assertLess(self.elapsed, 12)
+
+    def test_slow_server_cancelled(self):
+        s = self.server(self.ev_url, name="ev-slow")
+        sid = self.session(["mcp:" + s["id"]])
+        r = send(self.key, sid, "#tool ev-slow__trigger-long-running-operation " +
+                 json.dumps({"duration": 30, "steps": 3}))
+        self.assertEqual(r.status, 201, r.text)
+        wait_until(lambda: events(self.key, sid, r.json["sequence"], types="tool.started"),
+                   timeout=15, what="tool.started")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        c = api("POST", V1 + "/sessions/%s/cancel" % sid, key=self.key)
+        self.assertEqual(c.json["status"], "cancelled", c.text)
+        wait_until(lambda: api("GET", V1 + "/sessions/" + sid, key=self.key).json["status"] == "idle",
+                   timeout=5, interval=0.01, what="idle after cancel")
+        self.assertLess(time.monotonic() - t0, 2.0)
+        types = [e["type"] for e in events(self.key, sid, r.json["sequence"])]
+        self.assertIn("turn.cancelled", types)
+        self.assertNotIn("turn.completed", types)
+        # the session goes on
+        d = self.completed(self.call(sid, "ev-slow__echo", {"message": "after"}))
+        self.assertTrue(d["success"], d)
+
+    def test_server_dies_mid_call(self):
+        p, url = start_standin()
+        self.procs.append(p)
+        s = self.server(url + "/mcp")
+        sid = self.session(["mcp:" + s["id"]])
+        d = self.completed(self.call(sid, s["name"] + "__die", {}))
+        self.assertFalse(d["success"])
+        self.assertIn("failed", d["error"])
+        p.wait(timeout=5)
+        # now it is down: its tools are gone, the turn goes on
+        d = self.completed(self.call(sid, s["name"] + "__ok", {"text": "x"}))
+        self.assertFalse(d["success"])
+
+    def test_refused_address(self):
+        # guard_allow_mcp is 127.0.0.1 here: everything else internal is
+        # refused before any packet (no server listens at these)
+        port = self.st_url.rsplit(":", 1)[1]
+        logf = os.path.join(HOME, "log", "runner-mcp.log")
+        for url in ("http://169.254.169.254/mcp", "http://10.0.0.1:9/mcp", "http://[::1]:9/mcp",
+                    "http://127.0.0.2:%s/mcp" % port, "http://2130706434:%s/mcp" % port,
+                    "http://192.168.0.1/mcp"):
+            with self.subTest(url=url):
+                s = self.server(url)
+                sid = self.session(["mcp:" + s["id"]])
+                d = self.completed(self.call(sid, s["name"] + "__ok", {"text": "x"}))
+                self.assertFalse(d["success"])
+                self.assertIn("no tool named", d["error"])
+                lines = [l for l in open(logf, errors="replace") if "(%s): no tools" % url in l]
+                self.assertEqual(len(lines), 1, url)
+                self.assertIn("the address guard refused its address", lines[0])
+                self.assertIn("guard_allow_mcp", lines[0])
+
+    def test_listing_failures_leave_the_turn_going(self):
+        for path in ("/hang-list", "/nothing-here-404"):
+            with self.subTest(path=path):
+                s = self.server(self.st_url + path)
+                sid = self.session(["mcp:" + s["id"]])
+                d = self.completed(self.call(sid, s["name"] + "__ok", {"text": "x"}))
+                self.assertFalse(d["success"])
+
+    def test_generated_garbage(self):
+        seed = int(os.environ.get("EVR_MCP_SEED") or random.randrange(1 << 30))
+        print("\n  test_mcp garbage seed: %d (EVR_MCP_SEED replays it)" % seed)
+        rnd = random.Random(seed)
+        s = self.server(self.st_url + "/mcp")
+        sid = self.session(["mcp:" + s["id"]])
+        for i in range(24):
+            k = rnd.randrange(1 << 30)
+            with self.subTest(call=i, seed=k):
+                d = self.completed(self.call(sid, s["name"] + "__garbage", {"seed": k}, timeout=30))
+                self.assertIn(d["status"], ("success", "error"))
+        for i in range(6):
+            k = rnd.randrange(1 << 30)
+            with self.subTest(listing=i, seed=k):
+                g = self.server(self.st_url + "/garbage-list/%d" % k)
+                sid2 = self.session(["mcp:" + g["id"]])
+                self.completed(self.call(sid2, g["name"] + "__ok", {"text": "x"}, timeout=30))
 
 
 if __name__ == "__main__":
