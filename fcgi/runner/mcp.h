@@ -1,6 +1,6 @@
 /*
  * mcp: the runner's MCP client (Model Context Protocol, Streamable HTTP
- * transport, spec revisions 2025-03-26 and 2025-06-18; ARCHITECTURE 6.4).
+ * transport, spec revisions 2025-03-26 and 2025-06-18; ARCHITECTURE 6.3.1).
  *
  * mcp.c is the protocol without I/O: the JSON-RPC request bodies, the
  * reading of a response (a JSON body, or an SSE stream that carries it),

@@ -195,8 +195,10 @@ struct mcp_turn *mcp_turn_new(struct runner *r, struct json_object *servers)
 					       json_type_object)) {
 			v->headers = json_object_get(jx_get(s, "headers"));
 		}
-		if (!v->headers)
+		if (!json_object_is_type(v->headers, json_type_object)) {
+			json_object_put(v->headers);
 			v->headers = jx_obj();
+		}
 		if (jx_gets(s, "api_key_enc")) {
 			v->api_key = unseal(r, jx_gets(s, "api_key_enc"),
 					    "api key", name);
