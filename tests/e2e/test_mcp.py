@@ -351,6 +351,9 @@ class Turns(unittest.TestCase):
         d = self.completed(self.call(sid, "ev-err__echo", {}))
         self.assertFalse(d["success"], d)
         self.assertEqual(d["status"], "error")
+        # the server's own refusal, not a tool missing here
+        self.assertNotIn("no tool named", d["error"])
+        self.assertIn("message", d["error"])
 
     def test_inline_server_and_headers(self):
         sid = self.session(inline={"inl": {"url": self.st_url + "/mcp", "headers": {"X-Standin": "inline-h"}}})
@@ -473,6 +476,12 @@ class Turns(unittest.TestCase):
                 sid = self.session(["mcp:" + s["id"]])
                 d = self.completed(self.call(sid, s["name"] + "__ok", {"text": "x"}))
                 self.assertFalse(d["success"])
+                self.assertIn("no tool named", d["error"])
+                logf = os.path.join(HOME, "log", "runner-mcp.log")
+                lines = [l for l in open(logf, errors="replace")
+                         if "(%s): no tools" % (self.st_url + path) in l]
+                self.assertEqual(len(lines), 1, path)
+                self.assertIn("did not answer within 3 s" if "hang" in path else "HTTP 404", lines[0])
 
     def test_generated_garbage(self):
         seed = int(os.environ.get("EVR_MCP_SEED") or random.randrange(1 << 30))
@@ -485,6 +494,8 @@ class Turns(unittest.TestCase):
             with self.subTest(call=i, seed=k):
                 d = self.completed(self.call(sid, s["name"] + "__garbage", {"seed": k}, timeout=30))
                 self.assertIn(d["status"], ("success", "error"))
+                # it reached the stand-in (listed, called)
+                self.assertNotIn("no tool named", d.get("error", ""))
         for i in range(6):
             k = rnd.randrange(1 << 30)
             with self.subTest(listing=i, seed=k):
