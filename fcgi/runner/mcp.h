@@ -95,8 +95,9 @@ void mcp_turn_free(struct runner *r, struct mcp_turn *m);
  * has none; the log says why). */
 int mcp_list_next(struct runner *r, struct turn *t);
 
-/* Is `name` the (namespaced) name of an MCP tool of t? For the approval
- * mode "writes": every MCP tool reaches out. */
+/* Is `name` the (namespaced) name of an MCP tool of t (one listed, or
+ * "<server>__..." of a server not listed yet)? For the approval mode
+ * "writes": every MCP tool reaches out. */
 int mcp_is_tool(const struct turn *t, const char *name);
 
 /* Start the tools/call of `name` with args (an object; not taken): 0

@@ -539,9 +539,33 @@ int mcp_list_next(struct runner *r, struct turn *t)
 	return 0;
 }
 
+/* A server not listed yet whose tool `name` may be, by its prefix
+ * "<server>__" (a taken-over turn acts on the calls its last step left
+ * before it reasons, so before any listing): its index, *tool the rest
+ * of the name; or -1. */
+static long by_prefix(const struct mcp_turn *m, const char *name,
+		      const char **tool)
+{
+	char pfx[MCP_TOOL_NAME_MAX + 1];
+	size_t i, n;
+
+	for (i = 0; i < m->nsrv; i++) {
+		if (m->srv[i].listed)
+			continue;
+		mcp_tool_name(m->srv[i].name, "", pfx);
+		n = strlen(pfx);
+		if (!strncmp(name, pfx, n) && name[n]) {
+			*tool = name + n;
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
 int mcp_is_tool(const struct turn *t, const char *name)
 {
 	const struct mcp_turn *m = t->mcp;
+	const char *tool;
 	size_t i;
 
 	if (!m || !name)
@@ -549,7 +573,7 @@ int mcp_is_tool(const struct turn *t, const char *name)
 	for (i = 0; i < m->ntools; i++)
 		if (!strcmp(m->tools[i].name, name))
 			return 1;
-	return 0;
+	return by_prefix(m, name, &tool) >= 0;
 }
 
 int mcp_call_start(struct runner *r, struct turn *t, const char *name,
@@ -558,17 +582,24 @@ int mcp_call_start(struct runner *r, struct turn *t, const char *name,
 	struct mcp_turn *m = t->mcp;
 	struct mcp_op *op;
 	struct buf why = BUF_INIT;
+	const char *tool = NULL;
+	long server = -1;
 	size_t i;
 
 	for (i = 0; m && i < m->ntools; i++)
-		if (!strcmp(m->tools[i].name, name))
+		if (!strcmp(m->tools[i].name, name)) {
+			server = (long)m->tools[i].server;
+			tool = m->tools[i].tool;
 			break;
-	if (!m || i == m->ntools || m->op) {
+		}
+	if (m && server < 0)
+		server = by_prefix(m, name, &tool);
+	if (!m || server < 0 || m->op) {
 		buf_addf(error, "no tool named '%s' is available", name);
 		return -1;
 	}
-	op = op_new(m, OP_CALL, m->tools[i].server);
-	op->tool = xstrdup(m->tools[i].tool);
+	op = op_new(m, OP_CALL, (size_t)server);
+	op->tool = xstrdup(tool);
 	op->args = json_object_get(args);
 	if (start(r, t, &why) == 0) {
 		buf_release(&why);

@@ -260,6 +260,17 @@ class Turns(unittest.TestCase):
     127.0.0.1 (guard_allow_mcp) with short MCP time and size limits, while
     the stack's runner is paused so the turns are ours."""
 
+    ENV = dict(EVERRUNS_GUARD_ALLOW_MCP="127.0.0.1", EVERRUNS_MCP_CALL_TIMEOUT_S=4,
+               EVERRUNS_MCP_LIST_TIMEOUT_S=3, EVERRUNS_MCP_MAX_RESPONSE_KB=64,
+               EVERRUNS_MCP_CONNECT_TIMEOUT_S=2)
+
+    @classmethod
+    def start_our_runner(cls):
+        cls.runner = start_runner("runner-mcp", **cls.ENV)
+        wait_until(lambda: psql("SELECT count(*) FROM runners WHERE pid = $1 AND "
+                                "seen_at > now() - interval '3 s'", cls.runner.pid)[0][0] == "1",
+                   timeout=10, what="our runner")
+
     @classmethod
     def setUpClass(cls):
         cls.key = new_org(uniq("mcp-turns"))["api_key"]
@@ -274,13 +285,7 @@ class Turns(unittest.TestCase):
             cls.procs.append(ev)
             st, cls.st_url = start_standin(cls.log)
             cls.procs.append(st)
-            cls.runner = start_runner("runner-mcp", EVERRUNS_GUARD_ALLOW_MCP="127.0.0.1",
-                                      EVERRUNS_MCP_CALL_TIMEOUT_S=4, EVERRUNS_MCP_LIST_TIMEOUT_S=3,
-                                      EVERRUNS_MCP_MAX_RESPONSE_KB=64,
-                                      EVERRUNS_MCP_CONNECT_TIMEOUT_S=2)
-            wait_until(lambda: psql("SELECT count(*) FROM runners WHERE pid = $1 AND "
-                                    "seen_at > now() - interval '3 s'", cls.runner.pid)[0][0] == "1",
-                       timeout=10, what="our runner")
+            cls.start_our_runner()
         except BaseException:
             cls.tearDownClass()
             raise
@@ -436,6 +441,24 @@ class Turns(unittest.TestCase):
         # the session goes on
         d = self.completed(self.call(sid, "ev-slow__echo", {"message": "after"}))
         self.assertTrue(d["success"], d)
+
+    def test_takeover_mid_call(self):
+        # the runner dies during a call; the runner that takes the turn
+        # over acts on that call again before any listing
+        s = self.server(self.st_url + "/mcp")
+        sid = self.session(["mcp:" + s["id"]])
+        r = send(self.key, sid, "#tool %s__hang {}" % s["name"])
+        self.assertEqual(r.status, 201, r.text)
+        wait_until(lambda: events(self.key, sid, r.json["sequence"], types="tool.started"),
+                   timeout=15, what="tool.started")
+        self.runner.kill()
+        self.runner.wait(timeout=10)
+        self.start_our_runner()
+        evs = wait_idle(self.key, sid, r.json["sequence"], timeout=30)
+        d = self.completed(evs)
+        self.assertFalse(d["success"])
+        self.assertIn("did not answer within 4 s", d["error"])
+        self.assertEqual(len([e for e in evs if e["type"] == "tool.started"]), 2)
 
     def test_server_dies_mid_call(self):
         p, url = start_standin()
