@@ -20,6 +20,7 @@ import time
 import unittest
 
 from evr import HOME, api, new_org, psql, stack_pid, start_runner, wait_until
+from test_drivers import Fake, fake_providers
 from test_turns import events, send, wait_idle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -348,6 +349,47 @@ class Turns(unittest.TestCase):
         d = self.completed(self.call(sid, "nothere__echo", {"message": "x"}))
         self.assertFalse(d["success"])
         self.assertIn("no tool named", d["error"])
+
+    def test_tools_reach_the_provider_in_both_wire_formats(self):
+        s = self.server(self.ev_url, name="everything-w")
+        fake = Fake()
+        try:
+            providers = fake_providers(fake, self.key)
+            for kind in ("openai_completions", "anthropic"):
+                with self.subTest(kind=kind):
+                    name = uniq("m")
+                    m = api("POST", V1 + "/llm-providers/%s/models" % providers[kind],
+                            {"model_id": name, "capabilities": ["chat", "tools"]}, key=self.key)
+                    self.assertEqual(m.status, 201, m.text)
+                    fake.script(name, {"tool_calls": [{"id": "call_m", "name": "everything-w__echo",
+                                                       "arguments": '{"message":"via the wire"}'}]},
+                                {"text": "It echoed."})
+                    r = api("POST", V1 + "/sessions", {"agent_id": self.agent, "model_id": m.json["id"],
+                                                       "capabilities": [{"ref": "mcp:" + s["id"]}]},
+                            key=self.key)
+                    sid = r.json["id"]
+                    msg = send(self.key, sid, "echo something")
+                    evs = wait_idle(self.key, sid, msg.json["sequence"], timeout=30)
+                    d = self.completed(evs)
+                    self.assertTrue(d["success"], d)
+                    self.assertEqual(d["result"][0]["text"], "Echo: via the wire")
+                    reqs = fake.requests(name)
+                    self.assertEqual(len(reqs), 2)
+                    tools = reqs[0]["body"]["tools"]
+                    if kind == "openai_completions":
+                        defs = {t["function"]["name"]: t["function"] for t in tools}
+                        params = defs["everything-w__echo"]["parameters"]
+                        last = reqs[1]["body"]["messages"][-1]
+                        self.assertEqual((last["role"], last["tool_call_id"]), ("tool", "call_m"))
+                        self.assertIn("Echo: via the wire", json.dumps(last["content"]))
+                    else:
+                        defs = {t["name"]: t for t in tools}
+                        params = defs["everything-w__echo"]["input_schema"]
+                        self.assertIn("Echo: via the wire", json.dumps(reqs[1]["body"]["messages"][-1]))
+                    self.assertIn("message", params["properties"])
+                    self.assertIn("everything-w__get-sum", defs)
+        finally:
+            fake.stop()
 
     def test_tool_error_from_the_reference_server(self):
         s = self.server(self.ev_url, name="ev-err")
