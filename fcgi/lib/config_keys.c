@@ -59,7 +59,8 @@ const struct config_key config_keys[] = {
 
 	/* secrets */
 	S("server_key_file", "",
-	  "the key that seals provider API keys; empty: <home>/server.key"),
+	  "the key that seals provider and MCP server secrets; empty: "
+	  "<home>/server.key"),
 
 	/* limits */
 	L("fs_max_file_mb", 25, 1, 512, "largest session file (MiB)"),
