@@ -56,20 +56,20 @@ ALTER TABLE sessions ADD COLUMN mcp_servers jsonb NOT NULL DEFAULT '{}';
 -- and the member is added to their JSON, keeping its key order.
 ALTER FUNCTION api_agent(agents) RENAME TO api_agent_base_020;
 CREATE FUNCTION api_agent(a agents) RETURNS json LANGUAGE sql STABLE AS $$
-  SELECT (left(b::text, -1) || ',"mcpServers":' || a.mcp_servers::text
+  SELECT (left(b::text, -1) || ', "mcpServers" : ' || a.mcp_servers::text
           || '}')::json
   FROM api_agent_base_020(a) AS b
 $$;
 ALTER FUNCTION api_harness(harnesses) RENAME TO api_harness_base_020;
 CREATE FUNCTION api_harness(h harnesses) RETURNS json LANGUAGE sql STABLE AS $$
-  SELECT (left(b::text, -1) || ',"mcpServers":' || h.mcp_servers::text
+  SELECT (left(b::text, -1) || ', "mcpServers" : ' || h.mcp_servers::text
           || '}')::json
   FROM api_harness_base_020(h) AS b
 $$;
 
 ALTER FUNCTION api_session(sessions) RENAME TO api_session_base_020;
 CREATE FUNCTION api_session(s sessions) RETURNS json LANGUAGE sql STABLE AS $$
-  SELECT (left(b::text, -1) || ',"mcpServers":' || s.mcp_servers::text
+  SELECT (left(b::text, -1) || ', "mcpServers" : ' || s.mcp_servers::text
           || '}')::json
   FROM api_session_base_020(s) AS b
 $$;

@@ -106,7 +106,7 @@ const struct config_key config_keys[] = {
 	L("mcp_connect_timeout_s", 10, 1, 300,
 	  "MCP: connecting to a server (each request)"),
 	L("mcp_list_timeout_s", 15, 1, 3600,
-	  "MCP: one request of a tool listing (initialize, tools/list)"),
+	  "MCP: one server's whole tool listing (initialize, tools/list)"),
 	L("mcp_call_timeout_s", 60, 1, 3600, "MCP: one tools/call"),
 	L("mcp_tools_ttl_s", 300, 0, 86400,
 	  "MCP: how long a server's tool list is cached; 0: not cached"),

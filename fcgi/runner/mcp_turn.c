@@ -10,7 +10,7 @@
  * protocol version it chose go with every later request. Each request
  * goes through the address guard (guard_allow_mcp, no redirects), within
  * mcp_connect_timeout_s and the operation's deadline (mcp_list_timeout_s
- * per listing request, mcp_call_timeout_s for a whole call), its body
+ * for a whole listing, mcp_call_timeout_s for a whole call), its body
  * capped at mcp_max_response_kb. A server that fails a listing leaves the
  * turn without its tools (logged); a call that fails is a tool error.
  * A cancel removes the transfer at once (mcp_stop from
@@ -383,15 +383,12 @@ static int start(struct runner *r, struct turn *t, struct buf *why)
 	struct mcp_server *s = &m->srv[op->server];
 	struct json_object_iterator it, end;
 	long long left = op->deadline_ms - now_ms();
-	long step_ms = op->step_timeout_s * 1000;
 
 	if (left <= 0) {
 		buf_addf(why, "it did not answer within %ld s",
 			 op->step_timeout_s);
 		return -1;
 	}
-	if (op->kind == OP_LIST || left > step_ms)
-		left = left < step_ms ? left : step_ms;
 	build(m, op);
 	if (op->easy) {
 		curl_multi_remove_handle(r->multi, op->easy);
@@ -458,8 +455,7 @@ static struct mcp_op *op_new(struct mcp_turn *m, enum op_kind kind,
 	op->step = m->srv[server].session[0] ? ST_WORK : ST_INIT;
 	op->step_timeout_s = config_int(kind == OP_LIST ? "mcp_list_timeout_s"
 							: "mcp_call_timeout_s");
-	op->deadline_ms = now_ms() +
-			  op->step_timeout_s * 1000 * (kind == OP_LIST ? 8 : 1);
+	op->deadline_ms = now_ms() + op->step_timeout_s * 1000;
 	buf_init(&op->req, 256);
 	m->op = op;
 	return op;
