@@ -143,6 +143,24 @@ class Resource(unittest.TestCase):
         s = self.create({"name": uniq("mine"), "url": "https://x.example/mcp"})
         self.assertEqual(api("GET", V1 + "/mcp-servers/" + s["id"], key=other).status, 404)
 
+    def test_organization_limit(self):
+        # org_max_mcp_servers (50 in the test stack's configuration)
+        key = new_org(uniq("mcp-limit"))["api_key"]
+        made = []
+        for i in range(60):
+            r = api("POST", V1 + "/mcp-servers", {"name": "s%d" % i, "url": "https://x.example/mcp"},
+                    key=key)
+            if r.status != 201:
+                break
+            made.append(r.json["id"])
+        self.assertEqual(len(made), 50)
+        self.assertEqual((r.status, r.json["code"]), (429, "org_mcp_server_limit"), r.text)
+        self.assertIn("org_max_mcp_servers", r.json["error"])
+        # archived ones do not count
+        self.assertEqual(api("DELETE", V1 + "/mcp-servers/" + made[0], key=key).status, 204)
+        r = api("POST", V1 + "/mcp-servers", {"name": "again", "url": "https://x.example/mcp"}, key=key)
+        self.assertEqual(r.status, 201, r.text)
+
     def test_references(self):
         s = self.create({"name": uniq("ref"), "url": "https://x.example/mcp"})
         ref = "mcp:" + s["id"]
