@@ -32,6 +32,10 @@
 #include <string.h>
 #include <strings.h>
 
+#ifndef PACKAGE_VERSION /* builds outside configure (the fuzz targets) */
+#define PACKAGE_VERSION "0"
+#endif
+
 #define CACHE_MAX 256
 #define MAX_PAGES 10
 #define SESSION_ID_MAX 256
