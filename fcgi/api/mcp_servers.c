@@ -10,20 +10,24 @@
  * sealed too (one sealed JSON object) and shown as "********". Both are
  * sent as HTTP header values by the runner, so a control character in a
  * header name or value, or in the key, is a 400, and so is a header the
- * transport sets itself. The stored secrets follow their address: a
- * PATCH that changes the url of a server with a key or headers must give
- * them again (or null). DELETE archives (upstream's lifecycle): the row
- * stays, the name is free again. At most org_max_mcp_servers servers
- * that are not archived per organization.
+ * transport sets itself. A url whose host is a numeric address the
+ * address guard refuses (and guard_allow_mcp does not allow) is a 400 at
+ * once; host names are judged by the runner on every connection. The
+ * stored secrets follow their address: a PATCH that changes the url of a server
+ * with a key or headers must give them again (or null). DELETE archives
+ * (upstream's lifecycle): the row stays, the name is free again. At most
+ * org_max_mcp_servers servers that are not archived per organization.
  */
 #include "api.h"
 #include "config.h"
 #include "crypto.h"
+#include "guard.h"
 #include "ids.h"
 #include "json.h"
 #include "utf8.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -53,6 +57,54 @@ static int has_control(const char *s)
 	return 0;
 }
 
+/* The guard's judgement at create, on what can be judged without a
+ * lookup: a host that is a numeric address (127.0.0.1, [::1]) refused by
+ * the address guard and not allowed by guard_allow_mcp is a 400. A host
+ * name is judged by the runner on each connection (it may resolve
+ * anywhere, and differently later). host: after the scheme. */
+static int check_guard(const char *host, const char *field, struct apierr *e)
+{
+	char h[256];
+	const char *end = host + strcspn(host, "/?#"), *at, *p;
+	const char *why;
+	size_t n;
+	int port = 0;
+
+	/* userinfo@ */
+	for (at = NULL, p = host; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (at)
+		host = at + 1;
+	if (*host == '[') {
+		p = memchr(host, ']', (size_t)(end - host));
+		if (!p)
+			return 0; /* curl refuses it; the runner says so */
+		n = (size_t)(p - host - 1);
+		host++;
+		p++;
+	} else {
+		p = memchr(host, ':', (size_t)(end - host));
+		if (!p)
+			p = end;
+		n = (size_t)(p - host);
+	}
+	if (*p == ':')
+		port = atoi(p + 1);
+	if (n == 0 || n >= sizeof(h))
+		return 0;
+	memcpy(h, host, n);
+	h[n] = '\0';
+	why = guard_classify(h);
+	if (!why || !strcmp(why, "not a numeric address") ||
+	    guard_allowed_at(config_str("guard_allow_mcp"), h, h, port))
+		return 0;
+	return apierr_set(e, 400, "validation_error",
+			  "%s: %s is %s: the address guard refuses it (an "
+			  "operator can allow it with guard_allow_mcp)",
+			  field, h, why);
+}
+
 int api_mcp_check_url(const char *u, const char *field, struct apierr *e)
 {
 	const char *host;
@@ -78,7 +130,7 @@ int api_mcp_check_url(const char *u, const char *field, struct apierr *e)
 					  "%s: must not contain spaces or "
 					  "control characters",
 					  field);
-	return 0;
+	return check_guard(host, field, e);
 }
 
 /* RFC 9110 token characters. */

@@ -110,6 +110,13 @@ class Resource(unittest.TestCase):
             {"name": uniq("a"), "url": "http://"},
             {"name": uniq("a"), "url": "http://a b/"},
             {"name": uniq("a"), "url": "http://x.example/\r\nX: y"},
+            # numeric addresses the guard refuses (the test stack's
+            # guard_allow_mcp is 127.0.0.0/8)
+            {"name": uniq("a"), "url": "http://169.254.169.254/latest"},
+            {"name": uniq("a"), "url": "http://10.1.2.3:8080/mcp"},
+            {"name": uniq("a"), "url": "http://user@[::1]:9/mcp"},
+            {"name": uniq("a"), "url": "https://[fd00:ec2::254]/mcp"},
+            {"name": uniq("a"), "url": "http://192.168.0.1"},
             {"name": uniq("a"), "url": "https://x.example/mcp", "headers": {"X-A": "v\r\nInjected: 1"}},
             {"name": uniq("a"), "url": "https://x.example/mcp", "headers": {"X-A": "v\nx"}},
             {"name": uniq("a"), "url": "https://x.example/mcp", "headers": {"X-A": "v\u0000x"}},
@@ -534,13 +541,21 @@ class Turns(unittest.TestCase):
         self.assertFalse(d["success"])
 
     def test_refused_address(self):
-        # guard_allow_mcp is 127.0.0.1 here: everything else internal is
-        # refused before any packet (no server listens at these)
+        # numeric addresses are refused at create (the API's list is
+        # 127.0.0.0/8), registered or inline
+        for url in ("http://169.254.169.254/mcp", "http://10.0.0.1:9/mcp", "http://[::1]:9/mcp"):
+            r = api("POST", V1 + "/mcp-servers", {"name": uniq("r"), "url": url}, key=self.key)
+            self.assertEqual(r.status, 400, r.text)
+            self.assertIn("guard_allow_mcp", r.json["error"])
+            r = api("POST", V1 + "/sessions", {"agent_id": self.agent,
+                                               "mcpServers": {"r": {"url": url}}}, key=self.key)
+            self.assertEqual(r.status, 400, r.text)
+        # our runner's list is 127.0.0.1 only: what passed the API is
+        # refused on connection, before any packet (nobody listens there)
         port = self.st_url.rsplit(":", 1)[1]
         logf = os.path.join(HOME, "log", "runner-mcp.log")
-        for url in ("http://169.254.169.254/mcp", "http://10.0.0.1:9/mcp", "http://[::1]:9/mcp",
-                    "http://127.0.0.2:%s/mcp" % port, "http://2130706434:%s/mcp" % port,
-                    "http://192.168.0.1/mcp"):
+        for url in ("http://127.0.0.2:%s/mcp" % port, "http://2130706434:%s/mcp" % port,
+                    "http://0x7f000002:%s/mcp" % port):
             with self.subTest(url=url):
                 s = self.server(url)
                 sid = self.session(["mcp:" + s["id"]])
