@@ -95,9 +95,9 @@ LANGUAGE sql STABLE AS $$
     SELECT 3, s.capabilities, s.mcp_servers FROM s),
   refs AS (
     SELECT DISTINCT (regexp_replace(c ->> 'ref', '^mcp:mcp_', ''))::uuid AS id
-    FROM layers, jsonb_array_elements(layers.caps) AS c
-    WHERE jsonb_typeof(layers.caps) = 'array'
-      AND c ->> 'ref' ~ '^mcp:mcp_[0-9a-f]{32}$'),
+    FROM layers, jsonb_array_elements(CASE jsonb_typeof(layers.caps)
+                   WHEN 'array' THEN layers.caps ELSE '[]' END) AS c
+    WHERE c ->> 'ref' ~ '^mcp:mcp_[0-9a-f]{32}$'),
   registered AS (
     SELECT m.name, json_build_object('name', m.name, 'url', m.url,
              'headers_enc', m.headers_enc, 'api_key_enc', m.api_key_enc,
@@ -108,8 +108,9 @@ LANGUAGE sql STABLE AS $$
     SELECT DISTINCT ON (e.key) e.key AS name,
            json_build_object('name', e.key, 'url', e.value ->> 'url',
              'headers', coalesce(e.value -> 'headers', '{}')) AS j
-    FROM layers, jsonb_each(layers.inl) AS e
-    WHERE jsonb_typeof(layers.inl) = 'object'
+    FROM layers, jsonb_each(CASE jsonb_typeof(layers.inl)
+                   WHEN 'object' THEN layers.inl ELSE '{}' END) AS e
+    WHERE jsonb_typeof(e.value) = 'object'
     ORDER BY e.key, layers.k DESC)
   SELECT json_agg(j ORDER BY src, o, name) FROM (
     SELECT name, j, 1 AS src, o FROM registered
