@@ -485,6 +485,8 @@ class Turns(unittest.TestCase):
         d = self.completed(self.call(sid, s["name"] + "__hang", {}))
         self.assertFalse(d["success"])
         self.assertIn("did not answer within 4 s", d["error"])
+        print("\n  a server that never answers (mcp_call_timeout_s = 4): the turn ended in %.2f s"
+              % self.elapsed)
         self.assertLess(self.elapsed, 12)
 
     def test_slow_server_cancelled(self):
@@ -501,7 +503,9 @@ class Turns(unittest.TestCase):
         self.assertEqual(c.json["status"], "cancelled", c.text)
         wait_until(lambda: api("GET", V1 + "/sessions/" + sid, key=self.key).json["status"] == "idle",
                    timeout=5, interval=0.01, what="idle after cancel")
-        self.assertLess(time.monotonic() - t0, 2.0)
+        took = time.monotonic() - t0
+        print("\n  cancel during an MCP call (a 30 s operation): idle %.3f s after the cancel" % took)
+        self.assertLess(took, 2.0)
         types = [e["type"] for e in events(self.key, sid, r.json["sequence"])]
         self.assertIn("turn.cancelled", types)
         self.assertNotIn("turn.completed", types)
