@@ -179,6 +179,22 @@ int idem_begin(struct req *rq);
  * transaction). 0, or -1 on a database error. */
 int idem_finish(struct req *rq);
 
+/* --- tool_defs.c: `tools` and `approval` (ARCHITECTURE 3.9) ----------*/
+
+/* Validate a `tools` list (client-side tools, per-tool policies); its JSON
+ * into out. 0, or -1 with a 400 in e. */
+int api_check_tools(struct json_object *tools, struct buf *out,
+		    struct apierr *e);
+/* `approval` of body: *given, and *mode (NULL for null). 0 or -1 (400). */
+int api_check_approval(struct json_object *body, const char **mode, int *given,
+		       struct apierr *e);
+/* A client-side tool of tools_json named as one of another layer: the
+ * agent's and the harness's (hex ids, or NULL: those of `session`, the
+ * harness also the agent's). 400 sent, -1; 0 when none clashes (or
+ * tools_json is NULL). */
+int api_tools_clash(struct req *rq, const char *tools_json, const char *agent,
+		    const char *harness, const char *session);
+
 /* --- profile.c: what harnesses and agents share -------------------------*/
 
 /* The shared fields of a harness or agent body, validated. Strings borrow
@@ -191,7 +207,10 @@ struct profile {
 	int has_model;
 	char model_hex[33];
 	struct buf caps, tags;
-	struct buf mcp; /* mcpServers, normalized (length 0 = not given) */
+	struct buf mcp;   /* mcpServers, normalized (length 0 = not given) */
+	struct buf tools; /* the tools list (JSON; length 0 = not given) */
+	const char *approval; /* NULL: not given or null */
+	int has_approval;
 };
 
 void api_profile_init(struct profile *p);
@@ -211,6 +230,9 @@ int api_profile_params(const struct profile *pf, int patch, const char **p);
 void api_profile_lists(const struct profile *pf, const char **p);
 /* mcpServers as a query parameter (jsonb text; NULL when not given). */
 const char *api_profile_mcp(const struct profile *pf);
+/* tools (NULL when not given), whether approval was given, approval:
+ * three query parameters. */
+void api_profile_tools(const struct profile *pf, const char **p);
 /* Split the {id_or_name} capture: an id with `prefix` fills hex (name
  * NULL; malformed: 400 sent, -1), anything else is a name (hex ""). */
 int api_id_or_name(struct req *rq, const char *prefix, char hex[33],
@@ -347,6 +369,9 @@ void h_sessions_update(struct req *rq);
 void h_sessions_delete(struct req *rq);
 void h_sessions_chat(struct req *rq);
 void h_sessions_cancel(struct req *rq);
+/* tool_answers.c: answers to a waiting turn (ARCHITECTURE 3.9) */
+void h_tool_results(struct req *rq);
+void h_tool_approvals(struct req *rq);
 
 void h_messages_create(struct req *rq);
 void h_messages_list(struct req *rq);

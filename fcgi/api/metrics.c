@@ -164,7 +164,8 @@ void h_metrics(struct req *rq)
 		"  WHERE seen_at > now() - interval '30 s'), "
 		"coalesce((SELECT value FROM metric_counters "
 		"  WHERE name = 'lease_losses'), 0), "
-		"pg_notification_queue_usage()";
+		"pg_notification_queue_usage(), "
+		"(SELECT count(*) FROM turns WHERE state = 'waiting')";
 	struct buf b = BUF_INIT;
 	PGresult *res;
 
@@ -196,6 +197,10 @@ void h_metrics(struct req *rq)
 		  "pg_notification_queue_usage(): fraction of PostgreSQL's "
 		  "NOTIFY queue in use.",
 		  "gauge", PQgetvalue(res, 0, 5));
+	add_gauge(&b, "everruns_turns_waiting",
+		  "Turns waiting for client-side tool results or approvals "
+		  "(no runner holds them).",
+		  "gauge", PQgetvalue(res, 0, 6));
 	PQclear(res);
 	add_sse(&b);
 	add_programs(&b);

@@ -21,6 +21,7 @@ void api_profile_init(struct profile *p)
 	buf_init(&p->caps, 0);
 	buf_init(&p->tags, 0);
 	buf_init(&p->mcp, 0);
+	buf_init(&p->tools, 0);
 }
 
 void api_profile_release(struct profile *p)
@@ -28,6 +29,7 @@ void api_profile_release(struct profile *p)
 	buf_release(&p->caps);
 	buf_release(&p->tags);
 	buf_release(&p->mcp);
+	buf_release(&p->tools);
 }
 
 int api_is_null(struct json_object *body, const char *key)
@@ -56,6 +58,7 @@ int api_profile_check(struct json_object *body, int create, struct profile *p,
 {
 	struct json_object *caps = NULL, *tags = NULL, *model = NULL, *nm;
 	struct json_object *mcp = NULL;
+	struct json_object *tools = NULL;
 
 	if (jx_get_str(body, "name", 0, &p->name, e) < 0)
 		return -1;
@@ -89,7 +92,10 @@ int api_profile_check(struct json_object *body, int create, struct profile *p,
 			return -1;
 		api_pg_text_array(&p->tags, tags);
 	}
-	return 0;
+	if (json_object_object_get_ex(body, "tools", &tools) && tools &&
+	    api_check_tools(tools, &p->tools, e))
+		return -1;
+	return api_check_approval(body, &p->approval, &p->has_approval, e);
 }
 
 int api_profile_refs(struct req *rq, struct json_object *body,
@@ -144,6 +150,13 @@ void api_profile_lists(const struct profile *pf, const char **p)
 {
 	p[0] = pf->caps.len ? pf->caps.data : NULL;
 	p[1] = pf->tags.len ? pf->tags.data : NULL;
+}
+
+void api_profile_tools(const struct profile *pf, const char **p)
+{
+	p[0] = pf->tools.len ? pf->tools.data : NULL;
+	p[1] = pf->has_approval ? "true" : "false";
+	p[2] = pf->approval;
 }
 
 int api_target_params(struct req *rq, const char *prefix, char hex[33],

@@ -11,7 +11,9 @@
  *                              through fcgi/lib/fs.c, so each has its
  *                              file.written event and the session's file
  *                              limits hold; a "/workspace" prefix is
- *                              dropped, as upstream accepts it.
+ *                              dropped, as upstream accepts it;
+ *   tools, approval            client-side tools and the approval mode
+ *                              (tool_defs.c, ARCHITECTURE 3.9).
  */
 #include "api.h"
 #include "fs.h"
@@ -114,9 +116,19 @@ int session_ext_read(struct req *rq, struct json_object *body,
 		"WHERE org_id = $1 AND name = $2 AND status = 'active'";
 	char path[FS_PATH_MAX + 1];
 	struct apierr e;
+	struct buf tools = BUF_INIT;
+	int has_approval;
 	size_t i;
 
 	memset(x, 0, sizeof(*x));
+	x->tools = jx_get(body, "tools");
+	if (x->tools && api_check_tools(x->tools, &tools, &e) != 0) {
+		buf_release(&tools);
+		goto bad;
+	}
+	buf_release(&tools);
+	if (api_check_approval(body, &x->approval, &has_approval, &e) != 0)
+		goto bad;
 	if (jx_get_str(body, "locale", LOCALE_MAX, &x->locale, &e) < 0 ||
 	    (x->locale && !locale_ok(x->locale) &&
 	     apierr_field(&e, "locale", "must be a BCP 47 tag (e.g. uk-UA)")) ||
@@ -210,13 +222,14 @@ int session_ext_apply(struct req *rq, const struct session_ext *x,
 	static const char q[] =
 		"UPDATE sessions s SET locale = $2, "
 		"parallel_tool_calls = $3::boolean, owner_user_id = $4::uuid, "
-		"mcp_servers = coalesce($5::jsonb, s.mcp_servers) "
+		"tools = coalesce($5::jsonb, '[]'), approval = $6, "
+		"mcp_servers = coalesce($7::jsonb, s.mcp_servers) "
 		"WHERE id = $1::uuid RETURNING api_session(s)::text";
 	struct json_object *o;
 	struct apierr e;
 	struct fs_ctx c;
 	char sid[33];
-	const char *p[5];
+	const char *p[7];
 	struct buf mcp = BUF_INIT;
 	PGresult *res;
 	size_t i;
@@ -244,12 +257,16 @@ int session_ext_apply(struct req *rq, const struct session_ext *x,
 	p[1] = x->locale;
 	p[2] = x->has_ptc ? (x->ptc ? "true" : "false") : NULL;
 	p[3] = rq->user[0] ? rq->user : NULL;
+	p[4] = x->tools ? jx_str(x->tools) : NULL;
+	p[5] = x->approval;
+	if (api_tools_clash(rq, p[4], NULL, NULL, sid) != 0)
+		return -1;
 	/* checked by session_ext_read: only normalized here */
 	if (x->mcp && api_mcp_check_inline(x->mcp, &mcp, &e) == 0)
-		p[4] = mcp.data;
+		p[6] = mcp.data;
 	else
-		p[4] = NULL;
-	res = db_exec(rq->db, q, 5, p);
+		p[6] = NULL;
+	res = db_exec(rq->db, q, 7, p);
 	buf_release(&mcp);
 	if (!res || PQntuples(res) != 1) {
 		PQclear(res);

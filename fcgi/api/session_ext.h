@@ -1,7 +1,8 @@
 /*
  * session_ext: the upstream document's extra fields of a session create
  * (agent_name, harness_name, locale, parallel_tool_calls, initial_files,
- * mcpServers);
+ * mcpServers) and the client-side tools and approval mode (tools,
+ * approval);
  * see session_ext.c. Used by sessions.c's create path only.
  */
 #ifndef EVR_API_SESSION_EXT_H
@@ -17,6 +18,8 @@ struct session_ext {
 	int has_ptc, ptc;          /* parallel_tool_calls */
 	struct json_object *files; /* initial_files (borrowed), or NULL */
 	struct json_object *mcp;   /* mcpServers (borrowed, checked), or NULL */
+	struct json_object *tools; /* tools (borrowed, checked), or NULL */
+	const char *approval;      /* approval (borrowed), or NULL */
 };
 
 /* Check the fields (400s), then turn agent_name / harness_name into
@@ -25,8 +28,9 @@ struct session_ext {
 int session_ext_read(struct req *rq, struct json_object *body,
 		     struct session_ext *x);
 /* In the create's transaction, after evr_session_create answered *json:
- * write the files, store locale, parallel_tool_calls and the creating
- * user, and point *json
+ * write the files, store locale, parallel_tool_calls, tools, approval
+ * and the creating user (a client-side tool named as one of the agent's
+ * or harness's is a 400), and point *json
  * at the session rendered again (in out). 0, or -1 when answered (the
  * caller rolls back). */
 int session_ext_apply(struct req *rq, const struct session_ext *x,

@@ -8,7 +8,7 @@
  * the plain primary-key SELECT of the same columns costs a fraction.
  * The columns come in binary (no output functions, no DateStyle or
  * TimeZone dependence); the text written is byte for byte what
- * api_session() of sql/015_compat.sql writes (json_build_object's
+ * api_session() of sql/019_waiting_turns.sql writes (json_build_object's
  * `"key" : value, ` layout, to_json's compact array, jsonb's own text), so
  * the other routes, which still use api_session(), answer the same object
  * (tests/e2e/test_sessions.py compares them). A change to the Session
@@ -27,7 +27,7 @@
 /* The columns session_json() reads, in this order. $1 id, $2 org. */
 const char session_json_sql[] =
 	"SELECT id, org_id, agent_id, harness_id, model_id, title, tags, "
-	"capabilities, system_prompt, max_iterations, status, usage_input, "
+	"capabilities, tools, approval, system_prompt, max_iterations, status, usage_input, "
 	"usage_output, locale, parallel_tool_calls, "
 	"coalesce(owner_user_id, chat_user_id), created_at, updated_at, "
 	"mcp_servers "
@@ -42,6 +42,8 @@ enum {
 	C_TITLE,
 	C_TAGS,
 	C_CAPS,
+	C_TOOLS,
+	C_APPROVAL,
 	C_PROMPT,
 	C_MAXIT,
 	C_STATUS,
@@ -202,6 +204,13 @@ int session_json(const PGresult *r, struct buf *b)
 	if (PQgetlength(r, 0, C_CAPS) < 1 || v[0] != 1)
 		return -1;
 	buf_add(b, v + 1, (size_t)PQgetlength(r, 0, C_CAPS) - 1);
+	key(b, "tools", 0);
+	v = PQgetvalue(r, 0, C_TOOLS);
+	if (PQgetlength(r, 0, C_TOOLS) < 1 || v[0] != 1)
+		return -1;
+	buf_add(b, v + 1, (size_t)PQgetlength(r, 0, C_TOOLS) - 1);
+	key(b, "approval", 0);
+	put_text(b, r, C_APPROVAL);
 	key(b, "system_prompt", 0);
 	put_text(b, r, C_PROMPT);
 	key(b, "max_iterations", 0);

@@ -1,8 +1,9 @@
 /*
  * sessions: create (with Idempotency-Key), list with filters, get, PATCH
- * title/tags, DELETE (ARCHITECTURE 2.3), and the caller's global chat session.
- * The multi-step writes live in SQL functions (evr_session_create,
- * evr_chat_session, evr_session_delete) so each is one statement.
+ * title/tags/tools/approval, DELETE (ARCHITECTURE 2.3), and the caller's global
+ * chat session. The multi-step writes live in SQL functions
+ * (evr_session_create, evr_chat_session, evr_session_delete) so each is one
+ * statement.
  */
 #include "api.h"
 #include "ids.h"
@@ -255,18 +256,22 @@ void h_sessions_update(struct req *rq)
 		"  WHERE id = $1 AND org_id = $2 FOR UPDATE), "
 		"upd AS (UPDATE sessions s SET "
 		"  title = CASE WHEN $3::bool THEN $4 ELSE s.title END, "
-		"  tags = coalesce($5::text[], s.tags), updated_at = now() "
+		"  tags = coalesce($5::text[], s.tags), "
+		"  tools = coalesce($6::jsonb, s.tools), "
+		"  approval = CASE WHEN $7::bool THEN $8 ELSE s.approval END, "
+		"  updated_at = now() "
 		"  FROM old WHERE s.id = old.id AND ($5::text[] IS NULL OR "
 		"  evr_reserved_tags($5::text[]) = evr_reserved_tags(old.tags)) "
 		"  RETURNING api_session(s) AS j) "
 		"SELECT (SELECT count(*) FROM old), (SELECT j FROM upd)";
 	struct json_object *body, *t = NULL;
 	struct apierr e;
-	struct buf tags = BUF_INIT;
-	const char *title = NULL;
+	struct buf tags = BUF_INIT, tools = BUF_INIT;
+	struct json_object *tl;
+	const char *title = NULL, *approval = NULL;
 	char id[33];
-	const char *p[5];
-	int has_title, has_tags;
+	const char *p[8];
+	int has_title, has_tags, has_approval;
 	PGresult *res = NULL;
 
 	if (api_id(rq, rq->cap[0], "ses", "session_id", id) != 0)
@@ -277,16 +282,24 @@ void h_sessions_update(struct req *rq)
 	/* "title": null clears the title */
 	has_title = json_object_object_get_ex(body, "title", &t);
 	if (jx_get_str(body, "title", MAX_TITLE, &title, &e) < 0 ||
-	    (has_tags = tags_field(body, &tags, &e)) < 0) {
+	    (has_tags = tags_field(body, &tags, &e)) < 0 ||
+	    ((tl = jx_get(body, "tools")) &&
+	     api_check_tools(tl, &tools, &e) != 0) ||
+	    api_check_approval(body, &approval, &has_approval, &e) != 0) {
 		res_apierr(rq, &e);
 		goto out;
 	}
+	if (api_tools_clash(rq, tools.len ? tools.data : NULL, NULL, NULL, id))
+		goto out;
 	p[0] = id;
 	p[1] = rq->org;
 	p[2] = has_title ? "true" : "false";
 	p[3] = title;
 	p[4] = has_tags ? tags.data : NULL;
-	res = db_exec(rq->db, q, 5, p);
+	p[5] = tools.len ? tools.data : NULL;
+	p[6] = has_approval ? "true" : "false";
+	p[7] = approval;
+	res = db_exec(rq->db, q, 8, p);
 	if (!res) {
 		api_db_error(rq);
 		goto out;
@@ -303,6 +316,7 @@ void h_sessions_update(struct req *rq)
 out:
 	PQclear(res);
 	buf_release(&tags);
+	buf_release(&tools);
 	json_object_put(body);
 }
 

@@ -56,8 +56,9 @@ static int read_message(struct buf *b, int tty)
 	return ret;
 }
 
-/* The session to talk in; its id in *sid (caller frees). */
-static int pick_session(struct cli *c, struct args *a, char **sid)
+/* The session to talk in; its id in *sid (caller frees); *waiting: its
+ * turn waits for answers (status waitingfortoolresults). */
+static int pick_session(struct cli *c, struct args *a, char **sid, int *waiting)
 {
 	struct resp r = {0};
 	struct buf path = BUF_INIT;
@@ -83,6 +84,8 @@ static int pick_session(struct cli *c, struct args *a, char **sid)
 		rc = http_raw(c, "POST", "/sessions/chat", NULL, NULL, 0, &r);
 	}
 	if (!rc && jx_gets(r.json, "id")) {
+		const char *st = jx_gets(r.json, "status");
+		*waiting = st && !strcmp(st, "waitingfortoolresults");
 		*sid = xstrdup(jx_gets(r.json, "id"));
 		fprintf(stderr, "session %s (%s)%s\n", *sid,
 			jx_gets(r.json, "title") ? jx_gets(r.json, "title")
@@ -102,13 +105,24 @@ static int cmd_chat(struct cli *c, struct args *a)
 {
 	struct buf msg = BUF_INIT;
 	char *sid = NULL;
-	int rc, tty = isatty(0);
+	int rc, tty = isatty(0), waiting = 0;
 
-	rc = pick_session(c, a, &sid);
+	rc = pick_session(c, a, &sid, &waiting);
 	if (rc)
 		return rc;
 	cli_signals_init(); /* Ctrl-C: cancel a turn, or quit at the prompt */
 	buf_init(&msg, 256);
+	if (waiting) {
+		/* its turn waits for answers: they come first */
+		int exit_now = 0;
+		cli_resume_waiting(c, sid, &exit_now);
+		cli_sigints = 0;
+		if (exit_now) {
+			buf_release(&msg);
+			free(sid);
+			return EXIT_INTERRUPTED;
+		}
+	}
 	for (;;) {
 		struct resp r = {0};
 		long seq = 0;
@@ -130,7 +144,7 @@ static int cmd_chat(struct cli *c, struct args *a)
 		 * the conversation goes on */
 		if (cli_send_message(c, sid, msg.data, a, &seq, &r) == CLI_OK) {
 			cli_sigints = 0;
-			cli_follow_turn(c, sid, seq, &exit_now);
+			cli_follow_turn(c, sid, seq, 1, &exit_now);
 		}
 		resp_release(&r);
 		if (exit_now) {
@@ -160,6 +174,12 @@ const struct cmd chat_cmds[] = {
 	 "message on the next line. Ctrl-C cancels the running turn; a second\n"
 	 "Ctrl-C, or Ctrl-C at the prompt, quits (exit status 130); end of input\n"
 	 "or /quit quits (0).\n"
+	 "A tool call that needs approval is asked about: 'Allow tool(args)? [y/N]';\n"
+	 "y approves, 'n REASON' denies with a reason, anything else (or the end\n"
+	 "of input) denies; Ctrl-C there cancels the turn. A client-side tool's\n"
+	 "call is announced with the 'sessions tool-results' command that answers\n"
+	 "it; the turn goes on once it is answered. Opening a session whose turn\n"
+	 "already waits asks (or announces) what is still open first.\n"
 	 "Without SESSION: a new session with --agent (id or name), or else your\n"
 	 "own chat session (the same one each time). --model MODEL (an id or a\n"
 	 "name) is used for each message.\n",

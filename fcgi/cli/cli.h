@@ -10,6 +10,7 @@
  *   render.c     a turn's events as text (chat, messages send --wait)
  *   sessions.c chat.c messages.c events.c fs.c images.c resources.c:
  *                one noun group each
+ *   answers.c    answers to a waiting turn: tool results, approvals
  *
  * Exit codes: CLI_OK 0, CLI_API 1 (the server refused, or could not be
  * reached; the message is printed), CLI_USAGE 2 (bad command line or
@@ -180,8 +181,11 @@ void out_deleted(struct cli *c, const char *id);
 /* ---- render.c ---- */
 struct render {
 	int json;
-	long msg_seq, think_seq; /* message being streamed */
-	long closed_seq;         /* messages up to this one have ended */
+	int ask;                   /* chat: stop at tool.approval_requested */
+	struct json_object *asked; /* its tool_calls, owned, until taken */
+	long last_seq;             /* the last durable event shown */
+	long msg_seq, think_seq;   /* message being streamed */
+	long closed_seq;           /* messages up to this one have ended */
 	size_t printed, think_printed;
 	int open_line; /* a line of text is not finished */
 	int failed, cancelled, done;
@@ -189,7 +193,15 @@ struct render {
 };
 
 void render_init(struct render *r, int json);
-/* Show one frame; returns 1 at session.idled (the turn is over). */
+/* Model text (a tool's name or arguments) on one line: JSON compact,
+ * control characters as spaces, cut to 200 characters. */
+void render_preview(struct buf *b, struct json_object *v);
+/* The data of a tool.call_requested / tool.approval_requested event (ev):
+ * each call, and the command that answers it, on stderr (stdout keeps
+ * the conversation or its JSON). */
+void render_announce(struct render *r, const char *ev, struct json_object *d);
+/* Show one frame; returns 1 at session.idled (the turn is over), and
+ * with r->ask at tool.approval_requested (r->asked holds the calls). */
 int render_frame(struct render *r, const struct sse_frame *f);
 void render_finish(struct render *r);
 
@@ -210,6 +222,22 @@ struct noun {
 	const struct cmd *cmds; /* terminated by a zero entry */
 	const char *default_verb;
 };
+
+/* answers.c: sessions tool-results / approve, and chat's question */
+int cmd_tool_results(struct cli *c, struct args *a);
+int cmd_approve(struct cli *c, struct args *a);
+extern const struct optdef tool_results_opts[], approve_opts[];
+/* Ask "Allow <tool>(<args>)? [y/N]" on stderr for each call of calls (the
+ * tool_calls of tool.approval_requested, borrowed), read the answers from
+ * standard input ("y" approves; "n REASON" denies with a reason; anything
+ * else, or the end of input, denies) and POST them. *interrupted: Ctrl-C
+ * at a question (nothing is sent). */
+int cli_ask_approvals(struct cli *c, const char *sid, struct json_object *calls,
+		      int *interrupted);
+/* chat in a session that already waits: ask about the calls of its turn
+ * still waiting for approval, announce the client-side ones still
+ * waiting for a result, then follow the turn (cli_follow_turn). */
+int cli_resume_waiting(struct cli *c, const char *sid, int *exit_now);
 
 extern const struct cmd sessions_cmds[], chat_cmds[], messages_cmds[],
 	events_cmds[], fs_cmds[], images_cmds[], agents_cmds[],
@@ -235,9 +263,13 @@ int cli_put_ref(struct cli *c, struct json_object *o, const char *field,
 int cli_send_message(struct cli *c, const char *sid, const char *text,
 		     const struct args *a, long *seq, struct resp *r);
 /* Stream a turn after sequence seq to its session.idled, rendering it;
- * Ctrl-C cancels the turn, a second one returns CLI_API. chat: keep
- * running after the turn (the caller decides). */
-int cli_follow_turn(struct cli *c, const char *sid, long seq, int *exit_now);
+ * Ctrl-C cancels the turn, a second one returns CLI_API. ask: calls that
+ * need approval are asked about (cli_ask_approvals) and the stream goes
+ * on; without it the way to answer is printed. A client-side tool's call
+ * is only announced, with the command that answers it. *exit_now: the
+ * user asked to quit. */
+int cli_follow_turn(struct cli *c, const char *sid, long seq, int ask,
+		    int *exit_now);
 /* Read a whole file ("-": stdin) into b; CLI_OK or CLI_USAGE (printed). */
 int cli_read_file(const char *path, struct buf *b);
 

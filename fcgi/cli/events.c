@@ -57,6 +57,31 @@ static void summarize(struct buf *b, struct json_object *ev)
 		out_value(b, d, "delta");
 	} else if (!strcmp(t, "file.written")) {
 		out_value(b, d, "path");
+	} else if (!strcmp(t, "tool.call_requested") ||
+		   !strcmp(t, "tool.approval_requested")) {
+		/* the ids to answer with (sessions tool-results / approve) */
+		struct json_object *calls = jx_get(d, "tool_calls");
+		size_t i, n = json_object_is_type(calls, json_type_array)
+				      ? json_object_array_length(calls)
+				      : 0;
+		for (i = 0; i < n; i++) {
+			struct json_object *tc =
+				json_object_array_get_idx(calls, i);
+			buf_addf(b, "%s%s ", i ? "; " : "",
+				 jx_gets(tc, "id") ? jx_gets(tc, "id") : "?");
+			out_value(b, tc, "name");
+			buf_addch(b, ' ');
+			out_value(b, tc, "arguments");
+		}
+	} else if (!strcmp(t, "tool.approval_resolved")) {
+		struct json_object *ok = jx_get(d, "approved");
+		buf_addf(b, "%s %s",
+			 jx_gets(d, "tool_call_id") ? jx_gets(d, "tool_call_id")
+						    : "?",
+			 ok && json_object_get_boolean(ok) ? "approved"
+							   : "denied");
+		if (jx_gets(d, "reason"))
+			buf_addf(b, ": %s", jx_gets(d, "reason"));
 	}
 }
 

@@ -16,7 +16,9 @@
 #include <string.h>
 
 static const struct noun nouns[] = {
-	{"sessions", "create, list, get, update, delete and cancel sessions",
+	{"sessions",
+	 "create, list, get, update, delete and cancel sessions; answer "
+	 "a waiting turn (tool-results, approve)",
 	 sessions_cmds, "list"},
 	{"chat", "talk with an agent in a session, interactively", chat_cmds,
 	 NULL},

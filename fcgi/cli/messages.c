@@ -73,7 +73,7 @@ static int cmd_send(struct cli *c, struct args *a)
 			       seq);
 		goto out;
 	}
-	rc = cli_follow_turn(c, a->pos[0], seq, &exit_now);
+	rc = cli_follow_turn(c, a->pos[0], seq, 0, &exit_now);
 out:
 	resp_release(&r);
 	buf_release(&text);
@@ -101,7 +101,9 @@ const struct cmd messages_cmds[] = {
 	 "--wait it prints the message and returns at once. With --wait it streams\n"
 	 "the turn as 'chat' does until the session is idle, and exits 1 when the\n"
 	 "turn failed or was cancelled (Ctrl-C cancels it); --json --wait prints\n"
-	 "each event of the turn as one line of JSON.\n",
+	 "each event of the turn as one line of JSON. A turn that waits for an\n"
+	 "approval or a client-side tool's result is announced on stderr with the\n"
+	 "command that answers it (sessions approve, sessions tool-results).\n",
 	 1, 2, 0},
 	{"list", cmd_list, list_opts,
 	 "messages list SESSION [--since SEQ | --before SEQ] [--limit N]",

@@ -8,6 +8,11 @@
  * reconnect (which resends the accumulated text) never doubles it and a
  * provider retry (a new message) starts a new line. With --json every
  * durable event is one line of JSON (the envelope), deltas left out.
+ *
+ * A turn that waits for the user (tool.call_requested,
+ * tool.approval_requested) is announced on stderr with the command that
+ * answers it, in both modes; with r->ask (chat) the stream stops at an
+ * approval request instead, for the caller to ask (answers.c).
  */
 #include "cli.h"
 
@@ -24,6 +29,7 @@ void render_init(struct render *r, int json)
 	memset(r, 0, sizeof(*r));
 	r->json = json;
 	r->msg_seq = r->think_seq = r->closed_seq = -1;
+	r->last_seq = -1;
 }
 
 /* The message being streamed has ended (completed, or its turn was
@@ -94,7 +100,7 @@ static void message_text(struct buf *b, struct json_object *msg)
 	}
 }
 
-static void preview(struct buf *b, struct json_object *v)
+void render_preview(struct buf *b, struct json_object *v)
 {
 	const char *s;
 	size_t n;
@@ -159,7 +165,7 @@ static int render_text(struct render *r, const char *ev,
 	} else if (!strcmp(ev, "tool.started")) {
 		struct json_object *tc = jx_get(d, "tool_call");
 		end_line(r);
-		preview(&b, jx_get(tc, "arguments"));
+		render_preview(&b, jx_get(tc, "arguments"));
 		printf("-> %s %s\n",
 		       jx_gets(tc, "name") ? jx_gets(tc, "name") : "?", b.data);
 	} else if (!strcmp(ev, "tool.completed")) {
@@ -173,11 +179,27 @@ static int render_text(struct render *r, const char *ev,
 			    jx_get(json_object_array_get_idx(res, 0), "text"))
 				res = jx_get(json_object_array_get_idx(res, 0),
 					     "text");
-			preview(&b, res);
+			render_preview(&b, res);
 			printf("<- %s: %s\n", name ? name : "?", b.data);
 		} else {
-			preview(&b, jx_get(d, "error"));
+			render_preview(&b, jx_get(d, "error"));
 			printf("<- %s failed: %s\n", name ? name : "?", b.data);
+		}
+	} else if (!strcmp(ev, "tool.approval_resolved")) {
+		struct json_object *ok = jx_get(d, "approved");
+		const char *why = jx_gets(d, "reason");
+		end_line(r);
+		render_preview(&b, jx_get(d, "tool_name"));
+		if (ok && json_object_get_boolean(ok)) {
+			printf("[approved %s]\n", b.data);
+		} else {
+			printf("[denied %s", b.data);
+			if (why && *why) {
+				buf_reset(&b);
+				render_preview(&b, jx_get(d, "reason"));
+				printf(": %s", b.data);
+			}
+			printf("]\n");
 		}
 	} else if (!strcmp(ev, "turn.failed")) {
 		const char *code = jx_gets(d, "error_code");
@@ -204,12 +226,58 @@ static int render_text(struct render *r, const char *ev,
 	return stop;
 }
 
+void render_announce(struct render *r, const char *ev, struct json_object *d)
+{
+	struct json_object *calls = jx_get(d, "tool_calls");
+	int approval = !strcmp(ev, "tool.approval_requested");
+	struct buf name = BUF_INIT, args = BUF_INIT;
+	size_t i, n = json_object_is_type(calls, json_type_array)
+			      ? json_object_array_length(calls)
+			      : 0;
+
+	if (!r->json)
+		end_line(r);
+	fflush(stdout);
+	for (i = 0; i < n; i++) {
+		struct json_object *tc = json_object_array_get_idx(calls, i);
+		const char *id = jx_gets(tc, "id");
+		if (!id)
+			continue;
+		buf_reset(&name);
+		buf_reset(&args);
+		render_preview(&name, jx_get(tc, "name"));
+		render_preview(&args, jx_get(tc, "arguments"));
+		if (approval)
+			fprintf(stderr,
+				"[%s(%s) waits for approval, call %s]\n"
+				"  answer: everruns sessions approve %s --call %s [--deny --reason TEXT]\n",
+				name.len ? name.data : "?",
+				args.len ? args.data : "", id,
+				r->sid ? r->sid : "SESSION", id);
+		else
+			fprintf(stderr,
+				"[client-side tool %s(%s) waits for its result, call %s]\n"
+				"  answer: everruns sessions tool-results %s --call %s --result JSON (or --error TEXT)\n",
+				name.len ? name.data : "?",
+				args.len ? args.data : "", id,
+				r->sid ? r->sid : "SESSION", id);
+	}
+	if (n && !approval && r->ask)
+		fprintf(stderr, "  (the turn goes on once it is answered; "
+				"Ctrl-C cancels it)\n");
+	buf_release(&name);
+	buf_release(&args);
+}
+
 int render_frame(struct render *r, const struct sse_frame *f)
 {
+	struct json_object *seqo;
 	int stop;
 
 	if (!f->json)
 		return 0;
+	if (f->id && (seqo = jx_get(f->json, "sequence")))
+		r->last_seq = (long)json_object_get_int64(seqo);
 	if (r->json) {
 		if (f->id)
 			out_json(f->json);
@@ -220,11 +288,28 @@ int render_frame(struct render *r, const struct sse_frame *f)
 	}
 	if (stop)
 		r->done = 1;
+	if (!strcmp(f->event, "tool.approval_requested") && r->ask) {
+		struct json_object *calls =
+			jx_get(jx_get(f->json, "data"), "tool_calls");
+		if (r->asked)
+			json_object_put(r->asked);
+		r->asked = json_object_get(calls);
+		if (!r->json)
+			end_line(r);
+		fflush(stdout);
+		return 1;
+	}
+	if (!strcmp(f->event, "tool.approval_requested") ||
+	    !strcmp(f->event, "tool.call_requested"))
+		render_announce(r, f->event, jx_get(f->json, "data"));
 	return stop;
 }
 
 void render_finish(struct render *r)
 {
+	if (r->asked)
+		json_object_put(r->asked);
+	r->asked = NULL;
 	if (!r->json)
 		end_line(r);
 	fflush(stdout);

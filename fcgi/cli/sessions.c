@@ -1,7 +1,7 @@
 /*
  * sessions: everruns sessions create / list / get / update / delete /
- * cancel, and the helpers other nouns share (session paths, resolving
- * an agent, harness or model given by name).
+ * cancel (tool-results and approve: answers.c), and the helpers other nouns
+ * share (session paths, resolving an agent, harness or model given by name).
  */
 #include "cli.h"
 
@@ -334,6 +334,25 @@ const struct cmd sessions_cmds[] = {
 	{"cancel", cmd_cancel, NULL, "sessions cancel SESSION",
 	 "Cancel the session's running turn. Prints 'cancelled' or 'no_op' (nothing\n"
 	 "was running) and the server's message.\n",
+	 1, 1, 0},
+	{"tool-results", cmd_tool_results, tool_results_opts,
+	 "sessions tool-results SESSION --call ID (--result JSON | --error TEXT)...",
+	 "Answer the calls of client-side tools a waiting turn asked for\n"
+	 "(tool.call_requested; the session's status is waitingfortoolresults).\n"
+	 "Each --call ID is followed by its --result, any JSON value (text is a\n"
+	 "JSON string: --result '\"sunny\"'), or by --error TEXT when the tool\n"
+	 "failed. Several calls may be answered at once; the turn goes on when\n"
+	 "no call is left pending. Prints how many were accepted and the\n"
+	 "session's status; a call that is not pending, or answered twice, is\n"
+	 "refused (exit 1, with the server's reason).\n",
+	 1, 1, 0},
+	{"approve", cmd_approve, approve_opts,
+	 "sessions approve SESSION --call ID... [--deny [--reason TEXT]]",
+	 "Approve the calls a waiting turn asked approval for\n"
+	 "(tool.approval_requested), or with --deny refuse them: the model is\n"
+	 "told that the call was denied, and why with --reason, and goes on from\n"
+	 "there. --call may be repeated (one decision for all of them). 'everruns\n"
+	 "chat' asks these questions itself.\n",
 	 1, 1, 0},
 	{NULL, NULL, NULL, NULL, NULL, 0, 0, 0},
 };

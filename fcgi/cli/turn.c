@@ -8,6 +8,11 @@
  * the turn and keeps streaming until the session is idle again (the
  * cancel's closing events arrive on the stream); a second one leaves at
  * once.
+ *
+ * A turn that waits for approval (tool.approval_requested): in chat the
+ * stream stops there, the questions are asked and answered
+ * (cli_ask_approvals), and the stream goes on after the last event
+ * shown; Ctrl-C at a question cancels the turn as it does while it runs.
  */
 #include "cli.h"
 
@@ -98,7 +103,8 @@ static int on_interrupt(void *ud)
 	return 0;
 }
 
-int cli_follow_turn(struct cli *c, const char *sid, long seq, int *exit_now)
+int cli_follow_turn(struct cli *c, const char *sid, long seq, int ask,
+		    int *exit_now)
 {
 	struct follow_ctx fc;
 	struct sse_handler h = {on_frame, on_interrupt, &fc};
@@ -109,8 +115,31 @@ int cli_follow_turn(struct cli *c, const char *sid, long seq, int *exit_now)
 	fc.c = c;
 	fc.sid = sid;
 	render_init(&fc.r, c->json);
+	fc.r.sid = sid;
+	fc.r.ask = ask;
 	cli_sig_drain();
-	end = sse_follow(c, sid, "", seq, &h);
+	for (;;) {
+		struct json_object *calls;
+		int interrupted = 0;
+
+		end = sse_follow(c, sid, "", seq, &h);
+		if (end != SSE_STOPPED || fc.r.done || fc.exit_now ||
+		    !fc.r.asked)
+			break;
+		calls = fc.r.asked;
+		fc.r.asked = NULL;
+		cli_sig_drain();
+		cli_ask_approvals(c, sid, calls, &interrupted);
+		json_object_put(calls);
+		if (interrupted || cli_sigints) {
+			cli_sigints = 0;
+			cli_sig_drain();
+			if (on_interrupt(&fc))
+				break;
+		}
+		if (fc.r.last_seq >= 0)
+			seq = fc.r.last_seq;
+	}
 	render_finish(&fc.r);
 	*exit_now = fc.exit_now;
 	if (end == SSE_DELETED) {

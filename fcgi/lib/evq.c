@@ -29,12 +29,16 @@ static const char *const known_types[] = {
 	"turn.cancelled",
 	"session.idled",
 	"file.written",
+	/* a turn that waits for answers from outside (ARCHITECTURE 3.9) */
+	"tool.call_requested",
+	"tool.approval_requested",
+	"tool.approval_resolved",
+	"turn.resumed",
 	"connected",
 	"disconnecting",
 	/* defined by the upstream API document, never emitted here */
 	"output.message.replaced",
 	"tool.progress",
-	"tool.call_requested",
 	"llm.generation",
 	"context.compacting",
 	"context.compacted",

@@ -50,6 +50,7 @@ static void setup(struct runner *r)
 	r->llm_total_s = config_int("llm_call_timeout_s");
 	r->turn_wall_s = config_int("turn_wall_time_s");
 	r->tool_timeout_s = config_int("tool_timeout_s");
+	r->tool_wait_max_s = config_int("tool_wait_max_s");
 	r->tool_result_max = config_int("tool_result_max_bytes");
 	r->default_max_iterations = config_int("default_max_iterations");
 	keyring_init(&r->keys, config_server_key_file());
@@ -83,6 +84,8 @@ static int poll_timeout(struct runner *r)
 		if (t->vbash && vbash_deadline(t->vbash) < next)
 			next = vbash_deadline(t->vbash);
 		if ((t->phase == PH_ACT && !t->fetch && !t->vbash) ||
+		    (t->phase == PH_WAIT && !t->pending &&
+		     t->wait_retry_ms <= now) ||
 		    ((t->phase == PH_DONE || t->dropped) && !t->pending))
 			next = now;
 		if (t->phase == PH_REASON &&
@@ -194,6 +197,7 @@ static void loop(struct runner *r)
 		}
 		if (now >= r->next_poll_ms) {
 			want_claim = 1;
+			turn_wait_expire(r);
 			r->next_poll_ms = now + (long long)(r->poll_s * 1000);
 		}
 		if (want_claim && !r->draining) {

@@ -32,6 +32,7 @@ enum turn_phase {
 	PH_REASON, /* an LLM call is (about to be) in flight */
 	PH_RETRY,  /* waiting for the backoff before another try */
 	PH_ACT,    /* tools to run */
+	PH_WAIT,   /* about to wait for answers from outside (turn_wait.c) */
 	PH_DONE,   /* terminal events queued; freed after the flush */
 };
 
@@ -66,6 +67,15 @@ struct turn {
 	char effort[8];
 	int iterations, max_iterations;
 	long long started_ms; /* the turn's first start (its wall-time limit) */
+
+	/* tools from outside (turn_wait.c, ARCHITECTURE 3.9) */
+	struct json_object *ctools;   /* owned: client-side tools by name */
+	struct json_object *policy;   /* owned: tool name -> its policy */
+	int approval_mode;            /* 0 auto, 1 writes, 2 all */
+	struct json_object *approved; /* owned: call id -> approved (log) */
+	struct json_object *waits;    /* owned: calls deferred this act */
+	int attempt_base;             /* the attempt at the last resume */
+	long long wait_retry_ms;      /* evr_turn_wait failed: retry then */
 
 	/* the current LLM call */
 	CURL *easy;
@@ -121,7 +131,7 @@ struct runner {
 	double lease_s, renew_s, poll_s;
 	long llm_connect_s, llm_first_byte_s, llm_idle_s, llm_total_s;
 	long turn_wall_s, tool_result_max, default_max_iterations;
-	long tool_timeout_s;
+	long tool_timeout_s, tool_wait_max_s;
 	long long next_renew_ms, next_poll_ms, next_housekeeping_ms,
 		next_delta_ms;
 	struct keyring keys; /* the server key; rotation needs no restart */
@@ -228,6 +238,9 @@ struct image_fetch *image_fetch_next(struct runner *r, struct turn *t);
 int image_fetch_done(struct runner *r, struct image_fetch *f, CURLcode rc,
 		     struct buf *why);
 void image_fetch_free(struct runner *r, struct image_fetch *f);
+
+/* turn_wait.c: fail the waits past tool_wait_max_s (evr_expire_waits) */
+void turn_wait_expire(struct runner *r);
 
 /* housekeeping.c */
 void housekeeping_run(struct runner *r);

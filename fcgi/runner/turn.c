@@ -643,6 +643,9 @@ void turn_step(struct runner *r, struct turn *t)
 		else if (!t->fetch && !mcp_busy(t))
 			turn_act_step(r, t);
 		break;
+	case PH_WAIT:
+		turn_wait_step(r, t);
+		break;
 	case PH_DONE:
 		break;
 	}

@@ -3,7 +3,9 @@
  * reply, one at a time (one per loop pass, so a cancel is seen between
  * tools), each announced with tool.started and recorded with
  * tool.completed; fetch_url runs as a transfer on the runner's curl multi
- * handle. After the last, act.completed and the next reasoning.
+ * handle. Client-side calls and calls that need approval are set aside
+ * (turn_wait.c). After the last, act.completed and the next reasoning, or
+ * the wait for what was set aside.
  */
 #include "turn_int.h"
 #include "json.h"
@@ -116,7 +118,27 @@ static struct json_object *text_parts(const struct buf *result)
 	return a;
 }
 
-/* Record the current tool's outcome; after the last one, reason again. */
+/* The act phase's calls are done (run, or set aside for the wait): wait
+ * for answers from outside if some were set aside (turn_wait.c), else
+ * act.completed and reason again. */
+static void act_finish(struct runner *r, struct turn *t)
+{
+	struct json_object *d;
+
+	if (turn_wait_wanted(t)) {
+		turn_wait_begin(t);
+		return;
+	}
+	d = jx_obj();
+	json_object_object_add(d, "completed", json_object_new_boolean(1));
+	jx_put_int(d, "success_count", t->act_ok);
+	jx_put_int(d, "error_count", t->act_err);
+	jx_put_int(d, "duration_ms", now_ms() - t->act_start_ms);
+	turn_emit(t, "act.completed", d, 0, 0, EV_NORMAL, NULL);
+	turn_reason_begin(r, t);
+}
+
+/* Record the current tool's outcome; after the last one, act_finish. */
 static void act_complete(struct runner *r, struct turn *t, enum tool_status st,
 			 struct buf *result, struct buf *error)
 {
@@ -153,13 +175,7 @@ static void act_complete(struct runner *r, struct turn *t, enum tool_status st,
 
 	if (++t->act_next < json_object_array_length(t->calls))
 		return;
-	d = jx_obj();
-	json_object_object_add(d, "completed", json_object_new_boolean(1));
-	jx_put_int(d, "success_count", t->act_ok);
-	jx_put_int(d, "error_count", t->act_err);
-	jx_put_int(d, "duration_ms", now_ms() - t->act_start_ms);
-	turn_emit(t, "act.completed", d, 0, 0, EV_NORMAL, NULL);
-	turn_reason_begin(r, t);
+	act_finish(r, t);
 }
 
 /* Start the next tool of the act phase (one per loop pass, so cancels are
@@ -176,6 +192,12 @@ void turn_act_step(struct runner *r, struct turn *t)
 	struct apierr e;
 	enum tool_status st = TOOL_ERROR;
 
+	/* a client-side call, or one that needs approval first, waits */
+	if (turn_wait_defer(t, c)) {
+		if (++t->act_next >= json_object_array_length(t->calls))
+			act_finish(r, t);
+		return;
+	}
 	t->tool_t0 = now_ms();
 	d = jx_obj();
 	tc = jx_obj();

@@ -65,6 +65,32 @@ void turn_act_fetch_done(struct runner *r, struct turn *t, CURLcode rc);
  * (bash: tools/virtual_bash.c). */
 void turn_act_tool_done(struct runner *r, struct turn *t, enum tool_status st,
 			struct buf *result, struct buf *error);
+/* turn_wait.c: waiting for answers from outside (ARCHITECTURE 3.9) */
+enum call_disposition {
+	CALL_RUN,      /* the runner runs it now */
+	CALL_CLIENT,   /* a client-side tool: the client runs it */
+	CALL_APPROVAL, /* asks for approval before it runs */
+};
+/* After turn_load's layers: client-side tools (added to t->tools),
+ * policies, the approval mode, approvals in the log, attempt_base, and
+ * the waited time taken off the wall-time clock. */
+void turn_wait_load(struct turn *t);
+enum call_disposition turn_call_disposition(struct turn *t, const char *name,
+					    const char *id);
+/* A call that is not CALL_RUN is set aside for the wait: 1, else 0. */
+int turn_wait_defer(struct turn *t, struct json_object *call);
+/* Calls were set aside in this act phase. */
+int turn_wait_wanted(struct turn *t);
+/* End the act phase by waiting (phase PH_WAIT); turn_wait_step (from
+ * turn_step) starts the wait once the turn's events have landed. */
+void turn_wait_begin(struct turn *t);
+void turn_wait_step(struct runner *r, struct turn *t);
+void turn_wait_free(struct turn *t);
+/* A resumed turn whose waited calls are all answered: the act.completed
+ * of the act phase the wait ended (its counts from the log), at the
+ * first claim after the resume only. */
+void turn_wait_close_act(struct turn *t, int attempt);
+
 /* For a takeover: iterations so far and, in t->calls, the tool calls of
  * its last message still without a result; returns how many. */
 int turn_resume_point(struct turn *t);

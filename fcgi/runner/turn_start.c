@@ -101,10 +101,11 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		turn_finish_cancel(t);
 		return t;
 	}
-	if (attempt > TURN_MAX_TRIES) {
+	/* a resume after a wait starts a new count (attempt_base) */
+	if (attempt - t->attempt_base > TURN_MAX_TRIES) {
 		turn_fail(t, "worker_lost",
 			  "the turn was interrupted %d times and was given up",
-			  attempt - 1);
+			  attempt - t->attempt_base - 1);
 		return t;
 	}
 	if (turn_resume_point(t) == 0 && answered_in_log(t)) {
@@ -134,6 +135,7 @@ struct turn *turn_start(struct runner *r, const char *id, const char *session,
 		return t;
 	}
 	turn_announce(t);
+	turn_wait_close_act(t, attempt); /* after a wait: turn_wait.c */
 	turn_reason_begin(r, t);
 	return t;
 }
@@ -164,6 +166,7 @@ void turn_free(struct runner *r, struct turn *t)
 	json_object_put(t->capcfg);
 	json_object_put(t->calls);
 	mcp_turn_free(r, t->mcp);
+	turn_wait_free(t);
 	free(t->thinking_sig);
 	free(t->system_prompt);
 	free(t->model);

@@ -102,6 +102,10 @@ export class Composer {
       $('composer-error').textContent = 'The agent is still working; wait for it or press Stop.';
       return;
     }
+    if (app.conv.waiting) {
+      $('composer-error').textContent = 'The agent is waiting for your answer in the conversation above; answer it or press Stop.';
+      return;
+    }
     if (this.uploading) {
       $('composer-error').textContent = 'An image is still uploading.';
       return;

@@ -16,11 +16,17 @@
 // has a terminal: tool.output.delta appends to it as the command runs (the
 // first delta of each stream connection holds the output so far, so it
 // replaces), and tool.completed shows the final stdout and stderr.
+// A turn that waits for the user (status waitingfortoolresults, shown as
+// "waiting") asks in its tool cards: approval or a client-side tool's
+// result (tool_asks.js).
 
 import { $, h, clear, json, errText } from './dom.js';
 import { renderMarkdown } from './markdown.js';
+import { ToolAsks } from './tool_asks.js';
 
 const CANCEL_TEXT = 'User requested to cancel the work.';
+const WAITING = 'waitingfortoolresults';
+const STATUS_TEXT = { active: 'working', [WAITING]: 'waiting' };
 
 function usageText(u) {
   return u ? `${u.input_tokens || 0} in / ${u.output_tokens || 0} out tokens` : '';
@@ -32,6 +38,7 @@ export class Conversation {
     this.log = $('log');
     this.ctrl = null;
     this.sid = null;
+    this.asks = new ToolAsks(this);
     this.reset();
     $('stop-btn').addEventListener('click', () => this.cancel());
     document.addEventListener('keydown', (e) => {
@@ -49,6 +56,7 @@ export class Conversation {
     this.shown = new Set();     // ids of user messages on screen
     this.prevType = '';
     this.status = 'idle';
+    this.asks.reset();
   }
 
   close() {
@@ -130,14 +138,19 @@ export class Conversation {
     el.dataset.state = state || '';
   }
 
+  // idle, active or waitingfortoolresults (a turn waits for answers:
+  // Stop still ends it)
   setStatus(st) {
     this.status = st;
     const el = $('status');
     el.dataset.status = st;
-    el.textContent = st === 'active' ? 'working' : 'idle';
-    $('stop-btn').hidden = st !== 'active';
-    $('send-btn').hidden = st === 'active';
+    el.textContent = STATUS_TEXT[st] || 'idle';
+    const busy = st === 'active' || st === WAITING;
+    $('stop-btn').hidden = !busy;
+    $('send-btn').hidden = busy;
   }
+
+  get waiting() { return this.status === WAITING; }
 
   // Send a user message (content: array of parts); the message shows at
   // once from the response. The open stream covers its turn whatever it
@@ -198,6 +211,7 @@ export class Conversation {
       case 'input.message': this.userMessage(d.message, ev); break;
       case 'session.activated': this.setStatus('active'); break;
       case 'session.idled':
+        this.asks.ended(null, 'Not answered: the session is idle.');
         this.finishStreams();
         this.setStatus('idle');
         if (d.usage) this.app.showUsage(d.usage);
@@ -211,15 +225,31 @@ export class Conversation {
       case 'reason.thinking.completed': this.completeThinking(d); break;
       case 'tool.started': this.toolStarted(d); break;
       case 'tool.output.delta': this.toolOutput(d); break;
-      case 'tool.completed': this.toolCompleted(d); break;
+      case 'tool.completed':
+        this.asks.completed(d);
+        this.toolCompleted(d);
+        break;
+      case 'tool.approval_requested':
+      case 'tool.call_requested':
+        this.asks.requested(ev.type === 'tool.call_requested' ? 'result' : 'approval', d);
+        this.setStatus(WAITING);
+        if (!history) this.app.sidebar.refresh(); // its waiting mark
+        break;
+      case 'tool.approval_resolved': this.asks.resolved(d); break;
+      case 'turn.resumed':
+        this.asks.resumed(d.turn_id);
+        this.setStatus('active');
+        break;
       case 'turn.completed': this.turnDone(d); break;
       case 'turn.failed':
+        this.asks.ended(d.turn_id, 'Not answered: the turn failed.');
         this.finishStreams();
         this.add(h('div', { class: 'turn-error', role: 'alert' },
           h('strong', { text: 'The turn failed: ' }), d.error || 'unknown error',
           d.error_code ? h('code', { text: ` ${d.error_code}` }) : null));
         break;
       case 'turn.cancelled':
+        this.asks.ended(d.turn_id, 'Not answered: the turn was cancelled.');
         this.finishStreams();
         this.note('The turn was cancelled.', 'cancelled');
         break;
@@ -354,17 +384,34 @@ export class Conversation {
     s.el.querySelector('summary').textContent = 'Thinking';
   }
 
-  toolStarted(d) {
-    const tc = d.tool_call || {};
+  // The card of tool call tc ({id, name, arguments}), new and running;
+  // tool_asks.js makes request cards with it too.
+  toolCard(tc, displayName) {
+    const name = typeof tc.name === 'string' ? tc.name : '';
     const state = h('span', { class: 'tool-state', dataset: { state: 'running' }, text: 'running…' });
-    const card = h('section', { class: 'tool-card', 'aria-label': `Tool call ${tc.name || ''}`, dataset: { callId: tc.id || '', state: 'running' } },
-      h('header', {}, h('span', { class: 'tool-name', text: d.display_name || tc.name || 'tool' }), state,
+    const card = h('section', { class: 'tool-card', 'aria-label': `Tool call ${name}`, dataset: { callId: tc.id || '', state: 'running' } },
+      h('header', {}, h('span', { class: 'tool-name', text: displayName || name || 'tool' }), state,
         h('span', { class: 'tool-duration' })),
       h('details', { class: 'tool-args' }, h('summary', { text: 'Arguments' }), h('pre', { text: json(tc.arguments) })),
-      tc.name === 'bash' ? h('pre', { class: 'tool-terminal', 'aria-label': 'Output', 'aria-live': 'polite' }) : null,
+      name === 'bash' ? h('pre', { class: 'tool-terminal', 'aria-label': 'Output', 'aria-live': 'polite' }) : null,
+      h('div', { class: 'tool-ask' }),
       h('div', { class: 'tool-result' }));
     this.tools.set(tc.id, card);
-    this.add(card);
+    return this.add(card);
+  }
+
+  toolStarted(d) {
+    const tc = d.tool_call || {};
+    const card = this.tools.get(tc.id);
+    if (!card || card.dataset.state === 'success' || card.dataset.state === 'error') {
+      this.toolCard(tc, d.display_name);
+      return;
+    }
+    // an approved call now runs: its request card shows it
+    card.dataset.state = 'running';
+    const st = card.querySelector('.tool-state');
+    st.dataset.state = 'running';
+    st.textContent = 'running…';
   }
 
   // tool.output.delta: a running command's output, as a terminal shows it
@@ -386,10 +433,13 @@ export class Conversation {
       card = this.tools.get(d.tool_call_id);
     }
     const ok = d.success !== false && !d.error;
-    card.dataset.state = ok ? 'success' : 'error';
-    const st = card.querySelector('.tool-state');
-    st.dataset.state = card.dataset.state;
-    st.textContent = ok ? 'done' : 'error';
+    // a denied call keeps saying so; its result is the denial
+    if (card.dataset.state !== 'denied') {
+      card.dataset.state = ok ? 'success' : 'error';
+      const st = card.querySelector('.tool-state');
+      st.dataset.state = card.dataset.state;
+      st.textContent = ok ? 'done' : 'error';
+    }
     if (typeof d.duration_ms === 'number') card.querySelector('.tool-duration').textContent = `${d.duration_ms} ms`;
     // content parts (the document's shape): their text, read as JSON
     // when it is JSON

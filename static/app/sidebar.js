@@ -58,6 +58,8 @@ export class Sidebar {
       h('span', { class: 'session-meta' },
         h('time', { datetime: s.created_at, text: fmtTime(s.created_at) }),
         s.status === 'active' ? h('span', { class: 'dot', title: 'working', 'aria-label': 'working' }) : null,
+        s.status === 'waitingfortoolresults'
+          ? h('span', { class: 'dot waiting', title: 'waiting for you', 'aria-label': 'waiting for you' }) : null,
         tags.map((t) => h('span', { class: 'tag', text: t }))));
       list.append(h('li', {}, btn));
     }

@@ -12,6 +12,11 @@
 //     if (ev.type === 'turn.completed') break;
 //   }
 //
+// A turn that needs the client (a client-side tool's call, a call that
+// needs approval) writes tool.call_requested or tool.approval_requested
+// and waits; sessions.submitToolResults() and submitToolApprovals()
+// answer it.
+//
 // Objects come back as the API sends them (snake_case fields); options
 // are camelCase. Failed requests throw EverrunsError (status, code, body).
 // events.stream() is an async iterator over fetch streaming with the
@@ -148,11 +153,15 @@ class Sessions {
   constructor(c) { this.c = c; }
 
   // create({agentId | harnessId, title, tags, modelId, capabilities,
-  // maxIterations, systemPrompt, idempotencyKey})
+  // maxIterations, systemPrompt, tools, approval, idempotencyKey});
+  // tools: client-side tools ({type: "client_side", name, description,
+  // parameters}) and tool policies ({type: "builtin", name, policy});
+  // approval: "auto", "writes" or "all"
   create(o = {}) {
     const body = {};
     const map = { agentId: 'agent_id', harnessId: 'harness_id', modelId: 'model_id', title: 'title',
-      tags: 'tags', capabilities: 'capabilities', maxIterations: 'max_iterations', systemPrompt: 'system_prompt' };
+      tags: 'tags', capabilities: 'capabilities', maxIterations: 'max_iterations', systemPrompt: 'system_prompt',
+      tools: 'tools', approval: 'approval' };
     for (const [k, f] of Object.entries(map)) if (o[k] !== undefined && o[k] !== null && o[k] !== '') body[f] = o[k];
     const headers = o.idempotencyKey ? { 'Idempotency-Key': o.idempotencyKey } : undefined;
     return this.c.request('POST', '/sessions', { body, headers });
@@ -181,6 +190,36 @@ class Sessions {
 
   // The caller's global chat session (created on the first call).
   chat() { return this.c.request('POST', '/sessions/chat', { body: {} }); }
+
+  // A waiting turn's answers (status "waitingfortoolresults"). Each
+  // takes an array; an item's fields may be snake_case as the API has
+  // them or camelCase. Both return {accepted, status}: the session's
+  // status after the answer ("active" once no call is pending).
+  //
+  // submitToolResults(sessionId, [{toolCallId, result} | {toolCallId, error}]):
+  // the results of client-side tool calls (tool.call_requested); result
+  // is any JSON value, error a message.
+  submitToolResults(sessionId, results) {
+    const tool_results = (results || []).map((r) => {
+      const o = { tool_call_id: r.tool_call_id !== undefined ? r.tool_call_id : r.toolCallId };
+      if (r.result !== undefined) o.result = r.result;
+      if (r.error !== undefined && r.error !== null) o.error = r.error;
+      return o;
+    });
+    return this.c.request('POST', `/sessions/${encodeURIComponent(sessionId)}/tool-results`, { body: { tool_results } });
+  }
+
+  // submitToolApprovals(sessionId, [{toolCallId, approved, reason}]):
+  // approve or deny calls that wait for approval (tool.approval_requested);
+  // a reason goes with a denial to the model.
+  submitToolApprovals(sessionId, approvals) {
+    const list = (approvals || []).map((a) => {
+      const o = { tool_call_id: a.tool_call_id !== undefined ? a.tool_call_id : a.toolCallId, approved: a.approved };
+      if (a.reason !== undefined && a.reason !== null) o.reason = a.reason;
+      return o;
+    });
+    return this.c.request('POST', `/sessions/${encodeURIComponent(sessionId)}/tool-approvals`, { body: { approvals: list } });
+  }
 }
 
 class Messages {

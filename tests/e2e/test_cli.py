@@ -6,7 +6,10 @@ across a SIGKILL and restart of everruns-sse, the filesystem and image
 commands, the catalogue nouns and API keys, configuration (environment,
 flags, a config file whose mode is checked), TLS options, --json output
 parsed, and the exit codes: 1 with the server's message for a bad key, an
-unknown id and a busy session, 2 for usage errors."""
+unknown id and a busy session, 2 for usage errors. A waiting turn:
+`sessions approve` and `sessions tool-results` with the server's refusals
+(unknown, answered twice, wrong kind, not waiting), and `chat` asking
+"Allow <tool>(<args>)? [y/N]" and announcing a client-side tool's call."""
 
 import json
 import os
@@ -49,10 +52,11 @@ class Proc:
         self.p.stdin.write(text.encode("utf-8"))
         self.p.stdin.flush()
 
-    def wait_out(self, needle, timeout=20):
+    def wait_out(self, needle, timeout=20, count=1, err=False):
+        text = self.stderr if err else self.stdout
         try:
-            return wait_until(lambda: needle in self.stdout(), timeout=timeout,
-                              what="%r in the output" % needle)
+            return wait_until(lambda: text().count(needle) >= count, timeout=timeout,
+                              what="%r in the %s" % (needle, "stderr" if err else "output"))
         except AssertionError as e:
             # what the program said and whether it is still running, so
             # a failure can be told from a hang
@@ -141,7 +145,8 @@ class CliTest(unittest.TestCase):
                  "models", "providers", "capabilities", "images", "api-keys", "me"]
         for n in nouns:
             self.assertIn(n, top)
-        verbs = {"sessions": ["create", "list", "get", "update", "delete", "cancel"],
+        verbs = {"sessions": ["create", "list", "get", "update", "delete", "cancel",
+                              "tool-results", "approve"],
                  "messages": ["send", "list"], "events": ["list", "tail"],
                  "fs": ["ls", "cat", "put", "get", "mkdir", "rm", "mv", "cp", "grep", "stat"],
                  "agents": ["list", "get", "create", "delete"], "harnesses": ["list", "get"],
@@ -168,6 +173,18 @@ class CliTest(unittest.TestCase):
                      ["events", "tail", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "--since", "-3"],
                      ["messages", "send", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b"],
                      ["fs", "put", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "/a", "/nonexistent/file"],
+                     ["sessions", "tool-results", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b"],
+                     ["sessions", "tool-results", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "--call", "c"],
+                     ["sessions", "tool-results", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "--result", "1"],
+                     ["sessions", "tool-results", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "--call", "c",
+                      "--result", "{bad"],
+                     ["sessions", "tool-results", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "--call", "c",
+                      "--result", "1,2"],
+                     ["sessions", "tool-results", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "--call", "c",
+                      "--result", "1", "--error", "x"],
+                     ["sessions", "approve", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b"],
+                     ["sessions", "approve", "ses_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b", "--call", "c",
+                      "--reason", "why"],
                      ["--api-url", "ftp://x", "me"], []):
             p = self.run_cli(*args)
             self.assertEqual(p.returncode, 2, "%r: %s %s" % (args, p.stdout, p.stderr))
@@ -399,6 +416,216 @@ class CliTest(unittest.TestCase):
         sid = [s for s in self.js("sessions", "list", "--search", "new chat")["data"]]
         self.assertEqual(len(sid), 1)
         self.assertEqual(sid[0]["agent_id"], self.agent)
+
+    # ---- a turn that waits: approvals and client-side tools ---------------
+
+    LOOKUP = {"type": "client_side", "name": "lookup_stock", "description": "The price of a stock",
+              "parameters": {"type": "object", "properties": {"sym": {"type": "string"}},
+                             "required": ["sym"]}}
+    ASK_CALC = {"type": "builtin", "name": "calculate", "policy": "requires_approval"}
+
+    def tool_session(self, tools):
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent, "title": "waiting turn",
+                                             "capabilities": [{"ref": "test_math"}], "tools": tools},
+                key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return r.json["id"]
+
+    def waiting(self, sid, kind, n=1):
+        """Wait for the n-th request event of kind ("tool.approval_requested"
+        or "tool.call_requested") and the waiting status; its call ids."""
+        wait_until(lambda: len([e for e in self.events(sid) if e["type"] == kind]) >= n
+                   and self.status(sid) == "waitingfortoolresults", timeout=20,
+                   what="%s and the waiting status" % kind)
+        ev = [e for e in self.events(sid) if e["type"] == kind][n - 1]
+        return [c["id"] for c in ev["data"]["tool_calls"]]
+
+    def completed(self, sid):
+        return {e["data"]["tool_call_id"]: e["data"] for e in self.events(sid)
+                if e["type"] == "tool.completed"}
+
+    def test_approve_and_deny(self):
+        sid = self.tool_session([self.ASK_CALC])
+        api("POST", "/api/v1/sessions/%s/messages" % sid, {"message": {"role": "user", "content": [
+            {"type": "text", "text": '#tool calculate {"operation":"add","a":2,"b":3}\n'
+                                     '#tool calculate {"operation":"multiply","a":6,"b":7}'}]}},
+            key=self.key)
+        first, second = self.waiting(sid, "tool.approval_requested")
+        # events list names the calls to answer
+        p = self.ok("events", "list", sid, "--type", "tool.approval_requested")
+        self.assertIn("%s calculate" % first, p.stdout)
+        # refusals come back with the server's reason, exit 1
+        p = self.run_cli("sessions", "approve", sid, "--call", "call_nosuchcall")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("unknown_tool_call", p.stderr)
+        p = self.run_cli("sessions", "tool-results", sid, "--call", first, "--result", "5")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("wrong_kind", p.stderr)
+        # one approved: the turn still waits for the other
+        p = self.ok("sessions", "approve", sid, "--call", first)
+        self.assertIn("approved: 1", p.stdout)
+        self.assertIn("still waiting", p.stdout)
+        self.assertEqual(self.status(sid), "waitingfortoolresults")
+        p = self.run_cli("sessions", "approve", sid, "--call", first)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("already_answered", p.stderr)
+        # the other denied with a reason: the turn goes on
+        got = self.js("sessions", "approve", sid, "--call", second, "--deny", "--reason", "not today")
+        self.assertEqual(got["accepted"], 1)
+        self.assertNotEqual(got["status"], "waitingfortoolresults")
+        wait_until(lambda: self.status(sid) == "idle", timeout=20, what="idle after the answers")
+        res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
+        self.assertEqual([(r["tool_call_id"], r["approved"]) for r in res], [(first, True), (second, False)])
+        self.assertEqual(res[1].get("reason"), "not today")
+        p = self.ok("events", "list", sid, "--type", "tool.approval_resolved")
+        self.assertIn("%s approved" % first, p.stdout)
+        self.assertIn("%s denied: not today" % second, p.stdout)
+        done = self.completed(sid)
+        self.assertTrue(done[first]["success"], done[first])
+        self.assertIn("5", json.dumps(done[first]["result"]))
+        self.assertFalse(done[second]["success"])
+        self.assertIn("not today", done[second]["error"])
+        # nothing waits any more
+        p = self.run_cli("sessions", "approve", sid, "--call", second)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("not_waiting", p.stderr)
+
+    def test_tool_results(self):
+        sid = self.tool_session([self.LOOKUP])
+        api("POST", "/api/v1/sessions/%s/messages" % sid, {"message": {"role": "user", "content": [
+            {"type": "text", "text": '#tool lookup_stock {"sym":"ACME"}\n#tool lookup_stock {"sym":"XYZ"}\n'
+                                     '#tool calculate {"operation":"add","a":1,"b":1}'}]}},
+            key=self.key)
+        ids = self.waiting(sid, "tool.call_requested")
+        self.assertEqual(len(ids), 2, "the client's calls only; calculate runs on the server")
+        p = self.run_cli("sessions", "approve", sid, "--call", ids[0])
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("wrong_kind", p.stderr)
+        p = self.run_cli("sessions", "tool-results", sid, "--call", ids[0], "--result", "1",
+                         "--call", ids[0], "--result", "2")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("duplicate_tool_call", p.stderr)
+        # both in one request: a JSON result and an error
+        p = self.ok("sessions", "tool-results", sid, "--call", ids[0], "--result", '{"price": 12.5}',
+                    "--call", ids[1], "--error", "market closed")
+        self.assertIn("results accepted: 2", p.stdout)
+        wait_until(lambda: self.status(sid) == "idle", timeout=20, what="idle after the results")
+        done = self.completed(sid)
+        self.assertTrue(done[ids[0]]["success"], done[ids[0]])
+        self.assertEqual(done[ids[0]].get("source"), "client")
+        self.assertIn("12.5", json.dumps(done[ids[0]]["result"]))
+        self.assertFalse(done[ids[1]]["success"])
+        self.assertIn("market closed", done[ids[1]]["error"])
+        calc = [d for d in done.values() if d["tool_name"] == "calculate"]
+        self.assertEqual(len(calc), 1)
+        self.assertTrue(calc[0]["success"])
+        p = self.run_cli("sessions", "tool-results", sid, "--call", ids[0], "--result", "1")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("not_waiting", p.stderr)
+
+    def test_chat_asks_for_approval_and_announces_client_calls(self):
+        sid = self.tool_session([self.ASK_CALC, self.LOOKUP])
+        c = Proc(["chat", sid], self.env())
+        try:
+            c.write('#tool calculate {"operation":"add","a":2,"b":3}\\\n'
+                    '#tool calculate {"operation":"multiply","a":6,"b":7}\n')
+            # one question per call, the arguments as the server keeps them
+            # (its JSON orders the keys its own way)
+            c.wait_out("? [y/N] ", err=True)
+            self.assertRegex(c.stderr(), r'Allow calculate\(\{[^)]*"operation":"add"[^)]*\}\)\? \[y/N\] $')
+            self.assertEqual(self.status(sid), "waitingfortoolresults")
+            c.write("y\n")
+            c.wait_out("? [y/N] ", err=True, count=2)
+            self.assertRegex(c.stderr(), r'Allow calculate\(\{[^)]*"operation":"multiply"[^)]*\}\)\? \[y/N\] $')
+            c.write("n too risky\n")
+            c.wait_out("[denied calculate: too risky]")
+            wait_until(lambda: self.status(sid) == "idle", timeout=20, what="idle")
+            c.wait_out("Tool results")
+            # a client-side tool: announced with the command that answers it
+            c.write('#tool lookup_stock {"sym":"ACME"}\n')
+            c.wait_out("client-side tool lookup_stock", err=True)
+            cid = self.waiting(sid, "tool.call_requested")[0]
+            self.assertIn("everruns sessions tool-results %s --call %s" % (sid, cid), c.stderr())
+            self.ok("sessions", "tool-results", sid, "--call", cid, "--result", '"12.50 USD"')
+            c.wait_out("<- lookup_stock")
+            wait_until(lambda: self.status(sid) == "idle", timeout=20, what="idle")
+            rc = c.finish()
+        finally:
+            c.kill()
+        self.assertEqual(rc, 0, c.stderr())
+        out = c.stdout()
+        self.assertIn("[approved calculate]", out)
+        self.assertIn("<- calculate: ", out)
+        self.assertIn("12.50 USD", out)
+        res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
+        self.assertEqual([(r["approved"], r.get("reason")) for r in res], [(True, None), (False, "too risky")])
+
+    def test_chat_in_a_session_that_already_waits(self):
+        # a turn that waits for two approvals and a client's result, one
+        # approval already given: chat asks about the other one only,
+        # announces the client's call, and follows the turn to its end
+        sid = self.tool_session([self.ASK_CALC, self.LOOKUP])
+        api("POST", "/api/v1/sessions/%s/messages" % sid, {"message": {"role": "user", "content": [
+            {"type": "text", "text": '#tool calculate {"operation":"add","a":2,"b":3}\n'
+                                     '#tool calculate {"operation":"multiply","a":6,"b":7}\n'
+                                     '#tool lookup_stock {"sym":"ACME"}'}]}},
+            key=self.key)
+        first, second = self.waiting(sid, "tool.approval_requested")
+        self.assertEqual(self.status(sid), "waitingfortoolresults")
+        self.ok("sessions", "approve", sid, "--call", first)
+        c = Proc(["chat", sid], self.env())
+        try:
+            c.wait_out("? [y/N] ", err=True)
+            self.assertIn("[the session waits for answers]", c.stderr())
+            self.assertRegex(c.stderr(), r'Allow calculate\(\{[^)]*"operation":"multiply"[^)]*\}\)\? \[y/N\] $')
+            self.assertIn("client-side tool lookup_stock", c.stderr())
+            c.write("y\n")
+            c.wait_out("[approved calculate]")
+            cid = self.waiting(sid, "tool.call_requested")[0]
+            self.assertIn("--call %s" % cid, c.stderr())
+            self.ok("sessions", "tool-results", sid, "--call", cid, "--result", '"7 USD"')
+            c.wait_out("<- lookup_stock")
+            wait_until(lambda: self.status(sid) == "idle", timeout=20, what="idle")
+            rc = c.finish()
+        finally:
+            c.kill()
+        self.assertEqual(rc, 0, c.stderr())
+        self.assertEqual(c.stderr().count("Allow "), 1, c.stderr())
+        res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
+        self.assertEqual([(r["tool_call_id"], r["approved"]) for r in res], [(first, True), (second, True)])
+
+    def test_messages_send_wait_announces_and_waits(self):
+        # not interactive: the request is printed with the command that
+        # answers it, and the command waits for the answer from elsewhere
+        sid = self.tool_session([self.ASK_CALC])
+        c = Proc(["--json", "messages", "send", sid, '#tool calculate {"operation":"add","a":2,"b":3}',
+                  "--wait"], self.env())
+        try:
+            c.wait_out("waits for approval", err=True)
+            call = self.waiting(sid, "tool.approval_requested")[0]
+            self.assertIn("everruns sessions approve %s --call %s" % (sid, call), c.stderr())
+            self.assertNotIn("Allow", c.stderr())
+            self.assertIsNone(c.p.poll())
+            self.ok("sessions", "approve", sid, "--call", call)
+            rc = c.p.wait(timeout=20)
+        finally:
+            c.kill()
+        self.assertEqual(rc, 0, c.stderr())
+        types = [json.loads(l)["type"] for l in c.stdout().splitlines()]
+        for t in ("tool.approval_requested", "tool.approval_resolved", "turn.resumed", "tool.completed"):
+            self.assertIn(t, types)
+        self.assertEqual(types[-1], "session.idled")
+
+    def test_chat_end_of_input_at_the_question_denies(self):
+        sid = self.tool_session([self.ASK_CALC])
+        p = self.run_cli("chat", sid, input='#tool calculate {"operation":"add","a":2,"b":3}\n',
+                         timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("Allow calculate(", p.stderr)
+        self.assertIn("no answer: denied", p.stderr)
+        res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
+        self.assertEqual([r["approved"] for r in res], [False])
+        self.assertEqual(self.status(sid), "idle")
 
     def test_messages_send_wait_and_list(self):
         sid = self.session("--capability", "test_math")

@@ -2,7 +2,8 @@
 work unchanged"): every response body and every SSE frame recorded during
 a scripted run (agents, harnesses, providers and models under both names,
 session create in each form, a turn with thinking, a tool call and
-streamed text, files, an image, a cancel, errors) is checked against the
+streamed text, files, an image, a cancel, a client-side tool and its
+answer, errors) is checked against the
 schema openapi-2026-05-07.json gives for its route, status and event type,
 by a validator nobody here wrote: python3-jsonschema, Draft 2020-12 (the
 dialect of OpenAPI 3.1; the document names no other). `format` is an
@@ -415,6 +416,27 @@ class Conformance(unittest.TestCase):
                    what="idle after cancel")
         evs = rec("GET", V + "/sessions/%s/events" % sid, expect=200).json["data"]
         self.assertIn("turn.cancelled", [e["type"] for e in evs])
+
+        # --- a client-side tool: the session waits, the client answers
+        tool = {"type": "client_side", "name": "get_location", "description": "Where the user is.",
+                "parameters": {"type": "object", "properties": {}}}
+        s4 = rec("POST", V + "/sessions", {"agent_id": agent["id"], "tools": [tool]}, expect=201).json
+        rec("POST", V + "/sessions/%s/messages" % s4["id"],
+            {"message": {"content": [{"type": "text", "text": "#tool get_location {}"}]}}, expect=201)
+        wait_until(lambda: api("GET", V + "/sessions/" + s4["id"], key=self.key).json["status"]
+                   == "waitingfortoolresults", what="waiting for the client")
+        rec("GET", V + "/sessions/" + s4["id"], expect=200)
+        evs = rec("GET", V + "/sessions/%s/events" % s4["id"], expect=200).json["data"]
+        call = [e for e in evs if e["type"] == "tool.call_requested"][0]["data"]["tool_calls"][0]
+        rec("POST", V + "/sessions/%s/tool-results" % s4["id"],
+            {"tool_results": [{"tool_call_id": call["id"], "result": {"city": "Kyiv"}}]}, expect=200)
+        wait_until(lambda: api("GET", V + "/sessions/" + s4["id"], key=self.key).json["status"] == "idle",
+                   what="idle after the answer")
+        rec("GET", V + "/sessions/%s/events" % s4["id"], expect=200)
+        rec("POST", V + "/sessions/%s/tool-results" % s4["id"],
+            {"tool_results": [{"tool_call_id": call["id"], "result": 1}]}, expect=409)
+        rec("POST", V + "/sessions/%s/tool-approvals" % s4["id"],
+            {"approvals": [{"tool_call_id": call["id"], "approved": True}]}, expect=409)
 
         # --- the rest of the routes: keys, the chat session, harnesses,
         # downloads, deletions, health and metrics

@@ -64,7 +64,7 @@ class Metrics(unittest.TestCase):
         r = metrics()
         self.assertEqual(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
         m = parse(r.text)
-        for name in ("everruns_turns_queued", "everruns_turns_running",
+        for name in ("everruns_turns_queued", "everruns_turns_running", "everruns_turns_waiting",
                      "everruns_oldest_queued_turn_seconds", "everruns_runners",
                      "everruns_lease_losses_total", "everruns_notify_queue_usage_ratio",
                      "everruns_sse_streams", "everruns_sse_connections", "everruns_up"):

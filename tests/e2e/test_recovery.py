@@ -8,7 +8,7 @@ import signal
 import time
 import unittest
 
-from evr import api, psql, new_org, wait_until, start_runner, stack_pid, ctl, pg_restart
+from evr import api, psql, new_org, wait_until, start_runner, stack_pid, ctl, pg_restart, at_once
 from test_turns import events, send, wait_idle
 
 
@@ -151,7 +151,9 @@ class CancelStates(unittest.TestCase):
         self.assertEqual((c.status, c.json["status"]), (200, "cancelled"))
         s = api("GET", "/api/v1/sessions/" + sid, key=self.key).json
         self.assertEqual(s["status"], "idle")
-        self.assertLess(time.monotonic() - t0, 0.2)
+        # the runner is stopped: only the API can have done it (the
+        # status above); the bound tells it from waiting for a lease (2 s)
+        self.assertLess(time.monotonic() - t0, at_once(1.0))
         evs = events(self.key, sid, 1)
         self.assertEqual([e["type"] for e in evs][-4:],
                          ["turn.cancelled", "input.message", "output.message.completed", "session.idled"])
@@ -219,5 +221,5 @@ class DatabaseRestart(unittest.TestCase):
             evs = wait_idle(self.key, sid, since, timeout=30)
             types = [e["type"] for e in evs]
             self.assertIn("turn.completed", types, types)
-            self.assertLess(started, 1.0, "round %d: claimed after %.2f s" % (round_, started))
+            self.assertLess(started, at_once(1.0), "round %d: claimed after %.2f s" % (round_, started))
             self.assertEqual(turn_row(m.json["turn_id"]), ("completed", "1"))

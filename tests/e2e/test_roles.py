@@ -195,6 +195,10 @@ def calls(c, who):
         ("PATCH", "/sessions/{session_id}"): lambda: J(s, {"title": "t"}),
         ("DELETE", "/sessions/{session_id}"): lambda: G(fresh("session")),
         ("POST", "/sessions/{session_id}/cancel"): lambda: J(s + "/cancel"),
+        ("POST", "/sessions/{session_id}/tool-results"):
+            lambda: J(s + "/tool-results", {"tool_results": [{"tool_call_id": "call_x", "result": "r"}]}),
+        ("POST", "/sessions/{session_id}/tool-approvals"):
+            lambda: J(s + "/tool-approvals", {"approvals": [{"tool_call_id": "call_x", "approved": True}]}),
         ("POST", "/sessions/{session_id}/messages"):
             lambda: J(fresh("session") + "/messages",
                       {"message": {"content": [{"type": "text", "text": "hi"}]}}),
@@ -272,6 +276,8 @@ EXPECT = {
     ("PATCH", "/sessions/{session_id}"): (200, 200),
     ("DELETE", "/sessions/{session_id}"): (204, 204),
     ("POST", "/sessions/{session_id}/cancel"): (200, 200),
+    ("POST", "/sessions/{session_id}/tool-results"): (409, 409),
+    ("POST", "/sessions/{session_id}/tool-approvals"): (409, 409),
     ("POST", "/sessions/{session_id}/messages"): (201, 201),
     ("GET", "/sessions/{session_id}/messages"): (200, 200),
     ("GET", "/sessions/{session_id}/fs"): (200, 200),

@@ -8,6 +8,7 @@ from nodejs import checks_case
 SdkJs = checks_case("SdkJs", "sdk.mjs", "sdk-js", [
     "sessions", "errors", "stream_turn", "filters", "resume_after_drops",
     "idle_timeout", "cancel", "end_on_delete", "session_fs", "images",
+    "tool_approvals", "tool_results",
 ], timeout=240)
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from nodejs import checks_case
 
 ChatUi = checks_case("ChatUi", "chat.mjs", "chat-ui", [
     "login", "create_session", "streamed_reply", "tool_card_and_thinking", "bash_terminal",
-    "stop", "turn_error", "events_tab", "xss_renders_as_text", "files",
+    "stop", "turn_error", "approval_card", "client_tool_form",
+    "approval_then_result", "events_tab", "xss_renders_as_text", "files",
     "image_attach", "sse_killed_mid_reply", "narrow_dark_accessible",
     "long_session", "deleted_elsewhere", "delete_and_global_chat",
     "no_page_errors",

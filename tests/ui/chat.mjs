@@ -2,7 +2,10 @@
 // by playwright-core) against the real stack. One page goes through the
 // checks in order: log in; create, rename, search a session; a streamed
 // llmsim reply; a tool-call card and thinking; Stop (button and Esc); a
-// failed turn; the Events tab; XSS in a message and in a model reply;
+// failed turn; a turn that waits: approval cards (approve, deny with a
+// reason) and a client-side tool's result form (JSON, text, an error),
+// rebuilt read-only after a reload, Stop while waiting; the Events tab;
+// XSS in a message and in a model reply;
 // files (when the /fs routes exist); image attach (when /images exists);
 // everruns-sse killed mid-reply and restarted; 360 px and dark layouts,
 // accessible names; a session longer than a page of history and than the
@@ -54,6 +57,25 @@ async function sendTurn(message) {
   await page.waitForFunction((n) => document.querySelectorAll('#log .turn-usage, #log .note.cancelled, #log .turn-error').length > n,
     before, { timeout: 20000 });
   await statusIs('idle');
+}
+
+// A check that works in sessions of its own: whatever happens, the page
+// goes back to the session the other checks share.
+function ownSession(fn) {
+  return async () => {
+    try {
+      await fn();
+    } finally {
+      await page.evaluate((id) => { location.hash = id; }, sessionId);
+      await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
+    }
+  };
+}
+
+// Open a session by its URL and wait for its title.
+async function openSession(id, title) {
+  await page.evaluate((x) => { location.hash = x; }, id);
+  await page.waitForFunction((t) => document.getElementById('session-title').textContent === t, title);
 }
 
 async function login(key, remember) {
@@ -275,6 +297,156 @@ const checks = [
     await page.waitForFunction(() => document.getElementById('session-title').textContent === 'UI test renamed');
     await page.locator('#log .turn-usage').first().waitFor();
   }],
+
+  ['approval_card', ownSession(async () => {
+    const s = await client.sessions.create({ agentId: agent.id, title: 'approvals', tools: [
+      { type: 'builtin', name: 'calculate', policy: 'requires_approval' },
+      { type: 'builtin', name: 'write_file', policy: 'requires_approval' }] });
+    await openSession(s.id, 'approvals');
+    const xss = '<img src=x onerror=window.__xss=7>'; // no quote: JSON shows it as it is
+    await send(`#tool calculate {"operation":"multiply","a":6,"b":7}\n#tool write_file {"path":"/denied.txt","content":${JSON.stringify(xss)}}\n#tool calculate {"operation":"add","a":1,"b":1}`);
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"]').length === 3);
+    await statusIs('waitingfortoolresults');
+    assert.equal(await text('#status'), 'waiting');
+    assert.ok(await page.isVisible('#stop-btn'), 'Stop ends a waiting turn');
+    const req = (await client.events.list(s.id, { types: ['tool.approval_requested'] })).data[0].data;
+    const [calcId, writeId, addId] = req.tool_calls.map((c) => c.id);
+    const calc = page.locator(`.tool-card[data-call-id="${calcId}"]`);
+    const write = page.locator(`.tool-card[data-call-id="${writeId}"]`);
+    const add = page.locator(`.tool-card[data-call-id="${addId}"]`);
+    assert.equal(await calc.locator('.tool-name').textContent(), 'calculate');
+    assert.equal(await calc.locator('.tool-state').textContent(), 'needs your approval');
+    const shown = await calc.locator('.tool-args pre').textContent();
+    assert.deepEqual(JSON.parse(shown), { operation: 'multiply', a: 6, b: 7 });
+    assert.match(shown, /^\{\n  "/, 'arguments pretty-printed');
+    assert.ok(await calc.locator('.tool-args pre').isVisible(), 'arguments shown open');
+    assert.ok((await write.locator('.tool-args pre').textContent()).includes(xss), 'the arguments as text');
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    assert.equal(await page.locator('#log img:not(.thumb)').count(), 0);
+    await shot('06a-approval-cards');
+
+    // a reload asks again: the cards come back from the event log
+    await page.reload();
+    await login(env.key, false);
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"] form').length === 3);
+    await statusIs('waitingfortoolresults');
+
+    await calc.locator('button', { hasText: 'Approve' }).click();
+    await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'approved', calcId);
+    assert.equal(await calc.locator('form').count(), 0, 'read-only once answered');
+    assert.equal(await calc.locator('.tool-outcome').textContent(), 'Approved.');
+    assert.equal((await client.sessions.get(s.id)).status, 'waitingfortoolresults', 'the other calls are still pending');
+    await add.locator('button', { hasText: 'Deny' }).click();
+    await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'denied', addId);
+    assert.equal(await add.locator('.tool-outcome').textContent(), 'Denied.');
+    // Enter in the reason denies, it never approves
+    await write.locator('input').fill('not in this test');
+    await write.locator('input').press('Enter');
+    await statusIs('idle', 20000);
+    await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'success', calcId);
+    assert.match(await calc.locator('.tool-result pre').textContent(), /42/);
+    assert.equal(await write.getAttribute('data-state'), 'denied');
+    assert.equal(await write.locator('.tool-outcome').textContent(), 'Denied: not in this test');
+    assert.match(await write.locator('.tool-result pre.error').textContent(), /not in this test/);
+    const resolved = (await client.events.list(s.id, { types: ['tool.approval_resolved'] })).data.map((e) => e.data);
+    assert.deepEqual(resolved.map((d) => [d.tool_call_id, d.approved, d.reason || null]),
+      [[calcId, true, null], [addId, false, null], [writeId, false, 'not in this test']]);
+    await assert.rejects(client.sessionFs.read(s.id, '/denied.txt'), (e) => e.status === 404);
+    await shot('06b-approval-answered');
+
+    // and after a reload the answered cards are read-only with their outcome
+    await page.reload();
+    await login(env.key, false);
+    await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"] .tool-outcome`), writeId);
+    assert.equal(await page.locator('#log .tool-card form').count(), 0);
+    assert.equal(await write.locator('.tool-outcome').textContent(), 'Denied: not in this test');
+    assert.equal(await calc.locator('.tool-outcome').textContent(), 'Approved.');
+    assert.equal(await calc.getAttribute('data-state'), 'success');
+    await statusIs('idle');
+  })],
+
+  ['client_tool_form', ownSession(async () => {
+    const s = await client.sessions.create({ agentId: agent.id, title: 'client tools', tools: [{ type: 'client_side',
+      name: 'lookup_stock', description: 'The price of a stock',
+      parameters: { type: 'object', properties: { sym: { type: 'string' } }, required: ['sym'] } }] });
+    await openSession(s.id, 'client tools');
+    await send('#tool lookup_stock {"sym":"ACME"}\n#tool lookup_stock {"sym":"XYZ"}\n#tool lookup_stock {"sym":"ERR"}');
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="result"]').length === 3);
+    await statusIs('waitingfortoolresults');
+    // the session list marks it as waiting for you
+    await page.locator(`.session-item[data-id="${s.id}"] .dot.waiting`).waitFor();
+    const ids = (await client.events.list(s.id, { types: ['tool.call_requested'] })).data[0].data.tool_calls.map((c) => c.id);
+    const card = (i) => page.locator(`.tool-card[data-call-id="${ids[i]}"]`);
+    assert.equal(await card(0).locator('.tool-state').textContent(), 'waiting for your result');
+    assert.match(await card(1).locator('.tool-args pre').textContent(), /"sym": "XYZ"/);
+    await shot('06c-client-tool-forms');
+    // a new message waits for the answers
+    const users = (await client.messages.list(s.id)).data.length;
+    await send('are you there?');
+    await page.waitForFunction(() => /waiting for your answer/.test(document.getElementById('composer-error').textContent));
+    assert.equal((await client.messages.list(s.id)).data.length, users);
+    await page.fill('#input', '');
+    // JSON that is not JSON is not sent
+    await card(0).locator('textarea').fill('{"price": 12.5');
+    await card(0).locator('button', { hasText: 'Send result' }).click();
+    await page.waitForFunction((id) => /not JSON/.test(document.querySelector(`.tool-card[data-call-id="${id}"] .error`).textContent), ids[0]);
+    assert.equal((await client.events.list(s.id, { types: ['tool.completed'] })).data.length, 0);
+    await card(0).locator('textarea').fill('{"price": 12.5}');
+    await card(0).locator('button', { hasText: 'Send result' }).click();
+    await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'success', ids[0]);
+    assert.match(await card(0).locator('.tool-result pre').textContent(), /"price": 12\.5/);
+    assert.equal(await card(0).locator('form').count(), 0);
+    // text
+    await card(1).locator('select').selectOption('text');
+    await card(1).locator('textarea').fill('about 7 dollars');
+    await card(1).locator('button', { hasText: 'Send result' }).click();
+    // an error
+    await card(2).locator('textarea').fill('market closed');
+    await card(2).locator('button', { hasText: 'Report an error' }).click();
+    await statusIs('idle', 20000);
+    await page.waitForFunction((id) => document.querySelector(`.tool-card[data-call-id="${id}"]`).dataset.state === 'error', ids[2]);
+    assert.match(await card(2).locator('.tool-result pre.error').textContent(), /market closed/);
+    assert.match(await card(1).locator('.tool-result pre').textContent(), /about 7 dollars/);
+    const done = Object.fromEntries((await client.events.list(s.id, { types: ['tool.completed'] })).data
+      .map((e) => [e.data.tool_call_id, e.data]));
+    assert.deepEqual(ids.map((id) => [done[id].success, done[id].source]), [[true, 'client'], [true, 'client'], [false, 'client']]);
+    assert.match(JSON.stringify(done[ids[0]].result), /12\.5/);
+    assert.match(JSON.stringify(done[ids[1]].result), /about 7 dollars/);
+    assert.match(done[ids[2]].error, /market closed/);
+    await page.locator('#log .turn-usage').last().waitFor();
+    await shot('06d-client-tool-answered');
+
+    // Stop while waiting: the question is over, unanswered
+    await send('#tool lookup_stock {"sym":"LATE"}');
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="result"]').length === 1);
+    await statusIs('waitingfortoolresults');
+    await page.click('#stop-btn');
+    await statusIs('idle');
+    const late = page.locator('#log .tool-card').last();
+    assert.equal(await late.getAttribute('data-state'), 'unanswered');
+    assert.equal(await late.locator('.tool-outcome').textContent(), 'Not answered: the turn was cancelled.');
+    assert.equal(await page.locator('#log .tool-card form').count(), 0);
+  })],
+
+  ['approval_then_result', ownSession(async () => {
+    // a client-side tool that asks first: approval, then the result, in one card
+    const s = await client.sessions.create({ agentId: agent.id, title: 'ask then run', tools: [{ type: 'client_side',
+      name: 'lookup_stock', description: 'The price of a stock', policy: 'requires_approval',
+      parameters: { type: 'object', properties: { sym: { type: 'string' } } } }] });
+    await openSession(s.id, 'ask then run');
+    await send('#tool lookup_stock {"sym":"ACME"}');
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="approval"]').length === 1);
+    const id = await page.locator('#log .tool-card').first().getAttribute('data-call-id');
+    await page.locator('#log .tool-card button', { hasText: 'Approve' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('#log .tool-card[data-ask="result"]').length === 1);
+    assert.equal(await page.locator('#log .tool-card').count(), 1, 'the same card');
+    const card = page.locator(`.tool-card[data-call-id="${id}"]`);
+    await card.locator('textarea').fill('{"price": 3}');
+    await card.locator('button', { hasText: 'Send result' }).click();
+    await statusIs('idle', 20000);
+    await page.waitForFunction((x) => document.querySelector(`.tool-card[data-call-id="${x}"]`).dataset.state === 'success', id);
+    assert.match(await card.locator('.tool-result pre').textContent(), /"price": 3/);
+  })],
 
   ['events_tab', async () => {
     await page.click('#tab-events');

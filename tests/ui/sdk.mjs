@@ -2,7 +2,9 @@
 // the real stack: the guide's calls, streaming a turn from the message's
 // sequence, filters, resuming after dropped connections without gap or
 // duplicate, idle-timeout reconnects, cancel, the end of a stream when its
-// session is deleted, errors, and the files and images routes.
+// session is deleted, errors, and the files and images routes; a turn
+// that waits: sessions.submitToolApprovals and submitToolResults, with the
+// server's refusals as EverrunsError codes.
 
 import { assert, env, sdk, run, step, waitFor, Skip, routeMissing } from './lib.mjs';
 
@@ -65,6 +67,21 @@ function droppingFetch(cut) {
   f.opened = 0;
   return f;
 }
+
+const LOOKUP = { type: 'client_side', name: 'lookup_stock', description: 'The price of a stock',
+  parameters: { type: 'object', properties: { sym: { type: 'string' } }, required: ['sym'] } };
+
+// Stream a session from `since` until `stop(ev)` is true; the events.
+async function until(sessionId, since, stop) {
+  const events = [];
+  for await (const ev of client.events.stream(sessionId, { sinceSequence: since })) {
+    events.push(ev);
+    if (stop(ev)) break;
+  }
+  return events;
+}
+
+const refused = (status, code) => (e) => e instanceof EverrunsError && e.status === status && e.code === code;
 
 const checks = [
   // sessions: create, list, get, update, delete (the guide)
@@ -248,6 +265,84 @@ const checks = [
     assert.equal(await blob.text(), csv);
     await client.sessionFs.delete(s.id, 'sales.csv');
     await assert.rejects(client.sessionFs.read(s.id, 'sales.csv'), (e) => e.status === 404);
+  }],
+
+  // a call that needs approval: the turn waits; one approved, one denied
+  ['tool_approvals', async () => {
+    const s = await client.sessions.create({ agentId: agent.id, capabilities: [{ ref: 'test_math' }],
+      tools: [{ type: 'builtin', name: 'calculate', policy: 'requires_approval' }] });
+    step('send the message');
+    const msg = await client.messages.create(s.id,
+      '#tool calculate {"operation":"add","a":2,"b":3}\n#tool calculate {"operation":"multiply","a":6,"b":7}');
+    step('wait for tool.approval_requested');
+    const before = await until(s.id, msg.sequence, (ev) => ev.type === 'tool.approval_requested');
+    const req = before[before.length - 1];
+    const [first, second] = req.data.tool_calls.map((c) => c.id);
+    assert.deepEqual(req.data.tool_calls.map((c) => c.name), ['calculate', 'calculate']);
+    assert.deepEqual(req.data.tool_calls[1].arguments, { operation: 'multiply', a: 6, b: 7 });
+    await waitFor(async () => (await client.sessions.get(s.id)).status === 'waitingfortoolresults', { what: 'waiting status' });
+    step('answers');
+    await assert.rejects(client.sessions.submitToolApprovals(s.id, [{ toolCallId: 'call_nosuchcall', approved: true }]),
+      refused(400, 'unknown_tool_call'));
+    await assert.rejects(client.sessions.submitToolResults(s.id, [{ toolCallId: first, result: 5 }]), refused(400, 'wrong_kind'));
+    const r1 = await client.sessions.submitToolApprovals(s.id, [{ toolCallId: first, approved: true }]);
+    assert.deepEqual(r1, { accepted: 1, status: 'waitingfortoolresults' });
+    await assert.rejects(client.sessions.submitToolApprovals(s.id, [{ tool_call_id: first, approved: false }]),
+      refused(409, 'already_answered'));
+    const r2 = await client.sessions.submitToolApprovals(s.id, [{ tool_call_id: second, approved: false, reason: 'not today' }]);
+    assert.equal(r2.accepted, 1);
+    assert.notEqual(r2.status, 'waitingfortoolresults');
+    step('the turn goes on to its end');
+    const after = await until(s.id, req.sequence, (ev) => ev.type === 'session.idled');
+    const types = durable(after).map((e) => e.type);
+    assert.ok(types.includes('turn.resumed'), types.join(' '));
+    assert.ok(types.includes('turn.completed'), types.join(' '));
+    const resolved = after.filter((e) => e.type === 'tool.approval_resolved').map((e) => e.data);
+    assert.deepEqual(resolved.map((d) => [d.tool_call_id, d.approved]), [[first, true], [second, false]]);
+    assert.equal(resolved[1].reason, 'not today');
+    const done = Object.fromEntries(after.filter((e) => e.type === 'tool.completed').map((e) => [e.data.tool_call_id, e.data]));
+    assert.equal(done[first].success, true);
+    assert.match(JSON.stringify(done[first].result), /\b5\b/);
+    assert.equal(done[second].success, false);
+    assert.match(done[second].error, /not today/);
+    await assert.rejects(client.sessions.submitToolApprovals(s.id, [{ toolCallId: second, approved: true }]),
+      refused(409, 'not_waiting'));
+  }],
+
+  // a client-side tool: the turn waits for the client's results
+  ['tool_results', async () => {
+    const s = await client.sessions.create({ agentId: agent.id, capabilities: [{ ref: 'test_math' }], tools: [LOOKUP] });
+    assert.deepEqual((await client.sessions.get(s.id)).tools.map((t) => t.name), ['lookup_stock']);
+    step('send the message');
+    const msg = await client.messages.create(s.id,
+      '#tool lookup_stock {"sym":"ACME"}\n#tool lookup_stock {"sym":"XYZ"}\n#tool calculate {"operation":"add","a":1,"b":1}');
+    step('wait for tool.call_requested');
+    const before = await until(s.id, msg.sequence, (ev) => ev.type === 'tool.call_requested');
+    const req = before[before.length - 1];
+    assert.deepEqual(req.data.tool_calls.map((c) => c.name), ['lookup_stock', 'lookup_stock'], 'only the client\'s calls');
+    assert.deepEqual(req.data.tool_calls.map((c) => c.arguments.sym), ['ACME', 'XYZ']);
+    const [a, b] = req.data.tool_calls.map((c) => c.id);
+    await waitFor(async () => (await client.sessions.get(s.id)).status === 'waitingfortoolresults', { what: 'waiting status' });
+    step('answers');
+    await assert.rejects(client.sessions.submitToolResults(s.id, [{ toolCallId: a, result: 1 }, { toolCallId: a, result: 2 }]),
+      refused(400, 'duplicate_tool_call'));
+    await assert.rejects(client.sessions.submitToolApprovals(s.id, [{ toolCallId: a, approved: true }]), refused(400, 'wrong_kind'));
+    await assert.rejects(client.sessions.submitToolResults('ses_' + '0'.repeat(32), [{ toolCallId: a, result: 1 }]),
+      (e) => e instanceof EverrunsError && e.status === 404);
+    const r = await client.sessions.submitToolResults(s.id, [{ toolCallId: a, result: { price: 12.5 } },
+      { tool_call_id: b, error: 'market closed' }]);
+    assert.equal(r.accepted, 2);
+    assert.notEqual(r.status, 'waitingfortoolresults');
+    step('the turn goes on to its end');
+    const after = await until(s.id, req.sequence, (ev) => ev.type === 'session.idled');
+    const done = Object.fromEntries(after.filter((e) => e.type === 'tool.completed').map((e) => [e.data.tool_call_id, e.data]));
+    assert.equal(done[a].success, true);
+    assert.equal(done[a].source, 'client');
+    assert.match(JSON.stringify(done[a].result), /12\.5/);
+    assert.equal(done[b].success, false);
+    assert.match(done[b].error, /market closed/);
+    assert.ok(durable(after).some((e) => e.type === 'turn.completed'));
+    await assert.rejects(client.sessions.submitToolResults(s.id, [{ toolCallId: a, result: 1 }]), refused(409, 'not_waiting'));
   }],
 
   // images.upload and an image_file part

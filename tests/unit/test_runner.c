@@ -1,7 +1,9 @@
 /*
  * Unit tests of the runner's in-memory state: the history cache (what a
- * runner keeps of each session's conversation between turns); and of the
- * sandbox's host side (its directories, and its refusal to run as root).
+ * runner keeps of each session's conversation between turns); what the
+ * act phase does with a call (turn_call_disposition: run, the client's,
+ * ask first); and of the sandbox's host side (its directories, and its
+ * refusal to run as root).
  */
 #include <check.h>
 #include <json-c/json.h>
@@ -15,6 +17,7 @@
 #include "config.h"
 #include "runner.h"
 #include "sandbox.h"
+#include "turn_int.h"
 #include "check_run.h"
 
 /* The fresh events of a turn: one event of an earlier turn (seq), then
@@ -132,6 +135,105 @@ static void put(const char *path, const char *text)
 /* A sandbox's directory is removed whatever the command left in it
  * (unreadable directories, links out), never following a link; its use
  * is counted without following links either. */
+/* The layers' tools and approval modes, and the approvals in the log. */
+static const char layers_cfg[] =
+	"{\"attempt_base\": 4, \"waited_ms\": 5000,"
+	" \"harness\": {\"approval\": \"all\", \"tools\": ["
+	"  {\"type\": \"builtin\", \"name\": \"stat_file\", \"policy\": \"auto\"},"
+	"  {\"type\": \"client_side\", \"name\": \"pick\", \"description\": \"d\","
+	"   \"parameters\": {\"type\": \"object\"}}]},"
+	" \"agent\": {\"approval\": null, \"tools\": ["
+	"  {\"type\": \"client_side\", \"name\": \"locate\", \"description\": \"d\","
+	"   \"parameters\": {\"type\": \"object\"}, \"display_name\": \"Where\"},"
+	"  {\"type\": \"client_side\", \"name\": \"careful\", \"description\": \"d\","
+	"   \"parameters\": {\"type\": \"object\"},"
+	"   \"policy\": \"requires_approval\"}]},"
+	" \"session\": {\"approval\": \"writes\", \"tools\": ["
+	"  {\"type\": \"builtin\", \"name\": \"get_current_time\","
+	"   \"policy\": \"requires_approval\"}]},"
+	" \"events\": ["
+	"  {\"type\": \"tool.approval_resolved\", \"turn_id\": \"trn_cur\","
+	"   \"data\": {\"tool_call_id\": \"c_ok\", \"approved\": true}},"
+	"  {\"type\": \"tool.approval_resolved\", \"turn_id\": \"trn_cur\","
+	"   \"data\": {\"tool_call_id\": \"c_no\", \"approved\": false}}]}";
+
+START_TEST(call_disposition_follows_policies_modes_and_the_log)
+{
+	static const char *const offered[] = {"write_file",       "stat_file",
+					      "get_current_time", "fetch_url",
+					      "server__search",   NULL};
+	struct turn t;
+	struct json_object *call;
+	int i;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.id, sizeof(t.id), "cur");
+	t.cfg = json_tokener_parse(layers_cfg);
+	ck_assert_ptr_nonnull(t.cfg);
+	t.tools = json_object_new_array();
+	for (i = 0; offered[i]; i++) {
+		struct json_object *d = json_object_new_object();
+		json_object_object_add(d, "name",
+				       json_object_new_string(offered[i]));
+		json_object_array_add(t.tools, d);
+	}
+	t.started_ms = 1000;
+	turn_wait_load(&t);
+	/* the client-side tools joined the model's: 5 + pick, locate, careful
+	 */
+	ck_assert_uint_eq(json_object_array_length(t.tools), 8);
+	ck_assert_int_eq(t.attempt_base, 4);
+	ck_assert_int_eq(t.started_ms, 6000);
+	/* session "writes" overrides the harness's "all" */
+	ck_assert_int_eq(turn_call_disposition(&t, "write_file", "c1"),
+			 CALL_APPROVAL);
+	ck_assert_int_eq(turn_call_disposition(&t, "fetch_url", "c1"),
+			 CALL_APPROVAL);
+	ck_assert_int_eq(turn_call_disposition(&t, "server__search", "c1"),
+			 CALL_APPROVAL); /* an MCP tool reaches out */
+	ck_assert_int_eq(turn_call_disposition(&t, "stat_file", "c1"),
+			 CALL_RUN);
+	/* a policy wins over the mode */
+	ck_assert_int_eq(turn_call_disposition(&t, "get_current_time", "c1"),
+			 CALL_APPROVAL);
+	/* approved in the log: runs; denied: asked again only if no result
+	 * (the API wrote its tool.completed, so it is never asked) */
+	ck_assert_int_eq(turn_call_disposition(&t, "write_file", "c_ok"),
+			 CALL_RUN);
+	ck_assert_int_eq(turn_call_disposition(&t, "write_file", "c_no"),
+			 CALL_APPROVAL);
+	/* client-side tools: the client's, after an approval if they ask */
+	ck_assert_int_eq(turn_call_disposition(&t, "locate", "c1"),
+			 CALL_CLIENT);
+	ck_assert_int_eq(turn_call_disposition(&t, "careful", "c1"),
+			 CALL_APPROVAL);
+	ck_assert_int_eq(turn_call_disposition(&t, "careful", "c_ok"),
+			 CALL_CLIENT);
+	/* a tool nobody offered is the model's error, not a question */
+	ck_assert_int_eq(turn_call_disposition(&t, "no_such_tool", "c1"),
+			 CALL_RUN);
+	/* set aside for the wait, with what the request event carries */
+	call = json_object_new_object();
+	json_object_object_add(call, "id", json_object_new_string("c2"));
+	json_object_object_add(call, "name", json_object_new_string("locate"));
+	json_object_object_add(call, "arguments",
+			       json_object_new_string("{\"a\": 1}"));
+	ck_assert(!turn_wait_wanted(&t));
+	ck_assert_int_eq(turn_wait_defer(&t, call), 1);
+	ck_assert(turn_wait_wanted(&t));
+	ck_assert_str_eq(
+		json_object_to_json_string_ext(
+			json_object_array_get_idx(t.waits, 0),
+			JSON_C_TO_STRING_PLAIN),
+		"{\"id\":\"c2\",\"name\":\"locate\",\"arguments\":{\"a\":1},"
+		"\"kind\":\"client\",\"display_name\":\"Where\"}");
+	json_object_put(call);
+	turn_wait_free(&t);
+	json_object_put(t.tools);
+	json_object_put(t.cfg);
+}
+END_TEST
+
 START_TEST(sandbox_dir_usage_and_removal_never_follow_links)
 {
 	char dir[PATH_MAX], out[PATH_MAX], p[PATH_MAX + 64];
@@ -196,6 +298,7 @@ int main(void)
 
 	tcase_add_test(tc, history_cache_keeps_earlier_turns_lru);
 	tcase_add_test(tc, history_cache_knows_sessions_without_images);
+	tcase_add_test(tc, call_disposition_follows_policies_modes_and_the_log);
 	tcase_add_test(tc, sandbox_dir_usage_and_removal_never_follow_links);
 	tcase_add_test(tc, sandbox_refuses_root);
 	suite_add_tcase(s, tc);
