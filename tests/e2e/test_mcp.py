@@ -416,6 +416,43 @@ class Turns(unittest.TestCase):
         finally:
             fake.stop()
 
+    def test_approval_writes_asks_before_an_mcp_call(self):
+        # approval "writes": every MCP tool reaches out, so it asks first;
+        # approved, it runs when the turn resumes (before any listing);
+        # denied, the server never sees the call
+        s = self.server(self.st_url + "/mcp")
+        for approved in (True, False):
+            with self.subTest(approved=approved):
+                r = api("POST", V1 + "/sessions", {"agent_id": self.agent, "approval": "writes",
+                                                   "capabilities": [{"ref": "mcp:" + s["id"]}]},
+                        key=self.key)
+                self.assertEqual(r.status, 201, r.text)
+                sid = r.json["id"]
+                text = "approved %s" % approved
+                m = send(self.key, sid, "#tool %s__ok %s" % (s["name"], json.dumps({"text": text})))
+                since = m.json["sequence"]
+                wait_until(lambda: api("GET", V1 + "/sessions/" + sid, key=self.key).json["status"]
+                           == "waitingfortoolresults", timeout=15, what="waiting")
+                asked = [e for e in events(self.key, sid, since) if e["type"] == "tool.approval_requested"]
+                self.assertEqual(len(asked), 1)
+                call = asked[0]["data"]["tool_calls"][0]
+                self.assertEqual(call["name"], s["name"] + "__ok")
+                open(self.log, "w").close()
+                a = api("POST", V1 + "/sessions/%s/tool-approvals" % sid,
+                        {"approvals": [{"tool_call_id": call["id"], "approved": approved,
+                                        "reason": "no"}]}, key=self.key)
+                self.assertEqual(a.status, 200, a.text)
+                d = self.completed(wait_idle(self.key, sid, since, timeout=30))
+                calls = [json.loads(l) for l in open(self.log)]
+                if approved:
+                    self.assertTrue(d["success"], d)
+                    self.assertEqual(d["result"][0]["text"], text)
+                    self.assertIn("tools/call", [c["method"] for c in calls])
+                else:
+                    self.assertFalse(d["success"])
+                    self.assertIn("denied", d["error"])
+                    self.assertNotIn("tools/call", [c["method"] for c in calls])
+
     def test_tool_error_from_the_reference_server(self):
         s = self.server(self.ev_url, name="ev-err")
         sid = self.session(["mcp:" + s["id"]])
