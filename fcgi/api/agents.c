@@ -107,17 +107,19 @@ void h_agents_create(struct req *rq)
 	static const char q[] =
 		"INSERT INTO agents AS a (org_id, name, display_name, "
 		"  description, system_prompt, default_model_id, harness_id, "
-		"  capabilities, tags, max_iterations, tools, approval) "
+		"  capabilities, tags, max_iterations, tools, approval, "
+		"  mcp_servers) "
 		"VALUES ($1, $2, coalesce($3::text, ''), coalesce($4::text, ''), "
 		"  coalesce($5::text, ''), $6::uuid, $7::uuid, "
 		"  coalesce($8::jsonb, '[]'), coalesce($9::text[], '{}'), "
 		"  $10::int, coalesce($11::jsonb, '[]'), "
-		"  CASE WHEN $12::bool THEN $13::text END) "
+		"  CASE WHEN $12::bool THEN $13::text END, "
+		"  coalesce($14::jsonb, '{}')) "
 		"RETURNING api_agent(a)";
 	struct json_object *body = api_body(rq);
 	struct profile pf;
 	struct agent_extra x;
-	const char *p[13], *v;
+	const char *p[14], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -132,7 +134,8 @@ void h_agents_create(struct req *rq)
 	p[6] = x.harness_hex[0] ? x.harness_hex : NULL;
 	api_profile_lists(&pf, p + 7);
 	p[9] = x.iterations[0] ? x.iterations : NULL;
-	res = db_exec(rq->db, q, 13, p);
+	p[13] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 14, p);
 	if (!res) {
 		api_write_error(rq, "agent");
 		goto out;
@@ -176,6 +179,7 @@ void h_agents_update(struct req *rq)
 		"  tools = coalesce($16::jsonb, a.tools), "
 		"  approval = CASE WHEN $17::bool THEN $18::text "
 		"    ELSE a.approval END, "
+		"  mcp_servers = coalesce($19::jsonb, a.mcp_servers), "
 		"  updated_at = now() "
 		"WHERE a.org_id = $1 AND a.status = 'active' "
 		"  AND (a.id = $2 OR a.name = $3) "
@@ -184,7 +188,7 @@ void h_agents_update(struct req *rq)
 	struct profile pf;
 	struct agent_extra x;
 	char hex[33];
-	const char *p[18], *v;
+	const char *p[19], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -201,7 +205,8 @@ void h_agents_update(struct req *rq)
 	if (api_tools_clash(rq, p[15], NULL,
 			    x.harness_hex[0] ? x.harness_hex : NULL, NULL))
 		goto out;
-	res = db_exec(rq->db, q, 18, p);
+	p[18] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 19, p);
 	if (!res) {
 		api_write_error(rq, "agent");
 		goto out;

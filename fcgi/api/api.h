@@ -207,7 +207,8 @@ struct profile {
 	int has_model;
 	char model_hex[33];
 	struct buf caps, tags;
-	struct buf tools;     /* the tools list (JSON; length 0 = not given) */
+	struct buf mcp;   /* mcpServers, normalized (length 0 = not given) */
+	struct buf tools; /* the tools list (JSON; length 0 = not given) */
 	const char *approval; /* NULL: not given or null */
 	int has_approval;
 };
@@ -227,6 +228,8 @@ int api_profile_refs(struct req *rq, struct json_object *body,
 int api_profile_params(const struct profile *pf, int patch, const char **p);
 /* capabilities and tags as query parameters (NULL when not given). */
 void api_profile_lists(const struct profile *pf, const char **p);
+/* mcpServers as a query parameter (jsonb text; NULL when not given). */
+const char *api_profile_mcp(const struct profile *pf);
 /* tools (NULL when not given), whether approval was given, approval:
  * three query parameters. */
 void api_profile_tools(const struct profile *pf, const char **p);
@@ -326,6 +329,32 @@ void h_models_update(struct req *rq);
 void h_models_delete(struct req *rq);
 
 void h_capabilities_list(struct req *rq);
+
+/* mcp_servers.c: the resource, and the checks of MCP references */
+void h_mcp_servers_list(struct req *rq);
+void h_mcp_servers_create(struct req *rq);
+void h_mcp_servers_get(struct req *rq);
+void h_mcp_servers_update(struct req *rq);
+void h_mcp_servers_delete(struct req *rq);
+/* An MCP endpoint URL (absolute http(s), a host, no blanks or controls);
+ * `field` names it in the 400. */
+int api_mcp_check_url(const char *u, const char *field, struct apierr *e);
+/* Headers {name: value}: token names (not one the transport sets),
+ * string values without control characters (CR, LF, NUL ...). */
+int api_mcp_check_headers(struct json_object *h, const char *field,
+			  struct apierr *e);
+/* The inline `mcpServers` map {name: {url, headers?}}, normalized into
+ * out (a JSON object). 0, or -1 with the 400 in e. */
+int api_mcp_check_inline(struct json_object *map, struct buf *out,
+			 struct apierr *e);
+/* The `mcp:<mcp_id>` refs of a normalized capability list (JSON text)
+ * must name active servers of the caller's organization: 0, or -1 with
+ * the 400 (or a database error) sent. */
+int api_mcp_check_refs(struct req *rq, const struct buf *caps);
+/* The organization's active servers as capability objects (?search=
+ * applied): 0 with *out a JSON array (owned), or -1 (answered). */
+int api_mcp_capabilities(struct req *rq, const char *search,
+			 struct json_object **out);
 void h_capabilities_get(struct req *rq);
 
 void h_sessions_list(struct req *rq);

@@ -1,10 +1,12 @@
 /*
  * capabilities: the read-only catalogue of built-in capabilities
  * (GET /capabilities, GET /capabilities/{id}). It is compiled in
- * (catalog.h), so no database access and no organization scoping.
+ * (catalog.h); the list adds, after it, the organization's active MCP
+ * servers (mcp_servers.c: ref mcp:<mcp_id>, "is_mcp": true).
  */
 #include "api.h"
 #include "catalog.h"
+#include "json.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -38,6 +40,7 @@ void h_capabilities_list(struct req *rq)
 	struct apierr e;
 	const struct catalog_cap *all;
 	const char *search = req_query(rq, "search");
+	struct json_object *mcp = NULL;
 	long offset, limit, total = 0, shown = 0;
 	size_t i, n;
 
@@ -45,6 +48,8 @@ void h_capabilities_list(struct req *rq)
 		res_apierr(rq, &e);
 		return;
 	}
+	if (api_mcp_capabilities(rq, search, &mcp))
+		return;
 	all = catalog_all(&n);
 	buf_init(&out, 4096);
 	buf_adds(&out, "{\"data\":[");
@@ -57,6 +62,14 @@ void h_capabilities_list(struct req *rq)
 			buf_addch(&out, ',');
 		catalog_append_json(&all[i], &out);
 	}
+	for (i = 0; i < json_object_array_length(mcp); i++) {
+		if (total++ < offset || shown >= limit)
+			continue;
+		if (shown++)
+			buf_addch(&out, ',');
+		jx_append(&out, json_object_array_get_idx(mcp, i));
+	}
+	json_object_put(mcp);
 	buf_addf(&out, "],\"total\":%ld,\"offset\":%ld,\"limit\":%ld}", total,
 		 offset, limit);
 	res_json(rq, 200, out.data, out.len);

@@ -181,6 +181,41 @@ int api_tag_filter(struct req *rq, struct buf *lit)
 	return ret;
 }
 
+/* caps[i] is the ref `mcp:<mcp_id>` of a registered MCP server (whether
+ * it is one of the organization is api_mcp_check_refs's question): it
+ * must be well formed and not repeat an earlier one; it takes no config.
+ * Appends {"ref":"mcp:mcp_<hex>","config":{}} to out. */
+static int mcp_ref(struct json_object *caps, size_t i, const char *ref,
+		   const char *name, struct buf *out, struct apierr *e)
+{
+	char hex[33], id[48];
+	size_t j;
+
+	if (!ids_parse(ref + 4, "mcp", hex))
+		return apierr_set(e, 400, "validation_error",
+				  "%s.ref: mcp: must be followed by an MCP "
+				  "server id (mcp_...)",
+				  name);
+	snprintf(id, sizeof(id), "mcp:mcp_%s", hex);
+	for (j = 0; j < i; j++) {
+		struct json_object *p = json_object_array_get_idx(caps, j);
+		struct json_object *pr = p;
+		if (json_object_is_type(p, json_type_object))
+			json_object_object_get_ex(p, "ref", &pr);
+		if (pr && json_object_is_type(pr, json_type_string) &&
+		    !strcmp(json_object_get_string(pr), id))
+			return apierr_set(e, 400, "validation_error",
+					  "%s.ref: duplicate capability '%s'",
+					  name, id);
+	}
+	if (i)
+		buf_addch(out, ',');
+	buf_adds(out, "{\"ref\":");
+	buf_add_json_str(out, id, strlen(id));
+	buf_adds(out, ",\"config\":{}}");
+	return 0;
+}
+
 int api_check_capabilities(struct json_object *caps, const char *field,
 			   struct buf *out, struct apierr *e)
 {
@@ -214,6 +249,12 @@ int api_check_capabilities(struct json_object *caps, const char *field,
 			return apierr_set(e, 400, "validation_error",
 					  "%s.ref: must be a string", name);
 		cap = catalog_find(json_object_get_string(ref));
+		if (!cap && !strncmp(json_object_get_string(ref), "mcp:", 4)) {
+			if (mcp_ref(caps, i, json_object_get_string(ref), name,
+				    out, e))
+				return -1;
+			continue;
+		}
 		if (!cap)
 			return apierr_set(
 				e, 400, "validation_error",

@@ -43,17 +43,18 @@ void h_harnesses_create(struct req *rq)
 	static const char q[] =
 		"INSERT INTO harnesses AS h (org_id, name, display_name, "
 		"  description, system_prompt, default_model_id, capabilities, "
-		"  tags, tools, approval) "
+		"  tags, tools, approval, mcp_servers) "
 		"VALUES ($1, $2, coalesce($3::text, ''), coalesce($4::text, ''), "
 		"  coalesce($5::text, ''), $6::uuid, "
 		"  coalesce($7::jsonb, '[]'), coalesce($8::text[], '{}'), "
 		"  coalesce($9::jsonb, '[]'), "
-		"  CASE WHEN $10::bool THEN $11::text END) "
+		"  CASE WHEN $10::bool THEN $11::text END, "
+		"  coalesce($12::jsonb, '{}')) "
 		"RETURNING api_harness(h)";
 	struct json_object *body = api_body(rq);
 	struct profile pf;
 	struct apierr e;
-	const char *p[11];
+	const char *p[12];
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -69,7 +70,8 @@ void h_harnesses_create(struct req *rq)
 	api_profile_params(&pf, 0, p + 1);
 	api_profile_lists(&pf, p + 6);
 	api_profile_tools(&pf, p + 8);
-	res = db_exec(rq->db, q, 11, p);
+	p[11] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 12, p);
 	if (!res) {
 		api_write_error(rq, "harness");
 		goto out;
@@ -132,7 +134,9 @@ void h_harnesses_update(struct req *rq)
 		"  tags = coalesce($11::text[], h.tags), "
 		"  tools = coalesce($12::jsonb, h.tools), "
 		"  approval = CASE WHEN $13::bool THEN $14::text "
-		"    ELSE h.approval END, updated_at = now() "
+		"    ELSE h.approval END, "
+		"  mcp_servers = coalesce($15::jsonb, h.mcp_servers), "
+		"  updated_at = now() "
 		"  FROM t WHERE h.id = t.id AND NOT t.is_built_in "
 		"  AND h.status = 'active' RETURNING api_harness(h) AS j) "
 		"SELECT (SELECT is_built_in FROM t), (SELECT j FROM u)";
@@ -140,7 +144,7 @@ void h_harnesses_update(struct req *rq)
 	struct profile pf;
 	struct apierr e;
 	char hex[33];
-	const char *p[14], *v;
+	const char *p[15], *v;
 	PGresult *res;
 
 	api_profile_init(&pf);
@@ -155,7 +159,8 @@ void h_harnesses_update(struct req *rq)
 	api_profile_params(&pf, 1, p + 3);
 	api_profile_lists(&pf, p + 9);
 	api_profile_tools(&pf, p + 11);
-	res = db_exec(rq->db, q, 14, p);
+	p[14] = api_profile_mcp(&pf);
+	res = db_exec(rq->db, q, 15, p);
 	if (!res) {
 		api_write_error(rq, "harness");
 		goto out;

@@ -20,6 +20,7 @@ void api_profile_init(struct profile *p)
 	memset(p, 0, sizeof(*p));
 	buf_init(&p->caps, 0);
 	buf_init(&p->tags, 0);
+	buf_init(&p->mcp, 0);
 	buf_init(&p->tools, 0);
 }
 
@@ -27,6 +28,7 @@ void api_profile_release(struct profile *p)
 {
 	buf_release(&p->caps);
 	buf_release(&p->tags);
+	buf_release(&p->mcp);
 	buf_release(&p->tools);
 }
 
@@ -55,6 +57,7 @@ int api_profile_check(struct json_object *body, int create, struct profile *p,
 		      struct apierr *e)
 {
 	struct json_object *caps = NULL, *tags = NULL, *model = NULL, *nm;
+	struct json_object *mcp = NULL;
 	struct json_object *tools = NULL;
 
 	if (jx_get_str(body, "name", 0, &p->name, e) < 0)
@@ -81,6 +84,9 @@ int api_profile_check(struct json_object *body, int create, struct profile *p,
 	if (json_object_object_get_ex(body, "capabilities", &caps) && caps &&
 	    api_check_capabilities(caps, "capabilities", &p->caps, e))
 		return -1;
+	if (json_object_object_get_ex(body, "mcpServers", &mcp) && mcp &&
+	    api_mcp_check_inline(mcp, &p->mcp, e))
+		return -1;
 	if (json_object_object_get_ex(body, "tags", &tags) && tags) {
 		if (api_check_tags(tags, e))
 			return -1;
@@ -98,6 +104,8 @@ int api_profile_refs(struct req *rq, struct json_object *body,
 	struct json_object *model = NULL;
 
 	p->model_hex[0] = '\0';
+	if (api_mcp_check_refs(rq, &p->caps))
+		return -1;
 	if (!p->has_model)
 		return 0;
 	json_object_object_get_ex(body, "default_model_id", &model);
@@ -131,6 +139,11 @@ int api_profile_params(const struct profile *pf, int patch, const char **p)
 		p[n++] = pf->has_model ? "true" : "false";
 	p[n++] = pf->model_hex[0] ? pf->model_hex : NULL;
 	return n;
+}
+
+const char *api_profile_mcp(const struct profile *pf)
+{
+	return pf->mcp.len ? pf->mcp.data : NULL;
 }
 
 void api_profile_lists(const struct profile *pf, const char **p)

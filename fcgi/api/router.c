@@ -17,7 +17,8 @@
  * events, files, images, reading agents, harnesses, models and
  * capabilities, the caller and its own keys (keys.c narrows those);
  * R_ADMIN for the rest: writing agents, harnesses and models, and LLM
- * providers (they hold the organization's secrets). */
+ * providers (they hold the organization's secrets); MCP servers are
+ * read by members (their secrets never leave), written by admins. */
 
 static const struct route routes[] = {
 	{"GET", "/health", h_health, ROUTE_NOAUTH, 0, "Liveness and readiness",
@@ -69,6 +70,17 @@ static const struct route routes[] = {
 	{"POST", V1 "/llm-providers/{provider_id}/models",
 	 h_provider_models_create, ROUTE_JSON_BODY, 0,
 	 "Add a model to a provider", R_ADMIN},
+
+	{"GET", V1 "/mcp-servers", h_mcp_servers_list, 0, 0, "List MCP servers",
+	 R_MEMBER},
+	{"POST", V1 "/mcp-servers", h_mcp_servers_create, ROUTE_JSON_BODY, 0,
+	 "Register an MCP server", R_ADMIN},
+	{"GET", V1 "/mcp-servers/{server_id}", h_mcp_servers_get, 0, 0,
+	 "Get an MCP server", R_MEMBER},
+	{"PATCH", V1 "/mcp-servers/{server_id}", h_mcp_servers_update,
+	 ROUTE_JSON_BODY, 0, "Update an MCP server", R_ADMIN},
+	{"DELETE", V1 "/mcp-servers/{server_id}", h_mcp_servers_delete, 0, 0,
+	 "Archive an MCP server", R_ADMIN},
 
 	{"GET", V1 "/llm-models", h_models_list, 0, 0, "List models", R_MEMBER},
 	{"GET", V1 "/llm-models/{model_id}", h_models_get, 0, 0, "Get a model",

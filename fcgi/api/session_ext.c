@@ -134,8 +134,16 @@ int session_ext_read(struct req *rq, struct json_object *body,
 	     apierr_field(&e, "locale", "must be a BCP 47 tag (e.g. uk-UA)")) ||
 	    (x->has_ptc = jx_get_bool(body, "parallel_tool_calls", &x->ptc,
 				      &e)) < 0 ||
-	    jx_get_array(body, "initial_files", 0, &x->files, &e) < 0)
+	    jx_get_array(body, "initial_files", 0, &x->files, &e) < 0 ||
+	    jx_get_obj(body, "mcpServers", &x->mcp, &e) < 0)
 		goto bad;
+	if (x->mcp) {
+		struct buf chk = BUF_INIT;
+		int bad = api_mcp_check_inline(x->mcp, &chk, &e);
+		buf_release(&chk);
+		if (bad)
+			goto bad;
+	}
 	for (i = 0; x->files && i < json_object_array_length(x->files); i++)
 		if (file_check(json_object_array_get_idx(x->files, i), i, path,
 			       &e) != 0)
@@ -214,13 +222,15 @@ int session_ext_apply(struct req *rq, const struct session_ext *x,
 	static const char q[] =
 		"UPDATE sessions s SET locale = $2, "
 		"parallel_tool_calls = $3::boolean, owner_user_id = $4::uuid, "
-		"tools = coalesce($5::jsonb, '[]'), approval = $6 "
+		"tools = coalesce($5::jsonb, '[]'), approval = $6, "
+		"mcp_servers = coalesce($7::jsonb, s.mcp_servers) "
 		"WHERE id = $1::uuid RETURNING api_session(s)::text";
 	struct json_object *o;
 	struct apierr e;
 	struct fs_ctx c;
 	char sid[33];
-	const char *p[6];
+	const char *p[7];
+	struct buf mcp = BUF_INIT;
 	PGresult *res;
 	size_t i;
 	int ok;
@@ -251,7 +261,14 @@ int session_ext_apply(struct req *rq, const struct session_ext *x,
 	p[5] = x->approval;
 	if (api_tools_clash(rq, p[4], NULL, NULL, sid) != 0)
 		return -1;
-	if (!(res = db_exec(rq->db, q, 6, p)) || PQntuples(res) != 1) {
+	/* checked by session_ext_read: only normalized here */
+	if (x->mcp && api_mcp_check_inline(x->mcp, &mcp, &e) == 0)
+		p[6] = mcp.data;
+	else
+		p[6] = NULL;
+	res = db_exec(rq->db, q, 7, p);
+	buf_release(&mcp);
+	if (!res || PQntuples(res) != 1) {
 		PQclear(res);
 		api_db_error(rq);
 		return -1;

@@ -1,7 +1,8 @@
 /*
  * session_ext: the upstream document's extra fields of a session create
- * (agent_name, harness_name, locale, parallel_tool_calls, initial_files)
- * and the client-side tools and approval mode (tools, approval);
+ * (agent_name, harness_name, locale, parallel_tool_calls, initial_files,
+ * mcpServers) and the client-side tools and approval mode (tools,
+ * approval);
  * see session_ext.c. Used by sessions.c's create path only.
  */
 #ifndef EVR_API_SESSION_EXT_H
@@ -16,6 +17,7 @@ struct session_ext {
 	const char *locale;        /* borrowed from the body */
 	int has_ptc, ptc;          /* parallel_tool_calls */
 	struct json_object *files; /* initial_files (borrowed), or NULL */
+	struct json_object *mcp;   /* mcpServers (borrowed, checked), or NULL */
 	struct json_object *tools; /* tools (borrowed, checked), or NULL */
 	const char *approval;      /* approval (borrowed), or NULL */
 };

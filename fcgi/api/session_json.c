@@ -29,7 +29,8 @@ const char session_json_sql[] =
 	"SELECT id, org_id, agent_id, harness_id, model_id, title, tags, "
 	"capabilities, tools, approval, system_prompt, max_iterations, status, usage_input, "
 	"usage_output, locale, parallel_tool_calls, "
-	"coalesce(owner_user_id, chat_user_id), created_at, updated_at "
+	"coalesce(owner_user_id, chat_user_id), created_at, updated_at, "
+	"mcp_servers "
 	"FROM sessions WHERE id = $1 AND org_id = $2";
 
 enum {
@@ -53,6 +54,7 @@ enum {
 	C_OWNER,
 	C_CREATED,
 	C_UPDATED,
+	C_MCP,
 	C_COUNT
 };
 
@@ -275,6 +277,12 @@ int session_json(const PGresult *r, struct buf *b)
 		buf_adds(b, id);
 		buf_addch(b, '"');
 	}
+	/* jsonb's binary form: a version byte (1), then its text */
+	key(b, "mcpServers", 0);
+	v = PQgetvalue(r, 0, C_MCP);
+	if (PQgetlength(r, 0, C_MCP) < 1 || v[0] != 1)
+		return -1;
+	buf_add(b, v + 1, (size_t)PQgetlength(r, 0, C_MCP) - 1);
 	buf_addch(b, '}');
 	return 0;
 }

@@ -77,6 +77,8 @@ static int read_input(struct req *rq, struct json_object *body,
 	if (model &&
 	    api_ref(rq, model, "mod", "model_id", "llm_models", in->model) != 0)
 		return -1;
+	if (api_mcp_check_refs(rq, &in->caps) != 0)
+		return -1;
 	in->has_agent = agent != NULL;
 	in->has_harness = harness != NULL;
 	in->has_model = model != NULL;

@@ -59,7 +59,8 @@ const struct config_key config_keys[] = {
 
 	/* secrets */
 	S("server_key_file", "",
-	  "the key that seals provider API keys; empty: <home>/server.key"),
+	  "the key that seals provider and MCP server secrets; empty: "
+	  "<home>/server.key"),
 
 	/* limits */
 	L("fs_max_file_mb", 25, 1, 512, "largest session file (MiB)"),
@@ -77,6 +78,8 @@ const struct config_key config_keys[] = {
 	  "MiB of session files and images per organization"),
 	L("org_max_events", 10000000, 1, 100000000000,
 	  "durable events per organization"),
+	L("org_max_mcp_servers", 50, 1, 10000,
+	  "registered MCP servers per organization (not archived)"),
 	L("regex_time_ms", 200, 10, 5000,
 	  "file search: most ms matching one line may take"),
 	L("grep_tool_budget_ms", 1000, 100, 5000,
@@ -98,6 +101,19 @@ const struct config_key config_keys[] = {
 	L("fetch_timeout_s", 30, 1, 3600, "fetch_url: default time limit"),
 	L("image_fetch_timeout_s", 30, 1, 3600,
 	  "time limit for fetching one image part given by url"),
+	S("guard_allow_mcp", "",
+	  "internal networks or hosts MCP server urls may reach"),
+	L("mcp_connect_timeout_s", 10, 1, 300,
+	  "MCP: connecting to a server (each request)"),
+	L("mcp_list_timeout_s", 15, 1, 3600,
+	  "MCP: one server's whole tool listing (initialize, tools/list)"),
+	L("mcp_call_timeout_s", 60, 1, 3600, "MCP: one tools/call"),
+	L("mcp_tools_ttl_s", 300, 0, 86400,
+	  "MCP: how long a server's tool list is cached; 0: not cached"),
+	L("mcp_max_response_kb", 4096, 16, 65536,
+	  "MCP: largest response body of one request (KiB)"),
+	L("mcp_max_tools", 128, 1, 1024,
+	  "MCP: tools taken from one server's list"),
 
 	/* the runner */
 	L("max_inflight_turns", 500, 1, 100000,

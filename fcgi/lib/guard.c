@@ -288,11 +288,12 @@ int guard_allowed_by(const char *spec, const char *host, const char *ip)
 
 void guard_warn_config(void)
 {
-	static const char *const keys[2] = {"guard_allow_providers",
-					    "guard_allow_fetch"};
+	static const char *const keys[3] = {"guard_allow_providers",
+					    "guard_allow_fetch",
+					    "guard_allow_mcp"};
 	int k;
 
-	for (k = 0; k < 2; k++) {
+	for (k = 0; k < 3; k++) {
 		const char *spec = config_get(keys[k], "");
 		if (guard_allowed_at(spec, NULL, "127.0.0.1", 0) ||
 		    guard_allowed_at(spec, NULL, "::1", 0))
@@ -307,9 +308,10 @@ void guard_warn_config(void)
 
 static const struct allow *scope_list(enum guard_scope s)
 {
-	static struct allow lists[2];
-	static const char *const keys[2] = {"guard_allow_providers",
-					    "guard_allow_fetch"};
+	static struct allow lists[3];
+	static const char *const keys[3] = {"guard_allow_providers",
+					    "guard_allow_fetch",
+					    "guard_allow_mcp"};
 	if (!lists[s].loaded)
 		allow_parse(&lists[s], config_str(keys[s]), keys[s]);
 	return &lists[s];

@@ -26,7 +26,8 @@
  * the IPv4 address is refused; cloud metadata addresses (169.254.169.254,
  * fd00:ec2::254) are named as such.
  *
- * Allow lists: config keys guard_allow_providers and guard_allow_fetch, a
+ * Allow lists: config keys guard_allow_providers, guard_allow_fetch and
+ * guard_allow_mcp (the runner's MCP client), each a
  * comma- or blank-separated list of CIDRs (10.1.0.0/16, fd12::/64), single
  * addresses, or host names (matched exactly, ignoring case, against the
  * host of the request's URL), each optionally with a port that the
@@ -44,7 +45,7 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
-enum guard_scope { GUARD_PROVIDERS, GUARD_FETCH };
+enum guard_scope { GUARD_PROVIDERS, GUARD_FETCH, GUARD_MCP };
 
 /* What is wrong with a numeric address ("loopback", "private", "cloud
  * metadata", ...), or NULL when it is a public address. Anything that is

@@ -93,10 +93,13 @@ int queue_claim(struct runner *r)
 		"replace(c.org_id::text, '-', ''), c.state, c.attempt, c.age_ms "
 		"FROM evr_claim($1, $2, $3) c";
 	/* one round trip for the configurations of all claimed turns, each
-	 * with only the events this runner has not cached yet */
+	 * with only the events this runner has not cached yet, and its MCP
+	 * servers as the member "mcp" when it has any (evr_turn_mcp) */
 	static const char config[] =
-		"SELECT evr_turn_config(u.t, u.a) FROM unnest($1::uuid[], "
-		"$2::bigint[]) WITH ORDINALITY u(t, a, i) ORDER BY u.i";
+		"SELECT coalesce(left(c::text, -1) || ',\"mcp\":' || "
+		"  evr_turn_mcp(u.t)::text || '}', c::text) "
+		"FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY "
+		"u(t, a, i), LATERAL evr_turn_config(u.t, u.a) c ORDER BY u.i";
 	char max[16], lease[32], num[24];
 	const char *p[3] = {r->id, max, lease};
 	struct buf ids = BUF_INIT, after = BUF_INIT;

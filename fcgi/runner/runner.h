@@ -110,6 +110,7 @@ struct turn {
 	/* tools of the current act phase */
 	struct web_fetch *fetch; /* fetch_url in flight on the multi (owned) */
 	struct vbash *vbash;     /* bash running in the sandbox (owned) */
+	struct mcp_turn *mcp;    /* its MCP servers, tools, request (mcp.h) */
 	long long tool_t0;       /* when the current tool started */
 	size_t act_next;
 	int act_ok, act_err;

@@ -11,6 +11,7 @@
 #include "ids.h"
 #include "json.h"
 #include "log.h"
+#include "mcp.h"
 #include "tools/tools.h"
 #include "utf8.h"
 #include "tools/virtual_bash.h"
@@ -45,6 +46,7 @@ void turn_stop_transfer(struct runner *r, struct turn *t)
 		web_fetch_free(t->fetch);
 		t->fetch = NULL;
 	}
+	mcp_stop(r, t); /* an MCP request: removed now */
 	if (t->vbash) { /* kills its whole process tree now */
 		vbash_abort(t->vbash);
 		t->vbash = NULL;
@@ -311,6 +313,12 @@ void turn_reason_begin(struct runner *r, struct turn *t)
 			PH_REASON; /* waits for the fetch, like an LLM call */
 		return;
 	}
+	/* the tools of its MCP servers, listed first (mcp_turn.c); the
+	 * listing's end calls turn_reason_begin again */
+	if (mcp_list_next(r, t)) {
+		t->phase = PH_REASON;
+		return;
+	}
 	json_object_put(t->history);
 	snprintf(ref, sizeof(ref), "trn_%s", t->id);
 	t->history = NULL;
@@ -518,6 +526,10 @@ void turn_transfer_done(struct runner *r, struct turn *t, CURLcode rc)
 		turn_act_fetch_done(r, t, rc);
 		return;
 	}
+	if (mcp_busy(t)) { /* an MCP listing or tools/call */
+		mcp_transfer_done(r, t, rc);
+		return;
+	}
 	if (t->img_fetch) { /* a url image before reasoning */
 		struct image_fetch *f = t->img_fetch;
 		t->img_fetch = NULL;
@@ -628,7 +640,7 @@ void turn_step(struct runner *r, struct turn *t)
 	case PH_ACT:
 		if (t->vbash)
 			vbash_step(r, t);
-		else if (!t->fetch)
+		else if (!t->fetch && !mcp_busy(t))
 			turn_act_step(r, t);
 		break;
 	case PH_WAIT:

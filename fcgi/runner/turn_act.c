@@ -10,6 +10,7 @@
 #include "turn_int.h"
 #include "json.h"
 #include "log.h"
+#include "mcp.h"
 #include "tools/tools.h"
 #include "utf8.h"
 #include "tools/virtual_bash.h"
@@ -213,6 +214,9 @@ void turn_act_step(struct runner *r, struct turn *t)
 	cfg = tool_config(t, name);
 	if (!args || !json_object_is_type(args, json_type_object)) {
 		buf_adds(&error, "the arguments are not a JSON object");
+	} else if (mcp_is_tool(t, name)) {
+		if (mcp_call_start(r, t, name, args, &error) == 0)
+			goto out; /* completes in mcp_transfer_done */
 	} else if (!cfg) {
 		buf_addf(&error, "no tool named '%s' is available", name);
 	} else if (!strcmp(name, "fetch_url")) {

@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "json.h"
+#include "mcp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +286,7 @@ int turn_load(struct runner *r, struct turn *t, const char *cfg)
 	}
 	load_events(t);
 	load_prompt(t);
+	t->mcp = mcp_turn_new(r, jx_get(t->cfg, "mcp"));
 	turn_wait_load(t); /* client-side tools, policies: turn_wait.c */
 	load_controls(r, t);
 	if (load_model(r, t, &vision) != 0)

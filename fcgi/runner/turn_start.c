@@ -6,6 +6,7 @@
 #include "turn_int.h"
 #include "json.h"
 #include "log.h"
+#include "mcp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,7 @@ void turn_free(struct runner *r, struct turn *t)
 	json_object_put(t->tools);
 	json_object_put(t->capcfg);
 	json_object_put(t->calls);
+	mcp_turn_free(r, t->mcp);
 	turn_wait_free(t);
 	free(t->thinking_sig);
 	free(t->system_prompt);

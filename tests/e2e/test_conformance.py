@@ -1,6 +1,7 @@
 """Conformance with the upstream API document (issue "Upstream clients
 work unchanged"): every response body and every SSE frame recorded during
-a scripted run (agents, harnesses, providers and models under both names,
+a scripted run (agents, harnesses, providers and models under both names, MCP
+servers and their use as a capability and inline,
 session create in each form, a turn with thinking, a tool call and
 streamed text, files, an image, a cancel, a client-side tool and its
 answer, errors) is checked against the
@@ -304,6 +305,26 @@ class Conformance(unittest.TestCase):
             {"model_id": "conf-model", "capabilities": ["chat"]}, expect=201)
         rec("PATCH", V + "/providers/" + made["id"], {"name": "conf-openai-2"}, expect=200)
         rec("DELETE", V + "/llm-providers/" + made["id"])
+        # MCP servers, used as a capability (the list shows them, is_mcp)
+        # and inline (mcpServers)
+        mcp = rec("POST", V + "/mcp-servers", {"name": "conf-mcp", "url": "https://mcp.example.com/mcp",
+                                               "api_key": "sk-x", "headers": {"X-A": "b"}},
+                  expect=201).json
+        rec("GET", V + "/mcp-servers", expect=200)
+        rec("GET", V + "/mcp-servers/" + mcp["id"], expect=200)
+        rec("PATCH", V + "/mcp-servers/" + mcp["id"], {"description": "d", "status": "disabled"},
+            expect=200)
+        rec("PATCH", V + "/mcp-servers/" + mcp["id"], {"status": "active"}, expect=200)
+        rec("GET", V + "/capabilities?search=conf-mcp", expect=200)
+        mag = rec("POST", V + "/agents", {"name": "conf-mcp-agent",
+                                          "capabilities": [{"ref": "mcp:" + mcp["id"]}],
+                                          "mcpServers": {"docs": {"url": "https://docs.example/mcp",
+                                                                  "headers": {"X-B": "c"}}}},
+                  expect=201).json
+        rec("GET", V + "/agents/" + mag["id"], expect=200)
+        rec("DELETE", V + "/agents/" + mag["id"])
+        rec("DELETE", V + "/mcp-servers/" + mcp["id"])
+        rec("GET", V + "/mcp-servers?include_archived=true", expect=200)
 
         # --- sessions: every create form
         s1 = rec("POST", V + "/sessions", {"agent_id": agent["id"], "title": "conf"},

@@ -129,6 +129,9 @@ def calls(c, who):
         if kind == "provider":
             return "/llm-providers/" + c.ok("POST", "/llm-providers",
                                             {"name": uniq("p"), "provider_type": "llmsim"})["id"]
+        if kind == "mcp":
+            return "/mcp-servers/" + c.ok("POST", "/mcp-servers",
+                                          {"name": uniq("mcp"), "url": "https://mcp.example.com/mcp"})["id"]
         if kind == "model":
             return "/llm-models/" + c.ok("POST", "/llm-providers/%s/models" % c.provider,
                                          {"model_id": uniq("m")})["id"]
@@ -168,6 +171,11 @@ def calls(c, who):
         ("DELETE", "/agents/{agent_id_or_name}"): lambda: G(fresh("agent")),
         ("GET", "/llm-providers"): lambda: G("/llm-providers"),
         ("POST", "/llm-providers"): lambda: J("/llm-providers", {"name": uniq("p"), "provider_type": "llmsim"}),
+        ("GET", "/mcp-servers"): lambda: G("/mcp-servers"),
+        ("POST", "/mcp-servers"): lambda: J("/mcp-servers", {"name": uniq("mcp"), "url": "https://mcp.example.com/mcp"}),
+        ("GET", "/mcp-servers/{server_id}"): lambda: G(fresh("mcp")),
+        ("PATCH", "/mcp-servers/{server_id}"): lambda: J(fresh("mcp"), {"description": "d"}),
+        ("DELETE", "/mcp-servers/{server_id}"): lambda: G(fresh("mcp")),
         ("GET", "/llm-providers/{provider_id}"): lambda: G("/llm-providers/" + c.provider),
         ("PATCH", "/llm-providers/{provider_id}"): lambda: J(fresh("provider"), {"name": uniq("p")}),
         ("DELETE", "/llm-providers/{provider_id}"): lambda: G(fresh("provider")),
@@ -250,6 +258,11 @@ EXPECT = {
     ("DELETE", "/llm-providers/{provider_id}"): (A, 204),
     ("GET", "/llm-providers/{provider_id}/models"): (A, 200),
     ("POST", "/llm-providers/{provider_id}/models"): (A, 201),
+    ("GET", "/mcp-servers"): (200, 200),
+    ("POST", "/mcp-servers"): (A, 201),
+    ("GET", "/mcp-servers/{server_id}"): (200, 200),
+    ("PATCH", "/mcp-servers/{server_id}"): (A, 200),
+    ("DELETE", "/mcp-servers/{server_id}"): (A, 204),
     ("GET", "/llm-models"): (200, 200),
     ("GET", "/llm-models/{model_id}"): (200, 200),
     ("PATCH", "/llm-models/{model_id}"): (A, 200),

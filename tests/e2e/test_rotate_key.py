@@ -81,10 +81,19 @@ class RotateServerKey(unittest.TestCase):
     def test_2_provider_keeps_working_after_rotation(self):
         prv, name, mid = self.provider("sk-rotate-1")
         self.assertEqual(self.key_seen_by_provider(name, mid), "Bearer sk-rotate-1")
+        # an MCP server's key and headers are sealed with the same key
+        mcp = api("POST", "/api/v1/mcp-servers", {"name": "rot", "url": "https://mcp.example.com/mcp",
+                                                   "api_key": "sk-mcp", "headers": {"X-A": "b"}},
+                  key=self.key).json["id"]
+        mcp_enc = lambda: psql("SELECT api_key_enc, headers_enc FROM mcp_servers WHERE id = $1::uuid",
+                               mcp[4:])[0]
+        before_mcp = mcp_enc()
         before_key, before_enc = read(self.keyfile), self.enc(prv)
         n_sealed = int(psql("SELECT count(*) FROM llm_providers WHERE api_key_enc IS NOT NULL")[0][0])
+        n_mcp = int(psql("SELECT count(api_key_enc) + count(headers_enc) FROM mcp_servers")[0][0])
         out = admin("rotate-server-key")
-        self.assertIn("%d provider key(s) re-encrypted" % n_sealed, out)
+        self.assertIn("%d provider key(s) re-encrypted, %d MCP server secret(s)" % (n_sealed, n_mcp), out)
+        self.assertTrue(all(a != b for a, b in zip(mcp_enc(), before_mcp)))
         after_key = read(self.keyfile)
         self.assertNotEqual(after_key, before_key)
         self.assertRegex(after_key, r"^[0-9a-f]{64}\n$")
