@@ -140,7 +140,8 @@ static void on_tool_call(void *ctx, const char *id, const char *name,
 {
 	struct turn *t = ctx;
 	struct json_object *c = jx_obj();
-	jx_put_str(c, "id", id);
+	char buf[IDS_MAX_LEN];
+	jx_put_str(c, "id", turn_wait_call_id(t, id, buf));
 	jx_put_str(c, "name", name);
 	jx_put_str(c, "arguments", args && *args ? args : "{}");
 	json_object_array_add(t->calls, c);
