@@ -119,8 +119,11 @@ static struct json_object *normalize_results(struct json_object *list)
 			put_cut(o, "text", json_object_get_string(res),
 				(size_t)json_object_get_string_len(res), max);
 		} else {
+			/* JSON text as JSON writes it: "/" is no "\/" */
 			s = res ? json_object_to_json_string_ext(
-					  res, JSON_C_TO_STRING_PLAIN)
+					  res,
+					  JSON_C_TO_STRING_PLAIN |
+						  JSON_C_TO_STRING_NOSLASHESCAPE)
 				: "null";
 			put_cut(o, "text", s, strlen(s), max);
 		}

@@ -429,6 +429,33 @@ class ClientToolsFakeProvider(unittest.TestCase):
                 self.assertEqual([m["tool_call_id"] for m in tools], ["call_loc", "call_sum"])
                 self.assertIn("Kyiv", tools[0]["content"])
 
+    def test_a_json_result_reaches_the_model_as_its_json_text(self):
+        # the model reads the client's JSON as JSON text: "/" is not "\/"
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name,
+                             {"tool_calls": [{"id": "call_url", "name": "get_location", "arguments": "{}"}]},
+                             {"text": "ok", "chunks": 1})
+            send(self.key, sid, "where am I?")
+            wait_event(self.key, sid, "tool.call_requested")
+            wait_until(lambda: status(self.key, sid) == "waitingfortoolresults", what="waiting")
+            value = {"map": "https://maps.example/kyiv?z=3", "city": "Kyiv \u00e9"}
+            r = results(self.key, sid, [{"tool_call_id": "call_url", "result": value}])
+            self.assertEqual(r.status, 200, r.text)
+            evs = wait_event(self.key, sid, "session.idled")
+            done = [e for e in evs if e["type"] == "tool.completed"][0]["data"]
+            self.assertEqual(json.loads(done["result"][0]["text"]), value)
+            self.assertNotIn("\\/", done["result"][0]["text"])
+            msgs = self.fake.requests(name)[1]["body"]["messages"]
+            if kind == "anthropic":
+                seen = [b["content"] for m in msgs if isinstance(m["content"], list)
+                        for b in m["content"] if b.get("type") == "tool_result"]
+                seen = seen[0] if isinstance(seen[0], str) else seen[0][0]["text"]
+            else:
+                seen = [m["content"] for m in msgs if m["role"] == "tool"][0]
+            self.assertEqual(json.loads(seen), value, kind)
+            self.assertIn("https://maps.example/kyiv", seen, kind)
+
     def test_cancel_while_waiting_the_provider_never_sees_an_unanswered_call(self):
         for kind in ("openai_completions", "anthropic"):
             name, sid = self.session(kind)
