@@ -306,6 +306,38 @@ class ClientTools(unittest.TestCase):
                 key=admin)
         self.assertEqual((r.status, r.json["tools"][0]["policy"]), (200, "requires_approval"), r.text)
 
+    def test_tool_sizes_are_bounded(self):
+        # parameters and hints go to the model with every request: at most
+        # tool_schema_max_bytes (64 KiB) each as JSON; a description at most
+        # tool_description_max_bytes (4 KiB); answers and reasons too
+        props = lambda n: {"type": "object", "properties": {
+            "p%d" % i: {"type": "string", "description": "x" * 90} for i in range(n)}}
+        fits, big = props(450), props(550)
+        self.assertLess(len(json.dumps(fits, separators=(",", ":"))), 65536)
+        self.assertGreater(len(json.dumps(big, separators=(",", ":"))), 65536)
+        tool = lambda **kw: dict({"type": "client_side", "name": "sized", "description": "d",
+                                  "parameters": {"type": "object"}}, **kw)
+        for t, field in ((tool(parameters=big), "tools[0].parameters"),
+                         (tool(hints={"h": big}), "tools[0].hints"),
+                         (tool(description="d" * 4097), "tools[0].description")):
+            for method, path in (("POST", "/api/v1/sessions"), ("POST", "/api/v1/agents")):
+                body = {"tools": [t]}
+                body.update({"agent_id": self.agent} if path.endswith("sessions") else
+                            {"name": "sized-" + os.urandom(4).hex()})
+                r = api(method, path, body, key=self.key)
+                self.assertEqual(r.status, 400, (field, r.text[:200]))
+                self.assertIn(field.split(".")[-1] if "description" in field else field, r.json["error"])
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent, "tools": [
+            tool(parameters=fits, description="d" * 4096)]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text[:200])
+        sid = r.json["id"]
+        r = results(self.key, sid, [{"tool_call_id": "c%d" % i, "result": 1} for i in range(1001)])
+        self.assertEqual(r.status, 400, r.text)
+        self.assertIn("at most 1000", r.json["error"])
+        r = approvals(self.key, sid, [{"tool_call_id": "c", "approved": False, "reason": "r" * 4097}])
+        self.assertEqual(r.status, 400, r.text)
+        self.assertIn("reason", r.json["error"])
+
     def test_generated_result_payloads_all_let_the_turn_end(self):
         seed = int(os.environ.get("EVR_SEED", random.randrange(1 << 30)))
         print("seed: EVR_SEED=%d" % seed, file=sys.stderr)
