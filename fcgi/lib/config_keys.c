@@ -147,6 +147,8 @@ const struct config_key config_keys[] = {
 	  "answer text of one LLM response (KiB)"),
 	L("llm_max_thinking_kb", 2048, 1, 65536,
 	  "thinking text of one LLM response (KiB)"),
+	L("llm_max_tool_calls", 256, 1, 4096,
+	  "tool calls of one model response; past it the turn fails"),
 	L("llm_max_tool_args_kb", 4096, 1, 65536,
 	  "tool-call arguments of one LLM response (KiB)"),
 

@@ -488,6 +488,28 @@ class ClientToolsFakeProvider(unittest.TestCase):
             self.assertEqual(json.loads(seen), value, kind)
             self.assertIn("https://maps.example/kyiv", seen, kind)
 
+    def test_calls_of_one_response_are_bounded(self):
+        # llm_max_tool_calls (256): a model's 300 calls of a client-side
+        # tool fail the turn instead of making a wait of 300 questions
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name, {"tool_calls": [
+                {"id": "call_%d" % i, "name": "get_location", "arguments": "{}"} for i in range(300)]})
+            send(self.key, sid, "where am I, 300 times?")
+            evs = wait_event(self.key, sid, "session.idled")
+            failed = [e["data"] for e in evs if e["type"] == "turn.failed"]
+            self.assertEqual([f["error_code"] for f in failed], ["output_too_large"], kind)
+            self.assertIn("llm_max_tool_calls", failed[0]["error"], kind)
+            self.assertNotIn("tool.call_requested", [e["type"] for e in evs], kind)
+            # 256 are fine
+            self.fake.script(name, {"tool_calls": [
+                {"id": "c_%d" % i, "name": "get_location", "arguments": "{}"} for i in range(256)]})
+            since = evs[-1]["sequence"]
+            send(self.key, sid, "where am I, 256 times?")
+            evs = wait_event(self.key, sid, "tool.call_requested", since)
+            self.assertEqual(len(requested(evs)), 256, kind)
+            api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+
     def test_cancel_while_waiting_the_provider_never_sees_an_unanswered_call(self):
         for kind in ("openai_completions", "anthropic"):
             name, sid = self.session(kind)
