@@ -254,6 +254,59 @@ class ClientTools(unittest.TestCase):
         r = results(self.key, sid, [{"tool_call_id": call, "result": 1}])
         self.assertEqual((r.status, r.json["code"]), (409, "not_waiting"))
 
+    def test_answers_cancel_and_expiry_racing(self):
+        # the answer routes, cancel and the wait's expiry, at once on one
+        # waiting turn: each takes the session's row first, so every run
+        # ends in one consistent state (no 500, no deadlock, one result
+        # per call at most, the session idle at the end)
+        import threading
+        seed = int(os.environ.get("EVR_SEED", random.randrange(1 << 30)))
+        print("seed: EVR_SEED=%d" % seed, file=sys.stderr)
+        rnd = random.Random(seed)
+        for round_ in range(6):
+            sid = self.session()
+            m = send(self.key, sid, "#tool get_location {}")
+            call = requested(self.wait_for_request(sid))[0]["id"]
+            tid = m["turn_id"][4:]
+            acts = ["answer"] * rnd.randint(1, 4) + rnd.sample(["cancel", "expire", "answer"], 2)
+            rnd.shuffle(acts)
+            out = [None] * len(acts)
+
+            def run(i, what):
+                if what == "answer":
+                    r = results(self.key, sid, [{"tool_call_id": call, "result": i}])
+                    out[i] = (what, r.status, (r.json or {}).get("code"))
+                elif what == "cancel":
+                    r = api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+                    out[i] = (what, r.status, None)
+                else:
+                    psql("UPDATE turns SET wait_until = now() - interval '1 second' "
+                         "WHERE id = $1::uuid AND state = 'waiting'", tid)
+                    psql("SELECT evr_expire_waits()")
+                    out[i] = (what, 200, None)
+            threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(acts)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            self.assertTrue(all(out), (round_, acts, out))
+            for what, st, code in out:
+                self.assertIn((what, st), {("answer", 200), ("answer", 409), ("cancel", 200),
+                                           ("expire", 200)}, (round_, acts, out))
+                if what == "answer" and st == 409:
+                    self.assertIn(code, ("already_answered", "not_waiting"), out)
+            self.assertLessEqual(len([o for o in out if o[:2] == ("answer", 200)]), 1, out)
+            evs = wait_event(self.key, sid, "session.idled", timeout=20)
+            wait_until(lambda: status(self.key, sid) == "idle", what="idle")
+            evs = events(self.key, sid)
+            types = [e["type"] for e in evs]
+            done = [e for e in evs if e["type"] == "tool.completed" and
+                    e["data"]["tool_call_id"] == call]
+            self.assertLessEqual(len(done), 1, (acts, out))
+            self.assertEqual(len([t for t in types if t == "session.idled"]), 1, (acts, out, types))
+            row = psql("SELECT state FROM turns WHERE id = $1::uuid", tid)[0][0]
+            self.assertIn(row, ("completed", "failed", "cancelled"), (acts, out))
+
     def test_tools_validation(self):
         bad = [
             ([{"type": "client_side", "name": "bad name", "description": "d",
