@@ -307,6 +307,43 @@ class ClientTools(unittest.TestCase):
             row = psql("SELECT state FROM turns WHERE id = $1::uuid", tid)[0][0]
             self.assertIn(row, ("completed", "failed", "cancelled"), (acts, out))
 
+    def test_expiry_waits_for_no_lock(self):
+        # evr_expire_waits runs in a runner's event loop: a session held
+        # by another transaction is skipped (taken on a later poll), not
+        # waited for; the other expired waits and the runner's other
+        # turns go on meanwhile
+        import threading
+        s1, s2 = self.session(), self.session()
+        t1 = send(self.key, s1, "#tool get_location {}")["turn_id"][4:]
+        t2 = send(self.key, s2, "#tool get_location {}")["turn_id"][4:]
+        self.wait_for_request(s1)
+        self.wait_for_request(s2)
+        held = threading.Event()
+
+        def hold():
+            held.set()
+            psql("DO $$BEGIN PERFORM 1 FROM sessions WHERE id = '%s'::uuid FOR UPDATE; "
+                 "PERFORM pg_sleep(8); END$$" % s2[4:])
+        th = threading.Thread(target=hold)
+        th.start()
+        held.wait()
+        time.sleep(0.5)
+        # s2's wait ends first: a loop in deadline order meets its lock first
+        psql("UPDATE turns SET wait_until = now() - interval '2 seconds' WHERE id = $1::uuid", t2)
+        psql("UPDATE turns SET wait_until = now() - interval '1 second' WHERE id = $1::uuid", t1)
+        t0 = time.time()
+        s3 = self.session(tools=())
+        send(self.key, s3, "hello")
+        wait_event(self.key, s3, "session.idled", timeout=15)
+        wait_event(self.key, s1, "session.idled", timeout=15)
+        took = time.time() - t0
+        self.assertEqual(status(self.key, s2), "waitingfortoolresults")
+        th.join(20)
+        self.assertLess(took, 6, "s1's expiry and s3's turn waited for s2's lock")
+        evs = wait_event(self.key, s2, "session.idled", timeout=15)
+        self.assertEqual([e["data"]["error_code"] for e in evs if e["type"] == "turn.failed"],
+                         ["tool_wait_timeout"])
+
     def test_tools_validation(self):
         bad = [
             ([{"type": "client_side", "name": "bad name", "description": "d",
