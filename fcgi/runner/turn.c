@@ -387,6 +387,7 @@ static void reason_complete(struct runner *r, struct turn *t)
 		json_object_array_add(content, p);
 	}
 	m = turn_agent_message(t, t->msg_id, content);
+	turn_wait_note_calls(t, m); /* their ids are taken in this turn */
 	if (t->thinking.len)
 		jx_put_str(m, "thinking", t->thinking.data);
 	/* Anthropic wants its signed thinking block back in a tool loop */

@@ -292,6 +292,20 @@ void turn_wait_expire(struct runner *r)
 
 #define CALL_ID_MAX 128 /* the answer routes take up to 256 bytes */
 
+/* Has a call of list (this response's, so far) that id? */
+static int in_calls(struct json_object *list, const char *id)
+{
+	size_t i, n = list ? json_object_array_length(list) : 0;
+
+	for (i = 0; i < n; i++) {
+		const char *c =
+			jx_gets(json_object_array_get_idx(list, i), "id");
+		if (c && !strcmp(c, id))
+			return 1;
+	}
+	return 0;
+}
+
 const char *turn_wait_call_id(struct turn *t, const char *id, char *buf)
 {
 	size_t n = id ? strlen(id) : 0;
@@ -301,14 +315,14 @@ const char *turn_wait_call_id(struct turn *t, const char *id, char *buf)
 	if (n == 0 || n > CALL_ID_MAX ||
 	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		       "0123456789_.:-") != n ||
-	    json_object_object_get_ex(t->call_ids, id, NULL)) {
+	    json_object_object_get_ex(t->call_ids, id, NULL) ||
+	    in_calls(t->calls, id)) {
 		ids_new("call", buf, IDS_MAX_LEN);
 		log_info("turn %s: a tool call's id %s; it is now %s", t->id,
 			 n == 0 ? "was empty" : "was unusable or repeated",
 			 buf);
 		id = buf;
 	}
-	json_object_object_add(t->call_ids, id, NULL);
 	return id;
 }
 

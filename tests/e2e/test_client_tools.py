@@ -15,7 +15,7 @@ import sys
 import time
 import unittest
 
-from evr import api, psql, new_org, wait_until, ctl, pg_restart, stack_pid, start_runner
+from evr import api, at_once, psql, new_org, wait_until, ctl, pg_restart, stack_pid, start_runner
 from test_drivers import Fake, fake_providers
 
 LOCATE = {"type": "client_side", "name": "get_location",
@@ -319,11 +319,12 @@ class ClientTools(unittest.TestCase):
         self.wait_for_request(s1)
         self.wait_for_request(s2)
         held = threading.Event()
+        hold_s = at_once(8)
 
         def hold():
             held.set()
             psql("DO $$BEGIN PERFORM 1 FROM sessions WHERE id = '%s'::uuid FOR UPDATE; "
-                 "PERFORM pg_sleep(8); END$$" % s2[4:])
+                 "PERFORM pg_sleep(%g); END$$" % (s2[4:], hold_s))
         th = threading.Thread(target=hold)
         th.start()
         held.wait()
@@ -338,9 +339,9 @@ class ClientTools(unittest.TestCase):
         wait_event(self.key, s1, "session.idled", timeout=15)
         took = time.time() - t0
         self.assertEqual(status(self.key, s2), "waitingfortoolresults")
-        th.join(20)
-        self.assertLess(took, 6, "s1's expiry and s3's turn waited for s2's lock")
-        evs = wait_event(self.key, s2, "session.idled", timeout=15)
+        th.join(hold_s + 10)
+        self.assertLess(took, hold_s * 0.75, "s1's expiry and s3's turn waited for s2's lock")
+        evs = wait_event(self.key, s2, "session.idled", timeout=at_once(15))
         self.assertEqual([e["data"]["error_code"] for e in evs if e["type"] == "turn.failed"],
                          ["tool_wait_timeout"])
 
