@@ -692,6 +692,36 @@ class WaitDurability(unittest.TestCase):
         self.assertEqual(r.status, 201, r.text)
         return r.json["id"]
 
+    def test_a_resumed_turn_gets_no_runner_timeout_s_from_its_resume(self):
+        # a turn queued again by an answer has waited (here an hour): with
+        # no runner alive for a moment (a restart), it is given
+        # no_runner_timeout_s (180 s) from its resume, as a new turn is
+        # from its start, not failed at once for its age
+        sid = self.session()
+        m = send(self.key, sid, "#tool get_location {}")
+        wait_event(self.key, sid, "tool.call_requested")
+        wait_until(lambda: status(self.key, sid) == "waitingfortoolresults", what="waiting")
+        call = requested(events(self.key, sid))[0]["id"]
+        self.kill_runner()
+        try:
+            psql("UPDATE turns SET created_at = created_at - interval '1 hour' WHERE id = $1::uuid",
+                 m["turn_id"][4:])
+            psql("UPDATE runners SET seen_at = now() - interval '1 hour'")
+            r = results(self.key, sid, [{"tool_call_id": call, "result": "Kyiv"}])
+            self.assertEqual((r.status, r.json["status"]), (200, "active"), r.text)
+            # GET /sessions/{id} and /health fail what no runner took in time
+            # (each API process at most once a second: ask for 2.5 s)
+            end = time.time() + 2.5
+            while time.time() < end:
+                api("GET", "/health", key=None)
+                self.assertEqual(status(self.key, sid), "active")
+                time.sleep(0.2)
+            self.assertNotIn("turn.failed", [e["type"] for e in events(self.key, sid)])
+        finally:
+            ctl("start")  # a killed runner's zombie keeps restore() from it
+        evs = wait_event(self.key, sid, "session.idled", timeout=at_once(20))
+        self.assertEqual(evs[-2]["type"], "turn.completed", evs[-2])
+
     def test_runner_killed_and_postgres_restarted_while_waiting(self):
         sid = self.session()
         send(self.key, sid, "#tool get_location {}")
