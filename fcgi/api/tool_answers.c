@@ -24,9 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ANSWERS_MAX 1000
 #define CALL_ID_MAX 256
-#define REASON_MAX 4096
 
 /* Check the list; 0, or -1 with the 400 in e. */
 static int check_answers(struct json_object *list, const char *field,
@@ -73,7 +71,10 @@ static int check_answers(struct json_object *list, const char *field,
 					   name);
 				goto out;
 			}
-			if (jx_get_str(a, "reason", REASON_MAX, &s, e) < 0)
+			if (jx_get_str(
+				    a, "reason",
+				    (size_t)config_int("tool_reason_max_bytes"),
+				    &s, e) < 0)
 				goto out;
 		} else {
 			if (jx_get_str(a, "error", 0, &s, e) < 0)
@@ -119,8 +120,11 @@ static struct json_object *normalize_results(struct json_object *list)
 			put_cut(o, "text", json_object_get_string(res),
 				(size_t)json_object_get_string_len(res), max);
 		} else {
+			/* JSON text as JSON writes it: "/" is no "\/" */
 			s = res ? json_object_to_json_string_ext(
-					  res, JSON_C_TO_STRING_PLAIN)
+					  res,
+					  JSON_C_TO_STRING_PLAIN |
+						  JSON_C_TO_STRING_NOSLASHESCAPE)
 				: "null";
 			put_cut(o, "text", s, strlen(s), max);
 		}
@@ -143,7 +147,8 @@ static void answer(struct req *rq, int approvals)
 		return;
 	if (!(body = api_body(rq)))
 		return;
-	if (jx_get_array(body, field, ANSWERS_MAX, &list, &e) < 0 ||
+	if (jx_get_array(body, field, (size_t)config_int("tool_answers_max"),
+			 &list, &e) < 0 ||
 	    (!list && apierr_field(&e, field, "is required")) ||
 	    check_answers(list, field, approvals, &e) != 0) {
 		res_apierr(rq, &e);

@@ -23,7 +23,6 @@
 #include <string.h>
 
 #define TOOL_NAME_MAX 64
-#define TOOL_DESC_MAX 4096
 
 static int name_ok(const char *s)
 {
@@ -54,6 +53,23 @@ static int catalog_has_tool(const char *name)
 	return found;
 }
 
+/* An object member of a tool no larger than tool_schema_max_bytes as
+ * compact JSON (every request carries it to the model): 0, or -1 with
+ * the 400 in e. */
+static int schema_size(struct json_object *v, const char *field,
+		       const char *member, struct apierr *e)
+{
+	long max = config_int("tool_schema_max_bytes");
+	size_t n = v ? strlen(jx_str(v)) : 0;
+
+	if ((long)n <= max)
+		return 0;
+	return apierr_set(e, 400, "validation_error",
+			  "%s.%s: %zu bytes as JSON, at most %ld "
+			  "(tool_schema_max_bytes)",
+			  field, member, n, max);
+}
+
 static int check_one(struct json_object *t, const char *field,
 		     struct json_object *seen, struct apierr *e)
 {
@@ -79,11 +95,15 @@ static int check_one(struct json_object *t, const char *field,
 				  "%s.name: the tool '%s' is listed twice",
 				  field, name);
 	json_object_object_add(seen, name, json_object_new_boolean(client));
-	if (jx_get_str(t, "description", TOOL_DESC_MAX, &desc, e) < 0 ||
+	if (jx_get_str(t, "description",
+		       (size_t)config_int("tool_description_max_bytes"), &desc,
+		       e) < 0 ||
 	    jx_get_str(t, "display_name", 256, &dn, e) < 0 ||
 	    jx_get_str(t, "policy", 32, &pol, e) < 0 ||
 	    jx_get_obj(t, "parameters", &params, e) < 0 ||
-	    jx_get_obj(t, "hints", &hints, e) < 0)
+	    jx_get_obj(t, "hints", &hints, e) < 0 ||
+	    schema_size(params, field, "parameters", e) < 0 ||
+	    schema_size(hints, field, "hints", e) < 0)
 		return -1;
 	if (params && jx_gets(params, "type") &&
 	    strcmp(jx_gets(params, "type"), "object"))

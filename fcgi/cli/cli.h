@@ -40,6 +40,10 @@ struct optdef {
 };
 
 #define ARGS_MAX 128
+/* Nesting the CLI reads in the server's answers: an event's data may
+ * nest as deep as the runner stores it (tool arguments of a model), well
+ * past json-c's default of 32. */
+#define CLI_JSON_DEPTH 128
 
 struct args {
 	int npos;

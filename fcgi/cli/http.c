@@ -121,6 +121,7 @@ static int perform(struct cli *c, const char *method, const char *path,
 {
 	char *url = http_url(c, path);
 	char err[CURL_ERROR_SIZE] = "";
+	struct apierr e;
 	CURLcode rc;
 	int ret = CLI_OK;
 
@@ -147,7 +148,8 @@ static int perform(struct cli *c, const char *method, const char *path,
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
 	if (r->body.len)
-		r->json = json_tokener_parse(r->body.data);
+		r->json = jx_parse_depth(r->body.data, r->body.len,
+					 CLI_JSON_DEPTH, &e);
 	if (r->status < 200 || r->status > 299) {
 		http_print_error(r);
 		ret = CLI_API;

@@ -49,11 +49,20 @@ static void end_line(struct render *r)
 	r->open_line = 0;
 }
 
+/* Text of the model to the terminal: its control characters, but for
+ * line feeds and tabs, are blanked (an escape sequence in a reply or a
+ * tool's name must not drive the terminal). */
 static void emit(struct render *r, const char *s, size_t n)
 {
+	size_t i;
+
 	if (!n)
 		return;
-	fwrite(s, 1, n, stdout);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		putchar((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ? ' '
+									  : c);
+	}
 	r->open_line = s[n - 1] != '\n';
 	fflush(stdout);
 }
@@ -164,14 +173,20 @@ static int render_text(struct render *r, const char *ev,
 		close_message(r, &r->think_seq, &r->think_printed);
 	} else if (!strcmp(ev, "tool.started")) {
 		struct json_object *tc = jx_get(d, "tool_call");
+		struct buf name = BUF_INIT;
 		end_line(r);
+		/* the model chose the name: blanked like its arguments */
+		render_preview(&name, jx_get(tc, "name"));
 		render_preview(&b, jx_get(tc, "arguments"));
-		printf("-> %s %s\n",
-		       jx_gets(tc, "name") ? jx_gets(tc, "name") : "?", b.data);
+		printf("-> %s %s\n", name.len ? name.data : "?", b.data);
+		buf_release(&name);
 	} else if (!strcmp(ev, "tool.completed")) {
 		struct json_object *ok = jx_get(d, "success");
-		const char *name = jx_gets(d, "tool_name");
+		struct buf nb = BUF_INIT;
+		const char *name;
 		end_line(r);
+		render_preview(&nb, jx_get(d, "tool_name"));
+		name = nb.len ? nb.data : NULL;
 		if (ok && json_object_get_boolean(ok)) {
 			struct json_object *res = jx_get(d, "result");
 			/* content parts: the first one's text */
@@ -185,6 +200,7 @@ static int render_text(struct render *r, const char *ev,
 			render_preview(&b, jx_get(d, "error"));
 			printf("<- %s failed: %s\n", name ? name : "?", b.data);
 		}
+		buf_release(&nb);
 	} else if (!strcmp(ev, "tool.approval_resolved")) {
 		struct json_object *ok = jx_get(d, "approved");
 		const char *why = jx_gets(d, "reason");
@@ -205,10 +221,11 @@ static int render_text(struct render *r, const char *ev,
 		const char *code = jx_gets(d, "error_code");
 		end_line(r);
 		fflush(stdout);
+		for (const char *e = jx_gets(d, "error"); e && *e; e++)
+			buf_addch(&b, (unsigned char)*e < 0x20 ? ' ' : *e);
 		fprintf(stderr, "everruns: the turn failed: %s%s%s%s\n",
-			jx_gets(d, "error") ? jx_gets(d, "error")
-					    : "unknown error",
-			code ? " (" : "", code ? code : "", code ? ")" : "");
+			b.len ? b.data : "unknown error", code ? " (" : "",
+			code ? code : "", code ? ")" : "");
 		r->failed = 1;
 	} else if (!strcmp(ev, "turn.cancelled")) {
 		end_line(r);
@@ -230,7 +247,7 @@ void render_announce(struct render *r, const char *ev, struct json_object *d)
 {
 	struct json_object *calls = jx_get(d, "tool_calls");
 	int approval = !strcmp(ev, "tool.approval_requested");
-	struct buf name = BUF_INIT, args = BUF_INIT;
+	struct buf name = BUF_INIT, args = BUF_INIT, idb = BUF_INIT;
 	size_t i, n = json_object_is_type(calls, json_type_array)
 			      ? json_object_array_length(calls)
 			      : 0;
@@ -240,11 +257,15 @@ void render_announce(struct render *r, const char *ev, struct json_object *d)
 	fflush(stdout);
 	for (i = 0; i < n; i++) {
 		struct json_object *tc = json_object_array_get_idx(calls, i);
-		const char *id = jx_gets(tc, "id");
-		if (!id)
+		const char *id;
+		if (!jx_gets(tc, "id"))
 			continue;
 		buf_reset(&name);
 		buf_reset(&args);
+		buf_reset(&idb);
+		/* the call's id came from the model too */
+		render_preview(&idb, jx_get(tc, "id"));
+		id = idb.len ? idb.data : "?";
 		render_preview(&name, jx_get(tc, "name"));
 		render_preview(&args, jx_get(tc, "arguments"));
 		if (approval)
@@ -267,6 +288,7 @@ void render_announce(struct render *r, const char *ev, struct json_object *d)
 				"Ctrl-C cancels it)\n");
 	buf_release(&name);
 	buf_release(&args);
+	buf_release(&idb);
 }
 
 int render_frame(struct render *r, const struct sse_frame *f)

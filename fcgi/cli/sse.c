@@ -105,7 +105,9 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 {
 	struct conn *k = ud;
 	struct sse_frame f;
-	struct json_object *j = len ? json_tokener_parse(data) : NULL;
+	struct apierr e;
+	struct json_object *j =
+		len ? jx_parse_depth(data, len, CLI_JSON_DEPTH, &e) : NULL;
 	const char *id = j ? jx_gets(j, "id") : NULL;
 
 	f.event = *event ? event : "message";

@@ -74,6 +74,7 @@ struct turn {
 	int approval_mode;            /* 0 auto, 1 writes, 2 all */
 	struct json_object *approved; /* owned: call id -> approved (log) */
 	struct json_object *waits;    /* owned: calls deferred this act */
+	struct json_object *call_ids; /* owned: this turn's call ids (set) */
 	int attempt_base;             /* the attempt at the last resume */
 	long long wait_retry_ms;      /* evr_turn_wait failed: retry then */
 

@@ -142,7 +142,8 @@ static void on_tool_call(void *ctx, const char *id, const char *name,
 {
 	struct turn *t = ctx;
 	struct json_object *c = jx_obj();
-	jx_put_str(c, "id", id);
+	char buf[IDS_MAX_LEN];
+	jx_put_str(c, "id", turn_wait_call_id(t, id, buf));
 	jx_put_str(c, "name", name);
 	jx_put_str(c, "arguments", args && *args ? args : "{}");
 	json_object_array_add(t->calls, c);
@@ -394,6 +395,7 @@ static void reason_complete(struct runner *r, struct turn *t)
 		json_object_array_add(content, p);
 	}
 	m = turn_agent_message(t, t->msg_id, content);
+	turn_wait_note_calls(t, m); /* their ids are taken in this turn */
 	if (t->thinking.len)
 		jx_put_str(m, "thinking", t->thinking.data);
 	/* Anthropic wants its signed thinking block back in a tool loop */

@@ -86,6 +86,16 @@ int turn_wait_wanted(struct turn *t);
 void turn_wait_begin(struct turn *t);
 void turn_wait_step(struct runner *r, struct turn *t);
 void turn_wait_free(struct turn *t);
+/* The id a model's tool call gets: its own when it is 1..CALL_ID_MAX
+ * bytes of [A-Za-z0-9_.:-] and no other call of the turn (of its
+ * completed messages, or of this response so far) has it, else a new
+ * one (into buf, IDS_MAX_LEN). An approval and an answer name a call by
+ * its id: a model that sends no id, or an id of an earlier call of the
+ * turn (an approved one), must not make two calls one. */
+const char *turn_wait_call_id(struct turn *t, const char *id, char *buf);
+/* Note the tool calls of a message of the turn (its
+ * output.message.completed, in the log or being written). */
+void turn_wait_note_calls(struct turn *t, struct json_object *message);
 /* A resumed turn whose waited calls are all answered: the act.completed
  * of the act phase the wait ended (its counts from the log), at the
  * first claim after the resume only. */

@@ -318,9 +318,10 @@ int turn_resume_point(struct turn *t)
 			continue;
 		if (!strcmp(type, "reason.started"))
 			t->iterations++;
-		else if (!strcmp(type, "output.message.completed"))
+		else if (!strcmp(type, "output.message.completed")) {
 			last = jx_get(jx_get(e, "data"), "message");
-		else if (!strcmp(type, "tool.completed"))
+			turn_wait_note_calls(t, last);
+		} else if (!strcmp(type, "tool.completed"))
 			json_object_object_add(
 				done,
 				jx_gets(jx_get(e, "data"), "tool_call_id"),

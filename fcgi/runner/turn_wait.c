@@ -17,6 +17,7 @@
  * the log like a takeover (turn_start.c).
  */
 #include "turn_int.h"
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "tools/tools.h"
@@ -289,8 +290,62 @@ void turn_wait_expire(struct runner *r)
 	PQclear(res);
 }
 
+#define CALL_ID_MAX 128 /* the answer routes take up to 256 bytes */
+
+/* Has a call of list (this response's, so far) that id? */
+static int in_calls(struct json_object *list, const char *id)
+{
+	size_t i, n = list ? json_object_array_length(list) : 0;
+
+	for (i = 0; i < n; i++) {
+		const char *c =
+			jx_gets(json_object_array_get_idx(list, i), "id");
+		if (c && !strcmp(c, id))
+			return 1;
+	}
+	return 0;
+}
+
+const char *turn_wait_call_id(struct turn *t, const char *id, char *buf)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (!t->call_ids)
+		t->call_ids = jx_obj();
+	if (n == 0 || n > CALL_ID_MAX ||
+	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		       "0123456789_.:-") != n ||
+	    json_object_object_get_ex(t->call_ids, id, NULL) ||
+	    in_calls(t->calls, id)) {
+		ids_new("call", buf, IDS_MAX_LEN);
+		log_info("turn %s: a tool call's id %s; it is now %s", t->id,
+			 n == 0 ? "was empty" : "was unusable or repeated",
+			 buf);
+		id = buf;
+	}
+	return id;
+}
+
+void turn_wait_note_calls(struct turn *t, struct json_object *message)
+{
+	struct json_object *parts = jx_get(message, "content");
+	size_t i, n = json_object_is_type(parts, json_type_array)
+			      ? json_object_array_length(parts)
+			      : 0;
+
+	if (!t->call_ids)
+		t->call_ids = jx_obj();
+	for (i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(parts, i);
+		const char *type = jx_gets(p, "type"), *id = jx_gets(p, "id");
+		if (type && id && !strcmp(type, "tool_call"))
+			json_object_object_add(t->call_ids, id, NULL);
+	}
+}
+
 void turn_wait_free(struct turn *t)
 {
+	json_object_put(t->call_ids);
 	json_object_put(t->ctools);
 	json_object_put(t->policy);
 	json_object_put(t->approved);

@@ -168,3 +168,104 @@ class Approval(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ApprovalCallIds(unittest.TestCase):
+    """An approval names a call by its id, and the model chooses the ids:
+    a model that gives two calls one id, or a later call the id of an
+    approved one, or no id, must not get a call run that nobody approved."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_drivers import Fake, fake_providers
+        cls.fake = Fake()
+        cls.key = new_org("approval-ids")["api_key"]
+        cls.providers = fake_providers(cls.fake, cls.key)
+        cls.harness = api("GET", "/api/v1/harnesses/base", key=cls.key).json["id"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+
+    def session(self, kind):
+        import os
+        name = "m-" + os.urandom(6).hex()
+        r = api("POST", "/api/v1/llm-providers/%s/models" % self.providers[kind],
+                {"model_id": name, "capabilities": ["chat", "tools"]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        r = api("POST", "/api/v1/sessions", {
+            "harness_id": self.harness, "model_id": r.json["id"], "approval": "writes",
+            "capabilities": [{"ref": "session_file_system"}]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text)
+        return name, r.json["id"]
+
+    def file(self, sid, path):
+        return api("GET", "/api/v1/sessions/%s/fs%s" % (sid, path), key=self.key).status
+
+    @staticmethod
+    def write(cid, path):
+        return {"id": cid, "name": "write_file",
+                "arguments": json.dumps({"path": path, "content": "x"})}
+
+    def waiting(self, sid, n):
+        wait_until(lambda: status(self.key, sid) == "waitingfortoolresults" and len(
+            [e for e in events(self.key, sid) if e["type"] == "tool.approval_requested"]) == n,
+            what="approval request %d" % n)
+        return approval_calls(events(self.key, sid))
+
+    def test_an_approved_id_reused_by_a_later_call_asks_again(self):
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name, {"tool_calls": [self.write("call_w", "/a.txt")]},
+                             {"tool_calls": [self.write("call_w", "/b.txt")]},
+                             {"text": "done", "chunks": 1})
+            send(self.key, sid, "write two files")
+            calls = self.waiting(sid, 1)
+            self.assertEqual([c["id"] for c in calls], ["call_w"])
+            r = approvals(self.key, sid, [{"tool_call_id": "call_w", "approved": True}])
+            self.assertEqual(r.status, 200, r.text)
+            # the second call is asked about under an id of its own
+            calls = self.waiting(sid, 2)
+            self.assertEqual([c["arguments"]["path"] for c in calls], ["/b.txt"], kind)
+            self.assertNotEqual(calls[0]["id"], "call_w")
+            self.assertEqual((self.file(sid, "/a.txt"), self.file(sid, "/b.txt")), (200, 404), kind)
+            r = approvals(self.key, sid, [{"tool_call_id": calls[0]["id"], "approved": False}])
+            self.assertEqual(r.status, 200, r.text)
+            evs = wait_event(self.key, sid, "session.idled")
+            self.assertEqual(evs[-2]["type"], "turn.completed", kind)
+            self.assertEqual(self.file(sid, "/b.txt"), 404, kind)
+            # the provider saw two calls with two ids, each with its result
+            msgs = self.fake.requests(name)[2]["body"]["messages"]
+            if kind == "anthropic":
+                ids = [b["id"] for m in msgs if m["role"] == "assistant"
+                       for b in m["content"] if b.get("type") == "tool_use"]
+                res = [b["tool_use_id"] for m in msgs if m["role"] == "user" and isinstance(m["content"], list)
+                       for b in m["content"] if b.get("type") == "tool_result"]
+            else:
+                ids = [c["id"] for m in msgs if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+                res = [m["tool_call_id"] for m in msgs if m["role"] == "tool"]
+            self.assertEqual(len(set(ids)), 2, msgs)
+            self.assertEqual(ids, res, msgs)
+
+    def test_two_calls_with_one_id_or_none_are_asked_about_one_by_one(self):
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name, {"tool_calls": [self.write("call_d", "/a.txt"),
+                                                   self.write("call_d", "/b.txt"),
+                                                   self.write("", "/c.txt")]},
+                             {"text": "done", "chunks": 1})
+            send(self.key, sid, "write three files")
+            calls = self.waiting(sid, 1)
+            self.assertEqual([c["arguments"]["path"] for c in calls], ["/a.txt", "/b.txt", "/c.txt"])
+            ids = [c["id"] for c in calls]
+            self.assertEqual(len(set(ids)), 3, ids)
+            self.assertTrue(all(ids), ids)
+            r = approvals(self.key, sid, [{"tool_call_id": ids[0], "approved": True}])
+            self.assertEqual((r.status, r.json["status"]), (200, "waitingfortoolresults"), r.text)
+            r = approvals(self.key, sid, [{"tool_call_id": ids[1], "approved": False},
+                                          {"tool_call_id": ids[2], "approved": False}])
+            self.assertEqual((r.status, r.json["status"]), (200, "active"), r.text)
+            evs = wait_event(self.key, sid, "session.idled")
+            self.assertEqual(evs[-2]["type"], "turn.completed", kind)
+            self.assertEqual([self.file(sid, p) for p in ("/a.txt", "/b.txt", "/c.txt")],
+                             [200, 404, 404], kind)

@@ -616,6 +616,35 @@ class CliTest(unittest.TestCase):
             self.assertIn(t, types)
         self.assertEqual(types[-1], "session.idled")
 
+    def test_messages_send_wait_blanks_control_characters_of_tool_names(self):
+        # the model names the tool it calls (here llmsim, told by the
+        # message): an escape sequence in it must not reach the terminal
+        sid = self.session("--capability", "test_math")
+        evil = "calc\x1b]0;owned\x07\x1b[2J"
+        p = self.ok("messages", "send", sid, "#tool %s {}" % evil, "--wait")
+        self.assertIn("-> calc ]0;owned  [2J {}", p.stdout)
+        self.assertIn("<- calc ]0;owned  [2J failed", p.stdout)
+        self.assertNotIn("\x1b", p.stdout + p.stderr)
+        self.assertNotIn("\x07", p.stdout + p.stderr)
+
+    def test_chat_asks_about_a_call_with_deeply_nested_arguments(self):
+        # the model's arguments may nest as deep as the server stores them;
+        # the events that carry them are still read (json-c's default
+        # depth of 32 dropped the request's frame: the chat never asked)
+        sid = self.tool_session([self.ASK_CALC])
+        deep = {"operation": "add", "a": 2, "b": 3}
+        for _ in range(29):
+            deep = {"x": deep}
+        p = self.run_cli("chat", sid, input="#tool calculate %s\nn too deep\n" % json.dumps(deep),
+                         timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("Allow calculate(", p.stderr)
+        res = [e["data"] for e in self.events(sid) if e["type"] == "tool.approval_resolved"]
+        self.assertEqual([(r["approved"], r.get("reason")) for r in res], [(False, "too deep")])
+        self.assertEqual(self.status(sid), "idle")
+        ev = self.js("events", "list", sid)
+        self.assertIn("tool.approval_requested", [e["type"] for e in ev["data"]])
+
     def test_chat_end_of_input_at_the_question_denies(self):
         sid = self.tool_session([self.ASK_CALC])
         p = self.run_cli("chat", sid, input='#tool calculate {"operation":"add","a":2,"b":3}\n',

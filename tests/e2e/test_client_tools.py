@@ -15,7 +15,7 @@ import sys
 import time
 import unittest
 
-from evr import api, psql, new_org, wait_until, ctl, pg_restart, stack_pid, start_runner
+from evr import api, at_once, psql, new_org, wait_until, ctl, pg_restart, stack_pid, start_runner
 from test_drivers import Fake, fake_providers
 
 LOCATE = {"type": "client_side", "name": "get_location",
@@ -254,6 +254,97 @@ class ClientTools(unittest.TestCase):
         r = results(self.key, sid, [{"tool_call_id": call, "result": 1}])
         self.assertEqual((r.status, r.json["code"]), (409, "not_waiting"))
 
+    def test_answers_cancel_and_expiry_racing(self):
+        # the answer routes, cancel and the wait's expiry, at once on one
+        # waiting turn: each takes the session's row first, so every run
+        # ends in one consistent state (no 500, no deadlock, one result
+        # per call at most, the session idle at the end)
+        import threading
+        seed = int(os.environ.get("EVR_SEED", random.randrange(1 << 30)))
+        print("seed: EVR_SEED=%d" % seed, file=sys.stderr)
+        rnd = random.Random(seed)
+        for round_ in range(6):
+            sid = self.session()
+            m = send(self.key, sid, "#tool get_location {}")
+            call = requested(self.wait_for_request(sid))[0]["id"]
+            tid = m["turn_id"][4:]
+            acts = ["answer"] * rnd.randint(1, 4) + rnd.sample(["cancel", "expire", "answer"], 2)
+            rnd.shuffle(acts)
+            out = [None] * len(acts)
+
+            def run(i, what):
+                if what == "answer":
+                    r = results(self.key, sid, [{"tool_call_id": call, "result": i}])
+                    out[i] = (what, r.status, (r.json or {}).get("code"))
+                elif what == "cancel":
+                    r = api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+                    out[i] = (what, r.status, None)
+                else:
+                    psql("UPDATE turns SET wait_until = now() - interval '1 second' "
+                         "WHERE id = $1::uuid AND state = 'waiting'", tid)
+                    psql("SELECT evr_expire_waits()")
+                    out[i] = (what, 200, None)
+            threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(acts)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            self.assertTrue(all(out), (round_, acts, out))
+            for what, st, code in out:
+                self.assertIn((what, st), {("answer", 200), ("answer", 409), ("cancel", 200),
+                                           ("expire", 200)}, (round_, acts, out))
+                if what == "answer" and st == 409:
+                    self.assertIn(code, ("already_answered", "not_waiting"), out)
+            self.assertLessEqual(len([o for o in out if o[:2] == ("answer", 200)]), 1, out)
+            evs = wait_event(self.key, sid, "session.idled", timeout=20)
+            wait_until(lambda: status(self.key, sid) == "idle", what="idle")
+            evs = events(self.key, sid)
+            types = [e["type"] for e in evs]
+            done = [e for e in evs if e["type"] == "tool.completed" and
+                    e["data"]["tool_call_id"] == call]
+            self.assertLessEqual(len(done), 1, (acts, out))
+            self.assertEqual(len([t for t in types if t == "session.idled"]), 1, (acts, out, types))
+            row = psql("SELECT state FROM turns WHERE id = $1::uuid", tid)[0][0]
+            self.assertIn(row, ("completed", "failed", "cancelled"), (acts, out))
+
+    def test_expiry_waits_for_no_lock(self):
+        # evr_expire_waits runs in a runner's event loop: a session held
+        # by another transaction is skipped (taken on a later poll), not
+        # waited for; the other expired waits and the runner's other
+        # turns go on meanwhile
+        import threading
+        s1, s2 = self.session(), self.session()
+        t1 = send(self.key, s1, "#tool get_location {}")["turn_id"][4:]
+        t2 = send(self.key, s2, "#tool get_location {}")["turn_id"][4:]
+        self.wait_for_request(s1)
+        self.wait_for_request(s2)
+        held = threading.Event()
+        hold_s = at_once(8)
+
+        def hold():
+            held.set()
+            psql("DO $$BEGIN PERFORM 1 FROM sessions WHERE id = '%s'::uuid FOR UPDATE; "
+                 "PERFORM pg_sleep(%g); END$$" % (s2[4:], hold_s))
+        th = threading.Thread(target=hold)
+        th.start()
+        held.wait()
+        time.sleep(0.5)
+        # s2's wait ends first: a loop in deadline order meets its lock first
+        psql("UPDATE turns SET wait_until = now() - interval '2 seconds' WHERE id = $1::uuid", t2)
+        psql("UPDATE turns SET wait_until = now() - interval '1 second' WHERE id = $1::uuid", t1)
+        t0 = time.time()
+        s3 = self.session(tools=())
+        send(self.key, s3, "hello")
+        wait_event(self.key, s3, "session.idled", timeout=15)
+        wait_event(self.key, s1, "session.idled", timeout=15)
+        took = time.time() - t0
+        self.assertEqual(status(self.key, s2), "waitingfortoolresults")
+        th.join(hold_s + 10)
+        self.assertLess(took, hold_s * 0.75, "s1's expiry and s3's turn waited for s2's lock")
+        evs = wait_event(self.key, s2, "session.idled", timeout=at_once(15))
+        self.assertEqual([e["data"]["error_code"] for e in evs if e["type"] == "turn.failed"],
+                         ["tool_wait_timeout"])
+
     def test_tools_validation(self):
         bad = [
             ([{"type": "client_side", "name": "bad name", "description": "d",
@@ -305,6 +396,38 @@ class ClientTools(unittest.TestCase):
                 {"tools": [{"type": "builtin", "name": "write_file", "policy": "requires_approval"}]},
                 key=admin)
         self.assertEqual((r.status, r.json["tools"][0]["policy"]), (200, "requires_approval"), r.text)
+
+    def test_tool_sizes_are_bounded(self):
+        # parameters and hints go to the model with every request: at most
+        # tool_schema_max_bytes (64 KiB) each as JSON; a description at most
+        # tool_description_max_bytes (4 KiB); answers and reasons too
+        props = lambda n: {"type": "object", "properties": {
+            "p%d" % i: {"type": "string", "description": "x" * 90} for i in range(n)}}
+        fits, big = props(450), props(550)
+        self.assertLess(len(json.dumps(fits, separators=(",", ":"))), 65536)
+        self.assertGreater(len(json.dumps(big, separators=(",", ":"))), 65536)
+        tool = lambda **kw: dict({"type": "client_side", "name": "sized", "description": "d",
+                                  "parameters": {"type": "object"}}, **kw)
+        for t, field in ((tool(parameters=big), "tools[0].parameters"),
+                         (tool(hints={"h": big}), "tools[0].hints"),
+                         (tool(description="d" * 4097), "tools[0].description")):
+            for method, path in (("POST", "/api/v1/sessions"), ("POST", "/api/v1/agents")):
+                body = {"tools": [t]}
+                body.update({"agent_id": self.agent} if path.endswith("sessions") else
+                            {"name": "sized-" + os.urandom(4).hex()})
+                r = api(method, path, body, key=self.key)
+                self.assertEqual(r.status, 400, (field, r.text[:200]))
+                self.assertIn(field.split(".")[-1] if "description" in field else field, r.json["error"])
+        r = api("POST", "/api/v1/sessions", {"agent_id": self.agent, "tools": [
+            tool(parameters=fits, description="d" * 4096)]}, key=self.key)
+        self.assertEqual(r.status, 201, r.text[:200])
+        sid = r.json["id"]
+        r = results(self.key, sid, [{"tool_call_id": "c%d" % i, "result": 1} for i in range(1001)])
+        self.assertEqual(r.status, 400, r.text)
+        self.assertIn("at most 1000", r.json["error"])
+        r = approvals(self.key, sid, [{"tool_call_id": "c", "approved": False, "reason": "r" * 4097}])
+        self.assertEqual(r.status, 400, r.text)
+        self.assertIn("reason", r.json["error"])
 
     def test_generated_result_payloads_all_let_the_turn_end(self):
         seed = int(os.environ.get("EVR_SEED", random.randrange(1 << 30)))
@@ -429,6 +552,55 @@ class ClientToolsFakeProvider(unittest.TestCase):
                 self.assertEqual([m["tool_call_id"] for m in tools], ["call_loc", "call_sum"])
                 self.assertIn("Kyiv", tools[0]["content"])
 
+    def test_a_json_result_reaches_the_model_as_its_json_text(self):
+        # the model reads the client's JSON as JSON text: "/" is not "\/"
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name,
+                             {"tool_calls": [{"id": "call_url", "name": "get_location", "arguments": "{}"}]},
+                             {"text": "ok", "chunks": 1})
+            send(self.key, sid, "where am I?")
+            wait_event(self.key, sid, "tool.call_requested")
+            wait_until(lambda: status(self.key, sid) == "waitingfortoolresults", what="waiting")
+            value = {"map": "https://maps.example/kyiv?z=3", "city": "Kyiv \u00e9"}
+            r = results(self.key, sid, [{"tool_call_id": "call_url", "result": value}])
+            self.assertEqual(r.status, 200, r.text)
+            evs = wait_event(self.key, sid, "session.idled")
+            done = [e for e in evs if e["type"] == "tool.completed"][0]["data"]
+            self.assertEqual(json.loads(done["result"][0]["text"]), value)
+            self.assertNotIn("\\/", done["result"][0]["text"])
+            msgs = self.fake.requests(name)[1]["body"]["messages"]
+            if kind == "anthropic":
+                seen = [b["content"] for m in msgs if isinstance(m["content"], list)
+                        for b in m["content"] if b.get("type") == "tool_result"]
+                seen = seen[0] if isinstance(seen[0], str) else seen[0][0]["text"]
+            else:
+                seen = [m["content"] for m in msgs if m["role"] == "tool"][0]
+            self.assertEqual(json.loads(seen), value, kind)
+            self.assertIn("https://maps.example/kyiv", seen, kind)
+
+    def test_calls_of_one_response_are_bounded(self):
+        # llm_max_tool_calls (256): a model's 300 calls of a client-side
+        # tool fail the turn instead of making a wait of 300 questions
+        for kind in ("openai_completions", "anthropic"):
+            name, sid = self.session(kind)
+            self.fake.script(name, {"tool_calls": [
+                {"id": "call_%d" % i, "name": "get_location", "arguments": "{}"} for i in range(300)]})
+            send(self.key, sid, "where am I, 300 times?")
+            evs = wait_event(self.key, sid, "session.idled")
+            failed = [e["data"] for e in evs if e["type"] == "turn.failed"]
+            self.assertEqual([f["error_code"] for f in failed], ["output_too_large"], kind)
+            self.assertIn("llm_max_tool_calls", failed[0]["error"], kind)
+            self.assertNotIn("tool.call_requested", [e["type"] for e in evs], kind)
+            # 256 are fine
+            self.fake.script(name, {"tool_calls": [
+                {"id": "c_%d" % i, "name": "get_location", "arguments": "{}"} for i in range(256)]})
+            since = evs[-1]["sequence"]
+            send(self.key, sid, "where am I, 256 times?")
+            evs = wait_event(self.key, sid, "tool.call_requested", since)
+            self.assertEqual(len(requested(evs)), 256, kind)
+            api("POST", "/api/v1/sessions/%s/cancel" % sid, key=self.key)
+
     def test_cancel_while_waiting_the_provider_never_sees_an_unanswered_call(self):
         for kind in ("openai_completions", "anthropic"):
             name, sid = self.session(kind)
@@ -519,6 +691,36 @@ class WaitDurability(unittest.TestCase):
         r = api("POST", "/api/v1/sessions", {"agent_id": self.agent, "tools": [LOCATE]}, key=self.key)
         self.assertEqual(r.status, 201, r.text)
         return r.json["id"]
+
+    def test_a_resumed_turn_gets_no_runner_timeout_s_from_its_resume(self):
+        # a turn queued again by an answer has waited (here an hour): with
+        # no runner alive for a moment (a restart), it is given
+        # no_runner_timeout_s (180 s) from its resume, as a new turn is
+        # from its start, not failed at once for its age
+        sid = self.session()
+        m = send(self.key, sid, "#tool get_location {}")
+        wait_event(self.key, sid, "tool.call_requested")
+        wait_until(lambda: status(self.key, sid) == "waitingfortoolresults", what="waiting")
+        call = requested(events(self.key, sid))[0]["id"]
+        self.kill_runner()
+        try:
+            psql("UPDATE turns SET created_at = created_at - interval '1 hour' WHERE id = $1::uuid",
+                 m["turn_id"][4:])
+            psql("UPDATE runners SET seen_at = now() - interval '1 hour'")
+            r = results(self.key, sid, [{"tool_call_id": call, "result": "Kyiv"}])
+            self.assertEqual((r.status, r.json["status"]), (200, "active"), r.text)
+            # GET /sessions/{id} and /health fail what no runner took in time
+            # (each API process at most once a second: ask for 2.5 s)
+            end = time.time() + 2.5
+            while time.time() < end:
+                api("GET", "/health", key=None)
+                self.assertEqual(status(self.key, sid), "active")
+                time.sleep(0.2)
+            self.assertNotIn("turn.failed", [e["type"] for e in events(self.key, sid)])
+        finally:
+            ctl("start")  # a killed runner's zombie keeps restore() from it
+        evs = wait_event(self.key, sid, "session.idled", timeout=at_once(20))
+        self.assertEqual(evs[-2]["type"], "turn.completed", evs[-2])
 
     def test_runner_killed_and_postgres_restarted_while_waiting(self):
         sid = self.session()

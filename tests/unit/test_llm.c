@@ -1118,6 +1118,12 @@ START_TEST(output_limits)
 	l.tool_args = 64;
 	ck_assert_str_eq(too_large(LLM_OPENAI, oa_tools, &l, &log), "-");
 	l = big;
+	l.tool_calls = 2; /* oa_tools has three */
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_tools, &l, &log),
+			 "llm_max_tool_calls");
+	l.tool_calls = 3;
+	ck_assert_str_eq(too_large(LLM_OPENAI, oa_tools, &l, &log), "-");
+	l = big;
 	l.thinking = 4;
 	ck_assert_str_eq(too_large(LLM_ANTHROPIC, an_full, &l, &log),
 			 "llm_max_thinking_kb");

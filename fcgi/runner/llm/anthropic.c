@@ -471,6 +471,8 @@ static int block_start(struct llm_parser *p, struct an_state *st,
 		free(p->signature);
 		p->signature = NULL;
 	} else if (!strcmp(type, "tool_use")) {
+		if (llm_count_tool_call(p))
+			return -1;
 		b->type = AN_TOOL;
 		if (!jx_gets(cb, "id") || !jx_gets(cb, "name"))
 			return llm_parser_fail(p, "tool_use block without id "

@@ -121,6 +121,7 @@ struct llm_limits llm_limits_config(void)
 	l.text = (size_t)config_int("llm_max_text_kb") * 1024;
 	l.thinking = (size_t)config_int("llm_max_thinking_kb") * 1024;
 	l.tool_args = (size_t)config_int("llm_max_tool_args_kb") * 1024;
+	l.tool_calls = (size_t)config_int("llm_max_tool_calls");
 	return l;
 }
 
@@ -151,6 +152,19 @@ static int count(struct llm_parser *p, size_t *count, size_t n, size_t max,
 	return llm_parser_fail(p, "the model's %s exceeded %s (%zu %s)", what,
 			       key, max / (mib ? 1024 * 1024 : 1024),
 			       mib ? "MiB" : "KiB");
+}
+
+int llm_count_tool_call(struct llm_parser *p)
+{
+	if (p->too_large)
+		return -1;
+	if (++p->tool_calls <= p->lim.tool_calls)
+		return 0;
+	p->too_large = "llm_max_tool_calls";
+	return llm_parser_fail(p,
+			       "the model's tool calls exceeded "
+			       "llm_max_tool_calls (%zu)",
+			       p->lim.tool_calls);
 }
 
 int llm_count_tool_args(struct llm_parser *p, size_t n)

@@ -89,10 +89,11 @@ struct llm_parser *llm_parser_new(enum llm_kind kind,
  * the config key. */
 struct llm_limits {
 	size_t response, text, thinking, tool_args;
+	size_t tool_calls; /* calls of one response (a count) */
 };
 /* llm_max_response_mb (default 16, 1..1024), llm_max_text_kb (2048),
  * llm_max_thinking_kb (2048), llm_max_tool_args_kb (4096); the KiB ones
- * take 1..65536. */
+ * take 1..65536; llm_max_tool_calls (256, 1..4096). */
 struct llm_limits llm_limits_config(void);
 void llm_parser_set_limits(struct llm_parser *p, const struct llm_limits *l);
 /* The config key of the limit the response went past, or NULL. */

@@ -28,12 +28,17 @@ struct llm_parser {
 	sse_event_fn event; /* the driver's */
 	struct llm_limits lim;
 	size_t got, text, thinking, tool_args; /* bytes so far */
+	size_t tool_calls;                     /* calls so far */
 	const char *too_large; /* the limit's config key, once past it */
 };
 
 /* Count n more bytes of tool-call arguments: 0, or -1 once past the
  * limit (the parser failed, llm_parser_too_large() says which). */
 int llm_count_tool_args(struct llm_parser *p, size_t n);
+/* Count one more tool call (llm_max_tool_calls): every call of a
+ * response becomes a tool card, and those the client or a person must
+ * answer, one question each of one wait. 0, or -1 past the limit. */
+int llm_count_tool_call(struct llm_parser *p);
 
 /* Record the failure message (first one wins) and return -1. */
 int llm_parser_fail(struct llm_parser *p, const char *fmt, ...)

@@ -20,8 +20,9 @@
 #include "llm_int.h"
 
 /* A bound on the calls of one response, so a hostile stream cannot make
- * the parser allocate without limit. */
-#define OA_MAX_CALLS 256
+ * the parser allocate without limit (llm_max_tool_calls, at most this,
+ * is the one that counts). */
+#define OA_MAX_CALLS 4096
 
 /* --- request -------------------------------------------------------- */
 
@@ -412,6 +413,8 @@ static int tool_delta(struct llm_parser *p, struct oa_state *st,
 		if (st->n == OA_MAX_CALLS)
 			return llm_parser_fail(p, "more than %d tool calls",
 					       OA_MAX_CALLS);
+		if (llm_count_tool_call(p))
+			return -1;
 		c = new_call(st, index);
 	}
 	if (id && *id && !c->id)
