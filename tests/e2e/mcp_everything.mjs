@@ -3,6 +3,11 @@
 // 127.0.0.1 only (the package listens on every interface): PORT from the
 // environment, endpoint /mcp.
 import http from "node:http";
+import { webcrypto } from "node:crypto";
+
+// Debian 12's Node.js is 18, which has no global `crypto` (19 and later
+// do); the MCP SDK calls crypto.randomUUID() for its session ids.
+if (!globalThis.crypto) globalThis.crypto = webcrypto;
 
 const listen = http.Server.prototype.listen;
 http.Server.prototype.listen = function (port, ...rest) {
