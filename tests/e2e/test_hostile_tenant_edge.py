@@ -302,9 +302,12 @@ class BodyAfterKey(EdgeCase):
                   % (path.replace(sid, "{id}"), r.status, secs, sent / 2**20, size / 2**20), end="")
             self.assert_json_error(r, 401, "unauthorized")
             self.assertEqual(r.headers.get("www-authenticate"), ["Bearer"], r)
-            # what was sent before the answer fits in the socket buffers:
-            # nobody read the body
-            self.assertLess(sent, size // 3, path)
+            # the answer came before the whole body was sent: nobody read
+            # it (a server that reads it first answers only after the last
+            # byte). How much went out by then is the sockets' buffers,
+            # which the kernel grows on loopback (11 MiB of 30 seen on a
+            # fresh root): not a bound to test.
+            self.assertLess(sent, size, path)
         # over the image limit: 413 before anything is read
         r = []
         self.bad_key_upload("/api/v1/images", "multipart/form-data; boundary=x", 30 * mb, r)
