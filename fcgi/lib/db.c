@@ -337,6 +337,128 @@ void db_rollback(struct db *db)
 	db->in_tx = 0;
 }
 
+static void put_be32(struct buf *b, uint32_t v)
+{
+	unsigned char c[4] = {(unsigned char)(v >> 24),
+			      (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+			      (unsigned char)v};
+	buf_add(b, c, 4);
+}
+
+/* array_recv's header: dimensions, has-null flag (recomputed by the
+ * server), element type, then each dimension's length and lower bound;
+ * the length is patched in by db_barray_end. */
+void db_barray_begin(struct db_barray *a, unsigned oid)
+{
+	buf_init(&a->b, 256);
+	a->n = 0;
+	put_be32(&a->b, 1);
+	put_be32(&a->b, 0);
+	put_be32(&a->b, oid);
+	put_be32(&a->b, 0);
+	put_be32(&a->b, 1);
+}
+
+void db_barray_add(struct db_barray *a, const void *data, size_t len)
+{
+	a->n++;
+	if (!data) {
+		put_be32(&a->b, 0xFFFFFFFFu); /* -1: NULL */
+		return;
+	}
+	put_be32(&a->b, (uint32_t)len);
+	buf_add(&a->b, data, len);
+}
+
+void db_barray_int4(struct db_barray *a, long v)
+{
+	put_be32(&a->b, 4);
+	put_be32(&a->b, (uint32_t)v);
+	a->n++;
+}
+
+void db_barray_int8(struct db_barray *a, long long v)
+{
+	put_be32(&a->b, 8);
+	put_be32(&a->b, (uint32_t)((unsigned long long)v >> 32));
+	put_be32(&a->b, (uint32_t)v);
+	a->n++;
+}
+
+void db_barray_text(struct db_barray *a, const char *s)
+{
+	db_barray_add(a, s, s ? strlen(s) : 0);
+}
+
+void db_barray_jsonb(struct db_barray *a, const char *json)
+{
+	size_t n;
+	if (!json) {
+		db_barray_add(a, NULL, 0);
+		return;
+	}
+	n = strlen(json);
+	a->n++;
+	put_be32(&a->b, (uint32_t)(n + 1));
+	buf_addch(&a->b, 1); /* jsonb's binary format: version 1, then text */
+	buf_add(&a->b, json, n);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int db_barray_uuid(struct db_barray *a, const char *hex)
+{
+	unsigned char u[16];
+	int i = 0, hi, lo;
+	if (!hex || !*hex) {
+		db_barray_add(a, NULL, 0);
+		return 0;
+	}
+	while (i < 16) {
+		if (*hex == '-') {
+			hex++;
+			continue;
+		}
+		hi = hexval(hex[0]);
+		lo = hi < 0 ? -1 : hexval(hex[1]);
+		if (lo < 0) {
+			db_barray_add(a, NULL, 0);
+			return -1;
+		}
+		u[i++] = (unsigned char)(hi << 4 | lo);
+		hex += 2;
+	}
+	if (*hex) {
+		db_barray_add(a, NULL, 0);
+		return -1;
+	}
+	db_barray_add(a, u, 16);
+	return 0;
+}
+
+void db_barray_end(struct db_barray *a)
+{
+	unsigned char *p = (unsigned char *)a->b.data + 12;
+	p[0] = (unsigned char)(a->n >> 24);
+	p[1] = (unsigned char)(a->n >> 16);
+	p[2] = (unsigned char)(a->n >> 8);
+	p[3] = (unsigned char)a->n;
+}
+
+void db_barray_release(struct db_barray *a)
+{
+	buf_release(&a->b);
+}
+
 int db_is(const struct db *db, const char *sqlstate)
 {
 	return strcmp(db->sqlstate, sqlstate) == 0;

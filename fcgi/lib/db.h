@@ -83,6 +83,37 @@ int db_exec_nosync(struct db *db, const char *sql, int nparams,
 void db_array_add(struct buf *b, const char *s);
 void db_array_end(struct buf *b);
 
+/* Binary one-dimensional arrays, for array parameters sent in format 1:
+ * no escaping on our side, and PostgreSQL reads the elements without
+ * parsing text (a uuid is its 16 bytes, an integer its big-endian bytes;
+ * text and jsonb are still their UTF-8 text, which PostgreSQL checks).
+ * db_barray_begin() starts one of element type `oid` (the parameter's
+ * declared element type: PostgreSQL refuses any other), db_barray_end()
+ * writes the element count; the parameter is a->b.data, length a->b.len. */
+struct db_barray {
+	struct buf b;
+	unsigned n;
+};
+#define DB_OID_INT4 23u
+#define DB_OID_INT8 20u
+#define DB_OID_TEXT 25u
+#define DB_OID_UUID 2950u
+#define DB_OID_JSONB 3802u
+void db_barray_begin(struct db_barray *a, unsigned oid);
+/* An element's binary form, or SQL NULL when data is NULL. */
+void db_barray_add(struct db_barray *a, const void *data, size_t len);
+void db_barray_int4(struct db_barray *a, long v);
+void db_barray_int8(struct db_barray *a, long long v);
+/* A C string (NULL: SQL NULL), as text or, for jsonb, its JSON text. */
+void db_barray_text(struct db_barray *a, const char *s);
+void db_barray_jsonb(struct db_barray *a, const char *json);
+/* A uuid from 32 hex digits (dashes skipped); NULL or "" is SQL NULL.
+ * -1 if it is not a uuid (then SQL NULL is added, so the arrays keep
+ * their alignment). */
+int db_barray_uuid(struct db_barray *a, const char *hex);
+void db_barray_end(struct db_barray *a);
+void db_barray_release(struct db_barray *a);
+
 /* True if db->sqlstate equals the given SQLSTATE. */
 int db_is(const struct db *db, const char *sqlstate);
 #define DB_UNIQUE_VIOLATION "23505"

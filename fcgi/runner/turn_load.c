@@ -10,6 +10,7 @@
 #include "ids.h"
 #include "json.h"
 #include "mcp.h"
+#include "tools/tools.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +52,12 @@ static void merge_capabilities(struct turn *t, struct buf *prompt)
 		const struct catalog_cap *cap =
 			catalog_find(json_object_get_string(
 				json_object_array_get_idx(order, i)));
-		struct json_object *defs = json_tokener_parse(cap->tools_json);
-		for (j = 0; defs && j < json_object_array_length(defs); j++)
+		struct json_object *defs = tools_catalog_list(cap);
+		for (j = 0; j < json_object_array_length(defs); j++)
 			json_object_array_add(
 				t->tools,
 				json_object_get(
 					json_object_array_get_idx(defs, j)));
-		json_object_put(defs);
 		if (cap->system_prompt && *cap->system_prompt) {
 			if (prompt->len)
 				buf_adds(prompt, "\n\n");

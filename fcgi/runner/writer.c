@@ -19,19 +19,22 @@
  */
 #include "runner.h"
 #include "config.h"
+#include "crypto.h"
 #include "log.h"
 
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DELTA_MAX_ESCAPED 6000 /* JSON-escaped bytes per evd chunk */
 
 static const char write_sql[] =
 	"SELECT idx, seq, fenced FROM evr_write_events($1::uuid[], "
 	"$2::int[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[], "
-	"$7::bigint[], $8::bigint[], $9::text[], $10::text[])";
+	"$7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::uuid[])";
+#define WRITE_NPARAMS 11
 
 struct pev {
 	struct turn *t;
@@ -367,13 +370,48 @@ static void take_batch(int i)
 	queue.n = keep;
 }
 
+/* The parameters of evr_write_events, as binary arrays (db_barray): no
+ * escaping here, no text parsing of ids and numbers in PostgreSQL. */
+static const unsigned write_oids[WRITE_NPARAMS] = {
+	DB_OID_UUID,  DB_OID_INT4, DB_OID_UUID, DB_OID_TEXT,
+	DB_OID_JSONB, DB_OID_UUID, DB_OID_INT8, DB_OID_INT8,
+	DB_OID_TEXT,  DB_OID_TEXT, DB_OID_UUID};
+
+/* The events' ids: UUIDv7 (RFC 9562) of the wall clock's millisecond and
+ * 74 random bits, drawn for the whole batch at once (in the database, a
+ * column default per row, it was 2.3 us of each event's write). */
+static void add_ids(struct db_barray *a, size_t n)
+{
+	struct timespec ts;
+	unsigned long long ms;
+	unsigned char *r = xmalloc(n * 10), u[16];
+	size_t k;
+	int j;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (unsigned long long)ts.tv_sec * 1000u +
+	     (unsigned long long)ts.tv_nsec / 1000000u;
+	crypto_random(r, n * 10);
+	for (k = 0; k < n; k++) {
+		const unsigned char *x = r + k * 10;
+		for (j = 0; j < 6; j++)
+			u[j] = (unsigned char)(ms >> (40 - 8 * j));
+		u[6] = (unsigned char)(0x70 | (x[0] & 0x0F));
+		u[7] = x[1];
+		u[8] = (unsigned char)(0x80 | (x[2] & 0x3F));
+		memcpy(u + 9, x + 3, 7);
+		db_barray_add(a, u, 16);
+	}
+	free(r);
+}
+
 static int flush_one(struct runner *r, int i)
 {
 	struct flight *f = &fl[i];
 	struct db *db = conn_of(r, i);
-	struct buf a[10];
-	const char *p[10];
-	char num[32];
+	struct db_barray a[WRITE_NPARAMS];
+	const char *p[WRITE_NPARAMS];
+	int len[WRITE_NPARAMS], fmt[WRITE_NPARAMS];
 	size_t k;
 	int j, ret = 0;
 
@@ -381,7 +419,7 @@ static int flush_one(struct runner *r, int i)
 		return -1;
 	if (f->prepared_gen != db->generation) {
 		PGresult *pr = PQprepare(db->conn, "write_events", write_sql,
-					 10, NULL);
+					 WRITE_NPARAMS, NULL);
 		int ok = PQresultStatus(pr) == PGRES_COMMAND_OK;
 		PQclear(pr);
 		if (!ok)
@@ -393,39 +431,39 @@ static int flush_one(struct runner *r, int i)
 		stalled = queue.n > 0;
 		return 0;
 	}
-	for (j = 0; j < 10; j++)
-		buf_init(&a[j], 0);
+	for (j = 0; j < WRITE_NPARAMS; j++)
+		db_barray_begin(&a[j], write_oids[j]);
 	for (k = 0; k < f->evs.n; k++) {
 		struct pev *e = &f->evs.v[k];
-		db_array_add(&a[0], e->t->id);
-		snprintf(num, sizeof(num), "%d", e->t->attempt);
-		db_array_add(&a[1], num);
-		db_array_add(&a[2], e->t->session);
-		db_array_add(&a[3], e->type);
-		db_array_add(&a[4], e->data);
-		db_array_add(&a[5],
-			     e->t->input_msg[0] ? e->t->input_msg : NULL);
-		snprintf(num, sizeof(num), "%ld", e->uin);
-		db_array_add(&a[6], num);
-		snprintf(num, sizeof(num), "%ld", e->uout);
-		db_array_add(&a[7], num);
-		db_array_add(&a[8], e->kind == EV_CANCEL ? "cancel" : NULL);
-		db_array_add(&a[9], e->final);
+		/* the ids are the database's own, read back as hex */
+		db_barray_uuid(&a[0], e->t->id);
+		db_barray_int4(&a[1], e->t->attempt);
+		db_barray_uuid(&a[2], e->t->session);
+		db_barray_text(&a[3], e->type);
+		db_barray_jsonb(&a[4], e->data);
+		db_barray_uuid(&a[5], e->t->input_msg);
+		db_barray_int8(&a[6], e->uin);
+		db_barray_int8(&a[7], e->uout);
+		db_barray_text(&a[8], e->kind == EV_CANCEL ? "cancel" : NULL);
+		db_barray_text(&a[9], e->final);
 	}
-	for (j = 0; j < 10; j++) {
-		db_array_end(&a[j]);
-		p[j] = a[j].data;
+	add_ids(&a[10], f->evs.n);
+	for (j = 0; j < WRITE_NPARAMS; j++) {
+		db_barray_end(&a[j]);
+		p[j] = a[j].b.data;
+		len[j] = (int)a[j].b.len;
+		fmt[j] = 1;
 	}
 	f->busy = 1;
 	f->started = now_ms();
-	if (!PQsendQueryPrepared(db->conn, "write_events", 10, p, NULL, NULL,
-				 0)) {
+	if (!PQsendQueryPrepared(db->conn, "write_events", WRITE_NPARAMS, p,
+				 len, fmt, 0)) {
 		log_error("event write: %s", PQerrorMessage(db->conn));
 		land(f, 1);
 		ret = -1;
 	}
-	for (j = 0; j < 10; j++)
-		buf_release(&a[j]);
+	for (j = 0; j < WRITE_NPARAMS; j++)
+		db_barray_release(&a[j]);
 	return ret;
 }
 

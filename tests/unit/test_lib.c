@@ -753,6 +753,49 @@ START_TEST(db_array_literals)
 }
 END_TEST
 
+/* Binary arrays: array_recv's header (1 dimension, flags, element type,
+ * length, lower bound 1), then each element as length and bytes, -1 for
+ * NULL; uuids from hex with or without dashes, a bad one as NULL */
+START_TEST(db_barray_layout)
+{
+	static const unsigned char want[] = {
+		0,    0,    0,    1,    0,    0,    0,    0,    0,    0,
+		0x0b, 0x86, 0,    0,    0,    4,    0,    0,    0,    1,
+		0,    0,    0,    16,   0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+		0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+		0,    0,    0,    16,   0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+		0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	struct db_barray a;
+	db_barray_begin(&a, DB_OID_UUID);
+	ck_assert_int_eq(db_barray_uuid(&a, "0123456789abcdef0123456789ABCDEF"),
+			 0);
+	ck_assert_int_eq(
+		db_barray_uuid(&a, "01234567-89ab-cdef-0123-456789abcdef"), 0);
+	ck_assert_int_eq(db_barray_uuid(&a, NULL), 0);
+	ck_assert_int_eq(db_barray_uuid(&a, "0123456789abcdef0123456789abcdeg"),
+			 -1);
+	db_barray_end(&a);
+	ck_assert_uint_eq(a.b.len, sizeof(want));
+	ck_assert_int_eq(memcmp(a.b.data, want, sizeof(want)), 0);
+	db_barray_release(&a);
+
+	db_barray_begin(&a, DB_OID_JSONB);
+	db_barray_jsonb(&a, "{}");
+	db_barray_int8(&a,
+		       -2); /* any element type: the bytes are the caller's */
+	db_barray_end(&a);
+	ck_assert_uint_eq(a.b.len, 20 + 4 + 3 + 4 + 8);
+	ck_assert_int_eq(memcmp(a.b.data + 20, "\0\0\0\3\1{}", 7), 0);
+	ck_assert_int_eq(memcmp(a.b.data + 27,
+				"\0\0\0\10\377\377\377\377\377\377\377\376",
+				12),
+			 0);
+	ck_assert_int_eq((unsigned char)a.b.data[15], 2);
+	db_barray_release(&a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lib");
@@ -779,6 +822,7 @@ int main(void)
 	tcase_add_test(tc, strmap_put_get_del);
 	tcase_add_test(tc, rx_is_bounded_and_takes_ere);
 	tcase_add_test(tc, db_array_literals);
+	tcase_add_test(tc, db_barray_layout);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

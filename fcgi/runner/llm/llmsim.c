@@ -34,7 +34,9 @@ struct sim_req {
 	struct buf line;   /* keeps `error` alive */
 	struct sim_tool *tools;
 	size_t ntools;
-	char *bad; /* a directive that cannot be obeyed */
+	char *bad;    /* a directive that cannot be obeyed */
+	int answered; /* tool results follow: no call is made, so the
+			 #tool arguments are not parsed again */
 };
 
 static void add_step(struct llmsim_plan *pl, enum llmsim_kind kind,
@@ -148,6 +150,8 @@ static int directive(struct sim_req *q, const char *l, size_t n)
 		while (*arg == ' ')
 			arg++;
 		t->args = xstrdup(*arg ? arg : "{}");
+		if (q->answered)
+			return 0;
 		o = jx_parse(t->args, strlen(t->args), &e);
 		if (!json_object_is_type(o, json_type_object) && !q->bad) {
 			struct buf b = BUF_INIT;
@@ -305,6 +309,11 @@ int llmsim_plan(const struct llm_request *r, struct llmsim_plan *out)
 			last = i;
 			break;
 		}
+	}
+	for (i = last + 1; i < n && !q.answered; i++) {
+		const char *role =
+			jx_gets(json_object_array_get_idx(msgs, i), "role");
+		q.answered = role && !strcmp(role, "tool");
 	}
 	parse_user(&q, user.data);
 

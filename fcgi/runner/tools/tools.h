@@ -73,6 +73,12 @@ enum tool_status web_fetch_done(struct web_fetch *f, CURLcode rc,
 				struct buf *result, struct buf *error);
 void web_fetch_free(struct web_fetch *f);
 
+/* cap's tool definitions (cap from catalog_all()/catalog_find()), parsed
+ * once for the process: borrowed and read-only (take references with
+ * json_object_get, never change them). */
+struct catalog_cap;
+struct json_object *tools_catalog_list(const struct catalog_cap *cap);
+
 /* Which capability provides tool `name` ("current_time" for
  * "get_current_time"), or NULL. */
 const char *tools_capability_of(const char *name);
