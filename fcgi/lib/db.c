@@ -2,6 +2,7 @@
 #include "db.h"
 #include "buf.h"
 #include "config.h"
+#include "crypto.h"
 #include "log.h"
 
 #include <poll.h>
@@ -350,7 +351,7 @@ static void put_be32(struct buf *b, uint32_t v)
  * the length is patched in by db_barray_end. */
 void db_barray_begin(struct db_barray *a, unsigned oid)
 {
-	buf_init(&a->b, 256);
+	buf_reset(&a->b);
 	a->n = 0;
 	put_be32(&a->b, 1);
 	put_be32(&a->b, 0);
@@ -404,40 +405,14 @@ void db_barray_jsonb(struct db_barray *a, const char *json)
 	buf_add(&a->b, json, n);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int db_barray_uuid(struct db_barray *a, const char *hex)
 {
 	unsigned char u[16];
-	int i = 0, hi, lo;
 	if (!hex || !*hex) {
 		db_barray_add(a, NULL, 0);
 		return 0;
 	}
-	while (i < 16) {
-		if (*hex == '-') {
-			hex++;
-			continue;
-		}
-		hi = hexval(hex[0]);
-		lo = hi < 0 ? -1 : hexval(hex[1]);
-		if (lo < 0) {
-			db_barray_add(a, NULL, 0);
-			return -1;
-		}
-		u[i++] = (unsigned char)(hi << 4 | lo);
-		hex += 2;
-	}
-	if (*hex) {
+	if (strlen(hex) != 32 || crypto_unhex(hex, u, 16) != 0) {
 		db_barray_add(a, NULL, 0);
 		return -1;
 	}

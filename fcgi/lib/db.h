@@ -88,8 +88,10 @@ void db_array_end(struct buf *b);
  * parsing text (a uuid is its 16 bytes, an integer its big-endian bytes;
  * text and jsonb are still their UTF-8 text, which PostgreSQL checks).
  * db_barray_begin() starts one of element type `oid` (the parameter's
- * declared element type: PostgreSQL refuses any other), db_barray_end()
- * writes the element count; the parameter is a->b.data, length a->b.len. */
+ * declared element type: PostgreSQL refuses any other) in a zeroed
+ * struct, or one used before (its allocation is kept, so a caller that
+ * builds arrays again and again can keep them), db_barray_end() writes
+ * the element count; the parameter is a->b.data, length a->b.len. */
 struct db_barray {
 	struct buf b;
 	unsigned n;
@@ -107,7 +109,7 @@ void db_barray_int8(struct db_barray *a, long long v);
 /* A C string (NULL: SQL NULL), as text or, for jsonb, its JSON text. */
 void db_barray_text(struct db_barray *a, const char *s);
 void db_barray_jsonb(struct db_barray *a, const char *json);
-/* A uuid from 32 hex digits (dashes skipped); NULL or "" is SQL NULL.
+/* A uuid from its 32 hex digits; NULL or "" is SQL NULL.
  * -1 if it is not a uuid (then SQL NULL is added, so the arrays keep
  * their alignment). */
 int db_barray_uuid(struct db_barray *a, const char *hex);

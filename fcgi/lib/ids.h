@@ -18,6 +18,9 @@
 int ids_parse(const char *s, const char *prefix, char hex[IDS_HEX_LEN + 1]);
 /* Does s start with "<prefix>_"? Used to tell ids from names. */
 int ids_has_prefix(const char *s, const char *prefix);
+/* n new UUIDv7s (16 bytes each, into u) of the current millisecond and
+ * 74 random bits each, from one draw of the CSPRNG. */
+void ids_uuid7(unsigned char *u, size_t n);
 /* A new UUIDv7 id with the prefix, into out (at least IDS_MAX_LEN). */
 void ids_new(const char *prefix, char *out, size_t outlen);
 /* The id of a uuid's 16 bytes (its binary form), into out (at least
