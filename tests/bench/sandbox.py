@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evr import api  # noqa: E402
+from evr import api, tool_output  # noqa: E402
 import figures  # noqa: E402
 
 N = int(os.environ.get("BENCH_SANDBOX_CALLS", "30"))
@@ -61,7 +61,7 @@ def one_turn(sid, since, deadline=60):
         evs = api("GET", "/api/v1/sessions/%s/events?since_sequence=%d" % (sid, since)).json["data"]
         if any(e["type"] == "session.idled" for e in evs):
             done = [e["data"] for e in evs if e["type"] == "tool.completed"]
-            assert done and done[0]["success"] and done[0]["result"]["exit_code"] == 0, done
+            assert done and done[0]["success"] and tool_output(done[0])["exit_code"] == 0, done
             return done[0]["duration_ms"], evs[-1]["sequence"]
         time.sleep(0.005)
     raise SystemExit("bench sandbox: a turn did not end in %d s" % deadline)
