@@ -120,6 +120,20 @@ void buf_addch(struct buf *b, char c)
 	b->data[b->len] = '\0';
 }
 
+void buf_add_be16(struct buf *b, unsigned v)
+{
+	unsigned char p[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+	buf_add(b, p, 2);
+}
+
+void buf_add_be32(struct buf *b, unsigned long v)
+{
+	unsigned char p[4] = {(unsigned char)(v >> 24),
+			      (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+			      (unsigned char)v};
+	buf_add(b, p, 4);
+}
+
 void buf_vaddf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;

@@ -42,6 +42,10 @@ void buf_addch(struct buf *b, char c);
 void buf_addf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_vaddf(struct buf *b, const char *fmt, va_list ap);
+/* Append v as 2 or 4 bytes, most significant first (network order, as
+ * PostgreSQL's binary formats want them). */
+void buf_add_be16(struct buf *b, unsigned v);
+void buf_add_be32(struct buf *b, unsigned long v);
 /* Append s as a JSON string literal, quotes included. */
 void buf_add_json_str(struct buf *b, const char *s, size_t len);
 

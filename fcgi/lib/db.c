@@ -338,14 +338,6 @@ void db_rollback(struct db *db)
 	db->in_tx = 0;
 }
 
-static void put_be32(struct buf *b, uint32_t v)
-{
-	unsigned char c[4] = {(unsigned char)(v >> 24),
-			      (unsigned char)(v >> 16), (unsigned char)(v >> 8),
-			      (unsigned char)v};
-	buf_add(b, c, 4);
-}
-
 /* array_recv's header: dimensions, has-null flag (recomputed by the
  * server), element type, then each dimension's length and lower bound;
  * the length is patched in by db_barray_end. */
@@ -353,36 +345,36 @@ void db_barray_begin(struct db_barray *a, unsigned oid)
 {
 	buf_reset(&a->b);
 	a->n = 0;
-	put_be32(&a->b, 1);
-	put_be32(&a->b, 0);
-	put_be32(&a->b, oid);
-	put_be32(&a->b, 0);
-	put_be32(&a->b, 1);
+	buf_add_be32(&a->b, 1);
+	buf_add_be32(&a->b, 0);
+	buf_add_be32(&a->b, oid);
+	buf_add_be32(&a->b, 0);
+	buf_add_be32(&a->b, 1);
 }
 
 void db_barray_add(struct db_barray *a, const void *data, size_t len)
 {
 	a->n++;
 	if (!data) {
-		put_be32(&a->b, 0xFFFFFFFFu); /* -1: NULL */
+		buf_add_be32(&a->b, 0xFFFFFFFFu); /* -1: NULL */
 		return;
 	}
-	put_be32(&a->b, (uint32_t)len);
+	buf_add_be32(&a->b, (uint32_t)len);
 	buf_add(&a->b, data, len);
 }
 
 void db_barray_int4(struct db_barray *a, long v)
 {
-	put_be32(&a->b, 4);
-	put_be32(&a->b, (uint32_t)v);
+	buf_add_be32(&a->b, 4);
+	buf_add_be32(&a->b, (uint32_t)v);
 	a->n++;
 }
 
 void db_barray_int8(struct db_barray *a, long long v)
 {
-	put_be32(&a->b, 8);
-	put_be32(&a->b, (uint32_t)((unsigned long long)v >> 32));
-	put_be32(&a->b, (uint32_t)v);
+	buf_add_be32(&a->b, 8);
+	buf_add_be32(&a->b, (uint32_t)((unsigned long long)v >> 32));
+	buf_add_be32(&a->b, (uint32_t)v);
 	a->n++;
 }
 
@@ -400,7 +392,7 @@ void db_barray_jsonb(struct db_barray *a, const char *json)
 	}
 	n = strlen(json);
 	a->n++;
-	put_be32(&a->b, (uint32_t)(n + 1));
+	buf_add_be32(&a->b, (uint32_t)(n + 1));
 	buf_addch(&a->b, 1); /* jsonb's binary format: version 1, then text */
 	buf_add(&a->b, json, n);
 }

@@ -31,25 +31,10 @@
 #define FS_STREAM_PIECE 65536
 #define FS_STREAM_SNDBUF (4 << 20)
 
-static void put16(struct buf *b, int16_t v)
-{
-	unsigned char p[2] = {(unsigned char)((uint16_t)v >> 8),
-			      (unsigned char)v};
-	buf_add(b, p, 2);
-}
-
-static void put32(struct buf *b, uint32_t v)
-{
-	unsigned char p[4] = {(unsigned char)(v >> 24),
-			      (unsigned char)(v >> 16), (unsigned char)(v >> 8),
-			      (unsigned char)v};
-	buf_add(b, p, 4);
-}
-
 static void put_text(struct buf *b, const char *s)
 {
 	size_t n = strlen(s);
-	put32(b, (uint32_t)n);
+	buf_add_be32(b, (uint32_t)n);
 	buf_add(b, s, n);
 }
 
@@ -102,13 +87,13 @@ enum fs_status fs_write_stream(const struct fs_ctx *c, const char *path,
 	snprintf(capf, sizeof(capf), "%lld", fs_cap_file());
 	snprintf(capt, sizeof(capt), "%lld", fs_cap_total());
 	buf_add(&b, "PGCOPY\n\377\r\n\0", 11);
-	put32(&b, 0); /* flags */
-	put32(&b, 0); /* header extension */
-	put16(&b, 10);
+	buf_add_be32(&b, 0); /* flags */
+	buf_add_be32(&b, 0); /* header extension */
+	buf_add_be16(&b, 10);
 	put_text(&b, c->session);
 	put_text(&b, c->org);
 	put_text(&b, path);
-	put32(&b, (uint32_t)len);
+	buf_add_be32(&b, (uint32_t)len);
 	ok = send_buf(conn, &b);
 	while (ok && got < len) {
 		size_t want =
@@ -126,7 +111,7 @@ enum fs_status fs_write_stream(const struct fs_ctx *c, const char *path,
 		put_text(&b, c->emit ? "false" : "true");
 		put_text(&b, c->source);
 		put_text(&b, quota);
-		put16(&b, -1); /* trailer */
+		buf_add_be16(&b, 0xFFFFu); /* trailer: -1 */
 		ok = send_buf(conn, &b);
 	}
 	buf_release(&b);

@@ -41,6 +41,11 @@ START_TEST(buf_grows_and_formats)
 	ck_assert_uint_eq(len, strlen(s));
 	free(s);
 	ck_assert_uint_eq(b.len, 0);
+	buf_add_be16(&b, 0xFFFFu);
+	buf_add_be16(&b, 0x0102u);
+	buf_add_be32(&b, 0x0A0B0C0Dul);
+	ck_assert_uint_eq(b.len, 8);
+	ck_assert_int_eq(memcmp(b.data, "\377\377\1\2\n\v\f\r", 8), 0);
 	buf_release(&b);
 }
 END_TEST
